@@ -1,0 +1,9 @@
+"""HTTP routes under /api (Starlette), mounted in front of Reflex by api_transformer."""
+
+from starlette.applications import Starlette
+
+from proctor_app.api import clock
+
+
+def build_api() -> Starlette:
+    return Starlette(routes=[*clock.routes])

@@ -1,0 +1,106 @@
+"""Login, logout and session lookup. Plain Python: used by Reflex states and HTTP routes alike."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from proctor_app.auth.passwords import verify_password
+from proctor_app.auth.tokens import new_token, token_hash
+from proctor_app.db import session_scope
+from proctor_app.models import LoginSession, User, utcnow
+
+SESSION_LIFETIME = timedelta(hours=12)
+IDLE_TIMEOUT = timedelta(hours=2)
+# Wrong passwords per account before a lock-out, and how long the lock lasts.
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=5)
+SESSION_COOKIE = "proctor_session"
+
+
+class LoginError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: int
+    email: str
+    name: str
+    role: str
+
+
+def _as_current(user: User) -> CurrentUser:
+    return CurrentUser(id=user.id, email=user.email, name=user.name, role=user.role)
+
+
+def login(email: str, password: str, now: datetime | None = None) -> tuple[str, CurrentUser]:
+    """Check the password and open a new session; returns (token, user) or raises LoginError."""
+    now = now or utcnow()
+    with session_scope() as db:
+        user = db.exec(select(User).where(User.email == email.strip().lower())).first()
+        if user is None:
+            raise LoginError("Wrong email or password.")
+        if user.locked_until and user.locked_until > now:
+            wait = int((user.locked_until - now).total_seconds() // 60) + 1
+            raise LoginError(f"Too many wrong passwords. Try again in {wait} minute(s).")
+        if not verify_password(password, user.password_hash):
+            user.failed_logins += 1
+            if user.failed_logins >= MAX_FAILED_LOGINS:
+                user.locked_until = now + LOCKOUT
+                user.failed_logins = 0
+            db.add(user)
+            db.commit()
+            raise LoginError("Wrong email or password.")
+        if not user.active:
+            raise LoginError("This account is deactivated.")
+        user.failed_logins = 0
+        user.locked_until = None
+        db.add(user)
+        token = new_token()
+        db.add(LoginSession(user_id=user.id, token_hash=token_hash(token), created_at=now,
+                            last_seen_at=now, expires_at=now + SESSION_LIFETIME))
+        return token, _as_current(user)
+
+
+def logout(token: str) -> None:
+    if not token:
+        return
+    with session_scope() as db:
+        row = db.exec(select(LoginSession).where(LoginSession.token_hash == token_hash(token))).first()
+        if row and row.revoked_at is None:
+            row.revoked_at = utcnow()
+            db.add(row)
+
+
+def user_for_token(token: str | None, db: Session | None = None, now: datetime | None = None) -> CurrentUser | None:
+    """The active user behind a session token, or None when missing, expired, idle or revoked."""
+    if not token:
+        return None
+    if db is None:
+        with session_scope() as own:
+            return user_for_token(token, own, now)
+    now = now or utcnow()
+    row = db.exec(select(LoginSession).where(LoginSession.token_hash == token_hash(token))).first()
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        return None
+    if now - row.last_seen_at > IDLE_TIMEOUT:
+        return None
+    user = db.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    # Only touch the row once a minute, so page loads do not each write.
+    if now - row.last_seen_at > timedelta(minutes=1):
+        row.last_seen_at = now
+        db.add(row)
+        db.commit()
+    return _as_current(user)
+
+
+def revoke_user_sessions(db: Session, user_id: int) -> None:
+    """Used on deactivation and password reset."""
+    now = utcnow()
+    for row in db.exec(select(LoginSession).where(LoginSession.user_id == user_id,
+                                                   LoginSession.revoked_at.is_(None))):
+        row.revoked_at = now
+        db.add(row)

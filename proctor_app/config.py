@@ -1,0 +1,50 @@
+"""Runtime configuration, read from environment variables.
+
+Embedded defaults (SQLite + a local storage folder) make the app run with nothing else;
+production points PROCTOR_DATABASE_URL at PostgreSQL and REFLEX_REDIS_URL at Redis.
+"""
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    database_url: str
+    storage_dir: Path
+    secret_key: str
+    port: int
+    redis_url: str | None
+
+
+def _persisted_secret(data_dir: Path) -> str:
+    """A secret generated once and kept in the data folder, so sessions survive restarts."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret)
+    return secret
+
+
+def load_config() -> Config:
+    data_dir = Path(os.environ.get("PROCTOR_DATA_DIR", PROJECT_ROOT / "data")).resolve()
+    return Config(
+        data_dir=data_dir,
+        database_url=os.environ.get("PROCTOR_DATABASE_URL", f"sqlite:///{data_dir / 'proctor.db'}"),
+        storage_dir=Path(os.environ.get("PROCTOR_STORAGE_DIR", data_dir / "storage")).resolve(),
+        secret_key=os.environ.get("PROCTOR_SECRET_KEY") or _persisted_secret(data_dir),
+        port=int(os.environ.get("PROCTOR_PORT", "8000")),
+        redis_url=os.environ.get("REFLEX_REDIS_URL") or None,
+    )
+
+
+config = load_config()

@@ -1,0 +1,34 @@
+"""The database schema. Every table is defined here; Alembic migrations create them."""
+
+from proctor_app.models.accounts import LoginSession, Role, User
+from proctor_app.models.audit import AuditLog, Setting
+from proctor_app.models.exams import (
+    Answer,
+    Attempt,
+    AttemptStatus,
+    Exam,
+    ExamAssignment,
+    ProctoringEvent,
+    Question,
+    QuestionKind,
+    ReviewStatus,
+    Severity,
+)
+from proctor_app.models.jobs import Job, JobStatus
+from proctor_app.models.recording import (
+    Chunk,
+    Recording,
+    RecordingStatus,
+    Segment,
+    Snapshot,
+    StreamKind,
+    UploadToken,
+)
+from proctor_app.models.base import utcnow
+
+__all__ = [
+    "Answer", "Attempt", "AttemptStatus", "AuditLog", "Chunk", "Exam", "ExamAssignment", "Job",
+    "JobStatus", "LoginSession", "ProctoringEvent", "Question", "QuestionKind", "Recording",
+    "RecordingStatus", "ReviewStatus", "Role", "Segment", "Setting", "Severity", "Snapshot",
+    "StreamKind", "UploadToken", "User", "utcnow",
+]

@@ -1,0 +1,40 @@
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+from proctor_app.models.base import utcnow
+
+
+class Role(StrEnum):
+    candidate = "candidate"
+    proctor = "proctor"
+    supervisor = "supervisor"
+    admin = "admin"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True, max_length=320)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=20, index=True)
+    password_hash: str
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    # Rate limiting of wrong passwords, per account.
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+
+
+class LoginSession(SQLModel, table=True):
+    """A server-side login session; the browser holds the token, the database only its hash."""
+
+    __tablename__ = "login_sessions"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None

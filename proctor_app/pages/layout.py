@@ -1,0 +1,40 @@
+"""The frame around every signed-in page: a top bar with the user's areas and a logout button."""
+
+import reflex as rx
+
+from proctor_app.state.auth import AuthState
+from proctor_app.state.login import LoginState
+
+NAV_BY_ROLE = {
+    "candidate": [("My exams", "/candidate")],
+    "proctor": [("Live", "/proctor"), ("Attempts", "/attempts")],
+    "supervisor": [("Attempts", "/attempts"), ("Live", "/proctor")],
+    "admin": [("Users", "/admin/users"), ("Exams", "/admin/exams"), ("Attempts", "/attempts"),
+              ("Live", "/proctor"), ("Settings", "/admin/settings")],
+}
+
+
+def _nav_links() -> rx.Component:
+    return rx.match(
+        AuthState.user_role,
+        *[(role, rx.hstack(*[rx.link(label, href=href) for label, href in links], spacing="4"))
+          for role, links in NAV_BY_ROLE.items()],
+        rx.fragment(),
+    )
+
+
+def page_frame(*children, title: str) -> rx.Component:
+    return rx.box(
+        rx.hstack(
+            rx.heading("Proctor", size="5"),
+            _nav_links(),
+            rx.spacer(),
+            rx.text(AuthState.user_name, " (", AuthState.user_role, ")", id="signed-in-as"),
+            rx.button("Log out", on_click=LoginState.logout, variant="soft", id="logout"),
+            align="center", padding="0.75em 1.5em", border_bottom="1px solid var(--gray-5)",
+            width="100%", spacing="5",
+        ),
+        rx.box(rx.heading(title, size="6", margin_bottom="0.75em"), *children,
+               padding="1.5em", max_width="1200px", margin="0 auto"),
+        width="100%",
+    )

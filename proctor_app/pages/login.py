@@ -1,0 +1,49 @@
+import reflex as rx
+
+from proctor_app.auth.roles import HOME_BY_ROLE
+from proctor_app.state.auth import AuthState
+from proctor_app.state.login import LoginState
+
+
+def login_page() -> rx.Component:
+    return rx.center(
+        rx.card(
+            rx.form(
+                rx.vstack(
+                    rx.heading("Sign in", size="6"),
+                    rx.input(name="email", placeholder="Email", type="email", required=True,
+                             id="email", width="100%"),
+                    rx.input(name="password", placeholder="Password", type="password",
+                             required=True, id="password", width="100%"),
+                    rx.cond(LoginState.error != "",
+                            rx.callout(LoginState.error, color_scheme="red", id="login-error")),
+                    rx.button("Sign in", type="submit", id="login-submit", width="100%"),
+                    spacing="3", width="20em",
+                ),
+                on_submit=LoginState.submit,
+            ),
+        ),
+        min_height="80vh",
+    )
+
+
+def forbidden_page() -> rx.Component:
+    return rx.center(
+        rx.vstack(
+            rx.heading("Not allowed", size="6", id="forbidden"),
+            rx.text("Your account does not have access to that page."),
+            rx.link("Go to your start page", href=AuthState.home_url),
+            align="center",
+        ),
+        min_height="60vh",
+    )
+
+
+class IndexState(AuthState):
+    def on_load(self):
+        user = self._signed_in_user()
+        return rx.redirect(HOME_BY_ROLE[user.role] if user else "/login")
+
+
+def index_page() -> rx.Component:
+    return rx.center(rx.spinner(), min_height="60vh")

@@ -1,0 +1,39 @@
+"""Work the server does at start-up and in the background while it runs."""
+
+import asyncio
+import logging
+import os
+from contextlib import asynccontextmanager
+
+from proctor_app.config import config
+from proctor_app.db import migrate, session_scope
+from proctor_app.services.attempts import close_overdue_attempts
+
+log = logging.getLogger("proctor_app")
+SWEEP_INTERVAL_S = 5
+
+
+async def _sweep_overdue_attempts() -> None:
+    while True:
+        try:
+            with session_scope() as db:
+                close_overdue_attempts(db)
+        except Exception:  # keep sweeping; one bad pass must not end the loop
+            log.exception("closing overdue attempts failed")
+        await asyncio.sleep(SWEEP_INTERVAL_S)
+
+
+@asynccontextmanager
+async def lifespan():
+    await asyncio.to_thread(migrate)
+    if os.environ.get("PROCTOR_DEMO") == "1":
+        from proctor_app.demo import describe_demo, seed_demo
+
+        with session_scope() as db:
+            seed_demo(db)
+        print(describe_demo(f"http://localhost:{config.port}/"), flush=True)
+    sweeper = asyncio.create_task(_sweep_overdue_attempts())
+    try:
+        yield
+    finally:
+        sweeper.cancel()

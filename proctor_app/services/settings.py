@@ -1,0 +1,109 @@
+"""Admin settings: defaults, validation and storage. Every change is written to the audit log."""
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sqlmodel import Session, select
+
+from proctor_app.models import AuditLog, Setting, utcnow
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    default: Any
+    label: str
+    check: Callable[[Any], str | None]
+
+
+def _int_range(lo: int, hi: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be a whole number"
+        if not lo <= value <= hi:
+            return f"must be between {lo} and {hi}"
+        return None
+    return check
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be on or off"
+
+
+def _time_of_day(value: Any) -> str | None:
+    if not isinstance(value, str) or len(value) != 5 or value[2] != ":":
+        return "must be a time like 03:30"
+    hh, mm = value[:2], value[3:]
+    if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+        return "must be a time like 03:30"
+    return None
+
+
+SPECS: dict[str, SettingSpec] = {
+    "retention_days": SettingSpec(30, "Retention (days)", _int_range(1, 3650)),
+    "retention_run_at": SettingSpec("03:30", "Daily retention run (UTC)", _time_of_day),
+    "live_video_enabled": SettingSpec(True, "Live video", _boolean),
+    "recording_enabled": SettingSpec(True, "Recording", _boolean),
+    "screen_recording_enabled": SettingSpec(True, "Screen recording", _boolean),
+    "recording_required_default": SettingSpec(True, "Recording required by default", _boolean),
+    "chunk_interval_s": SettingSpec(3, "Chunk interval (seconds)", _int_range(1, 30)),
+    "camera_bitrate_kbps": SettingSpec(600, "Camera bitrate (kbit/s)", _int_range(100, 8000)),
+    "screen_bitrate_kbps": SettingSpec(800, "Screen bitrate (kbit/s)", _int_range(100, 8000)),
+    "snapshot_interval_s": SettingSpec(60, "Snapshot interval (seconds)", _int_range(5, 3600)),
+    "max_chunk_mb": SettingSpec(20, "Largest chunk accepted (MB)", _int_range(1, 500)),
+    "processing_concurrency": SettingSpec(1, "Processing jobs at once", _int_range(1, 16)),
+    "keep_raw_chunks": SettingSpec(False, "Keep raw chunks after processing", _boolean),
+    "live_offline_after_s": SettingSpec(20, "Offline after (seconds without a publisher)", _int_range(3, 600)),
+}
+
+
+class SettingsError(ValueError):
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{SPECS[k].label} {v}" if k in SPECS else f"{k}: {v}"
+                                   for k, v in errors.items()))
+        self.errors = errors
+
+
+def get_settings(db: Session) -> dict[str, Any]:
+    values = {key: spec.default for key, spec in SPECS.items()}
+    for row in db.exec(select(Setting)):
+        if row.key in SPECS:
+            values[row.key] = row.value
+    return values
+
+
+def get_setting(db: Session, key: str) -> Any:
+    row = db.get(Setting, key)
+    return SPECS[key].default if row is None else row.value
+
+
+def validate(changes: dict[str, Any]) -> dict[str, str]:
+    errors = {}
+    for key, value in changes.items():
+        spec = SPECS.get(key)
+        if spec is None:
+            errors[key] = "is not a setting"
+            continue
+        problem = spec.check(value)
+        if problem:
+            errors[key] = problem
+    return errors
+
+
+def update_settings(db: Session, changes: dict[str, Any], user_id: int | None) -> dict[str, Any]:
+    """Validate all changes first, then save them together; raises SettingsError on any bad value."""
+    errors = validate(changes)
+    if errors:
+        raise SettingsError(errors)
+    current = get_settings(db)
+    for key, value in changes.items():
+        if current[key] == value:
+            continue
+        row = db.get(Setting, key) or Setting(key=key, value=value)
+        row.value = value
+        row.updated_at = utcnow()
+        row.updated_by = user_id
+        db.add(row)
+        db.add(AuditLog(user_id=user_id, action="setting_changed", target=key,
+                        data={"old": current[key], "new": value}))
+    db.flush()
+    return get_settings(db)

@@ -1,0 +1,63 @@
+"""The signed-in user, shared by every page state, and the guard every handler goes through."""
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+
+import reflex as rx
+
+from proctor_app.auth.roles import HOME_BY_ROLE
+from proctor_app.auth.sessions import SESSION_COOKIE, CurrentUser, user_for_token
+
+
+class AuthState(rx.State):
+    session_token: str = rx.Cookie("", name=SESSION_COOKIE, path="/", same_site="strict",
+                                   max_age=12 * 3600)
+    user_name: str = ""
+    user_role: str = ""
+    _user: CurrentUser | None = None
+
+    def _signed_in_user(self) -> CurrentUser | None:
+        user = user_for_token(self.session_token)
+        self.user_name = user.name if user else ""
+        self.user_role = user.role if user else ""
+        return user
+
+    @rx.var
+    def home_url(self) -> str:
+        return HOME_BY_ROLE.get(self.user_role, "/login")
+
+
+def _denied(user: CurrentUser | None, path: str):
+    if user is None:
+        return rx.redirect(f"/login?next={path}")
+    return rx.redirect("/forbidden")
+
+
+def requires(roles: Iterable[str]) -> Callable:
+    """Run the handler only for a signed-in user with one of `roles`; others are redirected.
+
+    The handler finds the user in `self._user` for the length of the call.
+    """
+    allowed = frozenset(roles)
+
+    def wrap(handler):
+        def authorize(self):
+            user = self._signed_in_user()
+            if user is None or user.role not in allowed:
+                return _denied(user, self.router.url.path)
+            self._user = user
+            return None
+
+        if inspect.iscoroutinefunction(handler):
+            @functools.wraps(handler)
+            async def guarded_async(self, *args, **kwargs):
+                return authorize(self) or await handler(self, *args, **kwargs)
+            return guarded_async
+
+        @functools.wraps(handler)
+        def guarded(self, *args, **kwargs):
+            return authorize(self) or handler(self, *args, **kwargs)
+        return guarded
+
+    return wrap

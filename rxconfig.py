@@ -1,0 +1,17 @@
+import os
+
+import reflex as rx
+from reflex.plugins.sitemap import SitemapPlugin
+
+port = int(os.environ.get("PROCTOR_PORT", "8000"))
+
+config = rx.Config(
+    app_name="proctor_app",
+    frontend_port=port,
+    backend_port=port,
+    telemetry_enabled=False,
+    show_built_with_reflex=False,
+    redis_url=os.environ.get("REFLEX_REDIS_URL") or None,
+    plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo"))],
+    disable_plugins=[SitemapPlugin],
+)

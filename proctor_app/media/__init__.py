@@ -1,0 +1,1 @@
+"""Media handling in plain Python (no Reflex): storage, ingest, processing, relay, retention."""

@@ -4,6 +4,7 @@ All paths kept in the database are relative to the storage folder, and generated
 """
 
 import os
+import secrets
 from datetime import datetime
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def write_durably(relative: str, data: bytes) -> Path:
     """Temp file in the target folder, fsync, rename over the target, fsync the folder."""
     path = absolute(relative)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
         with os.fdopen(fd, "wb") as f:

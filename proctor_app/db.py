@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
@@ -45,12 +45,26 @@ def session_scope() -> Iterator[Session]:
             raise
 
 
+# Several app processes start at once with Redis; on PostgreSQL they take turns migrating.
+MIGRATION_LOCK_KEY = 7_411_001
+
+
 def migrate(url: str | None = None) -> None:
     """Upgrade the schema to the newest Alembic revision."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
+    url = url or config.database_url
     cfg = AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
-    cfg.set_main_option("sqlalchemy.url", url or config.database_url)
-    command.upgrade(cfg, "head")
+    # ConfigParser treats % as interpolation; URLs may carry %-escapes.
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if not url.startswith("postgresql"):
+        command.upgrade(cfg, "head")
+        return
+    with engine_for(url).connect() as lock_conn:
+        lock_conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        try:
+            command.upgrade(cfg, "head")
+        finally:
+            lock_conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})

@@ -52,19 +52,22 @@ def wait_for_http(url: str, timeout: float, proc: subprocess.Popen | None = None
 class AppServer:
     """The real app (`reflex run --env prod --single-port`) as a child process; restartable."""
 
-    def __init__(self, port: int, log_path: Path):
+    def __init__(self, port: int, workdir: Path, extra_env: dict[str, str] | None = None):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
+        self.workdir = workdir
+        self.log_path = workdir / "server.log"
+        self.extra_env = extra_env or {}
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 240) -> None:
         # A frontend build folder of this test session's own, so parallel sessions never collide.
         env = dict(os.environ, PROCTOR_PORT=str(self.port), REFLEX_USE_SYSTEM_BUN="1",
-                   REFLEX_WEB_WORKDIR=str(_session_dir / "web"),
-                   REFLEX_STATES_WORKDIR=str(_session_dir / "states"),
+                   REFLEX_WEB_WORKDIR=str(self.workdir / "web"),
+                   REFLEX_STATES_WORKDIR=str(self.workdir / "states"),
                    REFLEX_TELEMETRY_ENABLED="false",
-                   PATH=f"{ROOT / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}")
+                   PATH=f"{ROOT / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+                   **self.extra_env)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port"],
                                      cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -92,7 +95,7 @@ def app_server():
     migrate()
     with session_scope() as db:
         seed_demo(db)
-    server = AppServer(free_port(), _session_dir / "server.log")
+    server = AppServer(free_port(), _session_dir)
     try:
         server.start()
     except Exception:

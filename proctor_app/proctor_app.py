@@ -1,8 +1,22 @@
 import reflex as rx
 
 from proctor_app.api import build_api
+from proctor_app.pages.admin_exams import admin_exam_edit_page, admin_exams_page
+from proctor_app.pages.admin_users import admin_users_page
+from proctor_app.pages.attempt_video import attempt_video_page
+from proctor_app.pages.attempts_list import attempts_list_page
+from proctor_app.pages.candidate_home import candidate_home_page
 from proctor_app.pages.login import IndexState, forbidden_page, index_page, login_page
+from proctor_app.pages.proctor_grid import proctor_grid_page
+from proctor_app.pages.take_exam import take_exam_page
+from proctor_app.state.admin_exams import AdminExamEditState, AdminExamListState
+from proctor_app.state.admin_users import AdminUsersState
+from proctor_app.state.attempt_video import AttemptVideoState
+from proctor_app.state.attempts_list import AttemptsListState
+from proctor_app.state.candidate_home import CandidateHomeState
 from proctor_app.state.login import LoginState
+from proctor_app.state.proctor_grid import ProctorGridState
+from proctor_app.state.take_exam import TakeExamState
 from proctor_app.server import lifespan
 
 app = rx.App(api_transformer=build_api())
@@ -11,3 +25,16 @@ app.register_lifespan_task(lifespan)
 app.add_page(index_page, route="/", on_load=IndexState.on_load, title="Proctor")
 app.add_page(login_page, route="/login", on_load=LoginState.on_load, title="Sign in")
 app.add_page(forbidden_page, route="/forbidden", title="Not allowed")
+app.add_page(admin_users_page, route="/admin/users", on_load=AdminUsersState.on_load, title="Users")
+app.add_page(admin_exams_page, route="/admin/exams", on_load=AdminExamListState.on_load, title="Exams")
+app.add_page(admin_exam_edit_page, route="/admin/exams/[exam_id]", on_load=AdminExamEditState.on_load,
+             title="Exam")
+app.add_page(candidate_home_page, route="/candidate", on_load=CandidateHomeState.on_load,
+             title="My exams")
+app.add_page(take_exam_page, route="/candidate/exams/[exam_id]", on_load=TakeExamState.on_load,
+             title="Exam")
+app.add_page(attempts_list_page, route="/attempts", on_load=AttemptsListState.on_load, title="Attempts")
+app.add_page(attempt_video_page, route="/attempts/[attempt_id]/video", on_load=AttemptVideoState.on_load,
+             title="Attempt video")
+app.add_page(proctor_grid_page, route="/proctor", on_load=ProctorGridState.on_load,
+             title="Live proctoring")

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 from proctor_app.config import config
 from proctor_app.db import migrate, session_scope
+from proctor_app.media.jobs import Worker
+from proctor_app.media.relay import relay
 from proctor_app.services.attempts import close_overdue_attempts
 
 log = logging.getLogger("proctor_app")
@@ -33,7 +35,12 @@ async def lifespan():
             seed_demo(db)
         print(describe_demo(f"http://localhost:{config.port}/"), flush=True)
     sweeper = asyncio.create_task(_sweep_overdue_attempts())
+    # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again.
+    job_worker = asyncio.create_task(Worker().run())
     try:
         yield
     finally:
         sweeper.cancel()
+        job_worker.cancel()
+        await asyncio.gather(job_worker, return_exceptions=True)
+        await relay.close()

@@ -91,10 +91,15 @@ class AppServer:
 
 
 @pytest.fixture(scope="session")
-def app_server():
+def demo_db():
+    """The session's database, migrated and seeded with the demo data; no server needed."""
     migrate()
     with session_scope() as db:
         seed_demo(db)
+
+
+@pytest.fixture(scope="session")
+def app_server(demo_db):
     server = AppServer(free_port(), _session_dir)
     try:
         server.start()

@@ -56,12 +56,14 @@ def upgrade() -> None:
     sa.Column('started_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('deadline_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('ended_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-    sa.Column('clock_offset_ms', sa.Integer(), nullable=True),
+    sa.Column('clock_offset_ms', sa.BigInteger(), nullable=True),
     sa.Column('review_status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('review_notes', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('reviewed_by', sa.Integer(), nullable=True),
     sa.Column('reviewed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('legal_hold', sa.Boolean(), nullable=False),
+    sa.Column('media_expired_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('media_deleted_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['candidate_id'], ['users.id'], ),
     sa.ForeignKeyConstraint(['exam_id'], ['exams.id'], ),
     sa.ForeignKeyConstraint(['reviewed_by'], ['users.id'], ),
@@ -184,8 +186,10 @@ def upgrade() -> None:
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
     sa.Column('severity', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('client_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
     sa.ForeignKeyConstraint(['attempt_id'], ['attempts.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('attempt_id', 'client_id')
     )
     with op.batch_alter_table('proctoring_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_proctoring_events_attempt_id'), ['attempt_id'], unique=False)
@@ -214,6 +218,7 @@ def upgrade() -> None:
     sa.Column('progress', sa.Float(), nullable=False),
     sa.Column('raw_deleted_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('expired_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('expired_reason', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.ForeignKeyConstraint(['attempt_id'], ['attempts.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('attempt_id', 'stream')

@@ -2,8 +2,8 @@
 
 from starlette.applications import Starlette
 
-from proctor_app.api import clock
+from proctor_app.api import clock, ingest, live, media
 
 
 def build_api() -> Starlette:
-    return Starlette(routes=[*clock.routes])
+    return Starlette(routes=[*clock.routes, *ingest.routes, *media.routes, *live.routes])

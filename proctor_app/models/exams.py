@@ -1,7 +1,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import BigInteger, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from proctor_app.models.base import json_column, utcnow
@@ -79,13 +79,18 @@ class Attempt(SQLModel, table=True):
     started_at: datetime | None = None
     deadline_at: datetime | None = None
     ended_at: datetime | None = None
-    # server clock minus client clock, measured when the attempt starts.
-    clock_offset_ms: int | None = None
+    # server clock minus client clock, measured when the attempt starts; a clock set to the wrong
+    # year is off by more than 32 bits of ms.
+    clock_offset_ms: int | None = Field(default=None, sa_type=BigInteger)
     review_status: str = Field(default=ReviewStatus.not_reviewed, max_length=20)
     review_notes: str = ""
     reviewed_by: int | None = Field(default=None, foreign_key="users.id")
     reviewed_at: datetime | None = None
     legal_hold: bool = False
+    # Retention: when it decided to delete the attempt's media, and when the files were all gone.
+    # Set and not yet gone = a deletion that was interrupted; the next run completes it.
+    media_expired_at: datetime | None = None
+    media_deleted_at: datetime | None = None
 
 
 class Answer(SQLModel, table=True):
@@ -100,6 +105,8 @@ class Answer(SQLModel, table=True):
 
 class ProctoringEvent(SQLModel, table=True):
     __tablename__ = "proctoring_events"
+    # A browser's event batch sent again (its answer was lost) is stored once.
+    __table_args__ = (UniqueConstraint("attempt_id", "client_id"),)
     id: int | None = Field(default=None, primary_key=True)
     attempt_id: int = Field(foreign_key="attempts.id", index=True)
     server_time: datetime = Field(default_factory=utcnow, index=True)
@@ -107,3 +114,5 @@ class ProctoringEvent(SQLModel, table=True):
     kind: str = Field(max_length=60)
     severity: str = Field(default=Severity.info, max_length=20)
     data: dict = Field(default_factory=dict, sa_column=json_column())
+    # The id the browser gave the event; None for events the server records itself.
+    client_id: str | None = Field(default=None, max_length=40)

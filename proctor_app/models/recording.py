@@ -62,7 +62,9 @@ class Recording(SQLModel, table=True):
     gaps: list = Field(default_factory=list, sa_column=json_column())
     progress: float = 0.0
     raw_deleted_at: datetime | None = None
+    # Set by retention (status "expired"): when and why the media was deleted, for the attempt page.
     expired_at: datetime | None = None
+    expired_reason: str = ""
 
 
 class Segment(SQLModel, table=True):

@@ -1,5 +1,7 @@
 """Admin settings: defaults, validation and storage. Every change is written to the audit log."""
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -87,6 +89,23 @@ def validate(changes: dict[str, Any]) -> dict[str, str]:
         if problem:
             errors[key] = problem
     return errors
+
+
+def from_form(form: Mapping[str, Any]) -> dict[str, Any]:
+    """Every setting's value from a submitted form, typed like its default: a switch is on when
+    submitted as on/true; text that is not a whole number stays text, for validation to report."""
+    values: dict[str, Any] = {}
+    for key, spec in SPECS.items():
+        raw = form.get(key)
+        if isinstance(spec.default, bool):
+            values[key] = raw is True or str(raw).strip().lower() in ("on", "true")
+            continue
+        entered = "" if raw is None else str(raw).strip()
+        if isinstance(spec.default, int):
+            values[key] = int(entered) if re.fullmatch(r"[+-]?\d{1,100}", entered) else entered
+        else:
+            values[key] = entered
+    return values
 
 
 def update_settings(db: Session, changes: dict[str, Any], user_id: int | None) -> dict[str, Any]:

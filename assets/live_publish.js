@@ -1,0 +1,223 @@
+// Publishes the candidate's camera (full and low resolution) and screen to the server over
+// WebRTC, in the WHIP shape (RFC 9725): POST an SDP offer with the attempt's upload token, get
+// 201 + Location + the answer, DELETE the Location to end.
+//
+// The server (aiortc) has no ICE restart, so every recovery is a new peer connection: after a
+// failure, a lost network, or a new camera, with backoff. Live video is independent of the
+// recording: nothing here touches the recorder, and a failure here only retries.
+
+const LOW_RESOLUTION = { width: { max: 320 }, height: { max: 240 }, frameRate: { max: 15 } };
+const MAX_BITRATE = { camera: 600_000, camera_low: 150_000, screen: 800_000 };
+const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
+const GATHER_TIMEOUT_MS = 2000;
+// Chrome reports "disconnected" on short hiccups; give it this long to recover on its own.
+const DISCONNECTED_GRACE_MS = 3000;
+
+function pinVp8(transceiver) {
+  const codecs = RTCRtpSender.getCapabilities("video").codecs.filter(
+    (c) => c.mimeType === "video/VP8" || c.mimeType === "video/rtx");
+  transceiver.setCodecPreferences(codecs);
+}
+
+function gatheringDone(pc) {
+  // The server takes no trickled candidates: the offer carries them all.
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState !== "complete") return;
+      pc.removeEventListener("icegatheringstatechange", done);
+      resolve();
+    };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, GATHER_TIMEOUT_MS);
+  });
+}
+
+export class LivePublisher {
+  // url: the WHIP endpoint; token: the attempt's upload token; streams: which of "camera"
+  // and "screen" to send (the camera goes at full and at low resolution); onStatus({status,
+  // detail}) with status connecting | live | retrying | refused | stopped.
+  constructor({ url, token, onStatus }) {
+    this.url = url;
+    this.token = token;
+    this.onStatus = onStatus || (() => {});
+    this.camera = null;
+    this.screen = null;
+    this.pc = null;
+    this.location = null;
+    this.failures = 0;
+    this.retryTimer = null;
+    this.graceTimer = null;
+    this.stopped = true;
+    this.generation = 0;
+    this.onOffline = () => this.drop("network offline");
+    this.onOnline = () => this.reconnectSoon(0);
+    this.onPageHide = () => this.deleteSession(true);
+  }
+
+  start({ camera, screen }) {
+    this.camera = camera || null;
+    this.screen = screen || null;
+    this.stopped = false;
+    window.addEventListener("offline", this.onOffline);
+    window.addEventListener("online", this.onOnline);
+    window.addEventListener("pagehide", this.onPageHide);
+    this.connect();
+  }
+
+  // A re-acquired camera or a new screen share: publish it on a new connection.
+  replaceStreams({ camera, screen }) {
+    this.camera = camera || null;
+    this.screen = screen || null;
+    if (!this.stopped) this.reconnectSoon(0);
+  }
+
+  stop() {
+    this.stopped = true;
+    window.removeEventListener("offline", this.onOffline);
+    window.removeEventListener("online", this.onOnline);
+    window.removeEventListener("pagehide", this.onPageHide);
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.graceTimer);
+    this.deleteSession(true);
+    this.closePc();
+    this.report("stopped");
+  }
+
+  report(status, detail = "") {
+    try {
+      this.onStatus({ status, detail });
+    } catch (err) {
+      console.warn("live status handler failed", err);
+    }
+  }
+
+  liveTracks() {
+    const tracks = [];
+    const cam = this.camera && this.camera.getVideoTracks().find((t) => t.readyState === "live");
+    if (cam) {
+      tracks.push(["camera", cam]);
+      tracks.push(["camera_low", cam.clone()]);
+    }
+    const scr = this.screen && this.screen.getVideoTracks().find((t) => t.readyState === "live");
+    if (scr) tracks.push(["screen", scr]);
+    return tracks;
+  }
+
+  async connect() {
+    const generation = ++this.generation;
+    clearTimeout(this.retryTimer);
+    this.closePc();
+    const tracks = this.liveTracks();
+    if (!tracks.length) {
+      this.report("retrying", "no camera");
+      return; // replaceStreams() brings the next attempt
+    }
+    this.report(this.failures ? "retrying" : "connecting");
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    this.pc = pc;
+    this.ownTracks = [];
+    try {
+      for (const [name, track] of tracks) {
+        if (name === "camera_low") {
+          this.ownTracks.push(track);
+          await track.applyConstraints(LOW_RESOLUTION).catch(() => {});
+        }
+        const transceiver = pc.addTransceiver(track, { direction: "sendonly" });
+        pinVp8(transceiver);
+        const params = transceiver.sender.getParameters();
+        if (params.encodings && params.encodings.length) {
+          params.encodings[0].maxBitrate = MAX_BITRATE[name];
+          // Where the clone could not be scaled down at the source, the encoder does it.
+          const width = track.getSettings().width || 0;
+          if (name === "camera_low" && width > LOW_RESOLUTION.width.max) {
+            params.encodings[0].scaleResolutionDownBy = width / LOW_RESOLUTION.width.max;
+          }
+          await transceiver.sender.setParameters(params).catch(() => {});
+        }
+        track.addEventListener("ended", () => {
+          if (generation === this.generation && name !== "camera_low") this.drop(`${name} ended`);
+        });
+      }
+      pc.addEventListener("connectionstatechange", () => this.onState(pc, generation));
+      await pc.setLocalDescription(await pc.createOffer());
+      await gatheringDone(pc);
+      if (generation !== this.generation) return;
+      const streams = tracks.map(([name]) => name).join(",");
+      const response = await fetch(`${this.url}?streams=${streams}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${this.token}` },
+        body: pc.localDescription.sdp,
+      });
+      if (generation !== this.generation) return;
+      if (response.status !== 201) {
+        const message = await response.text();
+        // Refusals (token, attempt over, live video off) do not get better by retrying.
+        if ([401, 403, 404, 409, 415].includes(response.status)) {
+          this.closePc();
+          this.stopped = true;
+          this.report("refused", `${response.status} ${message}`);
+          return;
+        }
+        throw new Error(`${response.status} ${message}`);
+      }
+      this.location = new URL(response.headers.get("Location"), window.location.href).href;
+      await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    } catch (err) {
+      if (generation === this.generation) this.drop(String(err && err.message ? err.message : err));
+    }
+  }
+
+  onState(pc, generation) {
+    if (generation !== this.generation) return;
+    const state = pc.connectionState;
+    clearTimeout(this.graceTimer);
+    if (state === "connected") {
+      this.failures = 0;
+      this.report("live");
+    } else if (state === "failed" || state === "closed") {
+      this.drop(`connection ${state}`);
+    } else if (state === "disconnected") {
+      this.graceTimer = setTimeout(() => this.drop("connection lost"), DISCONNECTED_GRACE_MS);
+    }
+  }
+
+  // The connection is gone: close it and try again after a backoff. No DELETE: that would
+  // tell the server the candidate left, while this is a connection being repaired.
+  drop(reason) {
+    if (this.stopped) return;
+    this.generation++;
+    this.location = null;
+    this.closePc();
+    const delay = BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length - 1)];
+    this.failures++;
+    this.report("retrying", reason);
+    this.reconnectSoon(delay * (0.8 + 0.4 * Math.random()));
+  }
+
+  reconnectSoon(delay) {
+    if (this.stopped) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      if (navigator.onLine === false) return; // the "online" event brings the next attempt
+      this.connect();
+    }, delay);
+  }
+
+  deleteSession(keepalive) {
+    if (!this.location) return;
+    const url = this.location;
+    this.location = null;
+    fetch(url, { method: "DELETE", keepalive, headers: { Authorization: `Bearer ${this.token}` } })
+      .catch(() => {});
+  }
+
+  closePc() {
+    if (this.pc) {
+      this.pc.close();
+      this.pc = null;
+    }
+    for (const track of this.ownTracks || []) track.stop();
+    this.ownTracks = [];
+  }
+}

@@ -1,0 +1,102 @@
+"""Upload routes for the candidate's browser: chunks, snapshots and proctoring events.
+
+Authorised by the attempt's upload token (`Authorization: Bearer ...`), not the login cookie, so
+uploads keep flowing while the page reloads. Validation, fsync and database work run in worker
+threads; the event loop only reads bodies and answers.
+"""
+
+import json
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from proctor_app.media import ingest
+from proctor_app.media.ingest import IngestError
+
+MAX_EVENT_BATCH_BYTES = 512 * 1024
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _error(exc: IngestError) -> JSONResponse:
+    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status,
+                        headers={"Cache-Control": "no-store"})
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise IngestError(413, "too_large", f"The body is larger than {limit} bytes.")
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise IngestError(413, "too_large", f"The body is larger than {limit} bytes.")
+        parts.append(part)
+    return b"".join(parts)
+
+
+async def put_chunk(request: Request) -> JSONResponse:
+    params = request.path_params
+    try:
+        attempt_id = ingest.parse_index(params["attempt_id"], "attempt", 2**31 - 1)
+        upload = ingest.ChunkUpload(
+            attempt_id=attempt_id, stream=params["stream"],
+            segment=ingest.parse_index(params["segment"], "segment", ingest.MAX_SEGMENT),
+            seq=ingest.parse_index(params["seq"], "seq", ingest.MAX_SEQ),
+            body=await _body(request, await run_in_threadpool(ingest.max_chunk_bytes)),
+            sha256=request.headers.get("x-content-sha256"),
+            start_ms=request.headers.get("x-chunk-start-ms"), end_ms=request.headers.get("x-chunk-end-ms"),
+            mime_type=request.headers.get("content-type"), meta=request.headers.get("x-chunk-meta"))
+        ack = await run_in_threadpool(ingest.store_chunk, _bearer(request), upload)
+    except IngestError as exc:
+        return _error(exc)
+    except ClientDisconnect:
+        return JSONResponse({"error": "disconnected"}, status_code=400)
+    return JSONResponse(ack.as_json(), status_code=201 if ack.status == "stored" else 200)
+
+
+async def put_snapshot(request: Request) -> JSONResponse:
+    params = request.path_params
+    try:
+        attempt_id = ingest.parse_index(params["attempt_id"], "attempt", 2**31 - 1)
+        seq = ingest.parse_index(params["seq"], "seq", ingest.MAX_SEQ)
+        body = await _body(request, ingest.MAX_SNAPSHOT_BYTES)
+        result = await run_in_threadpool(
+            ingest.store_snapshot, _bearer(request), attempt_id, seq, body,
+            request.headers.get("x-content-sha256"), request.headers.get("x-taken-ms"))
+    except IngestError as exc:
+        return _error(exc)
+    except ClientDisconnect:
+        return JSONResponse({"error": "disconnected"}, status_code=400)
+    return JSONResponse(result, status_code=201 if result["status"] == "stored" else 200)
+
+
+async def post_events(request: Request) -> JSONResponse:
+    try:
+        attempt_id = ingest.parse_index(request.path_params["attempt_id"], "attempt", 2**31 - 1)
+        body = await _body(request, MAX_EVENT_BATCH_BYTES)
+        try:
+            events = json.loads(body).get("events")
+        except (ValueError, AttributeError):
+            raise IngestError(400, "bad_batch", 'The body must be JSON: {"events": [...]}.') from None
+        result = await run_in_threadpool(ingest.record_browser_events, _bearer(request), attempt_id, events)
+    except IngestError as exc:
+        return _error(exc)
+    except ClientDisconnect:
+        return JSONResponse({"error": "disconnected"}, status_code=400)
+    return JSONResponse(result)
+
+
+routes = [
+    Route("/api/attempts/{attempt_id}/streams/{stream}/segments/{segment}/chunks/{seq}", put_chunk,
+          methods=["PUT"]),
+    Route("/api/attempts/{attempt_id}/snapshots/{seq}", put_snapshot, methods=["PUT"]),
+    Route("/api/attempts/{attempt_id}/events", post_events, methods=["POST"]),
+]

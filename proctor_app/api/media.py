@@ -1,0 +1,160 @@
+"""Recorded media for reviewers: MP4, poster, sprite and snapshots of an attempt.
+
+A request needs BOTH a staff session (cookie) and a signed link made for that same user, which
+expires. URLs name media by attempt and kind only, never by storage path. Every view and download
+is written to the audit log.
+"""
+
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from sqlmodel import Session, select
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from proctor_app.auth.roles import STAFF_REVIEW
+from proctor_app.auth.sessions import SESSION_COOKIE, CurrentUser, user_for_token
+from proctor_app.db import session_scope
+from proctor_app.media import storage
+from proctor_app.media.serving import LinkError, check_link, serve_file, sign_link
+from proctor_app.models import Attempt, AuditLog, Recording, RecordingStatus, Snapshot, StreamKind, utcnow
+from proctor_app.services.review import may_review
+
+LINK_TTL_S = 4 * 3600
+# A <video> fetches many ranges while someone watches; one audit row per viewer, file and window.
+VIEW_AUDIT_WINDOW = timedelta(minutes=10)
+RECORDING_ASSETS = {"video": "mp4_path", "poster": "poster_path", "sprite": "sprite_path"}
+PREFIX = "/api/media/attempts"
+
+
+def _link(user_id: int, path: str, download: bool, now: float | None) -> str:
+    expires, signature = sign_link(_grant(user_id, path, download), LINK_TTL_S, now)
+    query = {"exp": expires, "sig": signature} | ({"download": "1"} if download else {})
+    return f"{path}?{urlencode(query)}"
+
+
+def _grant(user_id: int, path: str, download: bool) -> str:
+    return f"{user_id}\n{path}\n{int(download)}"
+
+
+def recording_link(user_id: int, attempt_id: int, stream: str, asset: str, download: bool = False,
+                   now: float | None = None) -> str:
+    """A signed link for `user_id` to one asset ("video", "poster", "sprite") of a recording."""
+    return _link(user_id, f"{PREFIX}/{attempt_id}/{stream}/{asset}", download, now)
+
+
+def snapshot_link(user_id: int, attempt_id: int, seq: int, now: float | None = None) -> str:
+    return _link(user_id, f"{PREFIX}/{attempt_id}/snapshots/{seq}", False, now)
+
+
+def _refuse(status: int, message: str) -> Response:
+    return PlainTextResponse(message, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _authorize(request: Request) -> CurrentUser | Response:
+    user = user_for_token(request.cookies.get(SESSION_COOKIE))
+    if user is None:
+        return _refuse(401, "Sign in to see recordings.")
+    if user.role not in STAFF_REVIEW:
+        return _refuse(403, "Your account may not see recordings.")
+    download = request.query_params.get("download") == "1"
+    try:
+        check_link(_grant(user.id, request.url.path, download),
+                   request.query_params.get("exp"), request.query_params.get("sig"))
+    except LinkError as exc:
+        return _refuse(403, str(exc))
+    return user
+
+
+def _refuse_attempt(db: Session, user: CurrentUser, attempt_id: int) -> Response | None:
+    attempt = db.get(Attempt, attempt_id)
+    if attempt is None:
+        return _refuse(404, "No such attempt.")
+    if not may_review(db, user, attempt):
+        return _refuse(403, "You may not see recordings of this exam.")
+    return None
+
+
+def _audit(db: Session, user: CurrentUser, target: str, download: bool, status: int) -> None:
+    action = "media_downloaded" if download else "media_viewed"
+    if not download:
+        recent = db.exec(select(AuditLog.id).where(
+            AuditLog.user_id == user.id, AuditLog.action == action, AuditLog.target == target,
+            AuditLog.at > utcnow() - VIEW_AUDIT_WINDOW)).first()
+        if recent is not None:
+            return
+    db.add(AuditLog(user_id=user.id, action=action, target=target, data={"status": status}))
+
+
+def _send(request: Request, db: Session, user: CurrentUser, relative: str, target: str,
+          download_name: str | None) -> Response:
+    try:
+        plan = serve_file(storage.absolute(relative), request.headers.get("range"),
+                          request.headers.get("if-range"))
+    except (FileNotFoundError, IsADirectoryError, ValueError):
+        return _refuse(404, "This file is not available.")
+    headers = plan.headers | {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+    if plan.body is None:
+        return Response(status_code=plan.status, headers=headers)
+    download = download_name is not None
+    # A download resumed at an offset is the same download; views are deduplicated in _audit.
+    resumed = plan.status == 206 and not plan.headers["Content-Range"].startswith("bytes 0-")
+    if not (download and resumed):
+        _audit(db, user, target, download, plan.status)
+    if download:
+        headers["Content-Disposition"] = f'attachment; filename="{download_name}"'
+    if request.method == "HEAD":
+        plan.body.close()
+        return Response(status_code=plan.status, headers=headers)
+    return StreamingResponse(plan.body, status_code=plan.status, headers=headers)
+
+
+def recording_media(request: Request) -> Response:
+    user = _authorize(request)
+    if isinstance(user, Response):
+        return user
+    attempt_id = request.path_params["attempt_id"]
+    stream, asset = request.path_params["stream"], request.path_params["asset"]
+    if stream not in set(StreamKind) or asset not in RECORDING_ASSETS:
+        return _refuse(404, "No such media.")
+    download = request.query_params.get("download") == "1"
+    if download and asset != "video":
+        return _refuse(404, "Only the video can be downloaded.")
+    with session_scope() as db:
+        refused = _refuse_attempt(db, user, attempt_id)
+        if refused:
+            return refused
+        recording = db.exec(select(Recording).where(Recording.attempt_id == attempt_id,
+                                                    Recording.stream == stream)).first()
+        if recording is None:
+            return _refuse(404, "No such recording.")
+        if recording.status == RecordingStatus.expired:
+            return _refuse(410, "This recording was deleted under the retention policy.")
+        relative = getattr(recording, RECORDING_ASSETS[asset])
+        if not relative:
+            return _refuse(404, "This file is not available (yet).")
+        name = f"attempt-{attempt_id}-{stream}.mp4" if download else None
+        return _send(request, db, user, relative, f"attempt:{attempt_id}/{stream}/{asset}", name)
+
+
+def snapshot_media(request: Request) -> Response:
+    user = _authorize(request)
+    if isinstance(user, Response):
+        return user
+    attempt_id, seq = request.path_params["attempt_id"], request.path_params["seq"]
+    with session_scope() as db:
+        refused = _refuse_attempt(db, user, attempt_id)
+        if refused:
+            return refused
+        snapshot = db.exec(select(Snapshot).where(Snapshot.attempt_id == attempt_id,
+                                                  Snapshot.seq == seq)).first()
+        if snapshot is None:
+            return _refuse(404, "No such snapshot.")
+        return _send(request, db, user, snapshot.path, f"attempt:{attempt_id}/snapshot/{seq}", None)
+
+
+routes = [
+    Route(PREFIX + "/{attempt_id:int}/snapshots/{seq:int}", snapshot_media, methods=["GET"]),
+    Route(PREFIX + "/{attempt_id:int}/{stream}/{asset}", recording_media, methods=["GET"]),
+]

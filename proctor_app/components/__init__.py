@@ -1,0 +1,1 @@
+"""Reflex wrappers around the browser modules in assets/."""

@@ -1,0 +1,35 @@
+import reflex as rx
+
+
+class ExamRecorder(rx.NoSSRComponent):
+    """Records the exam's streams and uploads them through a durable queue (assets/recorder.js,
+    assets/upload_queue.js). Renders nothing visible.
+
+    Records while `active`; when `active` turns false it stops and flushes what is queued. Mounted
+    with `active` false it only flushes what an earlier page left in the browser. Reports through
+    on_status: {state, recording, pending, offline, blocked, message, warning, flushed, progress}.
+    """
+
+    library = "$/public/recorder.js"
+    tag = "ExamRecorder"
+
+    attempt_id: rx.Var[int]
+    upload_token: rx.Var[str]
+    streams: rx.Var[list[str]]  # "camera", "screen"
+    required: rx.Var[bool]
+    active: rx.Var[bool]
+    # The first segment number per stream and snapshot seq the server has not seen.
+    next_segment: rx.Var[dict[str, int]]
+    next_snapshot_seq: rx.Var[int]
+    chunk_interval_s: rx.Var[int]
+    camera_bitrate_kbps: rx.Var[int]
+    screen_bitrate_kbps: rx.Var[int]
+    snapshot_interval_s: rx.Var[int]
+    clock_offset_ms: rx.Var[int]  # server minus client, until the recorder has measured it itself
+    # The question on screen and its answer: each chunk notes what was viewed and answered during it.
+    question_id: rx.Var[int]
+    answer_key: rx.Var[str]
+    on_status: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
+
+
+exam_recorder = ExamRecorder.create

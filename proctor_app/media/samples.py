@@ -1,0 +1,127 @@
+"""MediaRecorder-like recordings for tests and benchmarks, stored through the real ingest path.
+
+A browser recorder (MediaRecorder with a timeslice) produces one live Matroska/WebM byte stream
+per instance (no cues, no duration) and hands it over in pieces cut at arbitrary byte offsets.
+`encode` makes such a stream with ffmpeg (written through a pipe, so it has no index), `cut`
+slices it into pieces of about `chunk_s` seconds, and `upload_segment` stores the pieces with
+`ingest.store_chunk`, exactly as the upload route does.
+"""
+
+import hashlib
+import secrets
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from proctor_app.auth.passwords import hash_password
+from proctor_app.db import session_scope
+from proctor_app.media import ingest
+from proctor_app.media.finalize import FFMPEG
+from proctor_app.models import (
+    Attempt,
+    AttemptStatus,
+    Exam,
+    ProctoringEvent,
+    Role,
+    User,
+    utcnow,
+)
+
+MIME = {"h264": "video/x-matroska;codecs=avc1,opus", "vp8": "video/webm;codecs=vp8,opus"}
+# Longer recordings loop a clip of at most this length (stream copy: seconds, not minutes).
+CLIP_MAX_S = 30
+# A webcam-like picture: a slowly changing background, a moving subject, sensor noise.
+WEBCAM_SOURCE = ("gradients=s={w}x{h}:r={fps}:speed=0.002[bg];"
+                 "testsrc2=s={sw}x{sh}:r={fps}[fg];"
+                 "[bg][fg]overlay=x='(W-w)/2+60*sin(t/3)':y='(H-h)/2+20*sin(t/2)',"
+                 "noise=alls=6:allf=t,format=yuv420p")
+
+
+def _ffmpeg(*args: str, stdout=None) -> None:
+    subprocess.run([FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
+                   check=True, stdout=stdout)
+
+
+def encode(path: Path, seconds: float, codec: str, size: tuple[int, int] = (640, 480), fps: int = 30,
+           keyframe_s: float = 2.0, bitrate_kbps: int = 600) -> Path:
+    """A live (unindexed) recording like Chromium's MediaRecorder: H.264 in Matroska or VP8 in
+    WebM, with Opus audio (a tone)."""
+    w, h = size
+    clip_s = min(seconds, CLIP_MAX_S)
+    video = (["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline"] if codec == "h264" else
+             ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"])
+    clip = path.with_name(f"{path.stem}.clip.mkv")
+    _ffmpeg("-f", "lavfi", "-i", WEBCAM_SOURCE.format(w=w, h=h, fps=fps, sw=w // 3, sh=h // 3),
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", f"{clip_s:.3f}",
+            *video, "-b:v", f"{bitrate_kbps}k", "-g", str(max(1, round(keyframe_s * fps))),
+            "-c:a", "libopus", "-b:a", "32k", "-ac", "1", str(clip))
+    loops = max(0, int(-(-seconds // clip_s)) - 1)
+    with open(path, "wb") as out:
+        _ffmpeg("-stream_loop", str(loops), "-i", str(clip), "-t", f"{seconds:.3f}", "-c", "copy",
+                "-f", "matroska" if codec == "h264" else "webm", "pipe:1", stdout=out)
+    clip.unlink()
+    return path
+
+
+def cut(data: bytes, seconds: float, chunk_s: float = 3.0) -> list[bytes]:
+    """Equal byte slices of about `chunk_s` seconds each (boundaries fall anywhere)."""
+    count = max(1, round(seconds / chunk_s))
+    step = -(-len(data) // count)
+    return [data[i:i + step] for i in range(0, len(data), step)]
+
+
+@dataclass(frozen=True)
+class SampleAttempt:
+    attempt_id: int
+    started_at: datetime
+    token: str
+
+
+def start_attempt(started_at: datetime, duration_minutes: int = 120, screen: bool = False) -> SampleAttempt:
+    """A new exam, candidate and attempt in progress since `started_at`, with an upload token."""
+    tag = secrets.token_hex(4)
+    with session_scope() as db:
+        exam = Exam(title=f"Sample recording exam {tag}", duration_minutes=duration_minutes,
+                    recording=True, screen_recording=screen, live_video=False)
+        candidate = User(email=f"sample-{tag}@example.com", name=f"Sample Candidate {tag}",
+                         role=Role.candidate, password_hash=hash_password(secrets.token_hex(8)))
+        db.add(exam)
+        db.add(candidate)
+        db.flush()
+        attempt = Attempt(exam_id=exam.id, candidate_id=candidate.id, status=AttemptStatus.in_progress,
+                          consent_at=started_at, started_at=started_at,
+                          deadline_at=started_at + timedelta(minutes=duration_minutes))
+        db.add(attempt)
+        db.flush()
+        grant = ingest.issue_upload_token(db, attempt)
+        return SampleAttempt(attempt.id, started_at, grant.token)
+
+
+def _ms(moment: datetime) -> str:
+    return str(round(moment.timestamp() * 1000))
+
+
+def upload_segment(sample: SampleAttempt, stream: str, number: int, started_at: datetime,
+                   pieces: list[bytes | None], seconds: float, mime: str) -> None:
+    """Store a segment's pieces as the browser uploads them; None leaves that seq out (lost)."""
+    step = seconds / len(pieces)
+    for seq, body in enumerate(pieces):
+        if body is None:
+            continue
+        start = started_at + timedelta(seconds=seq * step)
+        ingest.store_chunk(sample.token, ingest.ChunkUpload(
+            attempt_id=sample.attempt_id, stream=stream, segment=number, seq=seq, body=body,
+            sha256=hashlib.sha256(body).hexdigest(), start_ms=_ms(start),
+            end_ms=_ms(start + timedelta(seconds=step)), mime_type=mime, meta=None))
+
+
+def end_attempt(sample: SampleAttempt, ended_at: datetime) -> None:
+    """Submitted at `ended_at`, with the browser's "uploads flushed" report, so processing may
+    start at once. (Not through services.attempts, which would also queue a finalize job.)"""
+    with session_scope() as db:
+        attempt = db.get(Attempt, sample.attempt_id)
+        attempt.status, attempt.ended_at = AttemptStatus.submitted, ended_at
+        db.add(attempt)
+        db.add(ProctoringEvent(attempt_id=attempt.id, kind="uploads_flushed", server_time=utcnow(),
+                               data={}))

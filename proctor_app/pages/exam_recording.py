@@ -1,0 +1,54 @@
+"""The recording parts of the candidate's exam page (pages/take_exam.py): the recorder (which shows
+the recording indicator, upload status and upload progress itself, so they work offline), the
+warning or blocking dialog when recording fails, and the way out once the upload is done."""
+
+import reflex as rx
+
+from proctor_app.components.recorder import exam_recorder
+from proctor_app.state.exam_recording import ExamRecordingState as R
+
+
+def _blocking_dialog() -> rx.Component:
+    """Required recording that does not work stops the exam until it works again (the time runs)."""
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("This exam must be recorded"),
+            rx.alert_dialog.description(R.message, id="recording-blocked-message"),
+            rx.hstack(
+                rx.button("Exit", variant="soft", color_scheme="gray", on_click=rx.redirect("/candidate"),
+                          id="recording-exit"),
+                # Called straight from the click, so a new screen share has the candidate's gesture.
+                rx.button("Retry", on_click=rx.call_script("window.proctorRecorder?.retry()"),
+                          id="recording-retry"),
+                justify="end", spacing="3", margin_top="1em",
+            ),
+        ),
+        open=R.blocked,
+    )
+
+
+def recording_panel(step: rx.Var[str], question_id: rx.Var[int], answer: rx.Var[str]) -> rx.Component:
+    """Mounted while the exam runs and after it (the flush); `step` is the exam page's step."""
+    recorder = exam_recorder(
+        attempt_id=R.attempt_id, upload_token=R.upload_token, streams=R.streams, required=R.required,
+        active=step == "exam", next_segment=R.next_segment, next_snapshot_seq=R.next_snapshot_seq,
+        chunk_interval_s=R.chunk_interval_s, camera_bitrate_kbps=R.camera_bitrate_kbps,
+        screen_bitrate_kbps=R.screen_bitrate_kbps, snapshot_interval_s=R.snapshot_interval_s,
+        clock_offset_ms=R.clock_offset_ms, question_id=question_id, answer_key=answer,
+        on_status=R.on_status,
+    )
+    return rx.cond(
+        (step == "exam") | (step == "done"),
+        rx.box(
+            rx.cond(R.upload_token != "", rx.fragment(
+                recorder,
+                rx.cond((step == "exam") & (R.warning != ""),
+                        rx.callout(R.warning, color_scheme="orange", id="recording-warning",
+                                   margin_bottom="1em")),
+                rx.cond((step == "done") & R.flushed,
+                        rx.link("Back to my exams", href="/candidate", id="flush-leave")),
+                _blocking_dialog(),
+            )),
+            on_mount=R.prepare, width="100%",
+        ),
+    )

@@ -1,0 +1,145 @@
+"""/proctor: live tiles (low resolution) of attempts in progress, and a focused view (full
+resolution camera, screen share, event feed) of the one clicked."""
+
+import reflex as rx
+
+from proctor_app.components.live import live_video
+from proctor_app.media.relay import LiveStatus
+from proctor_app.pages.layout import page_frame
+from proctor_app.state.proctor_grid import (
+    ANY,
+    STATUS_LABELS,
+    EventLine,
+    HealthLine,
+    ProctorGridState,
+    Tile,
+)
+
+
+def _event(line: EventLine) -> rx.Component:
+    return rx.hstack(rx.text(line.at, size="1", color_scheme="gray"),
+                     rx.text(line.kind, size="1", color_scheme=line.color),
+                     spacing="2", class_name="event-line")
+
+
+def _health(line: HealthLine) -> rx.Component:
+    return rx.tooltip(rx.badge(line.stream, ": ", line.state, color_scheme=line.color, size="1",
+                               class_name="recording-health",
+                               custom_attrs={"data-state": line.state}),
+                      content=line.detail)
+
+
+def _status_badge(tile: Tile, id_prefix: str) -> rx.Component:
+    return rx.badge(tile.status_label, color_scheme=tile.status_color, class_name="live-status",
+                    id=f"{id_prefix}-{tile.attempt_id}", custom_attrs={"data-status": tile.status})
+
+
+def _video_or_note(src, note: str, **props) -> rx.Component:
+    return rx.cond(src != "", live_video(src=src, **props),
+                   rx.center(rx.text(note, size="2", color_scheme="gray"),
+                             aspect_ratio="4 / 3", background="var(--gray-3)", width="100%"))
+
+
+def _tile(tile: Tile) -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            _video_or_note(tile.tile_src, "Live video off", class_name="tile-video"),
+            rx.hstack(rx.text(tile.candidate, weight="bold", size="2", trim="both"), rx.spacer(),
+                      _status_badge(tile, "status"), width="100%", align="center"),
+            rx.text(tile.exam, size="1", color_scheme="gray"),
+            rx.text(tile.elapsed, " in, ", tile.left, " left", size="1"),
+            rx.flex(rx.foreach(tile.recordings, _health), wrap="wrap", spacing="1"),
+            rx.vstack(rx.foreach(tile.events, _event), spacing="0"),
+            spacing="1", width="100%",
+        ),
+        on_click=ProctorGridState.open_focus(tile.attempt_id),
+        cursor="pointer", class_name="live-tile", id=f"tile-{tile.attempt_id}",
+        custom_attrs={"data-attempt-id": tile.attempt_id}, key=tile.attempt_id,
+    )
+
+
+def _focus() -> rx.Component:
+    focus = ProctorGridState.focus
+    return rx.cond(
+        focus.attempt_id != 0,
+        rx.card(
+            rx.vstack(
+                rx.hstack(rx.heading(focus.candidate, size="4"), _status_badge(focus, "focus-status"),
+                          rx.text(focus.exam, color_scheme="gray"), rx.spacer(),
+                          rx.link("Recording", href=f"/attempts/{focus.attempt_id}/video"),
+                          rx.button("Close", variant="soft", on_click=ProctorGridState.close_focus,
+                                    id="focus-close"),
+                          width="100%", align="center"),
+                rx.grid(
+                    rx.vstack(rx.text("Camera", size="2", weight="bold"),
+                              _video_or_note(focus.camera_src, "Live video off", id="focus-camera")),
+                    rx.cond(focus.screen_src != "",
+                            rx.vstack(rx.text("Screen", size="2", weight="bold"),
+                                      live_video(src=focus.screen_src, id="focus-screen"))),
+                    rx.vstack(rx.text("Events", size="2", weight="bold"),
+                              rx.scroll_area(rx.vstack(rx.foreach(ProctorGridState.focus_events, _event),
+                                                       spacing="1", id="focus-events"),
+                                             max_height="360px")),
+                    columns="3", spacing="4", width="100%",
+                ),
+                spacing="3", width="100%",
+            ),
+            id="focus", custom_attrs={"data-attempt-id": focus.attempt_id}, width="100%",
+        ),
+    )
+
+
+def _filters() -> rx.Component:
+    state = ProctorGridState
+    return rx.hstack(
+        rx.select.root(
+            rx.select.trigger(id="filter-exam"),
+            rx.select.content(rx.select.item("All exams", value=ANY),
+                              rx.foreach(state.exam_options, lambda o: rx.select.item(o[1], value=o[0]))),
+            value=state.exam_filter, on_change=lambda v: state.set_filter("exam_filter", v)),
+        rx.select.root(
+            rx.select.trigger(id="filter-status"),
+            rx.select.content(rx.select.item("Any status", value=ANY),
+                              *[rx.select.item(label, value=status) for status, label in STATUS_LABELS.items()]),
+            value=state.status_filter, on_change=lambda v: state.set_filter("status_filter", v)),
+        rx.form(rx.hstack(rx.input(name="search", placeholder="Candidate name or email",
+                                   default_value=state.search, id="filter-search"),
+                          rx.button("Search", type="submit", id="search-submit")),
+                on_submit=state.search_candidates),
+        rx.spacer(),
+        rx.badge(state.live_count, " ", STATUS_LABELS[LiveStatus.live], color_scheme="green", id="count-live"),
+        rx.badge(state.reconnecting_count, " ", STATUS_LABELS[LiveStatus.reconnecting], color_scheme="amber",
+                 id="count-reconnecting"),
+        rx.badge(state.offline_count, " ", STATUS_LABELS[LiveStatus.offline], color_scheme="gray",
+                 id="count-offline"),
+        wrap="wrap", spacing="2", align="center", width="100%",
+    )
+
+
+def _pager() -> rx.Component:
+    state = ProctorGridState
+    return rx.hstack(
+        rx.button("Previous", variant="soft", disabled=state.page <= 0,
+                  on_click=state.go_to_page(state.page - 1), id="page-prev"),
+        rx.text("Page ", state.page + 1, " of ", state.pages, " (", state.total, " attempts)", id="page-info"),
+        rx.button("Next", variant="soft", disabled=state.page >= state.pages - 1,
+                  on_click=state.go_to_page(state.page + 1), id="page-next"),
+        align="center",
+    )
+
+
+def proctor_grid_page() -> rx.Component:
+    return page_frame(
+        rx.vstack(
+            _filters(),
+            _focus(),
+            rx.grid(rx.foreach(ProctorGridState.tiles, _tile),
+                    columns=rx.breakpoints(initial="2", sm="3", md="4", lg="5"), spacing="3", width="100%",
+                    id="tiles"),
+            rx.cond(ProctorGridState.total == 0,
+                    rx.text("No attempt in progress matches.", id="no-live-attempts")),
+            _pager(),
+            width="100%", spacing="4",
+        ),
+        title="Live proctoring",
+    )

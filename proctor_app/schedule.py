@@ -1,0 +1,86 @@
+"""Timed background work: the daily retention run, at the time (UTC) the admin set.
+
+Started from the server's lifespan, so every app process has one; the retention lock and the
+run's own check let only the first of them do the day's work.
+"""
+
+import asyncio
+import logging
+from datetime import timezone
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from proctor_app.db import session_scope
+from proctor_app.media import retention
+from proctor_app.models import utcnow
+from proctor_app.services.settings import get_setting
+
+log = logging.getLogger("proctor_app.schedule")
+
+RETENTION_JOB_ID = "retention"
+# How often the run time is read again: a change saved by any process is followed within this.
+SETTING_CHECK_S = 60
+
+
+def _daily_at(run_at: str) -> CronTrigger:
+    hour, minute = (int(part) for part in run_at.split(":"))
+    return CronTrigger(hour=hour, minute=minute, timezone=timezone.utc)
+
+
+def _retention_run_at() -> str:
+    with session_scope() as db:
+        return get_setting(db, "retention_run_at")
+
+
+def run_scheduled_retention() -> None:
+    """The daily job (in a worker thread): one retention run, logged; never raises."""
+    try:
+        with session_scope() as db:
+            result = retention.run(db, utcnow(), scheduled=True)
+    except retention.RetentionBusy:
+        log.info("retention: another process is running it")
+        return
+    except Exception:
+        log.exception("retention run failed")
+        return
+    if not result.skipped:
+        log.info("retention: %d attempts, %d files, %d bytes freed, %d errors",
+                 len(result.deleted_attempts), result.files_deleted, result.bytes_freed,
+                 len(result.errors))
+
+
+class Schedule:
+    def __init__(self) -> None:
+        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self.run_at = ""
+
+    def start(self) -> None:
+        """Needs the running event loop (call it from the lifespan)."""
+        self.run_at = _retention_run_at()
+        self.scheduler.add_job(run_scheduled_retention, _daily_at(self.run_at), id=RETENTION_JOB_ID,
+                               coalesce=True, max_instances=1, misfire_grace_time=3600)
+        self.scheduler.add_job(self.follow_setting, "interval", seconds=SETTING_CHECK_S,
+                               id="retention-time", coalesce=True, max_instances=1)
+        self.scheduler.start()
+
+    async def follow_setting(self) -> None:
+        """Move the daily run when the admin changed its time."""
+        try:
+            run_at = await asyncio.to_thread(_retention_run_at)
+        except Exception:
+            log.exception("reading the retention time failed")
+            return
+        if run_at != self.run_at:
+            self.scheduler.reschedule_job(RETENTION_JOB_ID, trigger=_daily_at(run_at))
+            log.info("retention: daily run moved from %s to %s UTC", self.run_at, run_at)
+            self.run_at = run_at
+
+    def shutdown(self) -> None:
+        self.scheduler.shutdown(wait=False)
+
+
+def start_schedule() -> Schedule:
+    schedule = Schedule()
+    schedule.start()
+    return schedule

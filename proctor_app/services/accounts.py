@@ -1,0 +1,120 @@
+"""User administration: create, deactivate, reset passwords, change roles. Every change is audited.
+
+Plain Python on a database session; the caller (the admin page state) has checked the role already.
+"""
+
+import re
+
+from sqlmodel import Session, select
+
+from proctor_app.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
+from proctor_app.auth.sessions import revoke_user_sessions
+from proctor_app.models import AuditLog, Role, User
+
+# Deliberately loose: one @, no spaces, a dot in the domain. Delivery is what proves an address.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL_LENGTH = 320
+MAX_NAME_LENGTH = 200
+ROLES = [role.value for role in Role]
+
+
+class AccountError(ValueError):
+    """A change the rules do not allow; the message is shown to the admin as is."""
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def list_users(db: Session) -> list[User]:
+    return list(db.exec(select(User).order_by(User.role, User.name, User.email)))
+
+
+def _password_problem(password: str) -> str | None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"The password must have at least {MIN_PASSWORD_LENGTH} characters."
+    return None
+
+
+def _role_problem(role: str) -> str | None:
+    return None if role in ROLES else f"Role must be one of: {', '.join(ROLES)}."
+
+
+def _get_user(db: Session, user_id: int) -> User:
+    user = db.get(User, user_id)
+    if user is None:
+        raise AccountError("No such user.")
+    return user
+
+
+def _audit(db: Session, actor_id: int, action: str, user: User, **data) -> None:
+    db.add(AuditLog(user_id=actor_id, action=action, target=f"user:{user.id}",
+                    data={"email": user.email, **data}))
+
+
+def create_user(db: Session, actor_id: int, email: str, name: str, role: str, password: str) -> User:
+    """Check every field first and report all problems at once; nothing is saved on any problem."""
+    email, name = normalise_email(email), name.strip()
+    problems = []
+    if not _EMAIL.match(email) or len(email) > MAX_EMAIL_LENGTH:
+        problems.append("Enter a valid email address, like name@example.com.")
+    elif db.exec(select(User.id).where(User.email == email)).first() is not None:
+        problems.append(f"A user with the email {email} already exists.")
+    if not name:
+        problems.append("Enter the user's name.")
+    elif len(name) > MAX_NAME_LENGTH:
+        problems.append(f"The name must have at most {MAX_NAME_LENGTH} characters.")
+    problems += [p for p in (_role_problem(role), _password_problem(password)) if p]
+    if problems:
+        raise AccountError(" ".join(problems))
+    user = User(email=email, name=name, role=role, password_hash=hash_password(password))
+    db.add(user)
+    db.flush()
+    _audit(db, actor_id, "user_created", user, role=role)
+    return user
+
+
+def set_active(db: Session, actor_id: int, user_id: int, active: bool) -> User:
+    """Deactivating also ends every open session of that user at once."""
+    user = _get_user(db, user_id)
+    if user.id == actor_id and not active:
+        raise AccountError("You cannot deactivate your own account.")
+    if user.active == active:
+        return user
+    user.active = active
+    db.add(user)
+    if not active:
+        revoke_user_sessions(db, user.id)
+    _audit(db, actor_id, "user_reactivated" if active else "user_deactivated", user)
+    return user
+
+
+def reset_password(db: Session, actor_id: int, user_id: int, password: str) -> User:
+    """A new password ends the user's open sessions and lifts a lock-out from wrong passwords."""
+    user = _get_user(db, user_id)
+    problem = _password_problem(password)
+    if problem:
+        raise AccountError(problem)
+    user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    db.add(user)
+    revoke_user_sessions(db, user.id)
+    _audit(db, actor_id, "password_reset", user)
+    return user
+
+
+def change_role(db: Session, actor_id: int, user_id: int, role: str) -> User:
+    user = _get_user(db, user_id)
+    problem = _role_problem(role)
+    if problem:
+        raise AccountError(problem)
+    if user.role == role:
+        return user
+    if user.id == actor_id:
+        raise AccountError("You cannot change your own role; ask another admin.")
+    old = user.role
+    user.role = role
+    db.add(user)
+    _audit(db, actor_id, "role_changed", user, old=old, new=role)
+    return user

@@ -1,0 +1,68 @@
+"""What an exam captures from the candidate, and the consent text that says so.
+
+The consent text is generated from the same plan the capture code follows, so what the candidate
+accepts is what happens. The accepted text is stored with the `consent_accepted` event.
+"""
+
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from proctor_app.models import Exam
+from proctor_app.services.settings import get_settings
+
+
+@dataclass(frozen=True)
+class CapturePlan:
+    """The exam's capture flags, each also switched on in the admin settings."""
+
+    camera_recording: bool  # camera video and microphone audio, stored
+    screen_recording: bool
+    live_video: bool  # proctors watch the camera live
+    required: bool  # the exam cannot start without the recording working
+    snapshot_interval_s: int
+
+    @property
+    def uses_camera(self) -> bool:
+        return self.camera_recording or self.live_video
+
+    @property
+    def captures_anything(self) -> bool:
+        return self.uses_camera or self.screen_recording
+
+
+def capture_plan(db: Session, exam: Exam) -> CapturePlan:
+    settings = get_settings(db)
+    camera = exam.recording and settings["recording_enabled"]
+    screen = exam.screen_recording and settings["screen_recording_enabled"]
+    return CapturePlan(
+        camera_recording=camera,
+        screen_recording=screen,
+        live_video=exam.live_video and settings["live_video_enabled"],
+        required=exam.recording_required and (camera or screen),
+        snapshot_interval_s=exam.snapshot_interval_s,
+    )
+
+
+def consent_lines(plan: CapturePlan, retention_days: int) -> list[str]:
+    """The consent text, one statement per line: what is captured, who sees it, when it is deleted."""
+    lines = []
+    if plan.camera_recording:
+        lines.append("Your camera (video) and microphone (audio) are recorded for the whole exam.")
+    if plan.screen_recording:
+        lines.append("Your screen is recorded for the whole exam.")
+    if plan.live_video:
+        lines.append("Proctors can watch your camera live while you take the exam.")
+    if plan.uses_camera:
+        lines.append(f"A still picture (snapshot) is taken from your camera every "
+                     f"{plan.snapshot_interval_s} seconds.")
+    if not plan.captures_anything:
+        lines.append("Nothing is recorded from your camera, microphone or screen in this exam.")
+    lines.append("Your answers and exam events (start, questions viewed, answers saved, "
+                 "submission, device checks) are stored with the exam time.")
+    lines.append("What is recorded, your answers and the events can be seen by proctors, "
+                 "supervisors and administrators of this platform.")
+    if plan.captures_anything:
+        lines.append(f"Recordings and snapshots are deleted automatically {retention_days} days "
+                     "after the exam, unless an administrator places the attempt on legal hold.")
+    return lines

@@ -1,0 +1,252 @@
+"""What reviewers see of attempts: the filtered list, recording health, retention, and the review.
+
+Times on an attempt's timeline are seconds since the attempt started (the exam's clock), the
+same base as Recording.gaps.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import PurePosixPath
+
+from sqlalchemy import func
+from sqlmodel import Session, exists, or_, select
+
+from proctor_app.auth.sessions import CurrentUser
+from proctor_app.models import (
+    Attempt,
+    AuditLog,
+    Exam,
+    Recording,
+    RecordingStatus,
+    ReviewStatus,
+    User,
+    utcnow,
+)
+from proctor_app.services.live import watchable_exam_ids
+from proctor_app.services.settings import get_setting
+
+PAGE_SIZE = 20
+MAX_NOTES = 5000
+NO_RECORDING = "none"
+# A missing stretch this short at the start or end of an exam is start-up time, not a gap.
+EDGE_TOLERANCE_S = 2.0
+
+
+class ReviewError(ValueError):
+    """A review that cannot be saved; the message is shown to the reviewer."""
+
+
+def format_time(moment: datetime | None) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
+
+def format_clock(seconds: float) -> str:
+    whole = int(max(0.0, seconds))
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def seconds_into(attempt: Attempt, moment: datetime | None) -> float | None:
+    if moment is None or attempt.started_at is None:
+        return None
+    return (moment - attempt.started_at).total_seconds()
+
+
+def reviewable_exam_ids(db: Session, user: CurrentUser) -> list[int] | None:
+    """Exams whose attempts the user may review (None: all). The same as watching live: proctors
+    their assigned exams, supervisors and admins every exam."""
+    return watchable_exam_ids(db, user)
+
+
+def may_review(db: Session, user: CurrentUser, attempt: Attempt) -> bool:
+    exam_ids = reviewable_exam_ids(db, user)
+    return exam_ids is None or attempt.exam_id in exam_ids
+
+
+@dataclass(frozen=True)
+class AttemptFilter:
+    # The exams the reviewer may see at all (None: all); the others narrow within them.
+    allowed_exam_ids: tuple[int, ...] | None = None
+    exam_id: int | None = None
+    review_status: str = ""
+    recording_status: str = ""  # a RecordingStatus, NO_RECORDING, or "" for any
+    started_from: date | None = None
+    started_to: date | None = None  # inclusive
+    candidate: str = ""
+
+
+@dataclass(frozen=True)
+class AttemptListing:
+    attempt: Attempt
+    candidate: User
+    exam: Exam
+    recordings: list[Recording]
+
+
+def list_attempts(db: Session, flt: AttemptFilter, page: int = 0,
+                  page_size: int = PAGE_SIZE) -> tuple[list[AttemptListing], int]:
+    """One page of attempts, newest start first, and the number of attempts matching in all."""
+    conditions = []
+    if flt.allowed_exam_ids is not None:
+        conditions.append(Attempt.exam_id.in_(flt.allowed_exam_ids))
+    if flt.exam_id is not None:
+        conditions.append(Attempt.exam_id == flt.exam_id)
+    if flt.review_status:
+        conditions.append(Attempt.review_status == flt.review_status)
+    if flt.recording_status == NO_RECORDING:
+        conditions.append(~exists().where(Recording.attempt_id == Attempt.id))
+    elif flt.recording_status:
+        conditions.append(exists().where(Recording.attempt_id == Attempt.id,
+                                         Recording.status == flt.recording_status))
+    if flt.started_from:
+        conditions.append(Attempt.started_at >= datetime.combine(flt.started_from, time.min, timezone.utc))
+    if flt.started_to:
+        conditions.append(Attempt.started_at < datetime.combine(flt.started_to + timedelta(days=1),
+                                                                time.min, timezone.utc))
+    if flt.candidate.strip():
+        needle = flt.candidate.strip()
+        conditions.append(or_(User.name.icontains(needle, autoescape=True),
+                              User.email.icontains(needle, autoescape=True)))
+    matching = select(Attempt.id).join(User, User.id == Attempt.candidate_id).where(*conditions)
+    total = db.exec(select(func.count()).select_from(matching.subquery())).one()
+    rows = db.exec(select(Attempt, User, Exam).join(User, User.id == Attempt.candidate_id)
+                   .join(Exam, Exam.id == Attempt.exam_id).where(*conditions)
+                   .order_by(Attempt.started_at.desc().nulls_last(), Attempt.id.desc())
+                   .offset(page * page_size).limit(page_size)).all()
+    recordings: dict[int, list[Recording]] = {}
+    if rows:
+        for rec in db.exec(select(Recording).where(Recording.attempt_id.in_([a.id for a, _, _ in rows]))
+                           .order_by(Recording.stream)):
+            recordings.setdefault(rec.attempt_id, []).append(rec)
+    return [AttemptListing(a, u, e, recordings.get(a.id, [])) for a, u, e in rows], total
+
+
+def recording_summary(rec: Recording) -> str:
+    """One line on a recording's state, for badges and headings."""
+    if rec.status == RecordingStatus.processing:
+        return f"processing {rec.progress:.0%}"
+    if rec.status == RecordingStatus.failed:
+        return f"failed: {rec.failure_reason}" if rec.failure_reason else "failed"
+    if rec.status == RecordingStatus.expired:
+        return f"deleted {format_time(rec.expired_at)}"
+    parts = [rec.status.replace("_", " ")]
+    if rec.duration_s:
+        parts.append(format_clock(rec.duration_s))
+    parts.append(f"{rec.chunk_count} chunks")
+    parts.append(f"{rec.gap_count} gaps")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Gap:
+    start_s: float
+    end_s: float
+    cause: str
+
+
+@dataclass(frozen=True)
+class Health:
+    exam_s: float
+    coverage: float  # 0..1 of the exam's time that the recording covers
+    gaps: list[Gap]
+
+
+def exam_window_s(attempt: Attempt, now: datetime | None = None) -> float | None:
+    """How long the attempt has run (or ran): from start to end, or to now while in progress."""
+    if attempt.started_at is None:
+        return None
+    end = attempt.ended_at or min(now or utcnow(), attempt.deadline_at or now or utcnow())
+    return max(0.0, (end - attempt.started_at).total_seconds())
+
+
+def recording_health(attempt: Attempt, rec: Recording, now: datetime | None = None) -> Health | None:
+    """Coverage of the exam's time and the missing stretches with their causes.
+
+    Besides the gaps processing found inside the recording, time before the recording started
+    and after it stopped is missing too; overlaps are counted once.
+    """
+    exam_s = exam_window_s(attempt, now)
+    if not exam_s:
+        return None
+    gaps = [Gap(float(g["start_s"]), float(g["end_s"]), str(g.get("cause", "")))
+            for g in rec.gaps if g.get("end_s", 0) > g.get("start_s", 0)]
+    rec_start, rec_end = seconds_into(attempt, rec.started_at), seconds_into(attempt, rec.ended_at)
+    if rec_start is None:
+        gaps.append(Gap(0.0, exam_s, "no recording received"))
+    else:
+        if rec_start > EDGE_TOLERANCE_S:
+            gaps.append(Gap(0.0, rec_start, "recording started late"))
+        if rec_end is not None and exam_s - rec_end > EDGE_TOLERANCE_S:
+            gaps.append(Gap(rec_end, exam_s, "recording stopped early"))
+    gaps.sort(key=lambda g: g.start_s)
+    missing, counted_to = 0.0, 0.0
+    for gap in gaps:
+        start, end = max(gap.start_s, counted_to, 0.0), min(gap.end_s, exam_s)
+        if end > start:
+            missing += end - start
+        counted_to = max(counted_to, end)
+    return Health(exam_s, max(0.0, 1 - missing / exam_s), gaps)
+
+
+def deletion_date(attempt: Attempt, retention_days: int) -> datetime | None:
+    """When retention deletes this attempt's recordings: `retention_days` after the exam ended."""
+    if attempt.legal_hold or attempt.ended_at is None:
+        return None
+    return attempt.ended_at + timedelta(days=retention_days)
+
+
+def retention_notice(db: Session, attempt: Attempt, recordings: list[Recording]) -> str:
+    days = get_setting(db, "retention_days")
+    expired = [r for r in recordings if r.status == RecordingStatus.expired]
+    if expired:
+        first = min(expired, key=lambda r: r.expired_at or utcnow())
+        why = first.expired_reason or f"The retention period of {days} days after the exam ended had passed."
+        return f"This recording was deleted on {format_time(first.expired_at)}. {why} Events and the review are kept."
+    if attempt.legal_hold:
+        return "This recording is on legal hold and will not be deleted while the hold lasts."
+    when = deletion_date(attempt, days)
+    if when is None:
+        return f"This recording will be deleted after {days} days, counted from the end of the exam."
+    return f"This recording will be deleted after {days} days, on {when:%Y-%m-%d}."
+
+
+def can_reprocess(attempt: Attempt, recordings: list[Recording]) -> bool:
+    """Whether processing the attempt again can work: it ended, its media and raw chunks are all
+    still there, and nothing is being processed."""
+    return (attempt.ended_at is not None and attempt.media_expired_at is None and bool(recordings)
+            and all(r.raw_deleted_at is None and r.status not in (RecordingStatus.processing,
+                                                                   RecordingStatus.expired)
+                    for r in recordings))
+
+
+def save_review(db: Session, attempt_id: int, status: str, notes: str, reviewer: CurrentUser) -> Attempt:
+    if status not in {s.value for s in ReviewStatus}:
+        raise ReviewError("Choose a review status.")
+    if len(notes) > MAX_NOTES:
+        raise ReviewError(f"Notes are limited to {MAX_NOTES} characters.")
+    attempt = db.get(Attempt, attempt_id)
+    if attempt is None:
+        raise ReviewError("No such attempt.")
+    if not may_review(db, reviewer, attempt):
+        raise ReviewError("You may not review attempts of this exam.")
+    old = attempt.review_status
+    attempt.review_status, attempt.review_notes = status, notes
+    attempt.reviewed_by, attempt.reviewed_at = reviewer.id, utcnow()
+    db.add(attempt)
+    db.add(AuditLog(user_id=reviewer.id, action="review_saved", target=f"attempt:{attempt_id}",
+                    data={"old_status": old, "new_status": status, "notes_chars": len(notes)}))
+    return attempt
+
+
+# A sprite is one thumbnail every N seconds of the video, each W pixels wide, tiled left to
+# right in one image whose name ends in sprite_<N>s_<W>w.<ext>.
+_SPRITE_NAME = re.compile(r"sprite_(\d+(?:\.\d+)?)s_(\d+)w\.[a-z]+$", re.ASCII)
+
+
+def sprite_layout(sprite_path: str) -> tuple[float, int] | None:
+    """(seconds between thumbnails, thumbnail width) of a sprite, or None for an unknown name."""
+    match = _SPRITE_NAME.search(PurePosixPath(sprite_path).name)
+    if match is None or float(match.group(1)) <= 0:
+        return None
+    return float(match.group(1)), int(match.group(2))

@@ -1,0 +1,96 @@
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from proctor_app.auth.roles import ADMIN
+from proctor_app.db import session_scope
+from proctor_app.models import User
+from proctor_app.services import accounts
+from proctor_app.state.auth import AuthState, requires
+
+
+@dataclass
+class UserRow:
+    id: int
+    name: str
+    email: str
+    role: str
+    active: bool
+
+
+class AdminUsersState(AuthState):
+    users: list[UserRow] = []
+    my_user_id: int = 0
+    error: str = ""
+    notice: str = ""
+    # Bumped after a successful create, so the form is rebuilt empty; on errors it keeps its input.
+    create_form_key: int = 0
+    reset_user_id: int = 0
+    reset_user_email: str = ""
+
+    def _reload(self) -> None:
+        self.my_user_id = self._user.id
+        with session_scope() as db:
+            self.users = [UserRow(id=u.id, name=u.name, email=u.email, role=u.role, active=u.active)
+                          for u in accounts.list_users(db)]
+
+    def _apply(self, change: Callable[[Session], User], done: Callable[[User], str]) -> bool:
+        """Run one account change; show its result or the rule it broke."""
+        try:
+            with session_scope() as db:
+                user = change(db)
+                message = done(user)
+        except accounts.AccountError as exc:
+            self.error, self.notice = str(exc), ""
+            return False
+        self.error, self.notice = "", message
+        self._reload()
+        return True
+
+    @requires(ADMIN)
+    def on_load(self):
+        self.error = self.notice = ""
+        self.reset_user_id, self.reset_user_email = 0, ""
+        self._reload()
+
+    @requires(ADMIN)
+    def create_user(self, form: dict):
+        actor = self._user.id
+        created = self._apply(
+            lambda db: accounts.create_user(db, actor, email=form.get("email", ""),
+                                            name=form.get("name", ""), role=form.get("role", ""),
+                                            password=form.get("password", "")),
+            lambda user: f"Created {user.email} ({user.role}).")
+        if created:
+            self.create_form_key += 1
+
+    @requires(ADMIN)
+    def set_active(self, user_id: int, active: bool):
+        actor = self._user.id
+        self._apply(lambda db: accounts.set_active(db, actor, int(user_id), bool(active)),
+                    lambda user: f"{user.email} is now {'active' if user.active else 'deactivated'}.")
+
+    @requires(ADMIN)
+    def change_role(self, user_id: int, role: str):
+        actor = self._user.id
+        self._apply(lambda db: accounts.change_role(db, actor, int(user_id), role),
+                    lambda user: f"{user.email} is now a {user.role}.")
+
+    @requires(ADMIN)
+    def open_reset(self, user_id: int):
+        row = next((u for u in self.users if u.id == int(user_id)), None)
+        if row is not None:
+            self.error = ""
+            self.reset_user_id, self.reset_user_email = row.id, row.email
+
+    @requires(ADMIN)
+    def close_reset(self):
+        self.reset_user_id, self.reset_user_email = 0, ""
+
+    @requires(ADMIN)
+    def reset_password(self, form: dict):
+        actor, user_id = self._user.id, self.reset_user_id
+        if self._apply(lambda db: accounts.reset_password(db, actor, user_id, form.get("password", "")),
+                       lambda user: f"New password set for {user.email}; their sessions were ended."):
+            self.reset_user_id, self.reset_user_email = 0, ""

@@ -1,0 +1,262 @@
+"""The attempt video page: recordings in sync, events on a timeline, snapshots, health, review."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import reflex as rx
+from sqlmodel import select
+
+from proctor_app.api.media import recording_link, snapshot_link
+from proctor_app.auth.roles import ADMIN, STAFF_REVIEW
+from proctor_app.db import session_scope
+from proctor_app.media import jobs, storage
+from proctor_app.models import (
+    Attempt,
+    AttemptStatus,
+    AuditLog,
+    Exam,
+    JobStatus,
+    ProctoringEvent,
+    Recording,
+    RecordingStatus,
+    ReviewStatus,
+    Snapshot,
+    StreamKind,
+    User,
+)
+from proctor_app.services import review
+from proctor_app.state.auth import AuthState, requires
+
+PLAYABLE = (RecordingStatus.completed, RecordingStatus.partial)
+STATUS_COLORS = {
+    RecordingStatus.completed: "green", RecordingStatus.partial: "amber",
+    RecordingStatus.in_progress: "blue", RecordingStatus.processing: "violet",
+    RecordingStatus.failed: "red", RecordingStatus.expired: "gray", RecordingStatus.not_started: "gray",
+}
+
+
+@dataclass
+class GapRow:
+    span: str
+    duration: str
+    cause: str
+
+
+@dataclass
+class StreamPanel:
+    stream: str
+    status: str
+    summary: str
+    color: str
+    progress: int
+    coverage: str
+    gaps: list[GapRow]
+    download_url: str
+
+
+@dataclass
+class EventRow:
+    id: int
+    clock: str
+    at: str
+    seek_s: str  # "" when the event lies outside the recorded timeline
+    kind: str
+    severity: str
+    detail: str
+
+
+@dataclass
+class SnapshotRow:
+    seq: int
+    src: str
+    clock: str
+    seek_s: str
+
+
+def _event_detail(data: dict) -> str:
+    text = ", ".join(f"{key}: {value}" for key, value in data.items())
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+class AttemptVideoState(AuthState):
+    found: bool = False
+    missing: bool = False
+    candidate: str = ""
+    exam_title: str = ""
+    attempt_status: str = ""
+    started: str = ""
+    ended: str = ""
+    in_progress: bool = False
+    processing: bool = False
+    processing_queued: bool = False
+    can_reprocess: bool = False
+    reprocess_notice: str = ""
+    streams: list[StreamPanel] = []
+    # Handed to the player component as they are.
+    player_videos: list[dict[str, Any]] = []
+    markers: list[dict[str, Any]] = []
+    timeline_gaps: list[dict[str, float]] = []
+    timeline_s: float = 0.0
+    sprite: dict[str, Any] = {}
+    events: list[EventRow] = []
+    snapshots: list[SnapshotRow] = []
+    retention_notice: str = ""
+    review_status: str = ReviewStatus.not_reviewed
+    review_notes: str = ""
+    reviewed_label: str = ""
+    review_error: str = ""
+    review_saved: str = ""
+    # Bumped whenever the saved review is loaded, so the form shows it afresh.
+    review_form_key: int = 0
+    _attempt_id: int = 0
+
+    def _load(self) -> str:
+        """Read the attempt into the page: "found", "missing", or "forbidden" for this reviewer."""
+        try:
+            attempt_id = int(self.attempt_id)
+        except ValueError:
+            attempt_id = 0
+        user_id = self._user.id
+        with session_scope() as db:
+            attempt = db.get(Attempt, attempt_id)
+            allowed = attempt is not None and review.may_review(db, self._user, attempt)
+            self.found, self.missing = allowed, attempt is None
+            if not allowed:
+                return "missing" if attempt is None else "forbidden"
+            self._attempt_id = attempt.id
+            candidate = db.get(User, attempt.candidate_id)
+            self.candidate = f"{candidate.name} <{candidate.email}>"
+            self.exam_title = db.get(Exam, attempt.exam_id).title
+            self.attempt_status = attempt.status.replace("_", " ")
+            self.started, self.ended = review.format_time(attempt.started_at), review.format_time(attempt.ended_at)
+            self.in_progress = attempt.status == AttemptStatus.in_progress
+            # The camera leads the player; other streams follow it.
+            recordings = sorted(db.exec(select(Recording).where(Recording.attempt_id == attempt.id)),
+                                key=lambda r: (r.stream != StreamKind.camera, r.stream))
+            active_job = any(job.kind == jobs.FINALIZE and job.status in (JobStatus.queued, JobStatus.running)
+                             for job in jobs.jobs_of_attempt(db, attempt.id))
+            recording_now = any(r.status == RecordingStatus.processing for r in recordings)
+            self.processing = active_job or recording_now
+            self.processing_queued = active_job and not recording_now
+            self.can_reprocess = not active_job and review.can_reprocess(attempt, recordings)
+            self._load_recordings(attempt, recordings, user_id)
+            self._load_events(attempt, db.exec(select(ProctoringEvent).where(
+                ProctoringEvent.attempt_id == attempt.id).order_by(ProctoringEvent.server_time)).all())
+            expired = any(r.status == RecordingStatus.expired for r in recordings)
+            snapshots = [] if expired else db.exec(select(Snapshot).where(
+                Snapshot.attempt_id == attempt.id).order_by(Snapshot.seq)).all()
+            self._load_snapshots(attempt, snapshots, user_id)
+            self.retention_notice = review.retention_notice(db, attempt, recordings)
+            self._show_review(attempt, db.get(User, attempt.reviewed_by) if attempt.reviewed_by else None)
+        return "found"
+
+    def _load_recordings(self, attempt: Attempt, recordings: list[Recording], user_id: int) -> None:
+        panels, videos, gaps = [], [], []
+        self.sprite = {}
+        timeline_s = review.exam_window_s(attempt) or 0.0
+        for rec in recordings:
+            health = review.recording_health(attempt, rec)
+            playable = rec.status in PLAYABLE and bool(rec.mp4_path)
+            panels.append(StreamPanel(
+                stream=rec.stream, status=rec.status, summary=review.recording_summary(rec),
+                color=STATUS_COLORS.get(rec.status, "gray"), progress=round(rec.progress * 100),
+                coverage=f"{health.coverage:.1%}" if health else "",
+                gaps=[GapRow(span=f"{review.format_clock(g.start_s)}-{review.format_clock(g.end_s)}",
+                             duration=f"{g.end_s - g.start_s:.0f} s", cause=g.cause)
+                      for g in (health.gaps if health else [])],
+                download_url=recording_link(user_id, attempt.id, rec.stream, "video", download=True)
+                if playable else ""))
+            if not playable:
+                continue
+            offset = max(0.0, review.seconds_into(attempt, rec.started_at) or 0.0)
+            videos.append({
+                "stream": rec.stream, "offset": offset,
+                "src": recording_link(user_id, attempt.id, rec.stream, "video"),
+                "poster": recording_link(user_id, attempt.id, rec.stream, "poster") if rec.poster_path else "",
+            })
+            timeline_s = max(timeline_s, offset + (rec.duration_s or 0.0))
+            layout = review.sprite_layout(rec.sprite_path) if rec.sprite_path else None
+            if layout and not self.sprite:
+                self.sprite = {"url": recording_link(user_id, attempt.id, rec.stream, "sprite"),
+                               "interval": layout[0], "width": layout[1], "offset": offset}
+            if health and len(videos) == 1:
+                gaps = [{"start": g.start_s, "end": g.end_s} for g in health.gaps]
+        self.streams, self.player_videos, self.timeline_gaps = panels, videos, gaps
+        self.timeline_s = timeline_s
+
+    def _load_events(self, attempt: Attempt, events: list[ProctoringEvent]) -> None:
+        rows, markers = [], []
+        for event in events:
+            t = review.seconds_into(attempt, event.server_time)
+            on_timeline = bool(self.player_videos) and t is not None and 0 <= t <= self.timeline_s
+            clock = review.format_clock(t) if t is not None and t >= 0 else "before start"
+            rows.append(EventRow(id=event.id, clock=clock, at=review.format_time(event.server_time),
+                                 seek_s=f"{t:.3f}" if on_timeline else "", kind=event.kind.replace("_", " "),
+                                 severity=event.severity, detail=_event_detail(event.data)))
+            if on_timeline:
+                markers.append({"id": event.id, "t": t, "severity": event.severity,
+                                "label": f"{clock} {event.kind.replace('_', ' ')} ({event.severity})"})
+        self.events, self.markers = rows, markers
+
+    def _load_snapshots(self, attempt: Attempt, snapshots: list[Snapshot], user_id: int) -> None:
+        rows = []
+        for snap in snapshots:
+            # Files retention or a failed write left missing would only show as broken images.
+            try:
+                if not storage.absolute(snap.path).is_file():
+                    continue
+            except ValueError:
+                continue
+            t = review.seconds_into(attempt, snap.taken_at or snap.received_at)
+            on_timeline = bool(self.player_videos) and t is not None and 0 <= t <= self.timeline_s
+            rows.append(SnapshotRow(seq=snap.seq, src=snapshot_link(user_id, attempt.id, snap.seq),
+                                    clock=review.format_clock(t) if t is not None and t >= 0 else "before start",
+                                    seek_s=f"{t:.3f}" if on_timeline else ""))
+        self.snapshots = rows
+
+    def _show_review(self, attempt: Attempt, reviewer: User | None) -> None:
+        self.review_status, self.review_notes = attempt.review_status, attempt.review_notes
+        self.reviewed_label = (f"Last saved by {reviewer.name} at {review.format_time(attempt.reviewed_at)}"
+                               if reviewer else "Not reviewed yet")
+        self.review_form_key += 1
+
+    @requires(STAFF_REVIEW)
+    def on_load(self):
+        self.review_error = self.review_saved = self.reprocess_notice = ""
+        outcome = self._load()
+        if outcome == "forbidden":
+            return rx.redirect("/forbidden")
+        if outcome == "found":
+            with session_scope() as db:
+                db.add(AuditLog(user_id=self._user.id, action="attempt_viewed",
+                                target=f"attempt:{self._attempt_id}"))
+
+    @requires(STAFF_REVIEW)
+    def refresh(self):
+        """Polled while a recording is processing, to move the progress bar and show the result."""
+        if self._load() == "forbidden":
+            return rx.redirect("/forbidden")
+
+    @requires(ADMIN)
+    def reprocess(self):
+        with session_scope() as db:
+            attempt = db.get(Attempt, self._attempt_id)
+            recordings = db.exec(select(Recording).where(Recording.attempt_id == self._attempt_id)).all()
+            if attempt is None or not review.can_reprocess(attempt, recordings):
+                self.reprocess_notice = "This attempt cannot be processed again now."
+                return
+            jobs.request_reprocess(db, attempt.id, self._user.id)
+        self.reprocess_notice = "Processing again: queued."
+        self._load()
+
+    @requires(STAFF_REVIEW)
+    def save_review(self, form: dict):
+        try:
+            with session_scope() as db:
+                attempt = review.save_review(db, self._attempt_id, form.get("status", ""),
+                                             form.get("notes", ""), self._user)
+                self._show_review(attempt, db.get(User, self._user.id))
+        except review.ReviewError as exc:
+            self.review_error, self.review_saved = str(exc), ""
+            return
+        self.review_error, self.review_saved = "", "Review saved."

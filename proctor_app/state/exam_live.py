@@ -1,0 +1,40 @@
+"""The live video part of the candidate's exam page: whether to publish, and what the publisher
+reports. Publishing uses the upload token of the recording part (ExamRecordingState)."""
+
+from proctor_app.auth.roles import CANDIDATE
+from proctor_app.db import session_scope
+from proctor_app.models import AttemptStatus, Exam
+from proctor_app.services import attempts
+from proctor_app.services.attempts import AttemptError
+from proctor_app.services.live import live_streams
+from proctor_app.state.auth import AuthState, requires
+
+STATUS_TEXT = {"connecting": "connecting", "live": "on", "retrying": "reconnecting",
+               "refused": "not available", "stopped": "off"}
+
+
+class ExamLiveState(AuthState):
+    # The WHIP endpoint of the candidate's attempt; "" when live video is off.
+    publish_url: str = ""
+    publish_screen: bool = False
+    status: str = ""
+
+    @requires(CANDIDATE)
+    def prepare(self):
+        self.publish_url, self.publish_screen, self.status = "", False, ""
+        raw = self.exam_id  # the page's [exam_id] route argument
+        if not raw.isdigit():
+            return
+        try:
+            with session_scope() as db:
+                attempt = attempts.attempt_for(db, int(raw), self._user.id)
+                streams = live_streams(db, db.get(Exam, attempt.exam_id))
+        except AttemptError:
+            return
+        if attempt.status == AttemptStatus.in_progress and streams:
+            self.publish_url = f"/api/live/attempts/{attempt.id}/publish"
+            self.publish_screen = "screen" in streams
+
+    @requires(CANDIDATE)
+    def on_status(self, report: dict):
+        self.status = STATUS_TEXT.get(str(report.get("status", "")), "")

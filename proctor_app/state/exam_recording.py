@@ -1,0 +1,74 @@
+"""The recording part of the candidate's exam page: the upload grant, and what the recorder reports.
+
+The take-exam page mounts the recorder while its step is the exam (recording) or done (flushing);
+`prepare` runs on that mount, so a reload, a reconnect after a server restart and the start of the
+exam each get a fresh token and the numbers to continue from.
+"""
+
+import reflex as rx
+
+from proctor_app.auth.roles import CANDIDATE
+from proctor_app.db import session_scope
+from proctor_app.media.ingest import issue_upload_token
+from proctor_app.models import Exam
+from proctor_app.services import attempts
+from proctor_app.services.attempts import AttemptError
+from proctor_app.services.consent import capture_plan
+from proctor_app.services.settings import get_settings
+from proctor_app.state.auth import AuthState, requires
+
+
+class ExamRecordingState(AuthState):
+    attempt_id: int = 0
+    upload_token: str = ""
+    streams: list[str] = []
+    required: bool = False
+    next_segment: dict[str, int] = {}
+    next_snapshot_seq: int = 0
+    chunk_interval_s: int = 3
+    camera_bitrate_kbps: int = 600
+    screen_bitrate_kbps: int = 800
+    snapshot_interval_s: int = 60
+    clock_offset_ms: int = 0
+
+    # As the recorder last reported it (it shows the indicator and upload progress itself).
+    phase: str = ""
+    recording: bool = False
+    blocked: bool = False
+    message: str = ""
+    warning: str = ""
+    flushed: bool = False
+
+    @requires(CANDIDATE)
+    def prepare(self):
+        self.upload_token = ""
+        raw = self.exam_id  # the page's [exam_id] route argument
+        if not raw.isdigit():
+            return
+        try:
+            with session_scope() as db:
+                attempt = attempts.attempt_for(db, int(raw), self._user.id)
+                grant = issue_upload_token(db, attempt)
+                if grant is None:
+                    return
+                exam = db.get(Exam, attempt.exam_id)
+                settings = get_settings(db)
+                self.required = capture_plan(db, exam).required
+                self.snapshot_interval_s = exam.snapshot_interval_s
+                self.clock_offset_ms = attempt.clock_offset_ms or 0
+        except AttemptError:
+            return
+        self.attempt_id, self.upload_token, self.streams = grant.attempt_id, grant.token, grant.streams
+        self.next_segment, self.next_snapshot_seq = grant.next_segment, grant.next_snapshot_seq
+        self.chunk_interval_s = settings["chunk_interval_s"]
+        self.camera_bitrate_kbps = settings["camera_bitrate_kbps"]
+        self.screen_bitrate_kbps = settings["screen_bitrate_kbps"]
+
+    @requires(CANDIDATE)
+    def on_status(self, status: dict):
+        self.phase = str(status.get("state", ""))[:20]
+        self.recording = status.get("recording") is True
+        self.blocked = status.get("blocked") is True
+        self.message = str(status.get("message", ""))[:500]
+        self.warning = str(status.get("warning", ""))[:500]
+        self.flushed = status.get("flushed") is True

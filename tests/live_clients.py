@@ -1,0 +1,247 @@
+"""Python WebRTC peers for the live relay's regression test and benchmark.
+
+A publisher and a viewer that talk to a relay through a `signal(offer_sdp) -> answer_sdp`
+coroutine, a synthetic camera whose frames carry their number (to measure latency), a source of
+pre-encoded VP8 packets (load without encoding cost), and aiortc's stock relay, which decodes
+and re-encodes for every viewer, as the baseline.
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from fractions import Fraction
+
+import av
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from proctor_app.media.relay import LiveRequestError, _media_kinds, tap_receiver, vp8_is_keyframe
+
+Signal = Callable[[str], Awaitable[str]]
+TIME_BASE = Fraction(1, 90000)
+# The frame number is drawn as NUMBER_BITS black or white blocks along the top edge.
+NUMBER_BITS = 16
+NUMBER_MASK = (1 << NUMBER_BITS) - 1
+BLOCK = 16
+
+
+def vp8_only(transceiver, codec: str = "video/VP8") -> None:
+    transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                     if c.mimeType in (codec, "video/rtx")])
+
+
+def new_pc() -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+class NumberedCamera(MediaStreamTrack):
+    """Frames at `fps` with a moving bar and their number in the picture; remembers when each
+    frame was made."""
+
+    kind = "video"
+
+    def __init__(self, width: int = 320, height: int = 240, fps: int = 15):
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        self.made_at: dict[int, float] = {}
+        self._count = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        self._count += 1
+        await asyncio.sleep(max(0.0, self._start + self._count / self.fps - time.monotonic()))
+        frame = self.picture(self._count)
+        frame.pts = self._count * 90000 // self.fps
+        frame.time_base = TIME_BASE
+        self.made_at[self._count & NUMBER_MASK] = time.monotonic()
+        return frame
+
+    def picture(self, count: int) -> av.VideoFrame:
+        luma = bytearray(b"\x60" * (self.width * self.height))
+        bar = (count * 4) % (self.width - 12)
+        for y in range(BLOCK * 2, self.height):
+            luma[y * self.width + bar:y * self.width + bar + 12] = b"\xd0" * 12
+        for bit in range(NUMBER_BITS):
+            value = b"\xff" if count >> bit & 1 else b"\x00"
+            for y in range(BLOCK):
+                start = y * self.width + bit * BLOCK
+                luma[start:start + BLOCK] = value * BLOCK
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        frame.planes[0].update(bytes(luma))
+        chroma = b"\x80" * (self.width * self.height // 4)
+        frame.planes[1].update(chroma)
+        frame.planes[2].update(chroma)
+        return frame
+
+
+def read_number(frame: av.VideoFrame) -> int:
+    """The number NumberedCamera drew into a (decoded) frame."""
+    plane = frame.planes[0]
+    luma = bytes(plane)
+    row = (BLOCK // 2) * plane.line_size
+    return sum(1 << bit for bit in range(NUMBER_BITS)
+               if luma[row + bit * BLOCK + BLOCK // 2] > 128)
+
+
+class EncodedSource(MediaStreamTrack):
+    """Loops pre-encoded VP8 frames at `fps`, with ever-increasing timestamps (no encoding)."""
+
+    kind = "video"
+
+    def __init__(self, frames: list[bytes], fps: int):
+        super().__init__()
+        self.frames, self.fps = frames, fps
+        self._count = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.Packet:
+        if self._start is None:
+            self._start = time.monotonic()
+        await asyncio.sleep(max(0.0, self._start + self._count / self.fps - time.monotonic()))
+        packet = av.Packet(self.frames[self._count % len(self.frames)])
+        packet.pts = self._count * 90000 // self.fps
+        packet.time_base = TIME_BASE
+        self._count += 1
+        return packet
+
+
+def encode_vp8_clip(width: int, height: int, fps: int, seconds: float, gop: int,
+                    bitrate: int = 500_000) -> list[bytes]:
+    """A moving test picture encoded once, as the encoded frames a browser would send."""
+    camera = NumberedCamera(width, height, fps)
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.bit_rate, codec.gop_size, codec.time_base = bitrate, gop, Fraction(1, fps)
+    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    frames = []
+    for i in range(int(fps * seconds)):
+        picture = camera.picture(i)
+        picture.pts, picture.time_base = i, Fraction(1, fps)
+        frames.extend(bytes(p) for p in codec.encode(picture))
+    frames.extend(bytes(p) for p in codec.encode(None))
+    assert frames and vp8_is_keyframe(frames[0])
+    return frames
+
+
+class Publisher:
+    """A candidate's browser: sends `tracks` (stream name -> track), one video section each."""
+
+    def __init__(self, tracks: dict[str, MediaStreamTrack], codec: str = "video/VP8"):
+        self.tracks = tracks
+        self.codec = codec
+        self.pc = new_pc()
+        self.senders = {}
+
+    async def start(self, signal: Signal) -> None:
+        for stream, track in self.tracks.items():
+            transceiver = self.pc.addTransceiver(track, direction="sendonly")
+            vp8_only(transceiver, self.codec)
+            self.senders[stream] = transceiver.sender
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        answer = await signal(self.pc.localDescription.sdp)
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+class Viewer:
+    """A proctor's browser: one receive-only video section.
+
+    With decode=True frames are decoded (and their numbers read); otherwise encoded frames are
+    only counted, which keeps a benchmark's load generator cheap.
+    """
+
+    def __init__(self, decode: bool = True):
+        self.decode = decode
+        self.pc = new_pc()
+        self.started_at = 0.0
+        self.frames: list[tuple[float, int, int, int]] = []  # (time, width, height, number)
+        self.encoded: list[tuple[float, bool]] = []  # (time, keyframe) when not decoding
+        self.receiver = None
+        self._reader: asyncio.Task | None = None
+
+    async def start(self, signal: Signal) -> None:
+        transceiver = self.pc.addTransceiver("video", direction="recvonly")
+        vp8_only(transceiver)
+        self.receiver = transceiver.receiver
+        if not self.decode:
+            tap_receiver(self.receiver, lambda f: self.encoded.append(
+                (time.monotonic(), vp8_is_keyframe(f.data))))
+        self.started_at = time.monotonic()
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        answer = await signal(self.pc.localDescription.sdp)
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        if self.decode:
+            self._reader = asyncio.ensure_future(self._read(self.receiver.track))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                self.frames.append((time.monotonic(), frame.width, frame.height, read_number(frame)))
+        except MediaStreamError:
+            pass
+
+    @property
+    def count(self) -> int:
+        return len(self.frames) if self.decode else len(self.encoded)
+
+    async def wait_frames(self, count: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.count < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self.count >= count
+
+    async def request_keyframe(self) -> None:
+        for source in self.receiver.getSynchronizationSources():
+            await self.receiver._send_rtcp_pli(source.source)
+
+    async def close(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+        await self.pc.close()
+
+
+class StockRelay:
+    """aiortc's own relay (MediaRelay): decodes each published track once and re-encodes it for
+    every viewer. Same calls as LiveRelay.publish/view, for comparison only."""
+
+    def __init__(self):
+        self._relay = MediaRelay()
+        self._tracks: dict[tuple[int, str], MediaStreamTrack] = {}
+        self._pcs: list[RTCPeerConnection] = []
+
+    async def publish(self, attempt_id: int, owner: str, offer_sdp: str,
+                      streams: list[str]) -> tuple[str, str]:
+        if _media_kinds(offer_sdp) != ["video"] * len(streams):
+            raise LiveRequestError("one video section per stream")
+        pc = new_pc()
+        self._pcs.append(pc)
+        receivers = []
+        for _ in streams:
+            transceiver = pc.addTransceiver("video", direction="recvonly")
+            vp8_only(transceiver)
+            receivers.append(transceiver.receiver)
+        await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        for stream, receiver in zip(streams, receivers):
+            self._tracks[(attempt_id, stream)] = receiver.track
+        return str(id(pc)), pc.localDescription.sdp
+
+    async def view(self, attempt_id: int, stream: str, owner: str, offer_sdp: str) -> tuple[str, str]:
+        pc = new_pc()
+        self._pcs.append(pc)
+        transceiver = pc.addTransceiver(self._relay.subscribe(self._tracks[(attempt_id, stream)]),
+                                        direction="sendonly")
+        vp8_only(transceiver)
+        await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        return str(id(pc)), pc.localDescription.sdp
+
+    async def close(self) -> None:
+        for pc in self._pcs:
+            await pc.close()

@@ -1,0 +1,204 @@
+"""The attempts list and the attempt video page, in Chromium against the running app."""
+
+import re
+import secrets
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import expect
+from sqlmodel import select
+
+from proctor_app.db import session_scope
+from proctor_app.auth.passwords import hash_password
+from proctor_app.models import Attempt, AuditLog, Recording, RecordingStatus, Role, User
+from tests.conftest import login
+from tests.review_media import EVENTS, SNAPSHOT_TIMES, make_review_attempt, user_id
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def attempt(app_server):
+    return make_review_attempt()
+
+
+def _video_time(page, stream: str = "camera") -> float:
+    return page.eval_on_selector(f"#player-video-{stream}", "v => v.currentTime")
+
+
+def _wait_for_time(page, seconds: float, stream: str = "camera", tolerance: float = 0.4) -> None:
+    page.wait_for_function(
+        "([sel, t, tol]) => { const v = document.querySelector(sel); return v && Math.abs(v.currentTime - t) < tol; }",
+        arg=[f"#player-video-{stream}", seconds, tolerance])
+
+
+def _playhead_percent(page) -> float:
+    return float(page.eval_on_selector("#player-playhead", "el => parseFloat(el.style.left)"))
+
+
+def test_player_plays_seeks_and_follows_markers_and_snapshots(page, attempt):
+    login(page, "supervisor@example.com")
+    page.goto(f"/attempts/{attempt.attempt_id}/video")
+    expect(page.locator("#attempt-heading")).to_contain_text("Review Candidate")
+    camera = page.locator("#player-video-camera")
+    expect(camera).to_be_visible()
+    expect(page.locator("#player-video-screen")).to_be_visible()
+    page.wait_for_function("document.querySelector('#player-video-camera').readyState >= 1")
+
+    # Plays: time moves on, in both videos.
+    page.click("#player-play")
+    page.wait_for_function("document.querySelector('#player-video-camera').currentTime > 0.5")
+    page.wait_for_function("document.querySelector('#player-video-screen').currentTime > 0.3")
+    page.click("#player-play")
+    assert page.eval_on_selector("#player-video-camera", "v => v.paused")
+
+    # Markers: one per event, coloured by severity; a click moves video and playhead there.
+    markers = page.locator(".timeline-marker")
+    expect(markers).to_have_count(len(EVENTS))
+    assert [markers.nth(i).get_attribute("data-severity") for i in range(len(EVENTS))] == [e[2] for e in EVENTS]
+    colors = {markers.nth(i).evaluate("el => getComputedStyle(el).backgroundColor") for i in range(len(EVENTS))}
+    assert len(colors) == 3
+    before = _playhead_percent(page)
+    critical = markers.nth(2)
+    critical.click()
+    _wait_for_time(page, EVENTS[2][0])
+    _wait_for_time(page, EVENTS[2][0], stream="screen")  # the second video follows
+    page.wait_for_function(f"parseFloat(document.querySelector('#player-playhead').style.left) > {before + 30}")
+
+    # Steps of 5 s by button and keyboard, and the speed.
+    page.click("#player-back")
+    _wait_for_time(page, EVENTS[2][0] - 5)
+    page.keyboard.press("ArrowRight")
+    _wait_for_time(page, EVENTS[2][0])
+    page.select_option("#player-speed", "16")
+    assert page.eval_on_selector("#player-video-camera", "v => v.playbackRate") == 16
+    page.wait_for_function("document.querySelector('#player-video-screen').playbackRate === 16")
+    page.keyboard.press("<")
+    assert page.eval_on_selector("#player-video-camera", "v => v.playbackRate") == 8
+
+    # Snapshot gallery: images load; a click seeks to the snapshot's time.
+    snapshots = page.locator("#snapshot-gallery .snapshot img")
+    expect(snapshots).to_have_count(len(SNAPSHOT_TIMES))
+    page.wait_for_function("[...document.querySelectorAll('#snapshot-gallery img')].every(i => i.naturalWidth > 0)")
+    page.locator("#snapshot-gallery .snapshot").first.click()
+    _wait_for_time(page, SNAPSHOT_TIMES[0])
+
+    # The event list seeks too.
+    page.locator("#event-list .event-row").nth(1).click()
+    _wait_for_time(page, EVENTS[1][0])
+
+    # Hovering the timeline shows the sprite thumbnail for that time.
+    timeline = page.locator("#player-timeline")
+    timeline.hover(position={"x": timeline.bounding_box()["width"] * 0.75, "y": 18})
+    thumb = page.locator("#player-thumb")
+    expect(thumb).to_be_visible()
+    assert "sprite" in thumb.evaluate("el => el.style.backgroundImage")
+    assert thumb.evaluate("el => el.style.backgroundPosition").startswith("-")
+
+
+def test_health_retention_download_and_review(page, attempt):
+    login(page, "proctor@example.com")
+    page.goto(f"/attempts/{attempt.attempt_id}/video")
+    notice = page.locator("#retention-notice")
+    expect(notice).to_contain_text("This recording will be deleted after 30 days, on ")
+    with session_scope() as db:
+        ended = db.get(Attempt, attempt.attempt_id).ended_at
+    expect(notice).to_contain_text(f"{ended + timedelta(days=30):%Y-%m-%d}")
+    camera_panel = page.locator(".stream-panel").first
+    # 1 s of 12 is a gap ("network"): 91.7 % coverage.
+    expect(camera_panel.locator(".coverage")).to_contain_text("91.7%")
+    expect(camera_panel.locator(".gaps")).to_contain_text("network")
+    expect(camera_panel.locator(".gaps")).to_contain_text("0:06-0:07")
+
+    with page.expect_download() as download_info:
+        camera_panel.locator(".download-link").click()
+    assert download_info.value.suggested_filename == f"attempt-{attempt.attempt_id}-camera.mp4"
+
+    page.locator("#review-status").click()
+    page.get_by_role("option", name="suspicious").click()
+    page.fill("#review-notes", "Looked away at 0:05 and someone else at 0:09.")
+    page.click("#review-save")
+    expect(page.locator("#reviewed-label")).to_contain_text("Last saved by Pat Proctor")
+    with session_scope() as db:
+        saved = db.get(Attempt, attempt.attempt_id)
+        audit = db.exec(select(AuditLog).where(AuditLog.action == "review_saved",
+                                               AuditLog.target == f"attempt:{attempt.attempt_id}")).all()
+        viewed = db.exec(select(AuditLog).where(AuditLog.action == "attempt_viewed",
+                                                AuditLog.target == f"attempt:{attempt.attempt_id}",
+                                                AuditLog.user_id == user_id("proctor@example.com"))).all()
+    assert (saved.review_status, saved.reviewed_by) == ("suspicious", user_id("proctor@example.com"))
+    assert saved.review_notes.startswith("Looked away")
+    assert saved.reviewed_at is not None
+    assert [(a.user_id, a.data["new_status"]) for a in audit] == [(user_id("proctor@example.com"), "suspicious")]
+    assert viewed
+    page.reload()
+    expect(page.locator("#review-notes")).to_have_value("Looked away at 0:05 and someone else at 0:09.")
+
+
+def test_expired_and_processing_attempts_say_so(page):
+    expired = make_review_attempt(status=RecordingStatus.expired, ended_days_ago=40)
+    login(page, "admin@example.com")
+    page.goto(f"/attempts/{expired.attempt_id}/video")
+    expect(page.locator("#retention-notice")).to_contain_text("This recording was deleted on")
+    expect(page.locator("#no-player")).to_be_visible()
+    expect(page.locator("#event-list .event-row")).to_have_count(len(EVENTS))
+
+    processing = make_review_attempt(status=RecordingStatus.processing)
+    page.goto(f"/attempts/{processing.attempt_id}/video")
+    expect(page.locator(".processing-progress")).to_have_count(2)
+    expect(page.locator(".stream-panel").first).to_contain_text("processing 40%")
+    expect(page.locator("#no-player")).to_be_visible()
+    # When processing finishes, the page notices by itself and shows the player.
+    with session_scope() as db:
+        for rec in db.exec(select(Recording).where(Recording.attempt_id == processing.attempt_id)):
+            rec.status, rec.progress = RecordingStatus.completed, 1.0
+            db.add(rec)
+    expect(page.locator("#player-video-camera")).to_be_visible()
+    expect(page.locator(".processing-progress")).to_have_count(0)
+
+
+def test_attempts_list_filters_and_links(page, attempt):
+    login(page, "supervisor@example.com")
+    page.goto("/attempts")
+    page.fill("#filter-search", "review-")
+    page.click("#search-submit")
+    row = page.locator(f".attempt-row[data-attempt-id='{attempt.attempt_id}']")
+    expect(row).to_be_visible()
+    expect(row.locator(".recording-badge").first).to_contain_text("completed")
+    expect(row.locator(".recording-badge").first).to_contain_text("4 chunks")
+    row.locator(f"#open-attempt-{attempt.attempt_id}").click()
+    page.wait_for_url(f"**/attempts/{attempt.attempt_id}/video")
+
+
+@pytest.mark.parametrize("email", ["alice@example.com", None])
+def test_candidates_and_anonymous_are_refused(page, attempt, email):
+    if email:
+        login(page, email)
+    for path in (f"/attempts/{attempt.attempt_id}/video", "/attempts"):
+        page.goto(path)
+        if email:
+            page.wait_for_url("**/forbidden")
+        else:
+            page.wait_for_url(re.compile(r"/login\?next="))
+        expect(page.locator("#player-video-camera")).to_have_count(0)
+        expect(page.locator(".attempt-row")).to_have_count(0)
+
+
+def test_review_handler_checks_the_role_again(page, attempt):
+    """A reviewer demoted while the page is open cannot save: the handler refuses, not just on_load."""
+    email, password = f"rv-{secrets.token_hex(4)}@example.com", "reviewer-pass-1"
+    with session_scope() as db:
+        db.add(User(email=email, name="Short Term", role=Role.supervisor, password_hash=hash_password(password)))
+    login(page, email, password)
+    page.goto(f"/attempts/{attempt.attempt_id}/video")
+    expect(page.locator("#review-save")).to_be_visible()
+    with session_scope() as db:
+        before = db.get(Attempt, attempt.attempt_id).review_notes
+        demoted = db.exec(select(User).where(User.email == email)).one()
+        demoted.role = Role.candidate
+        db.add(demoted)
+    page.fill("#review-notes", "should never be saved")
+    page.click("#review-save")
+    page.wait_for_url("**/forbidden")
+    with session_scope() as db:
+        assert db.get(Attempt, attempt.attempt_id).review_notes == before

@@ -1,0 +1,365 @@
+"""Live proctoring against the running app: Chromium candidate (fake camera) -> server relay ->
+Chromium proctor; reconnection, leaving, the exam page with live video on and off, and every
+refusal of the WHIP/WHEP routes.
+
+Each test makes its own exam, candidate and proctors, so the proctor's grid shows only its tile.
+"""
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+from sqlmodel import select
+
+from proctor_app.auth import sessions
+from proctor_app.auth.passwords import hash_password
+from proctor_app.auth.sessions import SESSION_COOKIE
+from proctor_app.db import session_scope
+from proctor_app.demo import DEMO_PASSWORD
+from proctor_app.media.ingest import issue_upload_token
+from proctor_app.models import Exam, ExamAssignment, ProctoringEvent, Question, QuestionKind, Role, User
+from proctor_app.services import attempts
+from proctor_app.services.settings import update_settings
+from tests.conftest import login
+from tests.live_clients import NumberedCamera, Publisher, Viewer
+
+# Every RTCPeerConnection a page makes, with when it was made (for getStats and timings).
+TRACK_PEER_CONNECTIONS = """
+window.__pcs = [];
+const NativePeerConnection = window.RTCPeerConnection;
+window.RTCPeerConnection = function (...args) {
+  const pc = new NativePeerConnection(...args);
+  window.__pcs.push({ pc, created: performance.now() });
+  return pc;
+};
+window.RTCPeerConnection.prototype = NativePeerConnection.prototype;
+"""
+FRAMES_DECODED = """async () => {
+  let frames = 0;
+  for (const { pc } of window.__pcs) {
+    if (pc.connectionState !== "connected") continue;
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded;
+    });
+  }
+  return frames;
+}"""
+# The candidate's side without the exam page: the publisher module on a page of the app's origin.
+PUBLISH = """async ([url, token]) => {
+  const { LivePublisher } = await import("/live_publish.js");
+  const camera = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+  window.liveStatus = [];
+  window.publisher = new LivePublisher({ url, token, onStatus: (s) => window.liveStatus.push(s.status) });
+  window.publisher.start({ camera });
+}"""
+
+
+@dataclass(frozen=True)
+class LiveExam:
+    exam_id: int
+    candidate: str
+    proctors: tuple[str, str]  # both assigned to the exam
+    attempt_id: int = 0
+    token: str = ""
+
+    @property
+    def publish_url(self) -> str:
+        return f"/api/live/attempts/{self.attempt_id}/publish"
+
+    def view_url(self, stream: str = "camera_low") -> str:
+        return f"/api/live/attempts/{self.attempt_id}/streams/{stream}/view"
+
+
+def make_live_exam(live_video: bool = True, start: bool = True) -> LiveExam:
+    tag = uuid.uuid4().hex[:8]
+    password_hash = hash_password(DEMO_PASSWORD)
+    with session_scope() as db:
+        exam = Exam(title=f"Live test {tag}", duration_minutes=30, live_video=live_video,
+                    recording=True, screen_recording=False, recording_required=False)
+        people = [User(email=f"live-{role}{n}-{tag}@example.com", name=f"Live {role} {n} {tag}",
+                       role=role, password_hash=password_hash)
+                  for role, n in ((Role.candidate, 1), (Role.proctor, 1), (Role.proctor, 2))]
+        db.add_all([exam, *people])
+        db.flush()
+        db.add_all([ExamAssignment(exam_id=exam.id, user_id=user.id) for user in people])
+        db.add(Question(exam_id=exam.id, kind=QuestionKind.free_text, prompt="Why watch live?"))
+        db.flush()
+        live = LiveExam(exam.id, people[0].email, (people[1].email, people[2].email))
+        if not start:
+            return live
+        attempt = attempts.attempt_for(db, exam.id, people[0].id)
+        attempts.accept_consent(db, attempt, "terms")
+        attempts.start(db, attempt, 0)
+        grant = issue_upload_token(db, attempt)
+        return LiveExam(exam.id, people[0].email, live.proctors, attempt.id, grant.token)
+
+
+def live_events(attempt_id: int) -> list[tuple[str, str]]:
+    with session_scope() as db:
+        rows = db.exec(select(ProctoringEvent).where(ProctoringEvent.attempt_id == attempt_id,
+                                                     ProctoringEvent.kind.startswith("live_"))
+                       .order_by(ProctoringEvent.server_time, ProctoringEvent.id)).all()
+        return [(e.kind, e.data.get("reason", "")) for e in rows]
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return condition()
+
+
+@pytest.fixture
+def new_context(browser, app_server):
+    contexts = []
+
+    def make(track_connections: bool = False):
+        ctx = browser.new_context(base_url=app_server.url, permissions=["camera", "microphone"])
+        ctx.set_default_timeout(15000)
+        if track_connections:
+            ctx.add_init_script(TRACK_PEER_CONNECTIONS)
+        contexts.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+def start_publishing(new_context, live: LiveExam):
+    ctx = new_context()
+    page = ctx.new_page()
+    page.goto("/login")
+    page.evaluate(PUBLISH, [live.publish_url, live.token])
+    page.wait_for_function("window.liveStatus.includes('live')")
+    return ctx, page
+
+
+def open_grid(new_context, email: str):
+    page = new_context(track_connections=True).new_page()
+    login(page, email)
+    page.goto("/proctor")
+    return page
+
+
+def status_of(page, attempt_id: int):
+    return page.locator(f"#status-{attempt_id}")
+
+
+def tile_video_playing(page, attempt_id: int) -> None:
+    page.wait_for_function(f"document.querySelector('#tile-{attempt_id} video')?.videoWidth > 0")
+
+
+@pytest.mark.browser
+def test_proctor_watches_the_candidate_live_and_a_late_viewer_sees_a_picture_at_once(new_context):
+    live = make_live_exam()
+    start_publishing(new_context, live)
+    proctor = open_grid(new_context, live.proctors[0])
+    expect(status_of(proctor, live.attempt_id)).to_have_attribute("data-status", "live")
+    tile_video_playing(proctor, live.attempt_id)
+    video = f"#tile-{live.attempt_id} video"
+    played, decoded = proctor.eval_on_selector(video, "v => v.currentTime"), proctor.evaluate(FRAMES_DECODED)
+    time.sleep(1.5)
+    assert proctor.eval_on_selector(video, "v => v.currentTime") > played
+    assert proctor.evaluate(FRAMES_DECODED) > decoded > 0
+    # The tile is the low-resolution layer.
+    assert proctor.eval_on_selector(video, "v => v.videoWidth") <= 320
+
+    # The focused view: full resolution camera and the attempt's event feed.
+    proctor.click(f"#tile-{live.attempt_id}")
+    proctor.wait_for_function("document.querySelector('#focus-camera')?.videoWidth > 0")
+    expect(proctor.locator("#focus-events")).to_contain_text("live connected")
+
+    # A second proctor opens the grid while the candidate has long been publishing.
+    late = open_grid(new_context, live.proctors[1])
+    tile_video_playing(late, live.attempt_id)
+    waited_ms = late.evaluate("performance.now() - window.__pcs[0].created")
+    assert waited_ms < 2000, f"the late viewer waited {waited_ms:.0f} ms for a picture"
+    assert live_events(live.attempt_id) == [("live_connected", "")]
+
+
+@pytest.mark.browser
+def test_an_offline_candidate_shows_reconnecting_then_live_again_and_offline_after_leaving(new_context):
+    live = make_live_exam()
+    candidate_ctx, candidate = start_publishing(new_context, live)
+    proctor = open_grid(new_context, live.proctors[0])
+    status = status_of(proctor, live.attempt_id)
+    expect(status).to_have_attribute("data-status", "live")
+    tile_video_playing(proctor, live.attempt_id)
+
+    candidate_ctx.set_offline(True)
+    expect(status).to_have_attribute("data-status", "reconnecting", timeout=5000)
+    time.sleep(10)
+    # Still reconnecting after 10 s: Offline only comes after live_offline_after_s (20 s).
+    expect(status).to_have_attribute("data-status", "reconnecting", timeout=1)
+    candidate_ctx.set_offline(False)
+    # Nobody touches the proctor's page: the status and the picture come back by themselves.
+    expect(status).to_have_attribute("data-status", "live", timeout=10000)
+    frames = proctor.evaluate(FRAMES_DECODED)
+    assert wait_until(lambda: proctor.evaluate(FRAMES_DECODED) > frames + 10, timeout=5)
+
+    candidate.close()  # the candidate leaves the page
+    expect(status).to_have_attribute("data-status", "offline", timeout=5000)
+    assert wait_until(lambda: len(live_events(live.attempt_id)) == 4, timeout=5)
+    assert live_events(live.attempt_id) == [
+        ("live_connected", ""), ("live_lost", "no_frames"), ("live_restored", ""),
+        ("live_lost", "publisher_left")]
+
+
+def take_exam_until_started(page, live: LiveExam) -> None:
+    login(page, live.candidate)
+    page.goto(f"/candidate/exams/{live.exam_id}")
+    page.locator("#consent-checkbox").click()
+    page.locator("#consent-accept").click()
+    expect(page.locator("#device-ok")).to_be_visible()
+    page.locator("#start-exam").click()
+    expect(page.locator("#question-prompt")).to_be_visible()
+
+
+@pytest.mark.browser
+def test_the_exam_page_publishes_while_the_exam_runs(new_context):
+    live = make_live_exam(start=False)
+    candidate = new_context().new_page()
+    take_exam_until_started(candidate, live)
+    expect(candidate.locator("#live-status")).to_have_attribute("data-status", "on")
+    with session_scope() as db:
+        attempt_id = attempts.attempt_for(db, live.exam_id, db.exec(
+            select(User.id).where(User.email == live.candidate)).one()).id
+    proctor = open_grid(new_context, live.proctors[0])
+    expect(status_of(proctor, attempt_id)).to_have_attribute("data-status", "live")
+    tile_video_playing(proctor, attempt_id)
+
+    candidate.locator("#submit-exam").click()
+    candidate.locator("#confirm-submit").click()
+    expect(candidate.locator("#done-message")).to_be_visible()
+    # Submitted: the publisher stopped, and the tile leaves the grid with the attempt.
+    expect(proctor.locator(f"#tile-{attempt_id}")).to_have_count(0, timeout=10000)
+    assert live_events(attempt_id) == [("live_connected", ""), ("live_lost", "publisher_left")]
+
+
+@pytest.mark.browser
+def test_with_live_video_off_the_exam_makes_no_webrtc_connection(new_context):
+    live = make_live_exam(live_video=False, start=False)
+    candidate = new_context(track_connections=True).new_page()
+    take_exam_until_started(candidate, live)
+    expect(candidate.locator("#recording-indicator")).to_contain_text("Recording")
+    time.sleep(2)
+    assert candidate.evaluate("window.__pcs.length") == 0
+    expect(candidate.locator("#live-status")).to_have_count(0)
+    proctor = open_grid(new_context, live.proctors[0])
+    expect(proctor.locator(".live-tile")).to_contain_text("Live video off")
+    expect(proctor.locator(".live-tile video")).to_have_count(0)
+
+
+# -- refusals of the HTTP routes -------------------------------------------------------------
+
+def signed_in(email: str) -> dict:
+    """Request headers carrying a new login session's cookie."""
+    token, _ = sessions.login(email, DEMO_PASSWORD)
+    return {"Cookie": f"{SESSION_COOKIE}={token}"}
+
+
+async def eventually(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    return condition()
+
+
+async def publish_over_http(client: httpx.AsyncClient, live: LiveExam) -> tuple[Publisher, str]:
+    publisher = Publisher({"camera": NumberedCamera()})
+    location = {}
+
+    async def signal(offer: str) -> str:
+        response = await client.post(f"{live.publish_url}?streams=camera",
+                                     headers={"Authorization": f"Bearer {live.token}",
+                                              "Content-Type": "application/sdp"}, content=offer)
+        assert response.status_code == 201, response.text
+        assert response.headers["content-type"].startswith("application/sdp")
+        location["url"] = response.headers["location"]
+        return response.text
+
+    await publisher.start(signal)
+    return publisher, location["url"]
+
+
+async def test_publish_needs_the_attempts_token_and_live_video_on(app_server):
+    live, other = make_live_exam(), make_live_exam()
+    sdp = {"Content-Type": "application/sdp"}
+
+    async with httpx.AsyncClient(base_url=app_server.url) as client:
+        async def post(live_exam: LiveExam, token: str | None, body: str = "v=0", headers=sdp, streams="camera"):
+            auth = {"Authorization": f"Bearer {token}"} if token else {}
+            return await client.post(f"{live_exam.publish_url}?streams={streams}", content=body,
+                                     headers={**headers, **auth})
+
+        missing = await post(live, None)
+        assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+        assert (await post(live, "not-a-token")).status_code == 401
+        assert (await post(live, other.token)).status_code == 403  # another attempt's token
+        assert (await post(live, live.token, streams="screen")).status_code == 403  # not recorded
+        assert (await post(live, live.token, headers={"Content-Type": "text/plain"})).status_code == 415
+        assert (await post(live, live.token, body="not sdp")).status_code == 400
+
+        with session_scope() as db:
+            db.get(Exam, live.exam_id).live_video = False
+        assert (await post(live, live.token)).status_code == 403
+        with session_scope() as db:
+            db.get(Exam, live.exam_id).live_video = True
+            update_settings(db, {"live_video_enabled": False}, None)
+        try:
+            assert (await post(live, live.token)).status_code == 403
+        finally:
+            with session_scope() as db:
+                update_settings(db, {"live_video_enabled": True}, None)
+
+        with session_scope() as db:
+            candidate_id = db.exec(select(User.id).where(User.email == live.candidate)).one()
+            attempts.submit(db, attempts.attempt_for(db, live.exam_id, candidate_id))
+        assert (await post(live, live.token)).status_code == 409
+
+
+async def test_viewing_needs_a_proctor_of_the_exam_and_sessions_end_only_for_their_owner(app_server):
+    live = make_live_exam()
+    async with httpx.AsyncClient(base_url=app_server.url) as client:
+        async def view(headers: dict, stream: str = "camera_low", body: str = "v=0"):
+            return await client.post(live.view_url(stream), content=body,
+                                     headers={"Content-Type": "application/sdp", **headers})
+
+        assert (await view({})).status_code == 401
+        assert (await view({"Cookie": f"{SESSION_COOKIE}=forged"})).status_code == 401
+        assert (await view(signed_in(live.candidate))).status_code == 403
+        assert (await view(signed_in("proctor@example.com"))).status_code == 403  # not assigned
+        proctor = signed_in(live.proctors[0])
+        assert (await view(proctor, stream="microphone")).status_code == 404
+        # Let through to the offer, which is not SDP: the refusals above were about who asks.
+        assert (await view(signed_in("supervisor@example.com"))).status_code == 400
+        assert (await view(proctor)).status_code == 400
+
+        publisher, location = await publish_over_http(client, live)
+        viewer = Viewer(decode=False)
+
+        async def signal(offer: str) -> str:
+            response = await view(proctor, stream="camera", body=offer)
+            assert response.status_code == 201, response.text
+            return response.text
+
+        await viewer.start(signal)
+        assert await viewer.wait_frames(5, timeout=10)
+
+        owner = {"Authorization": f"Bearer {live.token}"}
+        assert (await client.delete(location)).status_code == 401
+        assert (await client.delete(location, headers={"Authorization": f"Bearer {make_live_exam().token}"})
+                ).status_code == 403
+        assert (await client.delete(location, headers=proctor)).status_code == 403
+        assert (await client.patch(location, headers=owner)).status_code == 405
+        assert (await client.delete(location + "x", headers=owner)).status_code == 404
+        assert (await client.delete(location, headers=owner)).status_code == 200
+        assert await eventually(lambda: live_events(live.attempt_id) == [
+            ("live_connected", ""), ("live_lost", "publisher_left")], timeout=5)
+        await viewer.close()
+        await publisher.close()

@@ -1,0 +1,187 @@
+"""The reviewers' service without a browser: list filters and pages, recording health,
+retention notice, saving a review, and the sprite naming shared with processing."""
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from proctor_app.db import session_scope
+from proctor_app.media import finalize
+from proctor_app.models import Attempt, AuditLog, Recording, RecordingStatus, ReviewStatus, User, utcnow
+from proctor_app.services import review
+from tests.review_media import current_user, make_review_attempt, user_id
+
+
+@pytest.fixture(scope="module")
+def made(demo_db):
+    return {"completed": make_review_attempt(), "expired": make_review_attempt(RecordingStatus.expired, 40),
+            "processing": make_review_attempt(RecordingStatus.processing, 3)}
+
+
+def _candidate_email(attempt) -> str:
+    with session_scope() as db:
+        return db.get(User, attempt.candidate_id).email
+
+
+def _ids(flt: review.AttemptFilter, **kw) -> list[int]:
+    with session_scope() as db:
+        listings, _ = review.list_attempts(db, flt, **kw)
+    return [item.attempt.id for item in listings]
+
+
+def test_filters_pick_exactly_the_matching_attempts(made):
+    completed, expired, processing = made["completed"], made["expired"], made["processing"]
+    mine = {completed.attempt_id, expired.attempt_id, processing.attempt_id}
+    assert _ids(review.AttemptFilter(exam_id=completed.exam_id)) == [completed.attempt_id]
+    by_recording = {status: set(_ids(review.AttemptFilter(recording_status=status), page_size=1000)) & mine
+                    for status in (RecordingStatus.completed, RecordingStatus.expired, RecordingStatus.processing)}
+    assert by_recording == {RecordingStatus.completed: {completed.attempt_id},
+                            RecordingStatus.expired: {expired.attempt_id},
+                            RecordingStatus.processing: {processing.attempt_id}}
+    assert not set(_ids(review.AttemptFilter(recording_status=review.NO_RECORDING), page_size=1000)) & mine
+    email = _candidate_email(completed)
+    assert _ids(review.AttemptFilter(candidate=email.upper()[3:])) == [completed.attempt_id]
+    # Search text is literal: % and _ are not wildcards.
+    assert _ids(review.AttemptFilter(candidate="%")) == []
+    day = completed.started_at.date()
+    assert completed.attempt_id in _ids(review.AttemptFilter(started_from=day, started_to=day), page_size=1000)
+    assert completed.attempt_id not in _ids(review.AttemptFilter(started_to=day - timedelta(days=1)),
+                                            page_size=1000)
+    assert completed.attempt_id not in _ids(review.AttemptFilter(started_from=day + timedelta(days=1)),
+                                            page_size=1000)
+    # 40 days ago is before 3 days ago: newest start first.
+    ordered = [i for i in _ids(review.AttemptFilter(candidate="review-"), page_size=1000) if i in mine]
+    assert ordered.index(processing.attempt_id) < ordered.index(expired.attempt_id)
+
+
+def test_attempts_without_recordings_and_review_filter(made):
+    attempt = made["completed"]
+    with session_scope() as db:
+        bare = Attempt(exam_id=attempt.exam_id, candidate_id=user_id("carol@example.com"))
+        db.add(bare)
+        db.flush()
+        bare_id = bare.id
+        review.save_review(db, bare_id, ReviewStatus.violation, "", current_user("supervisor@example.com"))
+    assert bare_id in _ids(review.AttemptFilter(recording_status=review.NO_RECORDING), page_size=1000)
+    assert _ids(review.AttemptFilter(exam_id=attempt.exam_id, review_status=ReviewStatus.violation)) == [bare_id]
+    # Never started: listed last, and no recording health.
+    assert _ids(review.AttemptFilter(exam_id=attempt.exam_id)) == [attempt.attempt_id, bare_id]
+
+
+def test_pages_are_disjoint_and_complete(made):
+    flt = review.AttemptFilter(candidate="review-")
+    with session_scope() as db:
+        everything, total = review.list_attempts(db, flt, page_size=1000)
+        pages = [review.list_attempts(db, flt, page=n, page_size=2) for n in range(-(-total // 2) + 1)]
+    assert total == len(everything) >= 3
+    assert all(t == total for _, t in pages)
+    paged = [item.attempt.id for listing, _ in pages for item in listing]
+    assert paged == [item.attempt.id for item in everything]
+    assert pages[-1][0] == []  # past the end: empty, not an error
+
+
+def _attempt(length_s: float) -> Attempt:
+    start = utcnow() - timedelta(hours=1)
+    return Attempt(exam_id=1, candidate_id=1, started_at=start, deadline_at=start + timedelta(hours=1),
+                   ended_at=start + timedelta(seconds=length_s))
+
+
+def test_health_counts_each_missing_second_once():
+    attempt = _attempt(100)
+    rec = Recording(attempt_id=1, stream="camera", started_at=attempt.started_at + timedelta(seconds=10),
+                    ended_at=attempt.started_at + timedelta(seconds=90),
+                    gaps=[{"start_s": 20, "end_s": 30, "cause": "network"},
+                          {"start_s": 25, "end_s": 35, "cause": "chunks missing"},
+                          {"start_s": 5, "end_s": 12, "cause": "reload"}])
+    health = review.recording_health(attempt, rec)
+    # Missing: 0-12 (late start and a reload), 20-35, 90-100.
+    assert health.coverage == pytest.approx(1 - 37 / 100)
+    assert [(g.start_s, g.end_s) for g in health.gaps] == [(0, 10), (5, 12), (20, 30), (25, 35), (90, 100)]
+    assert {g.cause for g in health.gaps} >= {"recording started late", "recording stopped early", "network"}
+
+
+def test_health_of_a_full_recording_and_of_none():
+    attempt = _attempt(60)
+    full = Recording(attempt_id=1, stream="camera", started_at=attempt.started_at + timedelta(seconds=0.8),
+                     ended_at=attempt.ended_at)
+    assert review.recording_health(attempt, full).coverage == 1.0
+    assert review.recording_health(attempt, full).gaps == []
+    nothing = review.recording_health(attempt, Recording(attempt_id=1, stream="screen"))
+    assert nothing.coverage == 0.0
+    assert nothing.gaps[0].cause == "no recording received"
+    assert review.recording_health(Attempt(exam_id=1, candidate_id=1), full) is None
+
+
+def test_retention_notice_says_when_and_why(made):
+    with session_scope() as db:
+        attempt = db.get(Attempt, made["completed"].attempt_id)
+        recordings = db.exec(select(Recording).where(Recording.attempt_id == attempt.id)).all()
+        due = attempt.ended_at + timedelta(days=30)
+        assert review.retention_notice(db, attempt, recordings) == (
+            f"This recording will be deleted after 30 days, on {due:%Y-%m-%d}.")
+        attempt.legal_hold = True
+        assert "legal hold" in review.retention_notice(db, attempt, recordings)
+        db.rollback()
+        gone = db.get(Attempt, made["expired"].attempt_id)
+        expired = db.exec(select(Recording).where(Recording.attempt_id == gone.id)).all()
+        expired[0].expired_reason = "The retention period of 30 days after the exam ended (2026-10-12) had passed."
+        notice = review.retention_notice(db, gone, expired)
+        db.rollback()
+    assert notice.startswith("This recording was deleted on ")
+    assert "(2026-10-12) had passed. Events and the review are kept." in notice
+
+
+def test_save_review_checks_input_and_is_audited(made):
+    attempt_id, reviewer = made["completed"].attempt_id, current_user("supervisor@example.com")
+    with session_scope() as db:
+        for status, notes, message in [("great", "", "Choose a review status"),
+                                       (ReviewStatus.clear, "x" * (review.MAX_NOTES + 1), "limited")]:
+            with pytest.raises(review.ReviewError, match=message):
+                review.save_review(db, attempt_id, status, notes, reviewer)
+        with pytest.raises(review.ReviewError, match="No such attempt"):
+            review.save_review(db, 10**9, ReviewStatus.clear, "", reviewer)
+        review.save_review(db, attempt_id, ReviewStatus.clear, "fine", reviewer)
+    with session_scope() as db:
+        saved = db.get(Attempt, attempt_id)
+        audit = db.exec(select(AuditLog).where(AuditLog.action == "review_saved",
+                                               AuditLog.target == f"attempt:{attempt_id}")).all()
+    assert (saved.review_status, saved.review_notes, saved.reviewed_by) == ("clear", "fine", reviewer.id)
+    assert [(a.user_id, a.data["old_status"], a.data["new_status"]) for a in audit] == [
+        (reviewer.id, "not_reviewed", "clear")]
+
+
+def test_proctors_review_only_their_assigned_exams(demo_db):
+    theirs, other = make_review_attempt(), make_review_attempt(assign_proctor=False)
+    proctor, supervisor = current_user("proctor@example.com"), current_user("supervisor@example.com")
+    with session_scope() as db:
+        allowed = tuple(review.reviewable_exam_ids(db, proctor))
+        assert review.reviewable_exam_ids(db, supervisor) is None
+        assert review.reviewable_exam_ids(db, current_user("alice@example.com")) == []
+        for attempt, visible in ((theirs, True), (other, False)):
+            row = db.get(Attempt, attempt.attempt_id)
+            assert review.may_review(db, proctor, row) is visible
+            assert review.may_review(db, supervisor, row)
+        listed, _ = review.list_attempts(db, review.AttemptFilter(allowed_exam_ids=allowed), page_size=10_000)
+        with pytest.raises(review.ReviewError, match="may not review"):
+            review.save_review(db, other.attempt_id, ReviewStatus.clear, "", proctor)
+    listed_ids = {item.attempt.id for item in listed}
+    assert theirs.attempt_id in listed_ids and other.attempt_id not in listed_ids
+
+
+def test_reprocess_needs_an_ended_attempt_with_its_raw_chunks():
+    attempt = _attempt(60)
+    ok = Recording(attempt_id=1, stream="camera", status=RecordingStatus.failed)
+    assert review.can_reprocess(attempt, [ok])
+    assert not review.can_reprocess(attempt, [])
+    assert not review.can_reprocess(attempt, [ok, Recording(attempt_id=1, stream="screen", raw_deleted_at=utcnow())])
+    assert not review.can_reprocess(attempt, [Recording(attempt_id=1, stream="camera", status=RecordingStatus.processing)])
+    assert not review.can_reprocess(Attempt(exam_id=1, candidate_id=1), [ok])
+
+
+def test_sprite_names_from_processing_are_understood():
+    for seconds in (5, 12):
+        name = finalize.sprite_name("screen", finalize.sprite_interval(seconds * finalize.SPRITE_MAX_TILES))
+        assert review.sprite_layout(f"processed/2026/11/7/{name}") == (float(seconds), finalize.SPRITE_WIDTH)
+    assert review.sprite_layout("processed/2026/11/7/screen_sprite.jpg") is None
+    assert review.sprite_layout("sprite_0s_160w.jpg") is None

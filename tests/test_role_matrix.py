@@ -1,0 +1,77 @@
+"""Every page against every role and anonymous access: allowed pages load for the user, the others
+send signed-in users to /forbidden and anonymous visitors to /login."""
+
+import pytest
+from sqlmodel import select
+
+from proctor_app.db import session_scope
+from proctor_app.demo import DEMO_EXAM_TITLE
+from proctor_app.models import Attempt, Exam, User
+from tests.conftest import login
+
+pytestmark = pytest.mark.browser
+
+ROLE_EMAILS = {
+    "admin": "admin@example.com",
+    "proctor": "proctor@example.com",
+    "supervisor": "supervisor@example.com",
+    "candidate": "carol@example.com",
+    "anonymous": None,
+}
+STAFF = {"admin", "proctor", "supervisor"}
+# route template -> roles allowed to open it
+PAGES = {
+    "/admin/users": {"admin"},
+    "/admin/exams": {"admin"},
+    "/admin/exams/{exam_id}": {"admin"},
+    "/admin/settings": {"admin"},
+    "/candidate": {"candidate"},
+    "/candidate/exams/{exam_id}": {"candidate"},
+    "/attempts": STAFF,
+    "/attempts/{attempt_id}/video": STAFF,
+    "/proctor": STAFF,
+}
+
+
+@pytest.fixture(scope="module")
+def ids(app_server):
+    with session_scope() as db:
+        exam = db.exec(select(Exam).where(Exam.title == DEMO_EXAM_TITLE)).one()
+        carol = db.exec(select(User).where(User.email == "carol@example.com")).one()
+        attempt = db.exec(select(Attempt).where(Attempt.exam_id == exam.id,
+                                                Attempt.candidate_id == carol.id)).first()
+        if attempt is None:
+            attempt = Attempt(exam_id=exam.id, candidate_id=carol.id)
+            db.add(attempt)
+            db.flush()
+        return {"exam_id": exam.id, "attempt_id": attempt.id}
+
+
+def _landing(page, path: str) -> str:
+    """Open `path` and wait until the app has either rendered it for the user or redirected."""
+    page.goto(path)
+    page.wait_for_function(
+        """(path) => ['/forbidden', '/login'].includes(location.pathname)
+            || (location.pathname === path
+                && (document.querySelector('#signed-in-as')?.textContent || '').trim().length > 3)""",
+        arg=path, timeout=20000)
+    return page.evaluate("location.pathname")
+
+
+@pytest.mark.parametrize("role", ROLE_EMAILS)
+def test_every_page_admits_exactly_its_roles(browser, app_server, ids, role):
+    ctx = browser.new_context(base_url=app_server.url, permissions=["camera", "microphone"])
+    try:
+        page = ctx.new_page()
+        if ROLE_EMAILS[role]:
+            login(page, ROLE_EMAILS[role])
+        outcomes = {}
+        for template, allowed in PAGES.items():
+            path = template.format(**ids)
+            landed = _landing(page, path)
+            expected = path if role in allowed else ("/login" if role == "anonymous" else "/forbidden")
+            outcomes[path] = (landed, expected)
+        wrong = {p: o for p, o in outcomes.items() if o[0] != o[1]}
+        assert not wrong, f"{role}: (landed, expected) {wrong}"
+    finally:
+        ctx.close()

@@ -2,6 +2,7 @@ import reflex as rx
 
 from proctor_app.api import build_api
 from proctor_app.pages.admin_exams import admin_exam_edit_page, admin_exams_page
+from proctor_app.pages.admin_settings import admin_settings_page
 from proctor_app.pages.admin_users import admin_users_page
 from proctor_app.pages.attempt_video import attempt_video_page
 from proctor_app.pages.attempts_list import attempts_list_page
@@ -10,6 +11,7 @@ from proctor_app.pages.login import IndexState, forbidden_page, index_page, logi
 from proctor_app.pages.proctor_grid import proctor_grid_page
 from proctor_app.pages.take_exam import take_exam_page
 from proctor_app.state.admin_exams import AdminExamEditState, AdminExamListState
+from proctor_app.state.admin_settings import AdminSettingsState
 from proctor_app.state.admin_users import AdminUsersState
 from proctor_app.state.attempt_video import AttemptVideoState
 from proctor_app.state.attempts_list import AttemptsListState
@@ -29,6 +31,8 @@ app.add_page(admin_users_page, route="/admin/users", on_load=AdminUsersState.on_
 app.add_page(admin_exams_page, route="/admin/exams", on_load=AdminExamListState.on_load, title="Exams")
 app.add_page(admin_exam_edit_page, route="/admin/exams/[exam_id]", on_load=AdminExamEditState.on_load,
              title="Exam")
+app.add_page(admin_settings_page, route="/admin/settings", on_load=AdminSettingsState.on_load,
+             title="Settings")
 app.add_page(candidate_home_page, route="/candidate", on_load=CandidateHomeState.on_load,
              title="My exams")
 app.add_page(take_exam_page, route="/candidate/exams/[exam_id]", on_load=TakeExamState.on_load,

@@ -9,6 +9,7 @@ from proctor_app.config import config
 from proctor_app.db import migrate, session_scope
 from proctor_app.media.jobs import Worker
 from proctor_app.media.relay import relay
+from proctor_app.schedule import start_schedule
 from proctor_app.services.attempts import close_overdue_attempts
 
 log = logging.getLogger("proctor_app")
@@ -37,9 +38,12 @@ async def lifespan():
     sweeper = asyncio.create_task(_sweep_overdue_attempts())
     # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again.
     job_worker = asyncio.create_task(Worker().run())
+    # The daily retention run (the database lock keeps it to one process at a time).
+    schedule = start_schedule()
     try:
         yield
     finally:
+        schedule.shutdown()
         sweeper.cancel()
         job_worker.cancel()
         await asyncio.gather(job_worker, return_exceptions=True)

@@ -8,7 +8,8 @@ and re-encodes for every viewer, as the baseline.
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 import av
@@ -24,6 +25,13 @@ TIME_BASE = Fraction(1, 90000)
 NUMBER_BITS = 16
 NUMBER_MASK = (1 << NUMBER_BITS) - 1
 BLOCK = 16
+
+
+def run_async(coro: Coroutine):
+    """Run a coroutine on a fresh event loop in a thread of its own: the session's Playwright
+    (sync API) keeps a loop running in the main thread, where asyncio.run would refuse."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def vp8_only(transceiver, codec: str = "video/VP8") -> None:

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from proctor_app.db import session_scope
 from proctor_app.auth.passwords import hash_password
-from proctor_app.models import Attempt, AuditLog, Recording, RecordingStatus, Role, User
+from proctor_app.models import Attempt, AuditLog, Job, Recording, RecordingStatus, Role, User
 from tests.conftest import login
 from tests.review_media import EVENTS, SNAPSHOT_TIMES, make_review_attempt, user_id
 
@@ -202,3 +202,36 @@ def test_review_handler_checks_the_role_again(page, attempt):
     page.wait_for_url("**/forbidden")
     with session_scope() as db:
         assert db.get(Attempt, attempt.attempt_id).review_notes == before
+
+
+def test_proctor_sees_only_assigned_exams(page):
+    other = make_review_attempt(assign_proctor=False)
+    login(page, "proctor@example.com")
+    page.goto("/attempts")
+    page.fill("#filter-search", "review-")
+    page.click("#search-submit")
+    expect(page.locator(".attempt-row").first).to_be_visible()
+    expect(page.locator(f".attempt-row[data-attempt-id='{other.attempt_id}']")).to_have_count(0)
+    page.goto(f"/attempts/{other.attempt_id}/video")
+    page.wait_for_url("**/forbidden")
+
+
+def test_admin_processes_a_failed_recording_again(page):
+    failed = make_review_attempt(status=RecordingStatus.failed)
+    login(page, "admin@example.com")
+    page.goto(f"/attempts/{failed.attempt_id}/video")
+    expect(page.locator(".stream-panel").first).to_contain_text("failed")
+    page.click("#reprocess")
+    expect(page.locator("#reprocess-notice")).to_contain_text("queued")
+    with session_scope() as db:
+        queued = db.exec(select(Job).where(Job.attempt_id == failed.attempt_id)).all()
+        audit = db.exec(select(AuditLog).where(AuditLog.action == "reprocess_requested",
+                                               AuditLog.target == f"attempt:{failed.attempt_id}")).all()
+    assert [job.payload.get("force") for job in queued] == [True]
+    assert [a.user_id for a in audit] == [user_id("admin@example.com")]
+    # Supervisors and proctors review; only admins reprocess.
+    page.context.clear_cookies()
+    login(page, "supervisor@example.com")
+    page.goto(f"/attempts/{failed.attempt_id}/video")
+    expect(page.locator("#attempt-heading")).to_be_visible()
+    expect(page.locator("#reprocess")).to_have_count(0)

@@ -25,7 +25,7 @@ from proctor_app.models import Exam, ExamAssignment, ProctoringEvent, Question, 
 from proctor_app.services import attempts
 from proctor_app.services.settings import update_settings
 from tests.conftest import login
-from tests.live_clients import NumberedCamera, Publisher, Viewer
+from tests.live_clients import NumberedCamera, Publisher, Viewer, run_async
 
 # Every RTCPeerConnection a page makes, with when it was made (for getStats and timings).
 TRACK_PEER_CONNECTIONS = """
@@ -246,7 +246,8 @@ def test_with_live_video_off_the_exam_makes_no_webrtc_connection(new_context):
     live = make_live_exam(live_video=False, start=False)
     candidate = new_context(track_connections=True).new_page()
     take_exam_until_started(candidate, live)
-    expect(candidate.locator("#recording-indicator")).to_contain_text("Recording")
+    # The exam works as before: the recorder records.
+    expect(candidate.locator("#recorder-state")).to_have_attribute("data-state", "recording", timeout=15000)
     time.sleep(2)
     assert candidate.evaluate("window.__pcs.length") == 0
     expect(candidate.locator("#live-status")).to_have_count(0)
@@ -287,79 +288,85 @@ async def publish_over_http(client: httpx.AsyncClient, live: LiveExam) -> tuple[
     return publisher, location["url"]
 
 
-async def test_publish_needs_the_attempts_token_and_live_video_on(app_server):
-    live, other = make_live_exam(), make_live_exam()
-    sdp = {"Content-Type": "application/sdp"}
+def test_publish_needs_the_attempts_token_and_live_video_on(app_server):
+    async def scenario():
+        live, other = make_live_exam(), make_live_exam()
+        sdp = {"Content-Type": "application/sdp"}
 
-    async with httpx.AsyncClient(base_url=app_server.url) as client:
-        async def post(live_exam: LiveExam, token: str | None, body: str = "v=0", headers=sdp, streams="camera"):
-            auth = {"Authorization": f"Bearer {token}"} if token else {}
-            return await client.post(f"{live_exam.publish_url}?streams={streams}", content=body,
-                                     headers={**headers, **auth})
+        async with httpx.AsyncClient(base_url=app_server.url) as client:
+            async def post(live_exam: LiveExam, token: str | None, body: str = "v=0", headers=sdp, streams="camera"):
+                auth = {"Authorization": f"Bearer {token}"} if token else {}
+                return await client.post(f"{live_exam.publish_url}?streams={streams}", content=body,
+                                         headers={**headers, **auth})
 
-        missing = await post(live, None)
-        assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
-        assert (await post(live, "not-a-token")).status_code == 401
-        assert (await post(live, other.token)).status_code == 403  # another attempt's token
-        assert (await post(live, live.token, streams="screen")).status_code == 403  # not recorded
-        assert (await post(live, live.token, headers={"Content-Type": "text/plain"})).status_code == 415
-        assert (await post(live, live.token, body="not sdp")).status_code == 400
+            missing = await post(live, None)
+            assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+            assert (await post(live, "not-a-token")).status_code == 401
+            assert (await post(live, other.token)).status_code == 403  # another attempt's token
+            assert (await post(live, live.token, streams="screen")).status_code == 403  # not recorded
+            assert (await post(live, live.token, headers={"Content-Type": "text/plain"})).status_code == 415
+            assert (await post(live, live.token, body="not sdp")).status_code == 400
 
-        with session_scope() as db:
-            db.get(Exam, live.exam_id).live_video = False
-        assert (await post(live, live.token)).status_code == 403
-        with session_scope() as db:
-            db.get(Exam, live.exam_id).live_video = True
-            update_settings(db, {"live_video_enabled": False}, None)
-        try:
-            assert (await post(live, live.token)).status_code == 403
-        finally:
             with session_scope() as db:
-                update_settings(db, {"live_video_enabled": True}, None)
+                db.get(Exam, live.exam_id).live_video = False
+            assert (await post(live, live.token)).status_code == 403
+            with session_scope() as db:
+                db.get(Exam, live.exam_id).live_video = True
+                update_settings(db, {"live_video_enabled": False}, None)
+            try:
+                assert (await post(live, live.token)).status_code == 403
+            finally:
+                with session_scope() as db:
+                    update_settings(db, {"live_video_enabled": True}, None)
 
-        with session_scope() as db:
-            candidate_id = db.exec(select(User.id).where(User.email == live.candidate)).one()
-            attempts.submit(db, attempts.attempt_for(db, live.exam_id, candidate_id))
-        assert (await post(live, live.token)).status_code == 409
+            with session_scope() as db:
+                candidate_id = db.exec(select(User.id).where(User.email == live.candidate)).one()
+                attempts.submit(db, attempts.attempt_for(db, live.exam_id, candidate_id))
+            assert (await post(live, live.token)).status_code == 409
+
+    run_async(scenario())
 
 
-async def test_viewing_needs_a_proctor_of_the_exam_and_sessions_end_only_for_their_owner(app_server):
-    live = make_live_exam()
-    async with httpx.AsyncClient(base_url=app_server.url) as client:
-        async def view(headers: dict, stream: str = "camera_low", body: str = "v=0"):
-            return await client.post(live.view_url(stream), content=body,
-                                     headers={"Content-Type": "application/sdp", **headers})
+def test_viewing_needs_a_proctor_of_the_exam_and_sessions_end_only_for_their_owner(app_server):
+    async def scenario():
+        live = make_live_exam()
+        async with httpx.AsyncClient(base_url=app_server.url) as client:
+            async def view(headers: dict, stream: str = "camera_low", body: str = "v=0"):
+                return await client.post(live.view_url(stream), content=body,
+                                         headers={"Content-Type": "application/sdp", **headers})
 
-        assert (await view({})).status_code == 401
-        assert (await view({"Cookie": f"{SESSION_COOKIE}=forged"})).status_code == 401
-        assert (await view(signed_in(live.candidate))).status_code == 403
-        assert (await view(signed_in("proctor@example.com"))).status_code == 403  # not assigned
-        proctor = signed_in(live.proctors[0])
-        assert (await view(proctor, stream="microphone")).status_code == 404
-        # Let through to the offer, which is not SDP: the refusals above were about who asks.
-        assert (await view(signed_in("supervisor@example.com"))).status_code == 400
-        assert (await view(proctor)).status_code == 400
+            assert (await view({})).status_code == 401
+            assert (await view({"Cookie": f"{SESSION_COOKIE}=forged"})).status_code == 401
+            assert (await view(signed_in(live.candidate))).status_code == 403
+            assert (await view(signed_in("proctor@example.com"))).status_code == 403  # not assigned
+            proctor = signed_in(live.proctors[0])
+            assert (await view(proctor, stream="microphone")).status_code == 404
+            # Let through to the offer, which is not SDP: the refusals above were about who asks.
+            assert (await view(signed_in("supervisor@example.com"))).status_code == 400
+            assert (await view(proctor)).status_code == 400
 
-        publisher, location = await publish_over_http(client, live)
-        viewer = Viewer(decode=False)
+            publisher, location = await publish_over_http(client, live)
+            viewer = Viewer(decode=False)
 
-        async def signal(offer: str) -> str:
-            response = await view(proctor, stream="camera", body=offer)
-            assert response.status_code == 201, response.text
-            return response.text
+            async def signal(offer: str) -> str:
+                response = await view(proctor, stream="camera", body=offer)
+                assert response.status_code == 201, response.text
+                return response.text
 
-        await viewer.start(signal)
-        assert await viewer.wait_frames(5, timeout=10)
+            await viewer.start(signal)
+            assert await viewer.wait_frames(5, timeout=10)
 
-        owner = {"Authorization": f"Bearer {live.token}"}
-        assert (await client.delete(location)).status_code == 401
-        assert (await client.delete(location, headers={"Authorization": f"Bearer {make_live_exam().token}"})
-                ).status_code == 403
-        assert (await client.delete(location, headers=proctor)).status_code == 403
-        assert (await client.patch(location, headers=owner)).status_code == 405
-        assert (await client.delete(location + "x", headers=owner)).status_code == 404
-        assert (await client.delete(location, headers=owner)).status_code == 200
-        assert await eventually(lambda: live_events(live.attempt_id) == [
-            ("live_connected", ""), ("live_lost", "publisher_left")], timeout=5)
-        await viewer.close()
-        await publisher.close()
+            owner = {"Authorization": f"Bearer {live.token}"}
+            assert (await client.delete(location)).status_code == 401
+            assert (await client.delete(location, headers={"Authorization": f"Bearer {make_live_exam().token}"})
+                    ).status_code == 403
+            assert (await client.delete(location, headers=proctor)).status_code == 403
+            assert (await client.patch(location, headers=owner)).status_code == 405
+            assert (await client.delete(location + "x", headers=owner)).status_code == 404
+            assert (await client.delete(location, headers=owner)).status_code == 200
+            assert await eventually(lambda: live_events(live.attempt_id) == [
+                ("live_connected", ""), ("live_lost", "publisher_left")], timeout=5)
+            await viewer.close()
+            await publisher.close()
+
+    run_async(scenario())

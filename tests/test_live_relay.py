@@ -12,7 +12,7 @@ from aiortc import rtcrtpreceiver
 from aiortc.codecs.vpx import Vp8Encoder
 
 from proctor_app.media.relay import LiveRelay, LiveRequestError, LiveStatus
-from tests.live_clients import NumberedCamera, Publisher, StockRelay, Viewer
+from tests.live_clients import NumberedCamera, Publisher, StockRelay, Viewer, run_async
 
 ATTEMPT = 7
 
@@ -45,13 +45,18 @@ class Events:
         self.kinds.append((attempt_id, kind, data))
 
 
-@pytest.fixture
-async def relay():
-    events = Events()
-    relay = LiveRelay(offline_after_s=lambda: 1.5, on_transition=events)
-    relay.events = events
-    yield relay
-    await relay.close()
+def with_relay(scenario) -> None:
+    """Run `scenario(relay)` with a relay of its own (offline after 1.5 s), on its own loop."""
+    async def run():
+        events = Events()
+        relay = LiveRelay(offline_after_s=lambda: 1.5, on_transition=events)
+        relay.events = events
+        try:
+            await scenario(relay)
+        finally:
+            await relay.close()
+
+    run_async(run())
 
 
 async def publish(relay, camera=None, attempt_id=ATTEMPT) -> tuple[Publisher, str]:
@@ -83,100 +88,115 @@ async def wait_for(predicate, timeout: float) -> bool:
     return predicate()
 
 
-async def test_frames_pass_through_without_decoding_or_reencoding(relay, codec_use):
-    camera = NumberedCamera(width=320, height=240)
-    publisher, _ = await publish(relay, camera)
-    viewers = [await view(relay), await view(relay)]
-    for viewer in viewers:
-        assert await viewer.wait_frames(20, timeout=8)
-        assert {(w, h) for _, w, h, _ in viewer.frames} == {(320, 240)}
-        numbers = [n for *_, n in viewer.frames]
-        # The frames are the publisher's own, in order, none skipped.
-        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
-    # Only the clients code: the publisher's one encoder and one decoder per viewer.
-    assert codec_use["decoders"] == len(viewers)
-    assert len(codec_use["encoders"]) == 1
-    await publisher.close()
-    for viewer in viewers:
-        await viewer.close()
+def test_frames_pass_through_without_decoding_or_reencoding(codec_use):
+    async def scenario(relay):
+        camera = NumberedCamera(width=320, height=240)
+        publisher, _ = await publish(relay, camera)
+        viewers = [await view(relay), await view(relay)]
+        for viewer in viewers:
+            assert await viewer.wait_frames(20, timeout=8)
+            assert {(w, h) for _, w, h, _ in viewer.frames} == {(320, 240)}
+            numbers = [n for *_, n in viewer.frames]
+            # The frames are the publisher's own, in order, none skipped.
+            assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+        # Only the clients code: the publisher's one encoder and one decoder per viewer.
+        assert codec_use["decoders"] == len(viewers)
+        assert len(codec_use["encoders"]) == 1
+        await publisher.close()
+        for viewer in viewers:
+            await viewer.close()
+
+    with_relay(scenario)
 
 
-async def test_the_count_sees_a_decoding_relay(codec_use):
+def test_the_count_sees_a_decoding_relay(codec_use):
     """The same scenario through aiortc's stock relay: the server decodes once and encodes per
     viewer, and the counters above see it."""
-    stock = StockRelay()
-    try:
-        publisher, _ = await publish(stock)
-        viewers = [await view(stock), await view(stock)]
-        for viewer in viewers:
-            assert await viewer.wait_frames(5, timeout=8)
-        assert codec_use["decoders"] == len(viewers) + 1
-        assert len(codec_use["encoders"]) == len(viewers) + 1
+    async def scenario():
+        stock = StockRelay()
+        try:
+            publisher, _ = await publish(stock)
+            viewers = [await view(stock), await view(stock)]
+            for viewer in viewers:
+                assert await viewer.wait_frames(5, timeout=8)
+            assert codec_use["decoders"] == len(viewers) + 1
+            assert len(codec_use["encoders"]) == len(viewers) + 1
+            await publisher.close()
+        finally:
+            await stock.close()
+
+    run_async(scenario())
+
+
+def test_late_viewer_gets_a_picture_at_once_and_keyframe_requests_reach_the_publisher():
+    async def scenario(relay):
+        # aiortc's encoder, like Chrome's, sends a keyframe only at the start and on request.
+        publisher, _ = await publish(relay)
+        first = await view(relay)
+        assert await first.wait_frames(30, timeout=8)
+        late = await view(relay)
+        assert await late.wait_frames(1, timeout=5)
+        assert late.frames[0][0] - late.started_at < 1.0
+
+        requests = []
+        sender = publisher.senders["camera"]
+        original = sender._send_keyframe
+        sender._send_keyframe = lambda: (requests.append(time.monotonic()), original())
+        await first.request_keyframe()
+        assert await wait_for(lambda: requests, timeout=2)
         await publisher.close()
-    finally:
-        await stock.close()
+        await first.close()
+        await late.close()
+
+    with_relay(scenario)
 
 
-async def test_late_viewer_gets_a_picture_at_once_and_keyframe_requests_reach_the_publisher(relay):
-    # aiortc's encoder, like Chrome's, sends a keyframe only at the start and on request.
-    publisher, _ = await publish(relay)
-    first = await view(relay)
-    assert await first.wait_frames(30, timeout=8)
-    late = await view(relay)
-    assert await late.wait_frames(1, timeout=5)
-    assert late.frames[0][0] - late.started_at < 1.0
+def test_status_follows_the_publisher_and_viewers_survive_a_new_connection():
+    async def scenario(relay):
+        publisher, _ = await publish(relay)
+        viewer = await view(relay)
+        assert await wait_for(lambda: relay.snapshot(ATTEMPT).status == LiveStatus.live, timeout=5)
+        assert await viewer.wait_frames(10, timeout=5)
 
-    requests = []
-    sender = publisher.senders["camera"]
-    original = sender._send_keyframe
-    sender._send_keyframe = lambda: (requests.append(time.monotonic()), original())
-    await first.request_keyframe()
-    assert await wait_for(lambda: requests, timeout=2)
-    await publisher.close()
-    await first.close()
-    await late.close()
+        version = relay.version
+        await publisher.close()  # the candidate's connection drops
+        assert await relay.wait_for_change(version, timeout=5) != version
+        assert relay.snapshot(ATTEMPT).status == LiveStatus.reconnecting
+        assert await wait_for(lambda: relay.snapshot(ATTEMPT).status == LiveStatus.offline, timeout=4)
 
+        # The candidate's page reconnects with a new peer connection; the viewer does nothing.
+        seen = viewer.count
+        publisher, session_id = await publish(relay)
+        assert await wait_for(lambda: relay.snapshot(ATTEMPT).status == LiveStatus.live, timeout=5)
+        assert await viewer.wait_frames(seen + 10, timeout=5)
 
-async def test_status_follows_the_publisher_and_viewers_survive_a_new_connection(relay):
-    publisher, _ = await publish(relay)
-    viewer = await view(relay)
-    assert await wait_for(lambda: relay.snapshot(ATTEMPT).status == LiveStatus.live, timeout=5)
-    assert await viewer.wait_frames(10, timeout=5)
+        assert await relay.end(session_id)  # the candidate leaves
+        assert relay.snapshot(ATTEMPT).status == LiveStatus.offline
+        assert not await relay.end(session_id)
+        await wait_for(lambda: len(relay.events.kinds) >= 4, timeout=2)
+        assert [(k, d.get("reason")) for _, k, d in relay.events.kinds] == [
+            ("live_connected", None), ("live_lost", "no_frames"), ("live_restored", None),
+            ("live_lost", "publisher_left")]
+        await publisher.close()
+        await viewer.close()
 
-    version = relay.version
-    await publisher.close()  # the candidate's connection drops
-    assert await relay.wait_for_change(version, timeout=5) != version
-    assert relay.snapshot(ATTEMPT).status == LiveStatus.reconnecting
-    assert await wait_for(lambda: relay.snapshot(ATTEMPT).status == LiveStatus.offline, timeout=4)
-
-    # The candidate's page reconnects with a new peer connection; the viewer does nothing.
-    seen = viewer.count
-    publisher, session_id = await publish(relay)
-    assert await wait_for(lambda: relay.snapshot(ATTEMPT).status == LiveStatus.live, timeout=5)
-    assert await viewer.wait_frames(seen + 10, timeout=5)
-
-    assert await relay.end(session_id)  # the candidate leaves
-    assert relay.snapshot(ATTEMPT).status == LiveStatus.offline
-    assert not await relay.end(session_id)
-    await wait_for(lambda: len(relay.events.kinds) >= 4, timeout=2)
-    assert [(k, d.get("reason")) for _, k, d in relay.events.kinds] == [
-        ("live_connected", None), ("live_lost", "no_frames"), ("live_restored", None),
-        ("live_lost", "publisher_left")]
-    await publisher.close()
-    await viewer.close()
+    with_relay(scenario)
 
 
-async def test_a_second_publisher_replaces_the_first(relay):
-    first, _ = await publish(relay)
-    viewer = await view(relay)
-    assert await viewer.wait_frames(5, timeout=5)
-    second_camera = NumberedCamera()
-    second, _ = await publish(relay, second_camera)
-    assert await wait_for(lambda: first.pc.connectionState == "closed", timeout=5)
-    seen = viewer.count
-    assert await viewer.wait_frames(seen + 10, timeout=5)
-    await second.close()
-    await viewer.close()
+def test_a_second_publisher_replaces_the_first():
+    async def scenario(relay):
+        first, _ = await publish(relay)
+        viewer = await view(relay)
+        assert await viewer.wait_frames(5, timeout=5)
+        second_camera = NumberedCamera()
+        second, _ = await publish(relay, second_camera)
+        assert await wait_for(lambda: first.pc.connectionState == "closed", timeout=5)
+        seen = viewer.count
+        assert await viewer.wait_frames(seen + 10, timeout=5)
+        await second.close()
+        await viewer.close()
+
+    with_relay(scenario)
 
 
 @pytest.mark.parametrize("offer, streams, message", [
@@ -185,24 +205,30 @@ async def test_a_second_publisher_replaces_the_first(relay):
     (None, ["microphone"], "streams must be"),
     (None, ["camera", "camera"], "streams must be"),
 ])
-async def test_offers_the_relay_cannot_serve_are_refused(relay, offer, streams, message):
-    publisher = Publisher({"camera": NumberedCamera()})
+def test_offers_the_relay_cannot_serve_are_refused(offer, streams, message):
+    async def scenario(relay):
+        publisher = Publisher({"camera": NumberedCamera()})
 
-    async def signal(sdp):
-        return (await relay.publish(ATTEMPT, "token", offer or sdp, streams))[1]
+        async def signal(sdp):
+            return (await relay.publish(ATTEMPT, "token", offer or sdp, streams))[1]
 
-    with pytest.raises(LiveRequestError, match=message):
-        await publisher.start(signal)
-    await publisher.close()
+        with pytest.raises(LiveRequestError, match=message):
+            await publisher.start(signal)
+        await publisher.close()
+
+    with_relay(scenario)
 
 
-async def test_a_publisher_without_vp8_is_refused(relay):
-    publisher = Publisher({"camera": NumberedCamera()}, codec="video/H264")
+def test_a_publisher_without_vp8_is_refused():
+    async def scenario(relay):
+        publisher = Publisher({"camera": NumberedCamera()}, codec="video/H264")
 
-    async def signal(sdp):
-        return (await relay.publish(ATTEMPT, "token", sdp, ["camera"]))[1]
+        async def signal(sdp):
+            return (await relay.publish(ATTEMPT, "token", sdp, ["camera"]))[1]
 
-    with pytest.raises(LiveRequestError, match="VP8"):
-        await publisher.start(signal)
-    await publisher.close()
-    assert relay.snapshot(ATTEMPT).status == LiveStatus.offline
+        with pytest.raises(LiveRequestError, match="VP8"):
+            await publisher.start(signal)
+        await publisher.close()
+        assert relay.snapshot(ATTEMPT).status == LiveStatus.offline
+
+    with_relay(scenario)

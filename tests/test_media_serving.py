@@ -266,3 +266,13 @@ def test_parse_range_edges():
             parse_range(header, 10)
     with pytest.raises(RangeNotSatisfiable):
         parse_range("bytes=-5", 0)
+
+
+def test_proctors_get_only_their_assigned_exams_media(client_for):
+    other = make_review_attempt(assign_proctor=False)
+    proctor, supervisor = "proctor@example.com", "supervisor@example.com"
+    refused = client_for(proctor).get(_video(proctor, other))
+    assert refused.status_code == 403
+    assert client_for(proctor).get(snapshot_link(user_id(proctor), other.attempt_id, 0)).status_code == 403
+    assert client_for(supervisor).get(_video(supervisor, other)).status_code == 200
+    assert _audit_rows("media_viewed", f"attempt:{other.attempt_id}/camera/video", proctor) == []

@@ -84,23 +84,22 @@ class Made:
 
 
 def _write(relative: str, data: bytes) -> None:
-    path = storage.absolute(relative)
+    path = storage.storage_root() / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
 
 
 def make_attempt(db: Session, *, ended_ago: timedelta, ended: bool = True, hold: bool = False,
                  rec_status: str = RecordingStatus.completed, job: str | None = None,
-                 chunks: int = 3, now: datetime = NOW) -> Made:
+                 chunks: int = 3, now: datetime = NOW, exam_title: str = "Retention exam") -> Made:
     """An attempt that ended (or, never ended, whose deadline passed) `ended_ago` before `now`,
     with one camera recording, raw chunks, processed files, snapshots and a stray raw file."""
-    n = db.exec(select(sa.func.count()).select_from(User)).one()
-    exam = db.exec(select(Exam)).first()
+    exam = db.exec(select(Exam).where(Exam.title == exam_title)).first()
     if exam is None:
-        exam = Exam(title="Retention exam")
+        exam = Exam(title=exam_title)
         db.add(exam)
-    user = User(email=f"c{n}@example.com", name=f"C{n}", role=Role.candidate,
-                password_hash=_PASSWORD_HASH)
+    user = User(email=f"retention-{uuid.uuid4().hex[:10]}@example.com", name="Retention candidate",
+                role=Role.candidate, password_hash=_PASSWORD_HASH)
     db.add(user)
     db.flush()
     end = now - ended_ago

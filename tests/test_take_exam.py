@@ -12,8 +12,17 @@ from sqlmodel import delete, select
 
 from proctor_app.auth.roles import HOME_BY_ROLE
 from proctor_app.db import session_scope
-from proctor_app.demo import DEMO_EXAM_TITLE, DEMO_USERS
-from proctor_app.models import Answer, Attempt, AttemptStatus, Exam, ProctoringEvent, User, utcnow
+from proctor_app.demo import DEMO_EXAM_TITLE, DEMO_PASSWORD, DEMO_USERS
+from proctor_app.models import (
+    Answer,
+    Attempt,
+    AttemptStatus,
+    Exam,
+    ProctoringEvent,
+    Role,
+    User,
+    utcnow,
+)
 from proctor_app.services import attempts
 from proctor_app.services.attempts import AttemptError
 from tests.conftest import CHROMIUM, login
@@ -226,33 +235,31 @@ def test_a_candidate_cannot_open_an_exam_not_assigned_to_him(page):
     expect(page.locator(".exam-row", has_text="Not for Bob")).to_have_count(0)
 
 
-@pytest.mark.parametrize("email", ["proctor@example.com", "admin@example.com"])
-def test_candidate_pages_refuse_other_roles(page, email):
-    exam_id, proctor_id = _ids(email)
+def test_signed_out_visitors_sign_in_first_and_come_back_to_the_exam(page):
+    exam_id = _fresh_start("carol@example.com")
+    page.goto(f"/candidate/exams/{exam_id}")
+    page.wait_for_url(f"**/login?next=/candidate/exams/{exam_id}")
+    page.fill("#email", "carol@example.com")
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_url(f"**/candidate/exams/{exam_id}")
+    expect(page.locator("#consent-text")).to_be_visible()
+
+
+@pytest.mark.parametrize("email, role", [(email, role) for email, _, role in DEMO_USERS[:4]])
+def test_each_demo_role_signs_in_and_only_candidates_open_candidate_pages(page, email, role):
+    exam_id, user_id = _ids(email)
     login(page, email)
+    page.goto("/")
+    page.wait_for_url(f"**{HOME_BY_ROLE[role]}")
+    if role == Role.candidate:
+        return
     for path in ["/candidate", f"/candidate/exams/{exam_id}"]:
         page.goto(path)
         page.wait_for_url("**/forbidden")
         expect(page.locator("#forbidden")).to_be_visible()
     with session_scope() as db:
-        assert db.exec(select(Attempt).where(Attempt.candidate_id == proctor_id)).first() is None
-
-
-def test_signed_out_visitors_are_sent_to_the_login(page):
-    exam_id = _fresh_start("carol@example.com")
-    page.goto(f"/candidate/exams/{exam_id}")
-    page.wait_for_url(f"**/login?next=/candidate/exams/{exam_id}")
-    login(page, "carol@example.com")
-    page.goto(f"/candidate/exams/{exam_id}")
-    expect(page.locator("#consent-text")).to_be_visible()
-
-
-@pytest.mark.parametrize("email, role", [(email, role) for email, _, role in DEMO_USERS[:4]])
-def test_each_demo_role_signs_in_to_its_start_page(page, email, role):
-    login(page, email)
-    page.goto("/")
-    page.wait_for_url(f"**{HOME_BY_ROLE[role]}")
-
+        assert db.exec(select(Attempt).where(Attempt.candidate_id == user_id)).first() is None
 
 
 @pytest.fixture

@@ -65,6 +65,8 @@ SPRITE_WIDTH = 160
 SPRITE_MIN_INTERVAL_S = 5
 SPRITE_MAX_TILES = 400
 POSTER_AT_S = 1.0
+# JPEG is full-range YUV; ffmpeg's JPEG encoder refuses a browser's limited-range frames as they are.
+JPEG_PIX_FMT = "yuvj420p"
 # ffmpeg runs below the web server's priority: submits and page loads come first.
 FFMPEG_NICE = 10
 
@@ -456,6 +458,7 @@ async def make_poster(mp4: Path, out: Path, duration_s: float) -> None:
     tmp = out.with_name(f".{out.name}.tmp.jpg")
     at = min(POSTER_AT_S, duration_s / 2)
     await run_ffmpeg(ffmpeg.input(str(mp4), ss=f"{at:.3f}")
+                     .filter("scale", "iw", "ih", out_range="full").filter("format", JPEG_PIX_FMT)
                      .output(str(tmp), vframes=1, **{"q:v": 4}), 0)
     os.replace(tmp, out)
 
@@ -465,8 +468,10 @@ async def make_sprite(mp4: Path, out: Path, duration_s: float, interval_s: int) 
     tiles = max(1, math.ceil(duration_s / interval_s))
     tmp = out.with_name(f".{out.name}.tmp.jpg")
     graph = (ffmpeg.input(str(mp4), skip_frame="nokey")
+             # fps emits nothing for a lone keyframe at EOF: pad with clones of the last one.
+             .filter("tpad", stop_mode="clone", stop_duration=f"{duration_s:.3f}")
              .filter("fps", f"1/{interval_s}")
-             .filter("scale", SPRITE_WIDTH, -2)
+             .filter("scale", SPRITE_WIDTH, -2, out_range="full").filter("format", JPEG_PIX_FMT)
              .filter("tile", f"{tiles}x1")
              .output(str(tmp), vframes=1, an=None, **{"q:v": 5}))
     await run_ffmpeg(graph, 0)
@@ -694,12 +699,14 @@ async def _thumbnails(recording_id: int) -> None:
 
 
 async def finalize_attempt(attempt_id: int, force: bool = False, last_try: bool = True,
-                           on_progress: ProgressFn | None = None) -> dict[str, str]:
+                           on_progress: ProgressFn | None = None,
+                           on_ready: Callable[[str, str], None] | None = None) -> dict[str, str]:
     """Finalize every recording of an ended attempt; returns {stream: status}.
 
     Completed or partial recordings are only tidied (raw deletion, missing thumbnails) unless
     `force`. A transient error is raised for the job to retry, except on its `last_try`, where
-    the recording ends "failed" with the reason.
+    the recording ends "failed" with the reason. `on_ready(stream, status)` is called as soon as
+    a recording's result is saved (playable, if completed or partial), before its thumbnails.
     """
     plans, finished, keep_raw = await asyncio.to_thread(_start, attempt_id, force)
     results = {rec.stream: rec.status for rec, _ in finished}
@@ -738,6 +745,8 @@ async def finalize_attempt(attempt_id: int, force: bool = False, last_try: bool 
                 outcome = Outcome(RecordingStatus.failed, failure_reason=f"processing failed: {exc}"[:500])
             await asyncio.to_thread(_save, plan, outcome, keep_raw)
             results[plan.stream] = outcome.status
+            if on_ready:
+                on_ready(plan.stream, outcome.status)
             if outcome.mp4_path:
                 if not keep_raw:
                     await asyncio.to_thread(delete_raw, plan.chunk_paths)

@@ -250,8 +250,11 @@ async def _run_finalize(ctx: JobContext) -> None:
 
     if not await asyncio.to_thread(settled):
         raise Defer(SETTLE_RECHECK_S, "waiting for the browser's last uploads")
+    def ready(stream: str, status: str) -> None:
+        log.info("attempt %s: %s recording %s", ctx.attempt_id, stream, status)
+
     await finalize.finalize_attempt(ctx.attempt_id, force=bool(ctx.payload.get("force")),
-                                    last_try=ctx.last_try, on_progress=ctx.report)
+                                    last_try=ctx.last_try, on_progress=ctx.report, on_ready=ready)
 
 
 def _finalize_failed(attempt_id: int | None, reason: str) -> None:

@@ -44,11 +44,11 @@ def _ffmpeg(*args: str, stdout=None) -> None:
 
 
 def encode(path: Path, seconds: float, codec: str, size: tuple[int, int] = (640, 480), fps: int = 30,
-           keyframe_s: float = 2.0, bitrate_kbps: int = 600) -> Path:
+           keyframe_s: float = 2.0, bitrate_kbps: int = 600, clip_s: float = CLIP_MAX_S) -> Path:
     """A live (unindexed) recording like Chromium's MediaRecorder: H.264 in Matroska or VP8 in
-    WebM, with Opus audio (a tone)."""
+    WebM, with Opus audio (a tone); longer than `clip_s`, a clip of that length loops."""
     w, h = size
-    clip_s = min(seconds, CLIP_MAX_S)
+    clip_s = min(seconds, clip_s)
     video = (["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline"] if codec == "h264" else
              ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"])
     clip = path.with_name(f"{path.stem}.clip.mkv")
@@ -102,18 +102,30 @@ def _ms(moment: datetime) -> str:
     return str(round(moment.timestamp() * 1000))
 
 
-def upload_segment(sample: SampleAttempt, stream: str, number: int, started_at: datetime,
-                   pieces: list[bytes | None], seconds: float, mime: str) -> None:
-    """Store a segment's pieces as the browser uploads them; None leaves that seq out (lost)."""
-    step = seconds / len(pieces)
-    for seq, body in enumerate(pieces):
-        if body is None:
+@dataclass(frozen=True)
+class Piece:
+    """One blob as the recorder hands it over, with its wall-clock span; body None = lost."""
+
+    body: bytes | None
+    start: datetime
+    end: datetime
+
+
+def evenly(bodies: list[bytes | None], started_at: datetime, seconds: float) -> list[Piece]:
+    step = seconds / len(bodies)
+    return [Piece(body, started_at + timedelta(seconds=i * step), started_at + timedelta(seconds=(i + 1) * step))
+            for i, body in enumerate(bodies)]
+
+
+def upload_segment(sample: SampleAttempt, stream: str, number: int, pieces: list[Piece], mime: str) -> None:
+    """Store a segment's pieces (seq = position) as the upload route does; lost ones are skipped."""
+    for seq, piece in enumerate(pieces):
+        if piece.body is None:
             continue
-        start = started_at + timedelta(seconds=seq * step)
         ingest.store_chunk(sample.token, ingest.ChunkUpload(
-            attempt_id=sample.attempt_id, stream=stream, segment=number, seq=seq, body=body,
-            sha256=hashlib.sha256(body).hexdigest(), start_ms=_ms(start),
-            end_ms=_ms(start + timedelta(seconds=step)), mime_type=mime, meta=None))
+            attempt_id=sample.attempt_id, stream=stream, segment=number, seq=seq, body=piece.body,
+            sha256=hashlib.sha256(piece.body).hexdigest(), start_ms=_ms(piece.start),
+            end_ms=_ms(piece.end), mime_type=mime, meta=None))
 
 
 def end_attempt(sample: SampleAttempt, ended_at: datetime) -> None:

@@ -19,7 +19,9 @@ class Job(SQLModel, table=True):
     __tablename__ = "jobs"
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=40, index=True)
-    attempt_id: int | None = Field(default=None, foreign_key="attempts.id", index=True)
+    # A job is about its attempt only: it goes when the attempt does.
+    attempt_id: int | None = Field(default=None, foreign_key="attempts.id", ondelete="CASCADE",
+                                   index=True)
     payload: dict = Field(default_factory=dict, sa_column=json_column())
     status: str = Field(default=JobStatus.queued, max_length=20, index=True)
     tries: int = 0

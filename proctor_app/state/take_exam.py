@@ -209,7 +209,6 @@ class TakeExamState(AuthState):
                 or not 0 <= index < len(self._questions)):
             return
         self.index = index
-        self._show_question()
         self.notice = ""
         self._view_current()
 

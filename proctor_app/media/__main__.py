@@ -1,0 +1,123 @@
+"""Processing from the command line (same database and storage as the app: PROCTOR_* variables).
+
+    python -m proctor_app.media reprocess ATTEMPT_ID [...] [--here]
+        queue the attempts' recordings for processing again (the app's workers pick them up);
+        with --here, run the jobs in this process and wait for them
+    python -m proctor_app.media worker [--concurrency N]
+        run a processing worker here until interrupted (e.g. on a separate machine)
+    python -m proctor_app.media jobs [--attempt ID] [--status STATUS] [--limit N]
+        list jobs, newest first
+"""
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from sqlmodel import select
+
+from proctor_app.db import migrate, session_scope
+from proctor_app.media import jobs
+from proctor_app.models import Attempt, Job, JobStatus
+
+FINAL = (JobStatus.done, JobStatus.failed)
+
+
+def _states(job_ids: list[int]) -> list[Job]:
+    with session_scope() as db:
+        return [db.get(Job, job_id) for job_id in job_ids]
+
+
+async def _run_here(job_ids: list[int]) -> list[Job]:
+    """A worker in this process until the given jobs have ended."""
+    worker = asyncio.create_task(jobs.Worker().run())
+    try:
+        while True:
+            states = await asyncio.to_thread(_states, job_ids)
+            line = "  ".join(f"job {j.id}: {j.status} {j.progress:.0%}" for j in states)
+            print(f"\r{line}", end="", flush=True)
+            if all(j.status in FINAL for j in states):
+                print()
+                return states
+            await asyncio.sleep(1)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+
+
+def reprocess(args) -> int:
+    queued = []
+    with session_scope() as db:
+        for attempt_id in args.attempt_ids:
+            if db.get(Attempt, attempt_id) is None:
+                print(f"attempt {attempt_id}: no such attempt", file=sys.stderr)
+                return 2
+        for attempt_id in args.attempt_ids:
+            job = jobs.request_reprocess(db, attempt_id, user_id=None)
+            queued.append(job.id)
+            print(f"attempt {attempt_id}: queued as job {job.id}")
+    if not args.here:
+        return 0
+    states = asyncio.run(_run_here(queued))
+    for job in states:
+        print(f"job {job.id} (attempt {job.attempt_id}): {job.status}"
+              + (f": {job.last_error}" if job.status == JobStatus.failed else ""))
+    return 0 if all(j.status == JobStatus.done for j in states) else 1
+
+
+async def _work_until_stopped(concurrency: int | None) -> None:
+    task = asyncio.create_task(jobs.Worker(concurrency=concurrency).run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Stopping puts a running job back in the queue for the next worker.
+        loop.add_signal_handler(sig, task.cancel)
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def worker(args) -> int:
+    migrate()
+    print("processing worker started (Ctrl-C to stop)", flush=True)
+    asyncio.run(_work_until_stopped(args.concurrency))
+    return 0
+
+
+def list_jobs(args) -> int:
+    query = select(Job).order_by(Job.id.desc()).limit(args.limit)
+    if args.attempt is not None:
+        query = query.where(Job.attempt_id == args.attempt)
+    if args.status:
+        query = query.where(Job.status == args.status)
+    with session_scope() as db:
+        rows = db.exec(query).all()
+    print(f"{'id':>6}  {'kind':<9} {'attempt':>7}  {'status':<8} {'progress':>8}  {'tries':>5}  last error")
+    for job in rows:
+        print(f"{job.id:>6}  {job.kind:<9} {job.attempt_id or '':>7}  {job.status:<8} "
+              f"{job.progress:>8.0%}  {job.tries:>2}/{job.max_tries:<2}  {job.last_error[:80]}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m proctor_app.media", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("reprocess", help="process attempts' recordings again")
+    p.add_argument("attempt_ids", type=int, nargs="+")
+    p.add_argument("--here", action="store_true", help="run the jobs in this process and wait")
+    p.set_defaults(run=reprocess)
+    p = commands.add_parser("worker", help="run a processing worker until interrupted")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="jobs at once (default: the processing_concurrency setting)")
+    p.set_defaults(run=worker)
+    p = commands.add_parser("jobs", help="list jobs")
+    p.add_argument("--attempt", type=int)
+    p.add_argument("--status", choices=[s.value for s in JobStatus])
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(run=list_jobs)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

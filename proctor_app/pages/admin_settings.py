@@ -1,0 +1,169 @@
+import reflex as rx
+
+from proctor_app.pages.layout import page_frame
+from proctor_app.services.settings import SPECS
+from proctor_app.state.admin_settings import AdminSettingsState, PlanRow, RunRow
+
+# How the form groups the settings; a setting added later without a group lands in "Other".
+GROUPS = [
+    ("Retention", ["retention_days", "retention_run_at"]),
+    ("Features", ["live_video_enabled", "recording_enabled", "screen_recording_enabled",
+                  "recording_required_default"]),
+    ("Recording", ["chunk_interval_s", "camera_bitrate_kbps", "screen_bitrate_kbps",
+                   "snapshot_interval_s", "max_chunk_mb", "keep_raw_chunks"]),
+    ("Processing and live video", ["processing_concurrency", "live_offline_after_s"]),
+]
+_GROUPED = {key for _, keys in GROUPS for key in keys}
+_OTHER = [key for key in SPECS if key not in _GROUPED]
+
+
+def _field(key: str) -> rx.Component:
+    spec = SPECS[key]
+    if isinstance(spec.default, bool):
+        control = rx.switch(name=key, id=f"setting-{key}",
+                            default_checked=AdminSettingsState.switch_values[key])
+    else:
+        control = rx.input(name=key, id=f"setting-{key}", width="8em",
+                           type="time" if key == "retention_run_at" else "number",
+                           default_value=AdminSettingsState.text_values[key])
+    return rx.vstack(
+        rx.hstack(rx.el.label(spec.label, html_for=f"setting-{key}", width="22em"), control,
+                  align="center"),
+        rx.cond(AdminSettingsState.errors.contains(key),
+                rx.text(AdminSettingsState.errors[key], color_scheme="red", size="2",
+                        id=f"error-{key}")),
+        spacing="1",
+    )
+
+
+def _settings_form() -> rx.Component:
+    groups = [*GROUPS, ("Other", _OTHER)] if _OTHER else GROUPS
+    return rx.form(
+        rx.vstack(
+            *[rx.card(rx.heading(name, size="3", margin_bottom="0.5em"),
+                      rx.vstack(*[_field(key) for key in keys], spacing="2"), width="100%")
+              for name, keys in groups],
+            rx.button("Save settings", type="submit", id="save-settings"),
+            spacing="3",
+        ),
+        on_submit=AdminSettingsState.save,
+        key=AdminSettingsState.form_key,
+    )
+
+
+def _messages() -> rx.Component:
+    return rx.fragment(
+        rx.cond(AdminSettingsState.notice != "",
+                rx.callout(AdminSettingsState.notice, color_scheme="green", id="settings-notice",
+                           margin_bottom="1em")),
+        rx.cond(AdminSettingsState.errors.length() > 0,
+                rx.callout("Nothing was saved: correct the marked settings.", color_scheme="red",
+                           id="settings-error", margin_bottom="1em")),
+    )
+
+
+def _bar_chart(data, chart_id: str) -> rx.Component:
+    return rx.box(
+        rx.recharts.bar_chart(
+            rx.recharts.cartesian_grid(stroke_dasharray="3 3"),
+            rx.recharts.x_axis(data_key="label"),
+            rx.recharts.y_axis(),
+            rx.recharts.graphing_tooltip(),
+            rx.recharts.bar(data_key="amount", name=AdminSettingsState.usage_unit,
+                            fill="var(--accent-9)", is_animation_active=False),
+            data=data, width="100%", height=260,
+        ),
+        id=chart_id, width="100%",
+    )
+
+
+def _storage() -> rx.Component:
+    return rx.card(
+        rx.heading("Storage", size="4", margin_bottom="0.5em"),
+        rx.text("In use: ", rx.text.strong(AdminSettingsState.total_used), id="storage-total"),
+        rx.text("The next retention run (", AdminSettingsState.next_run_at, ") will free ",
+                rx.text.strong(AdminSettingsState.next_run_frees), ".", id="next-run"),
+        rx.grid(
+            rx.vstack(rx.text("By month of the exam (", AdminSettingsState.usage_unit, ")", weight="bold"),
+                      _bar_chart(AdminSettingsState.usage_by_month, "usage-by-month"), width="100%"),
+            rx.vstack(rx.text("By exam (", AdminSettingsState.usage_unit, ")", weight="bold"),
+                      _bar_chart(AdminSettingsState.usage_by_exam, "usage-by-exam"), width="100%"),
+            columns="2", spacing="4", width="100%", margin_top="1em",
+        ),
+        width="100%",
+    )
+
+
+def _plan_row(row: PlanRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.link(row.attempt_id, href=f"/attempts/{row.attempt_id}/video")),
+        rx.table.cell(row.exam), rx.table.cell(row.candidate),
+        rx.table.cell(rx.cond(row.resumed, "Finishing an interrupted deletion. ", ""), row.reason),
+        rx.table.cell(row.files), rx.table.cell(row.size),
+        id=f"plan-{row.attempt_id}",
+    )
+
+
+def _run_row(row: RunRow) -> rx.Component:
+    return rx.table.row(rx.table.cell(row.at), rx.table.cell(row.by), rx.table.cell(row.attempts),
+                        rx.table.cell(row.files), rx.table.cell(row.freed), rx.table.cell(row.errors))
+
+
+def _run_button() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.trigger(
+            rx.button("Run now", color_scheme="red", loading=AdminSettingsState.running, id="run-now")),
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Delete expired media now?"),
+            rx.alert_dialog.description(
+                "Recordings, snapshots and raw chunks past the retention period are deleted for "
+                "good. Attempts on legal hold or being processed are kept."),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft")),
+                rx.alert_dialog.action(rx.button("Delete", color_scheme="red", id="run-now-confirm",
+                                                 on_click=AdminSettingsState.start_run)),
+                justify="end", spacing="3", margin_top="1em",
+            ),
+        ),
+    )
+
+
+def _retention() -> rx.Component:
+    return rx.card(
+        rx.heading("Retention runs", size="4", margin_bottom="0.5em"),
+        rx.text("Runs daily at the time set above. A dry run lists what a run now would delete, "
+                "and deletes nothing."),
+        rx.hstack(rx.button("Dry run", variant="soft", id="dry-run", on_click=AdminSettingsState.dry_run),
+                  _run_button(), spacing="3", margin_y="1em"),
+        rx.cond(AdminSettingsState.run_summary != "",
+                rx.callout(AdminSettingsState.run_summary, color_scheme="green", id="run-summary")),
+        rx.cond(AdminSettingsState.run_error != "",
+                rx.callout(AdminSettingsState.run_error, color_scheme="red", id="run-error")),
+        rx.cond(AdminSettingsState.plan_summary != "",
+                rx.text(AdminSettingsState.plan_summary, id="plan-summary", margin_y="0.5em")),
+        rx.cond(AdminSettingsState.plan_rows.length() > 0,
+                rx.table.root(
+                    rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in (
+                        "Attempt", "Exam", "Candidate", "Why", "Files", "Size")])),
+                    rx.table.body(rx.foreach(AdminSettingsState.plan_rows, _plan_row)),
+                    width="100%", id="plan-table")),
+        rx.heading("Recent runs", size="3", margin_top="1em"),
+        rx.table.root(
+            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in (
+                "When", "By", "Attempts", "Files", "Freed", "Errors")])),
+            rx.table.body(rx.foreach(AdminSettingsState.recent_runs, _run_row)),
+            width="100%", id="recent-runs"),
+        width="100%",
+    )
+
+
+def admin_settings_page() -> rx.Component:
+    return page_frame(
+        rx.cond(
+            AdminSettingsState.loaded,
+            rx.vstack(_messages(), _settings_form(), _storage(), _retention(), spacing="5",
+                      width="100%"),
+            rx.center(rx.spinner(), min_height="40vh"),
+        ),
+        title="Settings",
+    )

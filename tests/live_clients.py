@@ -1,9 +1,8 @@
 """Python WebRTC peers for the live relay's regression test and benchmark.
 
 A publisher and a viewer that talk to a relay through a `signal(offer_sdp) -> answer_sdp`
-coroutine, a synthetic camera whose frames carry their number (to measure latency), a source of
-pre-encoded VP8 packets (load without encoding cost), and aiortc's stock relay, which decodes
-and re-encodes for every viewer, as the baseline.
+coroutine, a synthetic camera whose frames carry their number (to measure latency), and aiortc's
+stock relay, which decodes and re-encodes for every viewer, as the baseline.
 """
 
 import asyncio
@@ -17,7 +16,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from proctor_app.media.relay import LiveRequestError, _media_kinds, tap_receiver, vp8_is_keyframe
+from proctor_app.media.relay import tap_receiver, vp8_is_keyframe
 
 Signal = Callable[[str], Awaitable[str]]
 TIME_BASE = Fraction(1, 90000)
@@ -92,46 +91,6 @@ def read_number(frame: av.VideoFrame) -> int:
     row = (BLOCK // 2) * plane.line_size
     return sum(1 << bit for bit in range(NUMBER_BITS)
                if luma[row + bit * BLOCK + BLOCK // 2] > 128)
-
-
-class EncodedSource(MediaStreamTrack):
-    """Loops pre-encoded VP8 frames at `fps`, with ever-increasing timestamps (no encoding)."""
-
-    kind = "video"
-
-    def __init__(self, frames: list[bytes], fps: int):
-        super().__init__()
-        self.frames, self.fps = frames, fps
-        self._count = 0
-        self._start: float | None = None
-
-    async def recv(self) -> av.Packet:
-        if self._start is None:
-            self._start = time.monotonic()
-        await asyncio.sleep(max(0.0, self._start + self._count / self.fps - time.monotonic()))
-        packet = av.Packet(self.frames[self._count % len(self.frames)])
-        packet.pts = self._count * 90000 // self.fps
-        packet.time_base = TIME_BASE
-        self._count += 1
-        return packet
-
-
-def encode_vp8_clip(width: int, height: int, fps: int, seconds: float, gop: int,
-                    bitrate: int = 500_000) -> list[bytes]:
-    """A moving test picture encoded once, as the encoded frames a browser would send."""
-    camera = NumberedCamera(width, height, fps)
-    codec = av.CodecContext.create("libvpx", "w")
-    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
-    codec.bit_rate, codec.gop_size, codec.time_base = bitrate, gop, Fraction(1, fps)
-    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-    frames = []
-    for i in range(int(fps * seconds)):
-        picture = camera.picture(i)
-        picture.pts, picture.time_base = i, Fraction(1, fps)
-        frames.extend(bytes(p) for p in codec.encode(picture))
-    frames.extend(bytes(p) for p in codec.encode(None))
-    assert frames and vp8_is_keyframe(frames[0])
-    return frames
 
 
 class Publisher:
@@ -225,8 +184,6 @@ class StockRelay:
 
     async def publish(self, attempt_id: int, owner: str, offer_sdp: str,
                       streams: list[str]) -> tuple[str, str]:
-        if _media_kinds(offer_sdp) != ["video"] * len(streams):
-            raise LiveRequestError("one video section per stream")
         pc = new_pc()
         self._pcs.append(pc)
         receivers = []

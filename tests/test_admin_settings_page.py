@@ -54,7 +54,7 @@ def test_admin_saves_a_valid_and_an_invalid_value(page, restore_settings):
     expect(page.locator("#setting-retention_days")).to_have_value("30")
 
     page.fill("#setting-retention_days", "0")
-    page.fill("#setting-chunk_interval_s", "2.5")
+    page.fill("#setting-chunk_interval_s", "three")
     page.click("#save-settings")
     expect(page.locator("#error-retention_days")).to_have_text("Retention (days) must be between 1 and 3650.")
     expect(page.locator("#error-chunk_interval_s")).to_have_text("Chunk interval (seconds) must be a whole number.")

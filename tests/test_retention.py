@@ -613,3 +613,33 @@ def test_settings_validation_rejects_bad_values_with_clear_messages(tmp_path):
         assert values["retention_days"] == 45 and values["keep_raw_chunks"] is False
         changes = [(a.target, a.data) for a in db.exec(select(AuditLog))]
         assert changes == [("retention_days", {"old": 30, "new": 45})]
+
+
+# ---------------------------------------------------------------------------------------------
+# The daily schedule
+
+
+async def test_daily_run_follows_the_time_setting(demo_db):
+    """The schedule the lifespan starts: at the stored time, and moved when an admin changes it."""
+    from proctor_app.db import session_scope
+    from proctor_app.models import utcnow
+    from proctor_app.schedule import RETENTION_JOB_ID, Schedule
+
+    with session_scope() as db:
+        before = get_settings(db)["retention_run_at"]
+    # Far from now, so the app server's own schedule does not fire a run meanwhile.
+    moved = f"{(utcnow() + timedelta(hours=12)).hour:02d}:07"
+    schedule = Schedule()
+    schedule.start()
+    try:
+        job = schedule.scheduler.get_job(RETENTION_JOB_ID)
+        assert job.next_run_time == retention.next_daily_run(before, utcnow())
+        with session_scope() as db:
+            update_settings(db, {"retention_run_at": moved}, None)
+        await schedule.follow_setting()
+        job = schedule.scheduler.get_job(RETENTION_JOB_ID)
+        assert job.next_run_time == retention.next_daily_run(moved, utcnow())
+    finally:
+        schedule.shutdown()
+        with session_scope() as db:
+            update_settings(db, {"retention_run_at": before}, None)

@@ -1,7 +1,10 @@
 """Every page against every role and anonymous access: allowed pages load for the user, the others
 send signed-in users to /forbidden and anonymous visitors to /login."""
 
+import time
+
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from sqlmodel import select
 
 from proctor_app.db import session_scope
@@ -47,15 +50,30 @@ def ids(app_server):
         return {"exam_id": exam.id, "attempt_id": attempt.id}
 
 
-def _landing(page, path: str) -> str:
-    """Open `path` and wait until the app has either rendered it for the user or redirected."""
+HERE = "location.pathname.replace(/\\/$/, '') || '/'"
+LOADED = "document.querySelector('#page-loaded') !== null"
+
+
+def _landing(page, path: str, expected: str) -> str:
+    """Open `path` and return where the browser settles: on `path` once its on_load guard has run
+    and no redirect followed for a while, or on the page a redirect led to."""
     page.goto(path)
-    page.wait_for_function(
-        """(path) => ['/forbidden', '/login'].includes(location.pathname)
-            || (location.pathname === path
-                && (document.querySelector('#signed-in-as')?.textContent || '').trim().length > 3)""",
-        arg=path, timeout=20000)
-    return page.evaluate("location.pathname")
+    deadline = time.monotonic() + 20
+    settled_since = None
+    while time.monotonic() < deadline:
+        try:
+            here, loaded = page.evaluate(f"[{HERE}, {LOADED}]")
+        except PlaywrightError:  # the page navigated while we asked
+            here, loaded = None, False
+        if here in ("/login", "/forbidden"):
+            return here
+        if here == path and loaded:
+            settled_since = settled_since or time.monotonic()
+            # A denied page redirects right after its guard ran; an allowed one stays.
+            if time.monotonic() - settled_since > (5 if expected != path else 1.5):
+                return here
+        time.sleep(0.1)
+    return f"unsettled at {page.evaluate(HERE)}"
 
 
 @pytest.mark.parametrize("role", ROLE_EMAILS)
@@ -68,8 +86,8 @@ def test_every_page_admits_exactly_its_roles(browser, app_server, ids, role):
         outcomes = {}
         for template, allowed in PAGES.items():
             path = template.format(**ids)
-            landed = _landing(page, path)
             expected = path if role in allowed else ("/login" if role == "anonymous" else "/forbidden")
+            landed = _landing(page, path, expected)
             outcomes[path] = (landed, expected)
         wrong = {p: o for p, o in outcomes.items() if o[0] != o[1]}
         assert not wrong, f"{role}: (landed, expected) {wrong}"

@@ -50,7 +50,8 @@ async def put_chunk(request: Request) -> JSONResponse:
             attempt_id=attempt_id, stream=params["stream"],
             segment=ingest.parse_index(params["segment"], "segment", ingest.MAX_SEGMENT),
             seq=ingest.parse_index(params["seq"], "seq", ingest.MAX_SEQ),
-            body=await _body(request, await run_in_threadpool(ingest.max_chunk_bytes)),
+            body=await _body(request, ingest.cached_max_chunk_bytes()
+                             or await run_in_threadpool(ingest.max_chunk_bytes)),
             sha256=request.headers.get("x-content-sha256"),
             start_ms=request.headers.get("x-chunk-start-ms"), end_ms=request.headers.get("x-chunk-end-ms"),
             mime_type=request.headers.get("content-type"), meta=request.headers.get("x-chunk-meta"))

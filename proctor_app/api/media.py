@@ -52,8 +52,10 @@ def _refuse(status: int, message: str) -> Response:
     return PlainTextResponse(message, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-def _authorize(request: Request) -> CurrentUser | Response:
-    user = user_for_token(request.cookies.get(SESSION_COOKIE))
+def _authorize(request: Request, db: Session) -> CurrentUser | Response:
+    """The staff user behind the session cookie, if the link was signed for them, is still
+    valid, and names an attempt they may review; otherwise the refusal to send."""
+    user = user_for_token(request.cookies.get(SESSION_COOKIE), db)
     if user is None:
         return _refuse(401, "Sign in to see recordings.")
     if user.role not in STAFF_REVIEW:
@@ -64,16 +66,12 @@ def _authorize(request: Request) -> CurrentUser | Response:
                    request.query_params.get("exp"), request.query_params.get("sig"))
     except LinkError as exc:
         return _refuse(403, str(exc))
-    return user
-
-
-def _refuse_attempt(db: Session, user: CurrentUser, attempt_id: int) -> Response | None:
-    attempt = db.get(Attempt, attempt_id)
+    attempt = db.get(Attempt, request.path_params["attempt_id"])
     if attempt is None:
         return _refuse(404, "No such attempt.")
     if not may_review(db, user, attempt):
         return _refuse(403, "You may not see recordings of this exam.")
-    return None
+    return user
 
 
 def _audit(db: Session, user: CurrentUser, target: str, download: bool, status: int) -> None:
@@ -111,20 +109,17 @@ def _send(request: Request, db: Session, user: CurrentUser, relative: str, targe
 
 
 def recording_media(request: Request) -> Response:
-    user = _authorize(request)
-    if isinstance(user, Response):
-        return user
     attempt_id = request.path_params["attempt_id"]
     stream, asset = request.path_params["stream"], request.path_params["asset"]
-    if stream not in set(StreamKind) or asset not in RECORDING_ASSETS:
-        return _refuse(404, "No such media.")
     download = request.query_params.get("download") == "1"
-    if download and asset != "video":
-        return _refuse(404, "Only the video can be downloaded.")
     with session_scope() as db:
-        refused = _refuse_attempt(db, user, attempt_id)
-        if refused:
-            return refused
+        user = _authorize(request, db)
+        if isinstance(user, Response):
+            return user
+        if stream not in set(StreamKind) or asset not in RECORDING_ASSETS:
+            return _refuse(404, "No such media.")
+        if download and asset != "video":
+            return _refuse(404, "Only the video can be downloaded.")
         recording = db.exec(select(Recording).where(Recording.attempt_id == attempt_id,
                                                     Recording.stream == stream)).first()
         if recording is None:
@@ -139,14 +134,11 @@ def recording_media(request: Request) -> Response:
 
 
 def snapshot_media(request: Request) -> Response:
-    user = _authorize(request)
-    if isinstance(user, Response):
-        return user
     attempt_id, seq = request.path_params["attempt_id"], request.path_params["seq"]
     with session_scope() as db:
-        refused = _refuse_attempt(db, user, attempt_id)
-        if refused:
-            return refused
+        user = _authorize(request, db)
+        if isinstance(user, Response):
+            return user
         snapshot = db.exec(select(Snapshot).where(Snapshot.attempt_id == attempt_id,
                                                   Snapshot.seq == seq)).first()
         if snapshot is None:

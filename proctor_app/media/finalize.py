@@ -23,13 +23,16 @@ outputs, the segment's start (within FILL_MIN_S of it) for copies.
 """
 
 import asyncio
+import ctypes
 import hashlib
 import io
 import logging
 import math
 import os
 import shutil
+import signal
 import struct
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -69,6 +72,7 @@ POSTER_AT_S = 1.0
 JPEG_PIX_FMT = "yuvj420p"
 # ffmpeg runs below the web server's priority: submits and page loads come first.
 FFMPEG_NICE = 10
+PR_SET_PDEATHSIG = 1
 
 CAUSE_NOT_UPLOADED = "nothing uploaded for this time (offline, reload or recorder stopped)"
 CAUSE_MISSING = "chunks missing"
@@ -116,14 +120,16 @@ class Probe:
 
 @dataclass
 class Source:
-    """One segment's usable bytes and where they sit on the exam's timeline."""
+    """One segment's bytes and where they sit on the exam's timeline."""
 
     number: int
     offset_s: float  # exam time of the segment's media time 0
     wall_end_s: float  # exam time of its last chunk's end, as the browser reported it
-    files: list[Path]
-    damaged: bool  # chunks missing or not matching their SHA-256
-    damage: str  # the gap cause for holes in it
+    mime: str
+    files: list[Path]  # in seq order; check_sources drops those not matching their SHA-256
+    sha256: list[str]
+    missing: bool  # seqs absent below the highest one stored
+    damaged: bool = False
     probe: Probe | None = None
 
     @property
@@ -133,6 +139,13 @@ class Source:
     @property
     def end_s(self) -> float:
         return self.offset_s + self.probe.end_s
+
+    @property
+    def hole_cause(self) -> str:
+        """Why a hole inside this segment is there."""
+        if self.damaged:
+            return CAUSE_DAMAGED
+        return CAUSE_MISSING if self.missing else CAUSE_UNDECODABLE
 
 
 @dataclass
@@ -189,19 +202,8 @@ def _file_sha256(path: Path) -> str | None:
         return None
 
 
-def _usable_chunks(chunks: list[Chunk]) -> tuple[list[Path], list[int], list[int]]:
-    """(files in seq order that match their row, missing seqs, damaged seqs)."""
-    files, damaged, seen = [], [], set()
-    for chunk in chunks:
-        seen.add(chunk.seq)
-        path = absolute(chunk.path)
-        if _file_sha256(path) == chunk.sha256:
-            files.append(path)
-        else:
-            damaged.append(chunk.seq)
-    top = max(seen, default=-1)
-    missing = [seq for seq in range(top + 1) if seq not in seen]
-    return files, missing, damaged
+def _matching(files: list[Path], digests: list[str]) -> list[bool]:
+    return [_file_sha256(path) == digest for path, digest in zip(files, digests)]
 
 
 def probe(files: list[Path]) -> Probe:
@@ -261,12 +263,20 @@ def plan_gaps(sources: list[Source], total_s: float) -> list[Gap]:
         if src.start_s - covered_to > FILL_MIN_S:
             gaps.append(Gap(covered_to, min(src.start_s, total_s), CAUSE_NOT_UPLOADED))
         for a, b in src.probe.holes:
-            cause = src.damage if src.damaged else CAUSE_UNDECODABLE
-            gaps.append(Gap(max(0.0, src.offset_s + a), min(total_s, src.offset_s + b), cause))
+            gaps.append(Gap(max(0.0, src.offset_s + a), min(total_s, src.offset_s + b), src.hole_cause))
         covered_to = max(covered_to, src.end_s)
     if total_s - covered_to > FILL_MIN_S:
         gaps.append(Gap(covered_to, total_s, CAUSE_NOT_UPLOADED))
     return [g for g in gaps if g.end_s > g.start_s]
+
+
+def may_copy(sources: list[Source], total_s: float) -> bool:
+    """What the rows tell before any byte is read: worth starting a copy while checking."""
+    if len(sources) != 1:
+        return False
+    src = sources[0]
+    return (not src.missing and ("avc1" in src.mime or "h264" in src.mime)
+            and abs(src.offset_s) <= FILL_MIN_S and abs(total_s - src.wall_end_s) <= 2 * FILL_MIN_S)
 
 
 def copyable(sources: list[Source], total_s: float) -> bool:
@@ -275,7 +285,7 @@ def copyable(sources: list[Source], total_s: float) -> bool:
         return False
     src = sources[0]
     p = src.probe
-    return (p.video_codec == "h264" and not src.damaged and not p.holes
+    return (p.video_codec == "h264" and not src.missing and not src.damaged and not p.holes
             and (not p.audio_codec or p.audio_codec in COPY_AUDIO)
             and p.max_keyframe_gap_s <= MAX_KEYFRAME_GAP_S
             and abs(src.start_s) <= FILL_MIN_S and abs(total_s - src.end_s) <= FILL_MIN_S)
@@ -285,8 +295,12 @@ def copyable(sources: list[Source], total_s: float) -> bool:
 # ffmpeg
 
 
-def _lower_priority() -> None:
+def _child_setup() -> None:
+    """In the ffmpeg child: lower priority, and die with the worker (Linux), so a crashed
+    worker leaves no ffmpeg writing into the folder the next try works in."""
     os.nice(FFMPEG_NICE)
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 async def run_ffmpeg(stream_spec, duration_s: float, on_progress: ProgressFn | None = None) -> None:
@@ -296,7 +310,7 @@ async def run_ffmpeg(stream_spec, duration_s: float, on_progress: ProgressFn | N
                           .overwrite_output(), cmd=FFMPEG)
     proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE,
-                                                preexec_fn=_lower_priority)
+                                                preexec_fn=_child_setup)
     stderr = asyncio.create_task(proc.stderr.read())
     try:
         async for line in proc.stdout:
@@ -324,9 +338,8 @@ def _concat_input(src: Source, work: Path, **options):
 
 
 def copy_graph(src: Source, work: Path, out: Path):
-    inp = _concat_input(src, work)
-    streams = [inp["v:0"]] + ([inp["a:0"]] if src.probe.audio_codec else [])
-    return ffmpeg.output(*streams, str(out), c="copy", movflags="+faststart", f="mp4")
+    # ffmpeg's default selection: the video and, if there is one, the audio track.
+    return _concat_input(src, work).output(str(out), c="copy", movflags="+faststart", f="mp4")
 
 
 def _even(n: float) -> int:
@@ -501,7 +514,7 @@ class Plan:
 
 
 def load_plan(db: Session, recording: Recording, attempt: Attempt) -> Plan:
-    """Reads the rows and checks every chunk file against its SHA-256 (reads all the bytes)."""
+    """The recording's segments and chunks as the rows describe them (no file is read)."""
     segments = db.exec(select(Segment).where(Segment.recording_id == recording.id)
                        .order_by(Segment.number)).all()
     sources, lost, chunk_paths = [], [], []
@@ -513,19 +526,27 @@ def load_plan(db: Session, recording: Recording, attempt: Attempt) -> Plan:
         offset = _seconds(segment.started_at, attempt.started_at)
         wall_end = _seconds(segment.ended_at or chunks[-1].end_time or segment.started_at,
                             attempt.started_at)
-        files, missing, damaged = _usable_chunks(chunks)
-        if chunks[0].seq != 0 or 0 in damaged:
+        if chunks[0].seq != 0:
             lost.append(Gap(max(0.0, offset), wall_end, CAUSE_NO_HEADER))
             continue
-        sources.append(Source(segment.number, offset, wall_end, files, bool(missing or damaged),
-                              CAUSE_DAMAGED if damaged else CAUSE_MISSING))
+        sources.append(Source(segment.number, offset, wall_end, segment.mime_type or recording.mime_type,
+                              [absolute(c.path) for c in chunks], [c.sha256 for c in chunks],
+                              missing=chunks[-1].seq + 1 != len(chunks)))
     return Plan(recording.id, recording.stream, attempt.started_at, attempt.ended_at,
                 processed_dir(attempt.id, attempt.started_at), sources, lost, chunk_paths)
 
 
-def _probe_sources(plan: Plan) -> None:
-    """Probe every source; the unreadable ones leave the plan as lost time."""
+def check_sources(plan: Plan) -> None:
+    """Every chunk against its SHA-256 (damaged ones are left out), then a probe of each
+    segment; segments that cannot be read leave the plan as lost time."""
     for src in list(plan.sources):
+        good = _matching(src.files, src.sha256)
+        src.damaged = not all(good)
+        src.files = [path for path, ok in zip(src.files, good) if ok]
+        if not good[0]:
+            plan.sources.remove(src)
+            plan.lost.append(Gap(max(0.0, src.offset_s), src.wall_end_s, CAUSE_NO_HEADER))
+            continue
         try:
             src.probe = probe(src.files)
         except (av.FFmpegError, FinalizeError) as exc:
@@ -543,35 +564,53 @@ def _blame_lost(gaps: list[Gap], lost: list[Gap]) -> list[Gap]:
     return gaps
 
 
+async def _cancel(task: asyncio.Task | None) -> None:
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def convert(plan: Plan, on_progress: ProgressFn | None = None) -> Outcome:
-    """Build and verify the MP4 of one recording (the database is not touched)."""
+    """Build and verify the MP4 of one recording (the database is not touched).
+
+    When the rows promise a plain copy, ffmpeg starts copying at once while the chunks are
+    checked and probed (one core each); the copy is dropped if the checks say otherwise.
+    """
     total_s = plan.total_s
     if total_s <= 0:
         raise FinalizeError("the attempt has no length (it ended before it started)")
-    await asyncio.to_thread(_probe_sources, plan)
-    if not plan.sources:
-        cause = plan.lost[0].cause if plan.lost else CAUSE_NO_MEDIA
-        return Outcome(RecordingStatus.failed, gaps=[Gap(0.0, total_s, cause)], failure_reason=cause)
-    gaps = _blame_lost(plan_gaps(plan.sources, total_s), plan.lost)
     work = absolute(plan.out_dir) / f".work-{plan.stream}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    tmp = work / "out.mp4"
+    speculative = None
     try:
-        tmp = work / "out.mp4"
+        if may_copy(plan.sources, total_s):
+            src = plan.sources[0]
+            speculative = asyncio.create_task(
+                run_ffmpeg(copy_graph(src, work, tmp), src.wall_end_s - src.offset_s, on_progress))
+        await asyncio.to_thread(check_sources, plan)
+        if not plan.sources:
+            await _cancel(speculative)
+            cause = plan.lost[0].cause if plan.lost else CAUSE_NO_MEDIA
+            return Outcome(RecordingStatus.failed, gaps=[Gap(0.0, total_s, cause)], failure_reason=cause)
+        gaps = _blame_lost(plan_gaps(plan.sources, total_s), plan.lost)
         if copyable(plan.sources, total_s):
             src = plan.sources[0]
             expected = src.probe.end_s - src.probe.start_s
             started_at = plan.attempt_started + timedelta(seconds=src.offset_s)
-            await run_ffmpeg(copy_graph(src, work, tmp), expected, on_progress)
+            await (speculative or run_ffmpeg(copy_graph(src, work, tmp), expected, on_progress))
         else:
+            await _cancel(speculative)
             expected, started_at = total_s, plan.attempt_started
             await run_ffmpeg(timeline_graph(plan.sources, gaps, total_s, work, tmp), total_s, on_progress)
-        info = await asyncio.to_thread(verify_mp4, tmp, expected)
-        digest = await asyncio.to_thread(sha256_of, tmp)
+        info, digest = await asyncio.gather(asyncio.to_thread(verify_mp4, tmp, expected),
+                                            asyncio.to_thread(sha256_of, tmp))
         relative = f"{plan.out_dir}/{plan.stream}.mp4"
         size = tmp.stat().st_size
         os.replace(tmp, absolute(relative))
     finally:
+        await _cancel(speculative)
         shutil.rmtree(work, ignore_errors=True)
     return Outcome(RecordingStatus.partial if gaps else RecordingStatus.completed, relative,
                    info.duration_s, info.codec, size, digest, gaps, started_at)

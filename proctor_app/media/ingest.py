@@ -236,14 +236,20 @@ def _check_sha256(claimed: str | None, body: bytes) -> str:
     return actual
 
 
-_limit_cache: tuple[float, int] = (0.0, 0)
+_limit_cache: tuple[float, int] = (float("-inf"), 0)
+
+
+def cached_max_chunk_bytes() -> int | None:
+    """The chunk size limit if read recently, without touching the database; else None."""
+    read_at, limit = _limit_cache
+    return limit if time.monotonic() - read_at <= SETTINGS_TTL_S else None
 
 
 def max_chunk_bytes() -> int:
     """The admin's chunk size limit, re-read every few seconds rather than on every upload."""
     global _limit_cache
-    read_at, limit = _limit_cache
-    if time.monotonic() - read_at > SETTINGS_TTL_S:
+    limit = cached_max_chunk_bytes()
+    if limit is None:
         with session_scope() as db:
             limit = int(get_setting(db, "max_chunk_mb")) * 1024 * 1024
         _limit_cache = (time.monotonic(), limit)

@@ -139,16 +139,14 @@ def backoff_s(tries: int) -> float:
     return min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** max(0, tries - 1))
 
 
-def fail_or_retry(db: Session, job: Job, worker: str, error: str, permanent: bool = False) -> str:
-    """After an error: queued again with backoff, or failed when no tries are left. New status."""
-    error = error[:MAX_ERROR_CHARS]
+def fail_or_retry(db: Session, job: Job, worker: str, error: str, permanent: bool = False) -> None:
+    """After an error: queued again with backoff, or failed when no tries are left."""
     now = utcnow()
     if permanent or job.tries >= job.max_tries:
-        status, values = JobStatus.failed, {"finished_at": now}
+        values = {"status": JobStatus.failed, "finished_at": now}
     else:
-        status, values = JobStatus.queued, {"run_after": now + timedelta(seconds=backoff_s(job.tries))}
-    db.execute(_mine(job.id, worker).values(status=status, last_error=error, **values))
-    return status
+        values = {"status": JobStatus.queued, "run_after": now + timedelta(seconds=backoff_s(job.tries))}
+    db.execute(_mine(job.id, worker).values(last_error=error[:MAX_ERROR_CHARS], **values))
 
 
 def put_back(db: Session, job_id: int, worker: str, delay_s: float, why: str) -> None:
@@ -174,10 +172,11 @@ def _hand_back(db: Session, jobs: list[Job], why: str, now: datetime) -> list[Jo
     return failed
 
 
-def requeue_stale(db: Session, now: datetime | None = None) -> list[Job]:
+def requeue_stale(db: Session, kinds: list[str], now: datetime | None = None) -> list[Job]:
     """Hand back running jobs without a heartbeat for STALE_AFTER; returns those that failed."""
     now = now or utcnow()
-    query = select(Job).where(Job.status == JobStatus.running, Job.heartbeat_at < now - STALE_AFTER)
+    query = select(Job).where(Job.status == JobStatus.running, Job.kind.in_(kinds),
+                              Job.heartbeat_at < now - STALE_AFTER)
     if db.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     stale = list(db.exec(query))
@@ -196,12 +195,12 @@ def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def requeue_dead_local(db: Session, me: str, now: datetime | None = None) -> list[Job]:
+def requeue_dead_local(db: Session, me: str, kinds: list[str], now: datetime | None = None) -> list[Job]:
     """At start: jobs running under a process of this host that no longer exists."""
     now = now or utcnow()
     host, pid, _ = me.split(":")
     dead = []
-    for job in db.exec(select(Job).where(Job.status == JobStatus.running,
+    for job in db.exec(select(Job).where(Job.status == JobStatus.running, Job.kind.in_(kinds),
                                          Job.worker.startswith(f"{host}:"))):
         _, other_pid, _ = (job.worker.split(":") + ["", ""])[:3]
         if job.worker != me and (other_pid == pid or not other_pid.isdigit()
@@ -239,14 +238,17 @@ class Handler:
 
 async def _run_finalize(ctx: JobContext) -> None:
     from proctor_app.media import finalize, ingest
-    from proctor_app.models import Attempt
+    from proctor_app.models import Attempt, Recording, RecordingStatus
 
     def settled() -> bool:
         with session_scope() as db:
             attempt = db.get(Attempt, ctx.attempt_id)
             if attempt is None:
                 raise PermanentError(f"attempt {ctx.attempt_id} does not exist")
-            return ingest.uploads_settled(db, attempt)
+            recording = db.exec(select(Recording.id).where(
+                Recording.attempt_id == attempt.id,
+                Recording.status.in_([RecordingStatus.not_started, RecordingStatus.in_progress]))).first()
+            return recording is None or ingest.uploads_settled(db, attempt)
 
     if not await asyncio.to_thread(settled):
         raise Defer(SETTLE_RECHECK_S, "waiting for the browser's last uploads")
@@ -279,9 +281,7 @@ class Worker:
 
     def __post_init__(self):
         self._active: dict[int, asyncio.Task] = {}
-        self._wake = asyncio.Event()
         self._limit = (0.0, 1)
-        self._last_sweep = 0.0
 
     def _limit_now(self, loop_time: float) -> int:
         if self.concurrency is not None:
@@ -299,7 +299,8 @@ class Worker:
 
     def _sweep(self, at_start: bool) -> None:
         with self.sessions() as db:
-            failed = requeue_stale(db) + (requeue_dead_local(db, self.name) if at_start else [])
+            kinds = list(self.handlers)
+            failed = requeue_stale(db, kinds) + (requeue_dead_local(db, self.name, kinds) if at_start else [])
             db.commit()
         for job in failed:
             self._failed_hook(job.kind, job.attempt_id, job.last_error)
@@ -315,8 +316,9 @@ class Worker:
     async def run(self) -> None:
         """Until cancelled; running jobs are then put back for the next start."""
         loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
         await asyncio.to_thread(self._sweep, True)
-        self._last_sweep = loop.time()
+        last_sweep = loop.time()
         try:
             while True:
                 try:
@@ -330,9 +332,9 @@ class Worker:
                         task = asyncio.create_task(self._execute(ctx))
                         self._active[job.id] = task
                         task.add_done_callback(lambda _t, job_id=job.id: self._done(job_id))
-                    if loop.time() - self._last_sweep > HEARTBEAT_S:
+                    if loop.time() - last_sweep > HEARTBEAT_S:
                         await asyncio.to_thread(self._sweep, False)
-                        self._last_sweep = loop.time()
+                        last_sweep = loop.time()
                 except Exception:  # a database hiccup must not end the worker
                     log.exception("job worker loop")
                 self._wake.clear()
@@ -386,11 +388,12 @@ class Worker:
             permanent = isinstance(exc, PermanentError)
             if not permanent:
                 log.exception("job %s (%s) failed on try %s", ctx.id, ctx.kind, ctx.tries)
+            reason = str(exc) or type(exc).__name__
+            if permanent or ctx.last_try:
+                # Its subject first: should the process die now, the job runs again.
+                await asyncio.to_thread(self._failed_hook, ctx.kind, ctx.attempt_id, reason)
             job = Job(id=ctx.id, tries=ctx.tries, max_tries=ctx.max_tries, kind=ctx.kind)
-            status = await asyncio.to_thread(self._write, fail_or_retry, job, self.name,
-                                             str(exc) or type(exc).__name__, permanent)
-            if status == JobStatus.failed:
-                await asyncio.to_thread(self._failed_hook, ctx.kind, ctx.attempt_id, str(exc))
+            await asyncio.to_thread(self._write, fail_or_retry, job, self.name, reason, permanent)
         else:
             await asyncio.to_thread(self._write, finish, ctx.id, self.name)
         finally:

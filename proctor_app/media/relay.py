@@ -50,6 +50,8 @@ FRAME_STALL_S = 2.0
 CONNECT_TIMEOUT_S = 20.0
 MONITOR_INTERVAL_S = 0.5
 MAX_VIEWERS_PER_CHANNEL = 50
+# An attempt offline this long, with nobody watching, is forgotten (its next start is new).
+FORGET_AFTER_S = 3600
 
 
 class LiveStatus(StrEnum):
@@ -101,8 +103,6 @@ class _FrameTap(queue.Queue):
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
-
-
 _BITRATE_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
 
 
@@ -120,10 +120,10 @@ def tap_receiver(receiver: RTCRtpReceiver, on_frame: Callable[[object], None]) -
 
 
 def _without_bandwidth_estimate(receiver: RTCRtpReceiver) -> None:
-    """Stop the receiver's REMB feedback. aiortc estimates per receiver, and Chrome takes each
-    REMB as the budget of the whole connection, so with three streams on one connection the
-    smallest stream's rate capped all of them (60 kbit/s each, measured). Without REMB, Chrome
-    adapts to loss (from receiver reports) up to the bitrates the page sets."""
+    """Stop the receiver's REMB feedback (aiortc estimates the bandwidth per receiver). With it,
+    Chrome held the camera and its low-resolution layer on one connection at about 60 kbit/s
+    each (measured); without it, Chrome adapts to the loss in receiver reports, up to the
+    bitrates the page sets."""
     _check_receiver(receiver, _BITRATE_ESTIMATOR)
     setattr(receiver, _BITRATE_ESTIMATOR, None)
 
@@ -461,14 +461,24 @@ class LiveRelay:
     async def _run_monitor(self) -> None:
         while True:
             await asyncio.sleep(MONITOR_INTERVAL_S)
-            now = time.monotonic()
-            switched_off = self._sessions and not self._enabled()
-            for session in list(self._sessions.values()):
-                if switched_off or (session.pc.connectionState != "connected"
-                                    and now - session.created_at > CONNECT_TIMEOUT_S):
-                    await self._close(session)
-            for attempt_id in list(self._attempts):
-                self._evaluate(attempt_id)
+            try:
+                await self._check()
+            except Exception:  # keep watching; one bad pass must not freeze every status
+                log.exception("live relay check failed")
+
+    async def _check(self) -> None:
+        now = time.monotonic()
+        switched_off = self._sessions and not self._enabled()
+        for session in list(self._sessions.values()):
+            if switched_off or (session.pc.connectionState != "connected"
+                                and now - session.created_at > CONNECT_TIMEOUT_S):
+                await self._close(session)
+        watched = {attempt_id for attempt_id, _ in self._channels}
+        for attempt_id, state in list(self._attempts.items()):
+            self._evaluate(attempt_id)
+            if state.status == LiveStatus.offline and attempt_id not in watched \
+                    and time.time() - state.changed_at > FORGET_AFTER_S:
+                del self._attempts[attempt_id]
 
     # -- plumbing ---------------------------------------------------------------------------
 

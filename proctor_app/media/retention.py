@@ -298,41 +298,41 @@ def _mark_expiring(db: Session, item: PlanItem, now: datetime) -> bool:
     return True
 
 
-def _delete_file(path: Path) -> int | None:
+def _delete_file(path: str | Path) -> int | None:
     """Deletes one file; its size, or None when it was already gone."""
     try:
-        size = path.lstat().st_size
-        path.unlink()
+        size = os.lstat(path).st_size
+        os.unlink(path)
     except FileNotFoundError:
         return None
     return size
+
+
+def _delete_folder(top: str) -> Iterator[int]:
+    """Deletes a folder with everything in it (symbolic links, not what they point to); yields
+    the size of each file deleted. A folder already gone yields nothing."""
+    try:
+        entries = list(os.scandir(top))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from _delete_folder(entry.path)
+        elif (size := _delete_file(entry.path)) is not None:
+            yield size
+    os.rmdir(top)
 
 
 def _delete_files(item: PlanItem) -> tuple[int, int]:
     """Step 2: the attempt's folders with everything in them (also what came after planning),
     then its planned files elsewhere. Returns (files deleted, bytes freed); files already gone
     (a rerun) count as nothing."""
-    count = freed = 0
-
-    def deleted(size: int | None) -> None:
-        nonlocal count, freed
-        if size is not None:
-            count, freed = count + 1, freed + size
-
-    for folder in item.folders:
-        top = absolute(folder)
-        for dirpath, dirnames, names in os.walk(top, topdown=False):
-            for name in names:
-                deleted(_delete_file(Path(dirpath, name)))
-            for name in dirnames:
-                Path(dirpath, name).rmdir()
-        if top.exists():
-            top.rmdir()
+    sizes = [size for folder in item.folders for size in _delete_folder(str(absolute(folder)))]
     inside = tuple(f"{folder}/" for folder in item.folders)
     for relative in item.files:
-        if not relative.startswith(inside):
-            deleted(_delete_file(absolute(relative)))
-    return count, freed
+        if not relative.startswith(inside) and (size := _delete_file(absolute(relative))) is not None:
+            sizes.append(size)
+    return len(sizes), sum(sizes)
 
 
 def _mark_deleted(db: Session, item: PlanItem, now: datetime, count: int, freed: int,

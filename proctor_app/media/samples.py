@@ -49,7 +49,9 @@ def encode(path: Path, seconds: float, codec: str, size: tuple[int, int] = (640,
     WebM, with Opus audio (a tone); longer than `clip_s`, a clip of that length loops."""
     w, h = size
     clip_s = min(seconds, clip_s)
-    video = (["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline"] if codec == "h264" else
+    # Keyframes only where asked (like a browser's encoder): no scene-cut keyframes.
+    video = (["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline", "-sc_threshold", "0"]
+             if codec == "h264" else
              ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"])
     clip = path.with_name(f"{path.stem}.clip.mkv")
     _ffmpeg("-f", "lavfi", "-i", WEBCAM_SOURCE.format(w=w, h=h, fps=fps, sw=w // 3, sh=h // 3),

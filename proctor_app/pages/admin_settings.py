@@ -22,9 +22,13 @@ def _field(key: str) -> rx.Component:
     if isinstance(spec.default, bool):
         control = rx.switch(name=key, id=f"setting-{key}",
                             default_checked=AdminSettingsState.switch_values[key])
+    elif key == "retention_run_at":
+        control = rx.input(name=key, id=f"setting-{key}", width="8em", type="time",
+                           default_value=AdminSettingsState.text_values[key])
     else:
-        control = rx.input(name=key, id=f"setting-{key}", width="8em",
-                           type="time" if key == "retention_run_at" else "number",
+        # Plain text, not type=number: the browser would block some wrong values silently;
+        # the server's messages explain every one.
+        control = rx.input(name=key, id=f"setting-{key}", width="8em", input_mode="numeric",
                            default_value=AdminSettingsState.text_values[key])
     return rx.vstack(
         rx.hstack(rx.el.label(spec.label, html_for=f"setting-{key}", width="22em"), control,

@@ -21,7 +21,7 @@ def _event_row(event: EventRow) -> rx.Component:
         _severity_badge(event.severity),
         rx.vstack(rx.text(event.kind, weight="medium"),
                   rx.text(event.detail, size="1", color_scheme="gray"), spacing="0"),
-        class_name="event-row", custom_attrs={"data-seek-s": event.seek_s},
+        class_name="event-row", custom_attrs={"data-seek-s": event.seek_s}, title=event.at,
         cursor=rx.cond(event.seek_s != "", "pointer", "default"),
         padding="4px", border_bottom="1px solid var(--gray-4)", width="100%", align="start",
     )

@@ -30,6 +30,8 @@ def page_frame(*children, title: str) -> rx.Component:
             _nav_links(),
             rx.spacer(),
             rx.text(AuthState.user_name, " (", AuthState.user_role, ")", id="signed-in-as"),
+            # Present once the page's on_load handlers have finished (its guard included).
+            rx.cond(rx.State.is_hydrated, rx.el.span(id="page-loaded", hidden=True)),
             rx.button("Log out", on_click=LoginState.logout, variant="soft", id="logout"),
             align="center", padding="0.75em 1.5em", border_bottom="1px solid var(--gray-5)",
             width="100%", spacing="5",

@@ -29,6 +29,10 @@ RECENT_RUNS = 10
 _UNITS = [("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("bytes", 1)]
 
 
+def _attempts(count: int) -> str:
+    return f"{count} attempt" if count == 1 else f"{count} attempts"
+
+
 def format_bytes(count: int) -> str:
     for unit, size in _UNITS:
         if count >= size and size > 1:
@@ -99,7 +103,7 @@ def _overview(now: datetime) -> Overview:
     return Overview(
         total=format_bytes(total), unit=unit, by_month=_chart(by_month, unit),
         by_exam=_chart(by_exam, unit), next_run_at=format_time(next_run),
-        next_run_frees=(f"{format_bytes(due.total_bytes)} ({len(due.items)} attempts)"
+        next_run_frees=(f"{format_bytes(due.total_bytes)} ({_attempts(len(due.items))})"
                         if due.items else "nothing"),
         recent_runs=recent)
 
@@ -189,7 +193,7 @@ class AdminSettingsState(AuthState):
             self.plan_summary = "Nothing is due: a run now would delete nothing."
         else:
             more = f" The first {PLAN_ROWS_SHOWN} are listed." if len(items) > PLAN_ROWS_SHOWN else ""
-            self.plan_summary = (f"A run now would delete the media of {len(items)} attempts: "
+            self.plan_summary = (f"A run now would delete the media of {_attempts(len(items))}: "
                                  f"{result.plan.total_files} files, "
                                  f"{format_bytes(result.plan.total_bytes)}.{more}")
 
@@ -208,10 +212,10 @@ class AdminSettingsState(AuthState):
             return
         finally:
             self.running = False
-        self.run_summary = (f"Deleted the media of {len(result.deleted_attempts)} attempts: "
+        self.run_summary = (f"Deleted the media of {_attempts(len(result.deleted_attempts))}: "
                             f"{result.files_deleted} files, {format_bytes(result.bytes_freed)} freed.")
         if result.errors:
-            self.run_error = (f"{len(result.errors)} attempts could not be finished (see the server "
+            self.run_error = (f"{_attempts(len(result.errors))} could not be finished (see the server "
                               f"log); the next run tries again: "
                               + "; ".join(f"attempt {k}: {v}" for k, v in result.errors.items()))
         self.plan_rows, self.plan_summary = [], ""

@@ -1,0 +1,134 @@
+"""Finalize benchmark: long MediaRecorder-like recordings (H.264 in Matroska, VP8 in WebM, 640x480
+30 fps, Opus audio) cut into ~3 s chunks and stored through the ingest path, then finalized end
+to end; in the same run a bare ffmpeg does the same conversion on the same chunk files.
+
+    python bench/finalize.py            # 60-minute recordings
+    python bench/finalize.py --quick    # short recordings, well under 60 s in all
+
+Figures: `ready_s` is finalize until the verified MP4 is saved and playable (checks every chunk's
+SHA-256, demuxes to plan the timeline, converts, verifies, hashes); `total_s` adds raw-chunk
+deletion, poster and sprite. `ratio` = ready_s / bare ffmpeg seconds. The last line printed is one
+JSON object. Runs in a temporary data folder of its own (SQLite, storage), removed afterwards.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = {"h264_ready_s_max": 5.0, "h264_ratio_max": 1.3, "vp8_realtime_x_min": 15.0}
+
+
+def bare_ffmpeg(codec: str, listing: Path, out: Path) -> float:
+    """The same conversion as finalize's, by hand: copy for H.264, libx264 + AAC for VP8."""
+    from proctor_app.media import finalize
+
+    if codec == "h264":
+        convert = ["-map", "0:v:0", "-map", "0:a:0", "-c", "copy"]
+    else:
+        convert = ["-c:v", "libx264", "-preset", finalize.X264_PRESET, "-crf", str(finalize.X264_CRF),
+                   "-pix_fmt", "yuv420p", "-force_key_frames", f"expr:gte(t,n_forced*{finalize.GOP_S})",
+                   "-c:a", "aac", "-b:a", finalize.AAC_BITRATE]
+    started = time.perf_counter()
+    # At the same (lower) priority finalize gives its ffmpeg.
+    subprocess.run(["nice", "-n", str(finalize.FFMPEG_NICE), finalize.FFMPEG, "-hide_banner", "-nostdin",
+                    "-loglevel", "error", "-y", "-i", f"concatf:{listing}", *convert,
+                    "-movflags", "+faststart", "-f", "mp4", str(out)], check=True)
+    return time.perf_counter() - started
+
+
+def run_codec(codec: str, seconds: float, clip_s: float, work: Path) -> dict:
+    from sqlmodel import select
+
+    from proctor_app.db import session_scope
+    from proctor_app.media import finalize, samples
+    from proctor_app.media.storage import absolute
+    from proctor_app.models import Chunk, Recording, Segment, utcnow
+
+    t = time.perf_counter()
+    data = samples.encode(work / f"source.{codec}", seconds, codec, clip_s=clip_s).read_bytes()
+    encode_s = time.perf_counter() - t
+    started = utcnow() - timedelta(seconds=seconds + 60)
+    sample = samples.start_attempt(started)
+    pieces = samples.cut(data, seconds)
+    t = time.perf_counter()
+    samples.upload_segment(sample, "camera", 0, samples.evenly(pieces, started + timedelta(seconds=0.2), seconds),
+                           samples.MIME[codec])
+    store_s = time.perf_counter() - t
+    samples.end_attempt(sample, started + timedelta(seconds=0.2 + seconds))
+    with session_scope() as db:
+        paths = db.exec(select(Chunk.path).join(Segment).join(Recording)
+                        .where(Recording.attempt_id == sample.attempt_id).order_by(Chunk.seq)).all()
+    listing = work / f"{codec}.txt"
+    listing.write_text("".join(f"{absolute(p)}\n" for p in paths))
+
+    baseline_s = bare_ffmpeg(codec, listing, work / f"bare-{codec}.mp4")
+
+    marks = {}
+    t = time.perf_counter()
+    result = asyncio.run(finalize.finalize_attempt(
+        sample.attempt_id, on_ready=lambda stream, status: marks.setdefault("ready", time.perf_counter())))
+    total_s = time.perf_counter() - t
+    ready_s = marks["ready"] - t
+    with session_scope() as db:
+        rec = db.exec(select(Recording).where(Recording.attempt_id == sample.attempt_id)).one()
+    assert result == {"camera": "completed"}, (result, rec.failure_reason)
+    return {
+        "media_s": round(seconds, 1), "chunks": len(pieces), "bytes": len(data),
+        "path": "copy" if rec.codec.endswith("/opus") else "timeline",
+        "baseline_s": round(baseline_s, 3), "ready_s": round(ready_s, 3), "total_s": round(total_s, 3),
+        "ratio": round(ready_s / baseline_s, 3), "realtime_x": round(seconds / ready_s, 1),
+        "mp4_duration_s": round(rec.duration_s, 3), "mp4_bytes": rec.size_bytes,
+        "encode_source_s": round(encode_s, 1), "store_chunks_s": round(store_s, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short recordings (finishes within 60 s)")
+    parser.add_argument("--minutes", type=float, default=60.0, help="recording length (default 60)")
+    args = parser.parse_args()
+    lengths = {"h264": 6 * 60.0, "vp8": 60.0} if args.quick else {"h264": args.minutes * 60, "vp8": args.minutes * 60}
+    clip_s = 10.0 if args.quick else 30.0
+
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-finalize-"))
+    os.environ["PROCTOR_DATA_DIR"] = str(data_dir)  # before proctor_app reads its configuration
+    sys.path.insert(0, str(ROOT))
+    from proctor_app.db import migrate
+
+    migrate()
+    load = os.getloadavg()[0]
+    results = {}
+    try:
+        for codec, seconds in lengths.items():
+            work = data_dir / f"work-{codec}"
+            work.mkdir()
+            results[codec] = run_codec(codec, seconds, clip_s, work)
+            r = results[codec]
+            print(f"{codec}: {r['media_s'] / 60:.1f} min, {r['chunks']} chunks, {r['bytes'] / 1e6:.0f} MB -> "
+                  f"{r['path']}: ready in {r['ready_s']:.2f} s ({r['realtime_x']}x real time), "
+                  f"with poster and sprite {r['total_s']:.2f} s; bare ffmpeg {r['baseline_s']:.2f} s; "
+                  f"ratio {r['ratio']:.2f}", flush=True)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    h264, vp8 = results["h264"], results["vp8"]
+    summary = {
+        "bench": "finalize", "quick": args.quick, "load_avg_1m_at_start": round(load, 2), "cpus": os.cpu_count(),
+        "h264": h264, "vp8": vp8, "targets": TARGETS,
+        "meets": {"h264_ready_s": h264["ready_s"] <= TARGETS["h264_ready_s_max"],
+                  "h264_ratio": h264["ratio"] <= TARGETS["h264_ratio_max"],
+                  "vp8_realtime_x": vp8["realtime_x"] >= TARGETS["vp8_realtime_x_min"]},
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,375 @@
+"""Chunk ingest under load: N simulated candidates, each PUTting a realistic chunk every few seconds
+to the real server (Reflex's production backend: granian with the app, as `reflex run --env prod`
+starts it, without the static frontend), over loopback with an async HTTP client.
+
+Reports sustained uploads/s, p50/p99 acknowledgement latency, server CPU, lost chunks (acknowledged
+but not in the database and on disk, or never acknowledged), then a saturation phase (uploads back
+to back). Both throughputs are given as ratios to the raw write-and-fsync throughput of the same
+disk (temp file, fsync, rename, fsync the folder: what each chunk costs at least), measured in the
+same run. The last line printed is one JSON object.
+
+    python bench/ingest.py [--quick] [--candidates 1000] [--interval 3] [--duration 60]
+"""
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+_tmp = tempfile.TemporaryDirectory(prefix="bench-ingest-")
+os.environ["PROCTOR_DATA_DIR"] = _tmp.name  # before proctor_app reads its configuration
+os.environ.pop("PROCTOR_DATABASE_URL", None)
+os.environ.pop("PROCTOR_STORAGE_DIR", None)
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+from sqlmodel import select  # noqa: E402
+
+from proctor_app.db import migrate, session_scope  # noqa: E402
+from proctor_app.media import ingest  # noqa: E402
+from proctor_app.media.storage import absolute, storage_root  # noqa: E402
+from proctor_app.models import Attempt, Chunk, Exam, Recording, Role, Segment, User, utcnow  # noqa: E402
+from proctor_app.services import attempts  # noqa: E402
+
+MIME = "video/x-matroska;codecs=avc1,opus"
+AUDIO_KBPS = 32
+BODY_POOL = 8
+P99_TARGET_MS = 250
+RETRIES = 5
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LoopbackClient:
+    """A minimal HTTP/1.1 client with a pool of keep-alive connections. httpx's pool costs more
+    CPU per request than the server's whole ingest path, so with it the bench measured the client."""
+
+    class Failed(Exception):
+        pass
+
+    def __init__(self, port: int, connections: int):
+        self.port = port
+        self.idle: asyncio.Queue = asyncio.Queue()
+        self.slots = asyncio.Semaphore(connections)
+
+    async def put(self, path: str, headers: dict, body: bytes) -> int:
+        async with self.slots:
+            try:
+                reader, writer = self.idle.get_nowait()
+            except asyncio.QueueEmpty:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            try:
+                head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                writer.write(f"PUT {path} HTTP/1.1\r\nHost: bench\r\n{head}Content-Length: {len(body)}\r\n\r\n"
+                             .encode() + body)
+                await writer.drain()
+                status = int((await reader.readline()).split()[1])
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+            except (OSError, IndexError, ValueError, asyncio.IncompleteReadError) as exc:
+                writer.close()
+                raise self.Failed(type(exc).__name__) from exc
+            self.idle.put_nowait((reader, writer))
+            return status
+
+    def close(self) -> None:
+        while not self.idle.empty():
+            self.idle.get_nowait()[1].close()
+
+
+def setup_attempts(count: int) -> list[tuple[int, str]]:
+    """`count` candidates with an attempt in progress each; returns (attempt id, upload token)."""
+    migrate()
+    grants = []
+    with session_scope() as db:
+        exam = Exam(title="Ingest benchmark", recording=True, live_video=False, duration_minutes=120)
+        db.add(exam)
+        db.flush()
+        users = [User(email=f"bench-{i}@example.com", name=f"Bench {i}", role=Role.candidate,
+                      password_hash="not-used") for i in range(count)]
+        db.add_all(users)
+        db.flush()
+        started = [Attempt(exam_id=exam.id, candidate_id=user.id, consent_at=utcnow()) for user in users]
+        db.add_all(started)
+        db.flush()
+        for attempt in started:
+            attempts.start(db, attempt, 0)
+            grant = ingest.issue_upload_token(db, attempt)
+            grants.append((grant.attempt_id, grant.token))
+    return grants
+
+
+def start_server(port: int) -> subprocess.Popen:
+    env = dict(os.environ, REFLEX_SKIP_COMPILE="true", REFLEX_TELEMETRY_ENABLED="false",
+               REFLEX_STATES_WORKDIR=str(Path(_tmp.name) / "states"), REFLEX_USE_SYSTEM_BUN="1",
+               PATH=f"{ROOT / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}")
+    code = ("from reflex.utils.exec import run_granian_backend_prod\n"
+            "from reflex_base.constants import LogLevel\n"
+            f"run_granian_backend_prod('127.0.0.1', {port}, LogLevel.WARNING)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=open(Path(_tmp.name) / "server.log", "ab"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the server exited: " + (Path(_tmp.name) / "server.log").read_text()[-2000:])
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise TimeoutError("the server did not start")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def cpu_seconds(proc: subprocess.Popen) -> float:
+    """User + system CPU of the server and its workers."""
+    root = psutil.Process(proc.pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def raw_fsync_writes_per_s(size: int, seconds: float, threads: int) -> float:
+    """Chunk-sized files written the way a chunk is at the very least, on the same disk."""
+    folder = storage_root() / "bench-raw"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = random.randbytes(size)
+    counts = [0] * threads
+    stop = time.monotonic() + seconds
+
+    def writer(n: int) -> None:
+        while time.monotonic() < stop:
+            path = folder / f"{n}-{counts[n]}"
+            tmp = folder / f".{n}-{counts[n]}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+            os.write(fd, data)
+            os.fsync(fd)
+            os.close(fd)
+            os.replace(tmp, path)
+            dir_fd = os.open(folder, os.O_RDONLY)
+            os.fsync(dir_fd)
+            os.close(dir_fd)
+            counts[n] += 1
+
+    workers = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
+    started = time.monotonic()
+    [w.start() for w in workers]
+    [w.join() for w in workers]
+    elapsed = time.monotonic() - started
+    for path in folder.iterdir():
+        path.unlink()
+    return sum(counts) / elapsed
+
+
+class Candidate:
+    """One browser: a chunk every `interval` seconds, retried with backoff when it fails."""
+
+    def __init__(self, attempt_id: int, token: str, segment: int):
+        self.attempt_id, self.token, self.segment = attempt_id, token, segment
+        self.seq = 0
+        self.acked: list[int] = []
+        self.lost: list[int] = []
+
+    async def put(self, client, bodies, seq, latencies, errors) -> None:
+        body, sha = bodies[seq % len(bodies)]
+        now = int(time.time() * 1000)
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": MIME, "X-Content-SHA256": sha,
+                   "X-Chunk-Start-Ms": str(now - 3000), "X-Chunk-End-Ms": str(now)}
+        url = f"/api/attempts/{self.attempt_id}/streams/camera/segments/{self.segment}/chunks/{seq}"
+        for attempt in range(RETRIES):
+            started = time.perf_counter()
+            try:
+                status = await client.put(url, headers, body)
+                if status in (200, 201):
+                    latencies.append(time.perf_counter() - started)
+                    self.acked.append(seq)
+                    return
+                errors.append(status)
+            except LoopbackClient.Failed as exc:
+                errors.append(str(exc))
+            await asyncio.sleep(2 ** attempt * random.uniform(0.5, 1.5))
+        self.lost.append(seq)
+
+
+async def sustained(port, candidates, bodies, interval, duration):
+    latencies, errors, lags = [], [], []
+    client = LoopbackClient(port, connections=256)
+    try:
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.5
+        end = start + duration
+        uploads = set()
+
+        async def run(candidate: Candidate):
+            due = start + random.uniform(0, interval)
+            while due < end:
+                await asyncio.sleep(max(0, due - loop.time()))
+                lags.append(loop.time() - due)
+                task = asyncio.create_task(candidate.put(client, bodies, candidate.seq, latencies, errors))
+                uploads.add(task)
+                task.add_done_callback(uploads.discard)
+                candidate.seq += 1
+                due += interval
+
+        await asyncio.gather(*(run(c) for c in candidates))
+        await asyncio.gather(*list(uploads))
+    finally:
+        client.close()
+    return latencies, errors, lags
+
+
+async def saturated(port, grants, bodies, seconds, concurrency):
+    """Uploads back to back from `concurrency` clients: the most the server takes per second."""
+    done = 0
+    client = LoopbackClient(port, connections=concurrency)
+    try:
+        stop = time.monotonic() + seconds
+
+        async def worker(n: int):
+            nonlocal done
+            candidate = Candidate(*grants[n % len(grants)], segment=1000 + n // len(grants))
+            while time.monotonic() < stop:
+                await candidate.put(client, bodies, candidate.seq, [], [])
+                candidate.seq += 1
+                done += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        return done / (time.monotonic() - started)
+    finally:
+        client.close()
+
+
+def verify(candidates: list[Candidate], bodies) -> int:
+    """Acknowledged chunks missing from the database or disk, or stored with the wrong bytes."""
+    sizes = {len(body) for body, _ in bodies}
+    missing = 0
+    with session_scope() as db:
+        rows = db.exec(select(Recording.attempt_id, Segment.number, Chunk.seq, Chunk.size, Chunk.sha256,
+                              Chunk.path)
+                       .join(Segment, Segment.recording_id == Recording.id)
+                       .join(Chunk, Chunk.segment_id == Segment.id)
+                       .where(Segment.number == 0)).all()
+    stored = {(a, seq): (size, sha, path) for a, _, seq, size, sha, path in rows}
+    shas = {sha for _, sha in bodies}
+    for candidate in candidates:
+        for seq in candidate.acked:
+            row = stored.get((candidate.attempt_id, seq))
+            if row is None or row[0] not in sizes or row[1] not in shas:
+                missing += 1
+            elif seq % 10 == 0:  # every tenth file is read back and hashed
+                if hashlib.sha256(absolute(row[2]).read_bytes()).hexdigest() != row[1]:
+                    missing += 1
+            elif absolute(row[2]).stat().st_size != row[0]:
+                missing += 1
+    return missing
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="finish within a minute")
+    parser.add_argument("--candidates", type=int, default=1000)
+    parser.add_argument("--interval", type=float, default=3.0, help="seconds between a candidate's chunks")
+    parser.add_argument("--duration", type=float, default=None, help="seconds of sustained load")
+    parser.add_argument("--bitrate-kbps", type=int, default=600, help="camera video bitrate")
+    args = parser.parse_args()
+    duration = args.duration or (20.0 if args.quick else 60.0)
+    saturate_s = 4.0 if args.quick else 10.0
+    raw_s = 2.0 if args.quick else 5.0
+    chunk_bytes = int(args.interval * (args.bitrate_kbps + AUDIO_KBPS) * 1000 / 8)
+
+    t0 = time.monotonic()
+    grants = setup_attempts(args.candidates)
+    print(f"setup: {args.candidates} attempts in progress with upload tokens "
+          f"({time.monotonic() - t0:.1f} s)", flush=True)
+    bodies = []
+    for _ in range(BODY_POOL):
+        body = random.randbytes(chunk_bytes)
+        bodies.append((body, hashlib.sha256(body).hexdigest()))
+    raw = raw_fsync_writes_per_s(chunk_bytes, raw_s, threads=8)
+    print(f"baseline: raw write+fsync+rename+fsync(dir) of {chunk_bytes} B files: {raw:.0f}/s", flush=True)
+
+    port = free_port()
+    server = start_server(port)
+    try:
+        candidates = [Candidate(a, token, 0) for a, token in grants]
+        cpu_before, wall_before = cpu_seconds(server), time.monotonic()
+        latencies, errors, lags = asyncio.run(sustained(port, candidates, bodies, args.interval, duration))
+        wall = time.monotonic() - wall_before
+        cpu_pct = 100 * (cpu_seconds(server) - cpu_before) / wall
+        acked = sum(len(c.acked) for c in candidates)
+        never = sum(len(c.lost) for c in candidates)
+        saturated_rate = asyncio.run(saturated(port, grants, bodies, saturate_s, concurrency=32))
+    finally:
+        stop_server(server)
+    lost = verify(candidates, bodies) + never
+
+    offered = args.candidates / args.interval
+    rate = acked / wall
+    p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+    lag_p99 = percentile(lags, 0.99) * 1000
+    print(f"sustained: {args.candidates} candidates, a {chunk_bytes} B chunk every {args.interval:g} s "
+          f"(offered {offered:.0f}/s) for {duration:g} s")
+    print(f"  acknowledged {acked} chunks: {rate:.0f} uploads/s = {rate / raw:.3f} x raw fsync throughput")
+    print(f"  ack latency p50 {p50:.1f} ms, p99 {p99:.1f} ms (target <= {P99_TARGET_MS} ms); "
+          f"client schedule lag p99 {lag_p99:.1f} ms")
+    print(f"  server CPU {cpu_pct:.0f}% of one core; failed attempts retried: {len(errors)}; lost chunks: {lost}")
+    print(f"saturated (32 uploaders back to back): {saturated_rate:.0f} uploads/s = "
+          f"{saturated_rate / raw:.3f} x raw fsync throughput")
+    print(json.dumps({
+        "candidates": args.candidates, "interval_s": args.interval, "duration_s": duration,
+        "chunk_bytes": chunk_bytes, "offered_per_s": round(offered, 1),
+        "uploads_per_s": round(rate, 1), "p50_ms": round(p50, 1), "p99_ms": round(p99, 1),
+        "client_lag_p99_ms": round(lag_p99, 1), "server_cpu_pct": round(cpu_pct, 1),
+        "retried_failures": len(errors), "lost_chunks": lost,
+        "raw_fsync_writes_per_s": round(raw, 1), "ratio_sustained_to_raw": round(rate / raw, 3),
+        "saturated_uploads_per_s": round(saturated_rate, 1),
+        "ratio_saturated_to_raw": round(saturated_rate / raw, 3),
+        "target_met": lost == 0 and p99 <= P99_TARGET_MS,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,13 @@ const GATHER_TIMEOUT_MS = 2000;
 // Chrome reports "disconnected" on short hiccups; give it this long to recover on its own.
 const DISCONNECTED_GRACE_MS = 3000;
 
+// One peer connection and the tracks it made for itself (the low-resolution clone).
+function closeLink(link) {
+  if (!link) return;
+  link.pc.close();
+  link.clones.forEach((track) => track.stop());
+}
+
 function pinVp8(transceiver) {
   const codecs = RTCRtpSender.getCapabilities("video").codecs.filter(
     (c) => c.mimeType === "video/VP8" || c.mimeType === "video/rtx");
@@ -34,16 +41,17 @@ function gatheringDone(pc) {
 }
 
 export class LivePublisher {
-  // url: the WHIP endpoint; token: the attempt's upload token; streams: which of "camera"
-  // and "screen" to send (the camera goes at full and at low resolution); onStatus({status,
-  // detail}) with status connecting | live | retrying | refused | stopped.
+  // url: the WHIP endpoint; token: the attempt's upload token; onStatus({status, detail}) with
+  // status connecting | live | retrying | refused | stopped. start({camera, screen}) publishes
+  // those MediaStreams (screen may be null); the camera goes at full and at low resolution.
   constructor({ url, token, onStatus }) {
     this.url = url;
     this.token = token;
     this.onStatus = onStatus || (() => {});
     this.camera = null;
     this.screen = null;
-    this.pc = null;
+    this.link = null;
+    this.retiring = [];
     this.location = null;
     this.failures = 0;
     this.retryTimer = null;
@@ -52,7 +60,7 @@ export class LivePublisher {
     this.generation = 0;
     this.onOffline = () => this.drop("network offline");
     this.onOnline = () => this.reconnectSoon(0);
-    this.onPageHide = () => this.deleteSession(true);
+    this.onPageHide = () => this.deleteSession();
   }
 
   start({ camera, screen }) {
@@ -65,11 +73,12 @@ export class LivePublisher {
     this.connect();
   }
 
-  // A re-acquired camera or a new screen share: publish it on a new connection.
+  // A re-acquired camera or a new screen share: publish it on a new connection, made before
+  // the current one is closed (the server swaps them when it answers), so the picture goes on.
   replaceStreams({ camera, screen }) {
     this.camera = camera || null;
     this.screen = screen || null;
-    if (!this.stopped) this.reconnectSoon(0);
+    if (!this.stopped) this.connect({ keepCurrent: true });
   }
 
   stop() {
@@ -79,8 +88,8 @@ export class LivePublisher {
     window.removeEventListener("pagehide", this.onPageHide);
     clearTimeout(this.retryTimer);
     clearTimeout(this.graceTimer);
-    this.deleteSession(true);
-    this.closePc();
+    this.deleteSession();
+    this.closeAll();
     this.report("stopped");
   }
 
@@ -104,23 +113,25 @@ export class LivePublisher {
     return tracks;
   }
 
-  async connect() {
+  async connect({ keepCurrent = false } = {}) {
     const generation = ++this.generation;
     clearTimeout(this.retryTimer);
-    this.closePc();
+    if (keepCurrent && this.link) this.retiring.push(this.link);
+    else closeLink(this.link);
+    this.link = null;
     const tracks = this.liveTracks();
     if (!tracks.length) {
+      this.closeAll();
       this.report("retrying", "no camera");
       return; // replaceStreams() brings the next attempt
     }
     this.report(this.failures ? "retrying" : "connecting");
     const pc = new RTCPeerConnection({ iceServers: [] });
-    this.pc = pc;
-    this.ownTracks = [];
+    this.link = { pc, clones: [] };
     try {
       for (const [name, track] of tracks) {
         if (name === "camera_low") {
-          this.ownTracks.push(track);
+          this.link.clones.push(track);
           await track.applyConstraints(LOW_RESOLUTION).catch(() => {});
         }
         const transceiver = pc.addTransceiver(track, { direction: "sendonly" });
@@ -154,7 +165,7 @@ export class LivePublisher {
         const message = await response.text();
         // Refusals (token, attempt over, live video off) do not get better by retrying.
         if ([401, 403, 404, 409, 415].includes(response.status)) {
-          this.closePc();
+          this.closeAll();
           this.stopped = true;
           this.report("refused", `${response.status} ${message}`);
           return;
@@ -163,6 +174,8 @@ export class LivePublisher {
       }
       this.location = new URL(response.headers.get("Location"), window.location.href).href;
       await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+      this.retiring.forEach(closeLink);
+      this.retiring = [];
     } catch (err) {
       if (generation === this.generation) this.drop(String(err && err.message ? err.message : err));
     }
@@ -188,7 +201,7 @@ export class LivePublisher {
     if (this.stopped) return;
     this.generation++;
     this.location = null;
-    this.closePc();
+    this.closeAll();
     const delay = BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length - 1)];
     this.failures++;
     this.report("retrying", reason);
@@ -204,20 +217,19 @@ export class LivePublisher {
     }, delay);
   }
 
-  deleteSession(keepalive) {
+  // The candidate leaves: tell the server (keepalive, so it is sent as the page goes away).
+  deleteSession() {
     if (!this.location) return;
     const url = this.location;
     this.location = null;
-    fetch(url, { method: "DELETE", keepalive, headers: { Authorization: `Bearer ${this.token}` } })
+    fetch(url, { method: "DELETE", keepalive: true, headers: { Authorization: `Bearer ${this.token}` } })
       .catch(() => {});
   }
 
-  closePc() {
-    if (this.pc) {
-      this.pc.close();
-      this.pc = null;
-    }
-    for (const track of this.ownTracks || []) track.stop();
-    this.ownTracks = [];
+  closeAll() {
+    closeLink(this.link);
+    this.link = null;
+    this.retiring.forEach(closeLink);
+    this.retiring = [];
   }
 }

@@ -26,15 +26,13 @@ const SCREEN_TYPES = [
   "video/x-matroska;codecs=avc1", "video/webm;codecs=h264", "video/webm;codecs=vp9",
   "video/webm;codecs=vp8", "video/webm", "video/mp4;codecs=avc1", "video/mp4",
 ];
-const CAMERA_CONSTRAINTS = {
-  video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 15, max: 30 } },
-  audio: true,
-};
-const SCREEN_CONSTRAINTS = {
-  video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 5, max: 5 },
-           displaySurface: "monitor" },
-  audio: false,
-};
+const CAMERA_FRAME_RATE = 15;
+
+// "640x480" -> {width: {ideal: 640}, height: {ideal: 480}}
+function size(resolution) {
+  const [width, height] = String(resolution).split("x").map(Number);
+  return { width: { ideal: width }, height: { ideal: height } };
+}
 const AUDIO_BITS_PER_SECOND = 32_000;
 const SEGMENT_ROTATE_MS = 20 * 60_000;
 const REACQUIRE_MS = 5000;
@@ -109,8 +107,17 @@ class StreamRecorder {
 
   async acquire() {
     if (!navigator.mediaDevices) throw failure("NotSupportedError", "no mediaDevices");
-    if (this.kind === "camera") return navigator.mediaDevices.getUserMedia(CAMERA_CONSTRAINTS);
-    const media = await navigator.mediaDevices.getDisplayMedia(SCREEN_CONSTRAINTS);
+    const props = this.props;
+    if (this.kind === "camera") {
+      return navigator.mediaDevices.getUserMedia({
+        video: { ...size(props.cameraResolution), frameRate: { ideal: CAMERA_FRAME_RATE } }, audio: true,
+      });
+    }
+    const media = await navigator.mediaDevices.getDisplayMedia({
+      video: { ...size(props.screenResolution), frameRate: { ideal: props.screenFrameRate, max: props.screenFrameRate },
+               displaySurface: "monitor" },
+      audio: false,
+    });
     // A shared window or tab would hide everything else the candidate does.
     const surface = media.getVideoTracks()[0]?.getSettings().displaySurface;
     if (surface && surface !== "monitor") {
@@ -547,6 +554,9 @@ function settings(props) {
     cameraBitrateKbps: props.cameraBitrateKbps || 600,
     screenBitrateKbps: props.screenBitrateKbps || 800,
     snapshotIntervalS: props.snapshotIntervalS || 60,
+    cameraResolution: props.cameraResolution || "640x480",
+    screenResolution: props.screenResolution || "1280x720",
+    screenFrameRate: props.screenFrameRate || 5,
   };
 }
 

@@ -44,7 +44,8 @@ function openDatabase() {
     const request = indexedDB.open(DB_NAME, DB_VERSION);
     request.onupgradeneeded = () => {
       const db = request.result;
-      db.createObjectStore("uploads", { keyPath: "id" }).createIndex("attempt", "attemptId");
+      // By attempt, oldest first: a reload lists what is queued without reading the bodies.
+      db.createObjectStore("uploads", { keyPath: "id" }).createIndex("queued", ["attemptId", "createdAt"]);
       db.createObjectStore("events", { keyPath: "id" }).createIndex("attempt", "attemptId");
       // Segment and snapshot numbers handed out, so a reload never reuses one still queued.
       db.createObjectStore("counters", { keyPath: "id" });
@@ -55,9 +56,11 @@ function openDatabase() {
   });
 }
 
-export function backoffMs(failures) {
-  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, failures - 1));
-  return Math.round(ceiling * (0.5 + Math.random()));
+// Exponential, with "equal jitter": between half and all of the step, never above the cap, so a
+// crowd of browsers that lost the server together does not come back in step.
+function backoffMs(failures) {
+  const step = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, failures - 1));
+  return Math.round(step / 2 + (Math.random() * step) / 2);
 }
 
 export async function sha256Hex(buffer) {
@@ -99,9 +102,10 @@ export class UploadQueue {
     try {
       this.db = await openDatabase();
       const tx = this.db.transaction(["uploads", "events"], "readonly");
-      const uploads = await promised(tx.objectStore("uploads").index("attempt").getAll(this.attemptId));
-      this.items.push(...uploads.map(({ id, createdAt }) => ({ id, createdAt })));
-      this.items.sort((a, b) => a.createdAt - b.createdAt);
+      const range = IDBKeyRange.bound([this.attemptId, -Infinity], [this.attemptId, Infinity]);
+      const ids = await promised(tx.objectStore("uploads").index("queued").getAllKeys(range));
+      // Left from an earlier page: old by definition, so they count as waiting.
+      this.items.push(...ids.map((id) => ({ id, createdAt: 0 })));
       this.events.push(...await promised(tx.objectStore("events").index("attempt").getAll(this.attemptId)));
     } catch (err) {
       this.db = null;

@@ -6,9 +6,10 @@ to end; in the same run a bare ffmpeg does the same conversion on the same chunk
     python bench/finalize.py --quick    # short recordings, well under 60 s in all
 
 Figures: `ready_s` is finalize until the verified MP4 is saved and playable (checks every chunk's
-SHA-256, demuxes to plan the timeline, converts, verifies, hashes); `total_s` adds raw-chunk
-deletion, poster and sprite. `ratio` = ready_s / bare ffmpeg seconds. The last line printed is one
-JSON object. Runs in a temporary data folder of its own (SQLite, storage), removed afterwards.
+SHA-256, demuxes to plan the timeline, converts, verifies, hashes); `total_s` adds poster and
+sprite (raw chunks are kept, so that finalize can run again). `ratio` = ready_s / bare ffmpeg
+seconds; each is the best of alternating runs. The last line printed is one JSON object. Runs in
+a temporary data folder of its own (SQLite, storage), removed afterwards.
 """
 
 import argparse
@@ -34,7 +35,8 @@ def bare_ffmpeg(codec: str, listing: Path, out: Path) -> float:
     if codec == "h264":
         convert = ["-map", "0:v:0", "-map", "0:a:0", "-c", "copy"]
     else:
-        convert = ["-c:v", "libx264", "-preset", finalize.X264_PRESET, "-crf", str(finalize.X264_CRF),
+        convert = ["-c:v", "libx264", "-preset", finalize.X264_PRESET, "-x264-params", finalize.X264_PARAMS,
+                   "-crf", str(finalize.X264_CRF),
                    "-pix_fmt", "yuv420p", "-force_key_frames", f"expr:gte(t,n_forced*{finalize.GOP_S})",
                    "-c:a", "aac", "-b:a", finalize.AAC_BITRATE]
     started = time.perf_counter()
@@ -45,7 +47,7 @@ def bare_ffmpeg(codec: str, listing: Path, out: Path) -> float:
     return time.perf_counter() - started
 
 
-def run_codec(codec: str, seconds: float, clip_s: float, work: Path) -> dict:
+def run_codec(codec: str, seconds: float, clip_s: float, repeats: int, work: Path) -> dict:
     from sqlmodel import select
 
     from proctor_app.db import session_scope
@@ -70,22 +72,28 @@ def run_codec(codec: str, seconds: float, clip_s: float, work: Path) -> dict:
     listing = work / f"{codec}.txt"
     listing.write_text("".join(f"{absolute(p)}\n" for p in paths))
 
-    baseline_s = bare_ffmpeg(codec, listing, work / f"bare-{codec}.mp4")
-
-    marks = {}
-    t = time.perf_counter()
-    result = asyncio.run(finalize.finalize_attempt(
-        sample.attempt_id, on_ready=lambda stream, status: marks.setdefault("ready", time.perf_counter())))
-    total_s = time.perf_counter() - t
-    ready_s = marks["ready"] - t
-    with session_scope() as db:
-        rec = db.exec(select(Recording).where(Recording.attempt_id == sample.attempt_id)).one()
-    assert result == {"camera": "completed"}, (result, rec.failure_reason)
+    # Alternating runs, the best of each: the machine is shared, and the least disturbed run is
+    # the one that says what the code costs. Raw chunks are kept so finalize can run again.
+    baselines, readies, totals = [], [], []
+    for run in range(repeats):
+        baselines.append(bare_ffmpeg(codec, listing, work / f"bare-{codec}.mp4"))
+        marks = {}
+        t = time.perf_counter()
+        result = asyncio.run(finalize.finalize_attempt(
+            sample.attempt_id, force=run > 0,
+            on_ready=lambda stream, status: marks.setdefault("ready", time.perf_counter())))
+        totals.append(time.perf_counter() - t)
+        readies.append(marks["ready"] - t)
+        with session_scope() as db:
+            rec = db.exec(select(Recording).where(Recording.attempt_id == sample.attempt_id)).one()
+        assert result == {"camera": "completed"}, (result, rec.failure_reason)
+    baseline_s, ready_s = min(baselines), min(readies)
     return {
         "media_s": round(seconds, 1), "chunks": len(pieces), "bytes": len(data),
-        "path": "copy" if rec.codec.endswith("/opus") else "timeline",
-        "baseline_s": round(baseline_s, 3), "ready_s": round(ready_s, 3), "total_s": round(total_s, 3),
+        "path": "copy" if rec.codec.endswith("/opus") else "timeline", "runs": repeats,
+        "baseline_s": round(baseline_s, 3), "ready_s": round(ready_s, 3), "total_s": round(min(totals), 3),
         "ratio": round(ready_s / baseline_s, 3), "realtime_x": round(seconds / ready_s, 1),
+        "baseline_s_all": [round(x, 3) for x in baselines], "ready_s_all": [round(x, 3) for x in readies],
         "mp4_duration_s": round(rec.duration_s, 3), "mp4_bytes": rec.size_bytes,
         "encode_source_s": round(encode_s, 1), "store_chunks_s": round(store_s, 1),
     }
@@ -98,20 +106,24 @@ def main() -> None:
     args = parser.parse_args()
     lengths = {"h264": 6 * 60.0, "vp8": 60.0} if args.quick else {"h264": args.minutes * 60, "vp8": args.minutes * 60}
     clip_s = 10.0 if args.quick else 30.0
+    repeats = {"h264": 3, "vp8": 1}  # a VP8 hour takes minutes: noise matters less
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-finalize-"))
     os.environ["PROCTOR_DATA_DIR"] = str(data_dir)  # before proctor_app reads its configuration
     sys.path.insert(0, str(ROOT))
-    from proctor_app.db import migrate
+    from proctor_app.db import migrate, session_scope
+    from proctor_app.services.settings import update_settings
 
     migrate()
+    with session_scope() as db:
+        update_settings(db, {"keep_raw_chunks": True}, None)
     load = os.getloadavg()[0]
     results = {}
     try:
         for codec, seconds in lengths.items():
             work = data_dir / f"work-{codec}"
             work.mkdir()
-            results[codec] = run_codec(codec, seconds, clip_s, work)
+            results[codec] = run_codec(codec, seconds, clip_s, repeats[codec], work)
             r = results[codec]
             print(f"{codec}: {r['media_s'] / 60:.1f} min, {r['chunks']} chunks, {r['bytes'] / 1e6:.0f} MB -> "
                   f"{r['path']}: ready in {r['ready_s']:.2f} s ({r['realtime_x']}x real time), "

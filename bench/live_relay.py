@@ -21,11 +21,9 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,55 +31,23 @@ sys.path.insert(0, str(ROOT))
 # The relay module reads the app's config on import: keep the benchmark out of the app's data.
 os.environ.setdefault("PROCTOR_DATA_DIR", tempfile.mkdtemp(prefix="bench-live-"))
 
-import av  # noqa: E402
-import imageio_ffmpeg  # noqa: E402
 import psutil  # noqa: E402
-from aiortc.mediastreams import MediaStreamTrack  # noqa: E402
 
 from proctor_app.media.relay import LiveRelay  # noqa: E402
-from tests.live_clients import NumberedCamera, Publisher, StockRelay, Viewer  # noqa: E402
+from tests.live_clients import (  # noqa: E402
+    EncodedSource,
+    NumberedCamera,
+    Publisher,
+    StockRelay,
+    Viewer,
+    encode_clip,
+)
 
 FPS = 15
 PUBLISHERS = 20
 TARGET_CPU_RATIO_AT_4 = 0.2
 TARGET_DELIVERED = 0.95
 TARGET_LATENCY_MS = 300
-
-
-def encode_clip(width: int, height: int, seconds: int, bitrate_k: int) -> list[bytes]:
-    """Encoded VP8 frames of a camera-like picture (test pattern with sensor noise, a keyframe
-    every second), made once with the bundled ffmpeg."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "clip.ivf"
-        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
-                        f"testsrc2=size={width}x{height}:rate={FPS}", "-t", str(seconds),
-                        "-vf", "noise=alls=10:allf=t", "-c:v", "libvpx", "-b:v", f"{bitrate_k}k",
-                        "-g", str(FPS), "-deadline", "realtime", "-cpu-used", "8", str(path)], check=True)
-        with av.open(str(path)) as container:
-            return [bytes(packet) for packet in container.demux(video=0) if packet.size]
-
-
-class EncodedSource(MediaStreamTrack):
-    """Loops pre-encoded VP8 frames at FPS with ever-increasing timestamps: load without
-    encoding cost. (A loop restarts at a keyframe, so the stream stays decodable.)"""
-
-    kind = "video"
-
-    def __init__(self, frames: list[bytes]):
-        super().__init__()
-        self.frames = frames
-        self._count = 0
-        self._start: float | None = None
-
-    async def recv(self) -> av.Packet:
-        if self._start is None:
-            self._start = time.monotonic()
-        await asyncio.sleep(max(0.0, self._start + self._count / FPS - time.monotonic()))
-        packet = av.Packet(self.frames[self._count % len(self.frames)])
-        packet.pts = self._count * 90000 // FPS
-        packet.time_base = Fraction(1, 90000)
-        self._count += 1
-        return packet
 
 
 # -- the relay process ------------------------------------------------------------------------
@@ -173,7 +139,7 @@ async def close_all(*peers) -> None:
 async def one_to_many(relay: RelayProcess, clip: list[bytes], counts: list[int], warmup: float,
                       window: float) -> list[dict]:
     results = []
-    publisher = await relay.publisher(0, EncodedSource(clip))
+    publisher = await relay.publisher(0, EncodedSource(clip, FPS))
     viewers = []
     for count in counts:
         viewers += await asyncio.gather(*[relay.viewer(0) for _ in range(count - len(viewers))])
@@ -185,7 +151,7 @@ async def one_to_many(relay: RelayProcess, clip: list[bytes], counts: list[int],
 async def many_publishers(relay: RelayProcess, clip: list[bytes], count: int, warmup: float,
                           window: float) -> dict:
     attempts = range(1, count + 1)
-    publishers = await asyncio.gather(*[relay.publisher(a, EncodedSource(clip)) for a in attempts])
+    publishers = await asyncio.gather(*[relay.publisher(a, EncodedSource(clip, FPS)) for a in attempts])
     viewers = await asyncio.gather(*[relay.viewer(a) for a in attempts])
     result = {"publishers": count, **await measure(relay, viewers, warmup, window)}
     await close_all(*publishers, *viewers)
@@ -223,8 +189,8 @@ def ratio(a: float, b: float) -> float:
 
 
 async def run(quick: bool) -> dict:
-    camera_clip = encode_clip(640, 480, seconds=2, bitrate_k=500)
-    tile_clip = encode_clip(320, 240, seconds=2, bitrate_k=150)
+    camera_clip = encode_clip(640, 480, FPS, seconds=2, bitrate_k=500)
+    tile_clip = encode_clip(320, 240, FPS, seconds=2, bitrate_k=150)
     mine = await measure_relay("passthrough", quick, camera_clip, tile_clip)
     stock = await measure_relay("stock", quick, camera_clip, tile_clip)
 

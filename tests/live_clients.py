@@ -1,17 +1,22 @@
 """Python WebRTC peers for the live relay's regression test and benchmark.
 
 A publisher and a viewer that talk to a relay through a `signal(offer_sdp) -> answer_sdp`
-coroutine, a synthetic camera whose frames carry their number (to measure latency), and aiortc's
-stock relay, which decodes and re-encodes for every viewer, as the baseline.
+coroutine, a synthetic camera whose frames carry their number (to measure latency), pre-encoded
+VP8 (load without encoding cost), and aiortc's stock relay, which decodes and re-encodes for
+every viewer, as the baseline.
 """
 
 import asyncio
+import subprocess
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
+from pathlib import Path
 
 import av
+import imageio_ffmpeg
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -91,6 +96,42 @@ def read_number(frame: av.VideoFrame) -> int:
     row = (BLOCK // 2) * plane.line_size
     return sum(1 << bit for bit in range(NUMBER_BITS)
                if luma[row + bit * BLOCK + BLOCK // 2] > 128)
+
+
+def encode_clip(width: int, height: int, fps: int, seconds: int, bitrate_k: int) -> list[bytes]:
+    """Encoded VP8 frames of a camera-like picture (test pattern with sensor noise, a keyframe
+    every second), made once with the bundled ffmpeg."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.ivf"
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+                        f"testsrc2=size={width}x{height}:rate={fps}", "-t", str(seconds),
+                        "-vf", "noise=alls=10:allf=t", "-c:v", "libvpx", "-b:v", f"{bitrate_k}k",
+                        "-g", str(fps), "-deadline", "realtime", "-cpu-used", "8", str(path)], check=True)
+        with av.open(str(path)) as container:
+            return [bytes(packet) for packet in container.demux(video=0) if packet.size]
+
+
+class EncodedSource(MediaStreamTrack):
+    """Loops pre-encoded VP8 frames at `fps` with ever-increasing timestamps: load without
+    encoding cost. (A loop restarts at a keyframe, so the stream stays decodable.)"""
+
+    kind = "video"
+
+    def __init__(self, frames: list[bytes], fps: int):
+        super().__init__()
+        self.frames, self.fps = frames, fps
+        self._count = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.Packet:
+        if self._start is None:
+            self._start = time.monotonic()
+        await asyncio.sleep(max(0.0, self._start + self._count / self.fps - time.monotonic()))
+        packet = av.Packet(self.frames[self._count % len(self.frames)])
+        packet.pts = self._count * 90000 // self.fps
+        packet.time_base = Fraction(1, 90000)
+        self._count += 1
+        return packet
 
 
 class Publisher:

@@ -10,18 +10,24 @@ import functools
 import http.server
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import av
+import httpx
 import pytest
 from sqlmodel import select
 
+from proctor_app.api.media import recording_link
+from proctor_app.auth import sessions
+from proctor_app.auth.sessions import SESSION_COOKIE
 from proctor_app.db import session_scope
-from proctor_app.media import finalize, jobs, samples
+from proctor_app.demo import DEMO_PASSWORD
+from proctor_app.media import finalize, jobs, preview, samples
 from proctor_app.media.storage import absolute
-from proctor_app.models import AuditLog, Chunk, Recording, RecordingStatus, Segment, utcnow
+from proctor_app.models import AuditLog, Chunk, Recording, RecordingStatus, Segment, User, utcnow
 from proctor_app.services.review import sprite_layout
 from proctor_app.services.settings import update_settings
 
@@ -114,7 +120,7 @@ def _chunk_files(recording_id: int) -> list[Path]:
 
 
 def _top_boxes(path: Path) -> list[str]:
-    return list(finalize._top_level_boxes(path))
+    return [kind for kind, _, _ in finalize._top_level_boxes(path)]
 
 
 def _decode_everything(path: Path) -> dict:
@@ -411,3 +417,78 @@ def test_reprocessing_after_the_raw_chunks_were_deleted_is_refused_clearly(clip)
     with pytest.raises(finalize.FinalizeError, match="raw chunks .* deleted"):
         _finalize(sample.attempt_id, force=True)
     assert _recording(sample.attempt_id).status == RecordingStatus.completed
+
+
+# ---------------------------------------------------------------------------------------------
+# Live preview of a recording still coming in (GET .../{stream}/preview on the running app)
+
+
+@pytest.fixture(scope="module")
+def staff_token(app_server) -> dict[str, str]:
+    return {email: sessions.login(email, DEMO_PASSWORD)[0]
+            for email in ("supervisor@example.com", "alice@example.com")}
+
+
+def _user_id(email: str) -> int:
+    with session_scope() as db:
+        return db.exec(select(User.id).where(User.email == email)).one()
+
+
+def _preview(app_server, token: str | None, link: str) -> httpx.Response:
+    cookies = {SESSION_COOKIE: token} if token else {}
+    return httpx.get(app_server.url + link, cookies=cookies, timeout=60)
+
+
+def _media_duration(data: bytes, suffix: str, tmp_path: Path) -> float:
+    path = tmp_path / f"preview{suffix}"
+    path.write_bytes(data)
+    with av.open(str(path)) as container:
+        last = 0.0
+        for frame in container.decode(video=0):
+            last = float(frame.pts * frame.time_base)
+    return last
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+def test_live_preview_plays_what_was_uploaded_so_far(app_server, staff_token, clip, codec, tmp_path):
+    source = clip if codec == "h264" else samples.encode(tmp_path / "clip.webm", CLIP_S, "vp8",
+                                                         size=(320, 240), fps=15)
+    data = source if isinstance(source, bytes) else source.read_bytes()
+    started = utcnow() - timedelta(seconds=2 * CLIP_S + 10)
+    sample = samples.start_attempt(started)
+    pieces = samples.evenly(samples.cut(data, CLIP_S), started, CLIP_S)
+    # Segment 0 whole, then a reload: segment 1 has its first half uploaded so far.
+    samples.upload_segment(sample, "camera", 0, pieces, samples.MIME[codec])
+    reloaded = [samples.Piece(p.body, p.start + timedelta(seconds=CLIP_S + 1), p.end + timedelta(seconds=CLIP_S + 1))
+                for p in pieces]
+    samples.upload_segment(sample, "camera", 1, reloaded[:3], samples.MIME[codec])
+    supervisor = _user_id("supervisor@example.com")
+    link = recording_link(supervisor, sample.attempt_id, "camera", "preview")
+    suffix = ".mp4" if codec == "h264" else ".webm"
+
+    first = _preview(app_server, staff_token["supervisor@example.com"], link)
+    assert first.status_code == 200, first.text
+    assert first.headers["content-type"] == ("video/mp4" if codec == "h264" else "video/webm")
+    assert abs(_media_duration(first.content, suffix, tmp_path) - 1.5 * CLIP_S) < 1.5
+
+    # More arrives; a request after the rebuild interval sees it (so it trails by seconds).
+    upload_done = time.time()
+    samples.upload_segment(sample, "camera", 1, reloaded, samples.MIME[codec])
+    time.sleep(max(0.0, preview.MIN_REBUILD_S - (time.time() - upload_done)) + 0.5)
+    second = _preview(app_server, staff_token["supervisor@example.com"], link)
+    assert second.status_code == 200
+    assert abs(_media_duration(second.content, suffix, tmp_path) - 2 * CLIP_S) < 1.5
+
+    # Refusals: no session, a candidate, a link signed for someone else.
+    assert _preview(app_server, None, link).status_code == 401
+    assert _preview(app_server, staff_token["alice@example.com"], link).status_code == 403
+    foreign = recording_link(_user_id("alice@example.com"), sample.attempt_id, "camera", "preview")
+    assert _preview(app_server, staff_token["supervisor@example.com"], foreign).status_code == 403
+
+    # Once processed, the preview is gone and the MP4 is what there is.
+    samples.end_attempt(sample, started + timedelta(seconds=2 * CLIP_S + 1))
+    _finalize(sample.attempt_id)
+    assert _preview(app_server, staff_token["supervisor@example.com"], link).status_code == 404
+    rec = _recording(sample.attempt_id)
+    assert not list(absolute(rec.mp4_path).parent.glob("camera_preview.*"))

@@ -6,8 +6,10 @@ Each test makes its own exam, candidate and proctors, so the proctor's grid show
 """
 
 import asyncio
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -25,7 +27,7 @@ from proctor_app.models import Exam, ExamAssignment, ProctoringEvent, Question, 
 from proctor_app.services import attempts
 from proctor_app.services.settings import update_settings
 from tests.conftest import login
-from tests.live_clients import NumberedCamera, Publisher, Viewer, run_async
+from tests.live_clients import EncodedSource, NumberedCamera, Publisher, Viewer, encode_clip, run_async
 
 # Every RTCPeerConnection a page makes, with when it was made (for getStats and timings).
 TRACK_PEER_CONNECTIONS = """
@@ -49,53 +51,70 @@ FRAMES_DECODED = """async () => {
   return frames;
 }"""
 # The candidate's side without the exam page: the publisher module on a page of the app's origin.
-PUBLISH = """async ([url, token]) => {
+PUBLISH = """async ([url, token, withScreen]) => {
   const { LivePublisher } = await import("/live_publish.js");
   const camera = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+  const screen = withScreen ? await navigator.mediaDevices.getDisplayMedia({ video: true }) : null;
   window.liveStatus = [];
   window.publisher = new LivePublisher({ url, token, onStatus: (s) => window.liveStatus.push(s.status) });
-  window.publisher.start({ camera });
+  window.publisher.start({ camera, screen });
 }"""
 
 
 @dataclass(frozen=True)
 class LiveExam:
     exam_id: int
-    candidate: str
+    candidates: tuple[str, ...]
     proctors: tuple[str, str]  # both assigned to the exam
-    attempt_id: int = 0
-    token: str = ""
+    grants: tuple[tuple[int, str], ...] = ()  # (attempt id, upload token) per started attempt
+
+    @property
+    def candidate(self) -> str:
+        return self.candidates[0]
+
+    @property
+    def attempt_id(self) -> int:
+        return self.grants[0][0]
+
+    @property
+    def token(self) -> str:
+        return self.grants[0][1]
 
     @property
     def publish_url(self) -> str:
-        return f"/api/live/attempts/{self.attempt_id}/publish"
+        return publish_url(self.attempt_id)
 
     def view_url(self, stream: str = "camera_low") -> str:
         return f"/api/live/attempts/{self.attempt_id}/streams/{stream}/view"
 
 
-def make_live_exam(live_video: bool = True, start: bool = True) -> LiveExam:
+def publish_url(attempt_id: int) -> str:
+    return f"/api/live/attempts/{attempt_id}/publish"
+
+
+def make_live_exam(live_video: bool = True, start: bool = True, candidates: int = 1,
+                   screen: bool = False) -> LiveExam:
     tag = uuid.uuid4().hex[:8]
     password_hash = hash_password(DEMO_PASSWORD)
     with session_scope() as db:
         exam = Exam(title=f"Live test {tag}", duration_minutes=30, live_video=live_video,
-                    recording=True, screen_recording=False, recording_required=False)
-        people = [User(email=f"live-{role}{n}-{tag}@example.com", name=f"Live {role} {n} {tag}",
+                    recording=True, screen_recording=screen, recording_required=False)
+        people = [User(email=f"live-{role}{n}-{tag}@example.com", name=f"Live {role} {n:02d} {tag}",
                        role=role, password_hash=password_hash)
-                  for role, n in ((Role.candidate, 1), (Role.proctor, 1), (Role.proctor, 2))]
+                  for role, n in [(Role.proctor, 1), (Role.proctor, 2)]
+                  + [(Role.candidate, n) for n in range(1, candidates + 1)]]
         db.add_all([exam, *people])
         db.flush()
         db.add_all([ExamAssignment(exam_id=exam.id, user_id=user.id) for user in people])
         db.add(Question(exam_id=exam.id, kind=QuestionKind.free_text, prompt="Why watch live?"))
-        db.flush()
-        live = LiveExam(exam.id, people[0].email, (people[1].email, people[2].email))
-        if not start:
-            return live
-        attempt = attempts.attempt_for(db, exam.id, people[0].id)
-        attempts.accept_consent(db, attempt, "terms")
-        attempts.start(db, attempt, 0)
-        grant = issue_upload_token(db, attempt)
-        return LiveExam(exam.id, people[0].email, live.proctors, attempt.id, grant.token)
+        grants = []
+        for candidate in people[2:] if start else []:
+            attempt = attempts.attempt_for(db, exam.id, candidate.id)
+            attempts.accept_consent(db, attempt, "terms")
+            attempts.start(db, attempt, 0)
+            grants.append((attempt.id, issue_upload_token(db, attempt).token))
+        return LiveExam(exam.id, tuple(c.email for c in people[2:]), (people[0].email, people[1].email),
+                        tuple(grants))
 
 
 def live_events(attempt_id: int) -> list[tuple[str, str]]:
@@ -130,11 +149,11 @@ def new_context(browser, app_server):
         ctx.close()
 
 
-def start_publishing(new_context, live: LiveExam):
+def start_publishing(new_context, live: LiveExam, screen: bool = False):
     ctx = new_context()
     page = ctx.new_page()
     page.goto("/login")
-    page.evaluate(PUBLISH, [live.publish_url, live.token])
+    page.evaluate(PUBLISH, [live.publish_url, live.token, screen])
     page.wait_for_function("window.liveStatus.includes('live')")
     return ctx, page
 
@@ -156,8 +175,8 @@ def tile_video_playing(page, attempt_id: int) -> None:
 
 @pytest.mark.browser
 def test_proctor_watches_the_candidate_live_and_a_late_viewer_sees_a_picture_at_once(new_context):
-    live = make_live_exam()
-    start_publishing(new_context, live)
+    live = make_live_exam(screen=True)
+    start_publishing(new_context, live, screen=True)
     proctor = open_grid(new_context, live.proctors[0])
     expect(status_of(proctor, live.attempt_id)).to_have_attribute("data-status", "live")
     tile_video_playing(proctor, live.attempt_id)
@@ -169,9 +188,10 @@ def test_proctor_watches_the_candidate_live_and_a_late_viewer_sees_a_picture_at_
     # The tile is the low-resolution layer.
     assert proctor.eval_on_selector(video, "v => v.videoWidth") <= 320
 
-    # The focused view: full resolution camera and the attempt's event feed.
+    # The focused view: full resolution camera, the screen share and the attempt's event feed.
     proctor.click(f"#tile-{live.attempt_id}")
     proctor.wait_for_function("document.querySelector('#focus-camera')?.videoWidth > 0")
+    proctor.wait_for_function("document.querySelector('#focus-screen')?.videoWidth > 320")
     expect(proctor.locator("#focus-events")).to_contain_text("live connected")
 
     # A second proctor opens the grid while the candidate has long been publishing.
@@ -210,6 +230,57 @@ def test_an_offline_candidate_shows_reconnecting_then_live_again_and_offline_aft
         ("live_lost", "publisher_left")]
 
 
+@contextmanager
+def python_publishers(base_url: str, grants, frames: list[bytes]):
+    """Candidates without a browser: aiortc publishers of pre-encoded VP8 (the grid's layer) for
+    each (attempt id, token), over the WHIP route, on an event loop in a thread of its own."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    publishers = []
+
+    async def start():
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            for attempt_id, token in grants:
+                async def signal(offer: str, attempt_id=attempt_id, token=token) -> str:
+                    response = await client.post(
+                        f"{publish_url(attempt_id)}?streams=camera_low", content=offer,
+                        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/sdp"})
+                    assert response.status_code == 201, response.text
+                    return response.text
+
+                publisher = Publisher({"camera_low": EncodedSource(frames, 15)})
+                publishers.append(publisher)
+                await publisher.start(signal)
+
+    async def stop():
+        for publisher in publishers:
+            await publisher.close()
+
+    try:
+        asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=60)
+        yield
+    finally:
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+@pytest.mark.browser
+def test_the_grid_plays_25_tiles_at_once(new_context, app_server):
+    live = make_live_exam(candidates=25)
+    with python_publishers(app_server.url, live.grants, encode_clip(320, 240, 15, seconds=2, bitrate_k=150)):
+        proctor = open_grid(new_context, live.proctors[0])
+        expect(proctor.locator(".live-status[data-status=live]")).to_have_count(25, timeout=20000)
+        videos = "[...document.querySelectorAll('.live-tile video')]"
+        proctor.wait_for_function(f"{videos}.filter(v => v.videoWidth > 0).length === 25", timeout=20000)
+        played = proctor.evaluate(f"{videos}.map(v => v.currentTime)")
+        time.sleep(1.5)
+        now = proctor.evaluate(f"{videos}.map(v => v.currentTime)")
+        assert sum(b > a for a, b in zip(played, now)) == 25
+
+
 def take_exam_until_started(page, live: LiveExam) -> None:
     login(page, live.candidate)
     page.goto(f"/candidate/exams/{live.exam_id}")
@@ -222,7 +293,7 @@ def take_exam_until_started(page, live: LiveExam) -> None:
 
 @pytest.mark.browser
 def test_the_exam_page_publishes_while_the_exam_runs(new_context):
-    live = make_live_exam(start=False)
+    live = make_live_exam(start=False, screen=True)
     candidate = new_context().new_page()
     take_exam_until_started(candidate, live)
     expect(candidate.locator("#live-status")).to_have_attribute("data-status", "on")
@@ -232,13 +303,17 @@ def test_the_exam_page_publishes_while_the_exam_runs(new_context):
     proctor = open_grid(new_context, live.proctors[0])
     expect(status_of(proctor, attempt_id)).to_have_attribute("data-status", "live")
     tile_video_playing(proctor, attempt_id)
+    # The screen the recorder shares (one prompt for both) is published too.
+    proctor.click(f"#tile-{attempt_id}")
+    proctor.wait_for_function("document.querySelector('#focus-screen')?.videoWidth > 320")
 
     candidate.locator("#submit-exam").click()
     candidate.locator("#confirm-submit").click()
     expect(candidate.locator("#done-message")).to_be_visible()
     # Submitted: the publisher stopped, and the tile leaves the grid with the attempt.
     expect(proctor.locator(f"#tile-{attempt_id}")).to_have_count(0, timeout=10000)
-    assert live_events(attempt_id) == [("live_connected", ""), ("live_lost", "publisher_left")]
+    events = live_events(attempt_id)
+    assert events[0] == ("live_connected", "") and events[-1] == ("live_lost", "publisher_left")
 
 
 @pytest.mark.browser

@@ -197,11 +197,15 @@ def test_a_second_publisher_replaces_the_first():
         first, _ = await publish(relay)
         viewer = await view(relay)
         assert await viewer.wait_frames(5, timeout=5)
-        second_camera = NumberedCamera()
-        second, _ = await publish(relay, second_camera)
+        version = relay.version
+        # The candidate's page connects again (a new screen share) before closing the old one.
+        second, _ = await publish(relay, NumberedCamera())
         assert await wait_for(lambda: first.pc.connectionState == "closed", timeout=5)
         seen = viewer.count
         assert await viewer.wait_frames(seen + 10, timeout=5)
+        # Live throughout: no status change, no live_lost.
+        assert relay.version == version and relay.snapshot(ATTEMPT).status == LiveStatus.live
+        assert [kind for _, kind, _ in relay.events.kinds] == ["live_connected"]
         await second.close()
         await viewer.close()
 

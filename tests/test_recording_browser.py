@@ -222,10 +222,16 @@ def test_a_reload_sends_what_was_queued_and_starts_a_new_segment(page):
     wait_for(lambda: acked(page) >= 1, what="a first chunk acknowledged")
     # The server is unreachable for chunks, so they pile up in the browser; then the page reloads.
     page.route("**/api/attempts/*/streams/**", lambda route: route.abort())
-    queued = wait_for(lambda: [i for i in page.evaluate(QUEUED_IDS) if "/chunk/" in i]
-                      if len([i for i in page.evaluate(QUEUED_IDS) if "/chunk/" in i]) >= 2 else None,
-                      what="two chunks queued")
+
+    def queued_chunks():
+        chunks = [i for i in page.evaluate(QUEUED_IDS) if "/chunk/" in i]
+        return chunks if len(chunks) >= 2 else None
+
+    queued = wait_for(queued_chunks, what="two chunks queued")
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.accept()))
     page.reload()
+    assert dialogs == ["beforeunload"]  # the candidate is warned before leaving
     expect(page.locator("#recording-indicator")).to_contain_text("Recording")
     page.unroute("**/api/attempts/*/streams/**")
     expect(page.locator("#upload-status")).to_have_text("All uploaded", timeout=30_000)
@@ -239,6 +245,33 @@ def test_a_reload_sends_what_was_queued_and_starts_a_new_segment(page):
     started = [e.data for e in events(attempt_id) if e.kind == "segment_started"]
     assert [(s["segment"], s["reason"]) for s in started] == [(0, "start"), (1, "page_load")]
     assert started[1]["navigation"] == "reload"
+
+
+def test_a_full_storage_is_reported_and_nothing_is_dropped(browser, app_server):
+    context = browser.new_context(base_url=app_server.url, permissions=["camera", "microphone"])
+    # IndexedDB refuses every chunk, as when the browser's quota is used up.
+    context.add_init_script("""
+      const realPut = IDBObjectStore.prototype.put;
+      IDBObjectStore.prototype.put = function (value, key) {
+        if (this.name === "uploads") throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+        return realPut.call(this, value, key);
+      };
+    """)
+    page = context.new_page()
+    try:
+        email, exam_id = candidate_with_exam()
+        attempt_id = start_exam(page, email, exam_id)
+        expect(page.locator("#recording-warning")).to_contain_text("storage is full")
+        wait_for(lambda: acked(page) >= 3, what="chunks uploaded from memory")
+        assert page.evaluate(QUEUED_IDS) == []
+        submit(page)
+        expect(page.locator("#flush-done")).to_be_visible(timeout=30_000)
+        (_, chunks), = segments(attempt_id).items()
+        assert_complete_and_decodable(chunks)
+        quota, = [e for e in events(attempt_id) if e.kind == "storage_quota"]
+        assert "QuotaExceededError" in quota.data["error"]
+    finally:
+        context.close()
 
 
 def test_a_server_restart_mid_exam_loses_nothing(page, app_server):

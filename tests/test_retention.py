@@ -1,6 +1,6 @@
 """The retention job, with a controllable clock, on a database and storage folder of each test's
-own (the shared app's data is never touched): real files, real SQLite and PostgreSQL, real locks,
-a real crash (SIGKILL) in the middle of a run."""
+own (the shared app's data is not touched, but for the schedule's time setting, briefly): real
+files, real SQLite and PostgreSQL, real locks, a real crash (SIGKILL) in the middle of a run."""
 
 import dataclasses
 import hashlib
@@ -28,7 +28,7 @@ from sqlmodel import Session, create_engine, select
 
 from proctor_app.auth.passwords import hash_password
 from proctor_app.config import config
-from proctor_app.db import engine_for, migrate
+from proctor_app.db import engine_for, migrate, session_scope
 from proctor_app.media import retention, storage
 from proctor_app.models import (
     Attempt,
@@ -45,7 +45,9 @@ from proctor_app.models import (
     Setting,
     Snapshot,
     User,
+    utcnow,
 )
+from proctor_app.schedule import RETENTION_JOB_ID, Schedule
 from proctor_app.services.settings import SettingsError, from_form, get_settings, update_settings
 from tests.conftest import POSTGRES_URL, ROOT
 
@@ -330,6 +332,13 @@ with session_scope() as db:
 """
 
 
+def _child_env(base: Path) -> dict[str, str]:
+    """The environment of another process working on the private store under `base`."""
+    env = dict(os.environ, PROCTOR_DATA_DIR=str(base), PROCTOR_STORAGE_DIR=str(base / "storage"))
+    env.pop("PROCTOR_DATABASE_URL", None)
+    return env
+
+
 def _limbo(conn: sqlite3.Connection) -> list[int]:
     return [row[0] for row in conn.execute(
         "SELECT id FROM attempts WHERE media_expired_at IS NOT NULL AND media_deleted_at IS NULL")]
@@ -342,9 +351,8 @@ def test_a_run_killed_midway_is_completed_by_the_next(tmp_path):
         set_retention_days(db, 30)
         # Many chunks each, so deleting one attempt's files takes long enough to catch.
         made = [make_attempt(db, ended_ago=timedelta(days=40 + i), chunks=1500) for i in range(3)]
-        env = dict(os.environ, PROCTOR_DATA_DIR=str(tmp_path), PROCTOR_STORAGE_DIR=str(tmp_path / "storage"))
-        env.pop("PROCTOR_DATABASE_URL", None)
-        child = subprocess.Popen([sys.executable, "-c", _RUN_IN_CHILD, NOW.isoformat()], cwd=ROOT, env=env)
+        child = subprocess.Popen([sys.executable, "-c", _RUN_IN_CHILD, NOW.isoformat()], cwd=ROOT,
+                                 env=_child_env(tmp_path))
         watcher = sqlite3.connect(tmp_path / "proctor.db", timeout=30, isolation_level=None)
         try:
             deadline = time.monotonic() + 120
@@ -452,13 +460,13 @@ def test_sqlite_lock_admits_one_run_at_a_time(tmp_path):
             with pytest.raises(retention.RetentionBusy):
                 retention.run(db, NOW)
             # Another process is refused as well.
-            env = dict(os.environ, PROCTOR_DATA_DIR=str(tmp_path), PROCTOR_STORAGE_DIR=str(tmp_path / "storage"))
             child = subprocess.run([sys.executable, "-c", _RUN_IN_CHILD, NOW.isoformat()], cwd=ROOT,
-                                   env=env, capture_output=True, text=True, timeout=120)
+                                   env=_child_env(tmp_path), capture_output=True, text=True, timeout=120)
             assert child.returncode != 0 and "RetentionBusy" in child.stderr
             assert all(storage.absolute(f).is_file() for f in made.files)
             # A dry run needs no lock.
-            assert [i.attempt_id for i in retention.run(db, NOW, dry_run=True).plan.items] == [made.attempt_id]
+            dry = retention.run(db, NOW, dry_run=True)
+            assert [i.attempt_id for i in dry.plan.items] == [made.attempt_id]
         assert retention.run(db, NOW).deleted_attempts == [made.attempt_id]
 
 
@@ -621,10 +629,6 @@ def test_settings_validation_rejects_bad_values_with_clear_messages(tmp_path):
 
 async def test_daily_run_follows_the_time_setting(demo_db):
     """The schedule the lifespan starts: at the stored time, and moved when an admin changes it."""
-    from proctor_app.db import session_scope
-    from proctor_app.models import utcnow
-    from proctor_app.schedule import RETENTION_JOB_ID, Schedule
-
     with session_scope() as db:
         before = get_settings(db)["retention_run_at"]
     # Far from now, so the app server's own schedule does not fire a run meanwhile.

@@ -25,6 +25,9 @@ class ExamRecorder(rx.NoSSRComponent):
     camera_bitrate_kbps: rx.Var[int]
     screen_bitrate_kbps: rx.Var[int]
     snapshot_interval_s: rx.Var[int]
+    camera_resolution: rx.Var[str]  # "640x480"
+    screen_resolution: rx.Var[str]
+    screen_frame_rate: rx.Var[int]
     clock_offset_ms: rx.Var[int]  # server minus client, until the recorder has measured it itself
     # The question on screen and its answer: each chunk notes what was viewed and answered during it.
     question_id: rx.Var[int]

@@ -403,10 +403,12 @@ _ATTEMPT_FOR_CHUNK = (
     .where(_attempts.c.id == bindparam("attempt_id")))
 _RECORDING_ID = select(_recordings.c.id).where(_recordings.c.attempt_id == bindparam("attempt_id"),
                                                _recordings.c.stream == bindparam("stream"))
-_SEGMENT = select(_segments.c.id, _segments.c.chunk_count, _segments.c.contiguous_seq).where(
-    _segments.c.recording_id == bindparam("recording_id"), _segments.c.number == bindparam("number"))
-_STORED_SHA256 = select(_chunks.c.sha256).where(_chunks.c.segment_id == bindparam("segment_id"),
-                                                _chunks.c.seq == bindparam("seq"))
+# The segment, and the hash of what is stored under the seq (None when nothing is).
+_SEGMENT_AND_STORED = (
+    select(_segments.c.id, _segments.c.chunk_count, _segments.c.contiguous_seq, _chunks.c.sha256)
+    .select_from(_segments.outerjoin(_chunks, (_chunks.c.segment_id == _segments.c.id)
+                                     & (_chunks.c.seq == bindparam("seq"))))
+    .where(_segments.c.recording_id == bindparam("recording_id"), _segments.c.number == bindparam("number")))
 _HIGHEST_OTHER_SEQ = select(func.max(_chunks.c.seq)).where(
     _chunks.c.segment_id == bindparam("segment_id"), _chunks.c.seq != bindparam("seq"))
 _SEQS_AFTER = select(_chunks.c.seq).where(_chunks.c.segment_id == bindparam("segment_id"),
@@ -462,21 +464,21 @@ def store_chunk(token: str | None, upload: ChunkUpload, now: datetime | None = N
                                                     "stream": upload.stream}).one()
         _check_accepting(attempt.status, attempt.started_at, attempt.ended_at, attempt.deadline_at,
                          attempt.recording_status, now)
-        recording_id = attempt.recording_id or _recording_id(db, upload.attempt_id, upload.stream)
-        db.commit()
-        conn = db.connection()
+        recording_id = attempt.recording_id
+        if recording_id is None:
+            recording_id = _recording_id(db, upload.attempt_id, upload.stream)
+            db.commit()
+            conn = db.connection()
         relative = raw_chunk_path(upload.attempt_id, attempt.started_at, upload.stream,
                                   upload.segment, upload.seq)
         with _folder_lock(absolute(relative).parent):
-            segment = conn.execute(_SEGMENT, {"recording_id": recording_id, "number": upload.segment}).first()
-            if segment is not None:
-                stored = conn.execute(_STORED_SHA256, {"segment_id": segment.id, "seq": upload.seq}).scalar()
-                if stored == digest:
-                    return ChunkAck("already_stored", upload.stream, upload.segment, upload.seq,
-                                    segment.contiguous_seq, segment.chunk_count)
-                if stored is not None:
-                    raise IngestError(409, "chunk_conflict",
-                                      "A different chunk is already stored under this seq.")
+            segment = conn.execute(_SEGMENT_AND_STORED, {"recording_id": recording_id, "number": upload.segment,
+                                                         "seq": upload.seq}).first()
+            if segment is not None and segment.sha256 == digest:
+                return ChunkAck("already_stored", upload.stream, upload.segment, upload.seq,
+                                segment.contiguous_seq, segment.chunk_count)
+            if segment is not None and segment.sha256 is not None:
+                raise IngestError(409, "chunk_conflict", "A different chunk is already stored under this seq.")
             write_durably(relative, upload.body)
             if segment is None:
                 segment_id = conn.execute(insert(_segments), {
@@ -485,7 +487,7 @@ def store_chunk(token: str | None, upload: ChunkUpload, now: datetime | None = N
                     "contiguous_seq": -1, "received_at": now}).inserted_primary_key[0]
                 count_before, contiguous_before = 0, -1
             else:
-                segment_id, count_before, contiguous_before = segment
+                segment_id, count_before, contiguous_before, _ = segment
             conn.execute(insert(_chunks), {
                 "segment_id": segment_id, "seq": upload.seq, "size": size, "sha256": digest,
                 "path": relative, "start_time": start, "end_time": end, "received_at": now, "meta": meta})

@@ -139,14 +139,14 @@ def backoff_s(tries: int) -> float:
     return min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** max(0, tries - 1))
 
 
-def fail_or_retry(db: Session, job: Job, worker: str, error: str, permanent: bool = False) -> None:
-    """After an error: queued again with backoff, or failed when no tries are left."""
+def fail_or_retry(db: Session, job_id: int, worker: str, tries: int, final: bool, error: str) -> None:
+    """After an error: failed if `final`, else queued again after a backoff that grows with tries."""
     now = utcnow()
-    if permanent or job.tries >= job.max_tries:
+    if final:
         values = {"status": JobStatus.failed, "finished_at": now}
     else:
-        values = {"status": JobStatus.queued, "run_after": now + timedelta(seconds=backoff_s(job.tries))}
-    db.execute(_mine(job.id, worker).values(last_error=error[:MAX_ERROR_CHARS], **values))
+        values = {"status": JobStatus.queued, "run_after": now + timedelta(seconds=backoff_s(tries))}
+    db.execute(_mine(job_id, worker).values(last_error=error[:MAX_ERROR_CHARS], **values))
 
 
 def put_back(db: Session, job_id: int, worker: str, delay_s: float, why: str) -> None:
@@ -157,18 +157,19 @@ def put_back(db: Session, job_id: int, worker: str, delay_s: float, why: str) ->
 
 
 def _hand_back(db: Session, jobs: list[Job], why: str, now: datetime) -> list[Job]:
-    """Running jobs whose worker is gone: queued again, or failed when no tries are left."""
+    """Running jobs whose worker is gone: queued again, or failed when no tries are left.
+    Each only if it is still as it was read (another worker may have handed it on meanwhile)."""
     failed = []
     for job in jobs:
-        if job.tries >= job.max_tries:
-            job.status, job.finished_at = JobStatus.failed, now
-            job.last_error = f"{why}; no tries left"
+        final = job.tries >= job.max_tries
+        values = ({"status": JobStatus.failed, "finished_at": now, "last_error": f"{why}; no tries left"}
+                  if final else {"status": JobStatus.queued, "run_after": now, "last_error": why})
+        unchanged = db.execute(update(Job).where(
+            Job.id == job.id, Job.status == JobStatus.running, Job.worker == job.worker,
+            Job.heartbeat_at == job.heartbeat_at).values(worker="", **values)).rowcount == 1
+        if unchanged and final:
+            job.last_error = values["last_error"]
             failed.append(job)
-        else:
-            job.status, job.run_after = JobStatus.queued, now
-            job.last_error = why
-        job.worker = ""
-        db.add(job)
     return failed
 
 
@@ -252,6 +253,7 @@ async def _run_finalize(ctx: JobContext) -> None:
 
     if not await asyncio.to_thread(settled):
         raise Defer(SETTLE_RECHECK_S, "waiting for the browser's last uploads")
+
     def ready(stream: str, status: str) -> None:
         log.info("attempt %s: %s recording %s", ctx.attempt_id, stream, status)
 
@@ -281,7 +283,7 @@ class Worker:
 
     def __post_init__(self):
         self._active: dict[int, asyncio.Task] = {}
-        self._limit = (0.0, 1)
+        self._limit = (float("-inf"), 1)  # (when read, value) of the concurrency setting
 
     def _limit_now(self, loop_time: float) -> int:
         if self.concurrency is not None:
@@ -389,11 +391,11 @@ class Worker:
             if not permanent:
                 log.exception("job %s (%s) failed on try %s", ctx.id, ctx.kind, ctx.tries)
             reason = str(exc) or type(exc).__name__
-            if permanent or ctx.last_try:
+            final = permanent or ctx.last_try
+            if final:
                 # Its subject first: should the process die now, the job runs again.
                 await asyncio.to_thread(self._failed_hook, ctx.kind, ctx.attempt_id, reason)
-            job = Job(id=ctx.id, tries=ctx.tries, max_tries=ctx.max_tries, kind=ctx.kind)
-            await asyncio.to_thread(self._write, fail_or_retry, job, self.name, reason, permanent)
+            await asyncio.to_thread(self._write, fail_or_retry, ctx.id, self.name, ctx.tries, final, reason)
         else:
             await asyncio.to_thread(self._write, finish, ctx.id, self.name)
         finally:

@@ -40,11 +40,13 @@ log = logging.getLogger("proctor_app.live")
 
 LIVE_STREAMS = ("camera", "camera_low", "screen")
 VIDEO_TIME_BASE = Fraction(1, 90000)
+# Between a viewer's last frame from one publisher connection and its first from the next: 1/30 s.
+SOURCE_GAP_TICKS = 3000
 # Keyframe requests to one publisher, at most this often; later ones are deferred, not lost.
 PLI_INTERVAL_S = 0.25
 # A viewer this many frames behind is resynchronised at the next keyframe.
 MAX_QUEUED_FRAMES = 90
-# Live means: publisher connected and a frame seen this recently.
+# Live means: a publisher whose connection has not failed, and a frame seen this recently.
 FRAME_STALL_S = 2.0
 # A peer connection that has not connected by then is given up.
 CONNECT_TIMEOUT_S = 20.0
@@ -168,7 +170,8 @@ class _ViewerTrack(MediaStreamTrack):
         frame = await self._queue.get()
         if frame.source != self._source:
             # A new publisher connection starts its clock at 0: continue this viewer's timeline.
-            self._offset = 0 if self._last_ts is None else self._last_ts + 3000 - frame.timestamp
+            self._offset = 0 if self._last_ts is None \
+                else self._last_ts + SOURCE_GAP_TICKS - frame.timestamp
             self._source = frame.source
         self._last_ts = frame.timestamp + self._offset
         packet = av.Packet(frame.data)
@@ -185,22 +188,21 @@ class _ViewerTrack(MediaStreamTrack):
 class _Channel:
     """One stream of one attempt. Viewers stay subscribed while publishers come and go."""
 
-    def __init__(self, relay: "LiveRelay", attempt_id: int, stream: str):
+    def __init__(self, relay: "LiveRelay", attempt_id: int):
         self.relay = relay
         self.attempt_id = attempt_id
-        self.stream = stream
         self.viewers: set[_ViewerTrack] = set()
         self.receiver: RTCRtpReceiver | None = None
         self.source = 0
         self.last_frame_at: float | None = None
-        self.frames = 0
         self._last_pli = 0.0
         self._deferred_pli: asyncio.TimerHandle | None = None
 
     def attach(self, receiver: RTCRtpReceiver) -> None:
+        # last_frame_at stays: a publisher replaced by its own new connection is still live
+        # while the new one connects.
         self.receiver = receiver
         self.source += 1
-        self.last_frame_at = None
         for viewer in self.viewers:
             viewer.resync()
 
@@ -212,7 +214,6 @@ class _Channel:
         if receiver is not self.receiver:
             return  # a replaced publisher's last frames
         self.last_frame_at = time.monotonic()
-        self.frames += 1
         frame = EncodedFrame(jitter_frame.data, jitter_frame.timestamp,
                              vp8_is_keyframe(jitter_frame.data), self.source)
         for viewer in self.viewers:
@@ -278,11 +279,10 @@ TransitionHook = Callable[[int, str, str, dict, datetime], Awaitable[None]]
 
 class LiveRelay:
     def __init__(self, offline_after_s: Callable[[], float], on_transition: TransitionHook,
-                 enabled: Callable[[], bool] = lambda: True, ice_servers: list | None = None):
+                 enabled: Callable[[], bool] = lambda: True):
         self._offline_after_s = offline_after_s
         self._enabled = enabled
         self._on_transition = on_transition
-        self._ice_servers = ice_servers or []
         self._channels: dict[tuple[int, str], _Channel] = {}
         self._sessions: dict[str, _Session] = {}
         self._publishers: dict[int, _Session] = {}
@@ -417,7 +417,7 @@ class LiveRelay:
             return
         now = time.monotonic()
         publisher = self._publishers.get(attempt_id)
-        if publisher is not None and publisher.pc.connectionState == "connected" and any(
+        if publisher is not None and publisher.pc.connectionState not in ("failed", "closed") and any(
                 (ch := self._channels.get((attempt_id, s))) and ch.last_frame_at
                 and now - ch.last_frame_at < FRAME_STALL_S for s in publisher.streams):
             status = LiveStatus.live
@@ -494,7 +494,9 @@ class LiveRelay:
         task.add_done_callback(self._tasks.discard)
 
     def _new_pc(self) -> RTCPeerConnection:
-        return RTCPeerConnection(RTCConfiguration(iceServers=self._ice_servers))
+        # Host candidates only: browsers reach the server directly, so no STUN (which aiortc
+        # would otherwise ask on the internet) and no TURN.
+        return RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
     async def _answer(self, pc: RTCPeerConnection, offer_sdp: str) -> str:
         try:
@@ -508,7 +510,7 @@ class LiveRelay:
     def _channel(self, attempt_id: int, stream: str) -> _Channel:
         key = (attempt_id, stream)
         if key not in self._channels:
-            self._channels[key] = _Channel(self, attempt_id, stream)
+            self._channels[key] = _Channel(self, attempt_id)
         return self._channels[key]
 
     def _watch(self, session: _Session) -> None:

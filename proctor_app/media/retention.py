@@ -348,7 +348,7 @@ def _mark_deleted(db: Session, item: PlanItem, now: datetime, count: int, freed:
     db.execute(delete(Snapshot).where(Snapshot.attempt_id == attempt.id))
     attempt.media_deleted_at = now
     db.add(attempt)
-    db.add(AuditLog(user_id=user_id, action="media_deleted", target=f"attempt:{attempt.id}",
+    db.add(AuditLog(at=now, user_id=user_id, action="media_deleted", target=f"attempt:{attempt.id}",
                     data={"files": count, "bytes": freed, "reason": item.reason,
                           "recordings": [r.id for r in recordings], "resumed": item.resumed}))
     db.commit()
@@ -393,7 +393,7 @@ def run(db: Session, now: datetime, dry_run: bool = False, *, user_id: int | Non
             result.deleted_attempts.append(item.attempt_id)
             result.files_deleted += count
             result.bytes_freed += freed
-        db.add(AuditLog(user_id=user_id, action="retention_run", target="retention",
+        db.add(AuditLog(at=now, user_id=user_id, action="retention_run", target="retention",
                         data={"scheduled": scheduled, "retention_days": todo.retention_days,
                               "attempts": len(result.deleted_attempts),
                               "files": result.files_deleted, "bytes": result.bytes_freed,
@@ -430,6 +430,22 @@ def set_legal_hold(db: Session, attempt_id: int, on: bool, user_id: int) -> Atte
                         target=f"attempt:{attempt_id}", data={}))
         db.flush()
     return attempt
+
+
+@dataclass(frozen=True)
+class HeldAttempt:
+    attempt_id: int
+    exam_title: str
+    candidate_email: str
+    ended_at: datetime | None
+
+
+def legal_holds(db: Session) -> list[HeldAttempt]:
+    """The attempts retention keeps because of a legal hold."""
+    rows = db.exec(select(Attempt.id, Exam.title, User.email, Attempt.ended_at)
+                   .join(Exam, Exam.id == Attempt.exam_id).join(User, User.id == Attempt.candidate_id)
+                   .where(Attempt.legal_hold.is_(True)).order_by(Attempt.id)).all()
+    return [HeldAttempt(*row) for row in rows]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,14 +2,16 @@ import reflex as rx
 
 from proctor_app.pages.layout import page_frame
 from proctor_app.services.settings import SPECS
-from proctor_app.state.admin_settings import AdminSettingsState, PlanRow, RunRow
+from proctor_app.state.admin_settings import AdminSettingsState, HoldRow, PlanRow, RunRow
 
-# How the form groups the settings; a setting added later without a group lands in "Other".
+# How the form groups the settings (keys that are not settings are left out); a setting without
+# a group lands in "Other".
 GROUPS = [
     ("Retention", ["retention_days", "retention_run_at"]),
     ("Features", ["live_video_enabled", "recording_enabled", "screen_recording_enabled",
                   "recording_required_default"]),
-    ("Recording", ["chunk_interval_s", "camera_bitrate_kbps", "screen_bitrate_kbps",
+    ("Recording", ["chunk_interval_s", "camera_bitrate_kbps", "camera_resolution",
+                   "screen_bitrate_kbps", "screen_resolution", "screen_frame_rate",
                    "snapshot_interval_s", "max_chunk_mb", "keep_raw_chunks"]),
     ("Processing and live video", ["processing_concurrency", "live_offline_after_s"]),
 ]
@@ -28,7 +30,8 @@ def _field(key: str) -> rx.Component:
     else:
         # Plain text, not type=number: the browser would block some wrong values silently;
         # the server's messages explain every one.
-        control = rx.input(name=key, id=f"setting-{key}", width="8em", input_mode="numeric",
+        control = rx.input(name=key, id=f"setting-{key}", width="8em",
+                           input_mode="numeric" if isinstance(spec.default, int) else "text",
                            default_value=AdminSettingsState.text_values[key])
     return rx.vstack(
         rx.hstack(rx.el.label(spec.label, html_for=f"setting-{key}", width="22em"), control,
@@ -45,7 +48,8 @@ def _settings_form() -> rx.Component:
     return rx.form(
         rx.vstack(
             *[rx.card(rx.heading(name, size="3", margin_bottom="0.5em"),
-                      rx.vstack(*[_field(key) for key in keys], spacing="2"), width="100%")
+                      rx.vstack(*[_field(key) for key in keys if key in SPECS], spacing="2"),
+                      width="100%")
               for name, keys in groups],
             rx.button("Save settings", type="submit", id="save-settings"),
             spacing="3",
@@ -161,12 +165,47 @@ def _retention() -> rx.Component:
     )
 
 
+def _hold_row(row: HoldRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.link(row.attempt_id, href=f"/attempts/{row.attempt_id}/video")),
+        rx.table.cell(row.exam), rx.table.cell(row.candidate), rx.table.cell(row.ended),
+        rx.table.cell(rx.button("Release", size="1", variant="soft", id=f"release-{row.attempt_id}",
+                                on_click=AdminSettingsState.release_hold(row.attempt_id))),
+        id=f"hold-{row.attempt_id}",
+    )
+
+
+def _legal_holds() -> rx.Component:
+    return rx.card(
+        rx.heading("Legal holds", size="4", margin_bottom="0.5em"),
+        rx.text("Retention never deletes the media of an attempt on legal hold."),
+        rx.form(
+            rx.hstack(rx.input(name="attempt_id", placeholder="Attempt number", id="hold-attempt",
+                               input_mode="numeric", width="12em"),
+                      rx.button("Place hold", type="submit", id="place-hold"), spacing="2"),
+            on_submit=AdminSettingsState.place_hold, key=AdminSettingsState.hold_form_key,
+            margin_y="1em",
+        ),
+        rx.cond(AdminSettingsState.hold_error != "",
+                rx.callout(AdminSettingsState.hold_error, color_scheme="red", id="hold-error",
+                           margin_bottom="1em")),
+        rx.cond(AdminSettingsState.holds.length() > 0,
+                rx.table.root(
+                    rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in (
+                        "Attempt", "Exam", "Candidate", "Ended", "")])),
+                    rx.table.body(rx.foreach(AdminSettingsState.holds, _hold_row)),
+                    width="100%", id="holds-table"),
+                rx.text("No attempt is on legal hold.", id="no-holds", color_scheme="gray")),
+        width="100%",
+    )
+
+
 def admin_settings_page() -> rx.Component:
     return page_frame(
         rx.cond(
             AdminSettingsState.loaded,
-            rx.vstack(_messages(), _settings_form(), _storage(), _retention(), spacing="5",
-                      width="100%"),
+            rx.vstack(_messages(), _settings_form(), _storage(), _retention(), _legal_holds(),
+                      spacing="5", width="100%"),
             rx.center(rx.spinner(), min_height="40vh"),
         ),
         title="Settings",

@@ -34,6 +34,8 @@ def recording_panel(step: rx.Var[str], question_id: rx.Var[int], answer: rx.Var[
         active=step == "exam", next_segment=R.next_segment, next_snapshot_seq=R.next_snapshot_seq,
         chunk_interval_s=R.chunk_interval_s, camera_bitrate_kbps=R.camera_bitrate_kbps,
         screen_bitrate_kbps=R.screen_bitrate_kbps, snapshot_interval_s=R.snapshot_interval_s,
+        camera_resolution=R.camera_resolution, screen_resolution=R.screen_resolution,
+        screen_frame_rate=R.screen_frame_rate,
         clock_offset_ms=R.clock_offset_ms, question_id=question_id, answer_key=answer,
         on_status=R.on_status,
     )

@@ -30,7 +30,8 @@ def _health(line: HealthLine) -> rx.Component:
 
 
 def _status_badge(tile: Tile, id_prefix: str) -> rx.Component:
-    return rx.badge(tile.status_label, color_scheme=tile.status_color, class_name="live-status",
+    return rx.badge(tile.status_label, rx.cond(tile.status_for != "", " " + tile.status_for, ""),
+                    color_scheme=tile.status_color, class_name="live-status",
                     id=f"{id_prefix}-{tile.attempt_id}", custom_attrs={"data-status": tile.status})
 
 
@@ -71,16 +72,21 @@ def _focus() -> rx.Component:
                                     id="focus-close"),
                           width="100%", align="center"),
                 rx.grid(
-                    rx.vstack(rx.text("Camera", size="2", weight="bold"),
-                              _video_or_note(focus.camera_src, "Live video off", id="focus-camera")),
-                    rx.cond(focus.screen_src != "",
-                            rx.vstack(rx.text("Screen", size="2", weight="bold"),
-                                      live_video(src=focus.screen_src, id="focus-screen"))),
+                    rx.flex(
+                        rx.vstack(rx.text("Camera", size="2", weight="bold"),
+                                  _video_or_note(focus.camera_src, "Live video off", id="focus-camera"),
+                                  flex="1", min_width="0"),
+                        rx.cond(focus.screen_src != "",
+                                rx.vstack(rx.text("Screen", size="2", weight="bold"),
+                                          live_video(src=focus.screen_src, id="focus-screen"),
+                                          flex="1", min_width="0")),
+                        gap="1em", width="100%",
+                    ),
                     rx.vstack(rx.text("Events", size="2", weight="bold"),
                               rx.scroll_area(rx.vstack(rx.foreach(ProctorGridState.focus_events, _event),
                                                        spacing="1", id="focus-events"),
-                                             max_height="360px")),
-                    columns="3", spacing="4", width="100%",
+                                             max_height="480px")),
+                    grid_template_columns="3fr 1fr", spacing="4", width="100%",
                 ),
                 spacing="3", width="100%",
             ),

@@ -40,6 +40,17 @@ def _time_of_day(value: Any) -> str | None:
     return None
 
 
+def _resolution(lo: tuple[int, int], hi: tuple[int, int]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        found = re.fullmatch(r"(\d{2,5})x(\d{2,5})", value) if isinstance(value, str) else None
+        if found is None:
+            return "must be a size like 640x480"
+        if not (lo[0] <= int(found[1]) <= hi[0] and lo[1] <= int(found[2]) <= hi[1]):
+            return f"must be between {lo[0]}x{lo[1]} and {hi[0]}x{hi[1]}"
+        return None
+    return check
+
+
 SPECS: dict[str, SettingSpec] = {
     "retention_days": SettingSpec(30, "Retention (days)", _int_range(1, 3650)),
     "retention_run_at": SettingSpec("03:30", "Daily retention run (UTC)", _time_of_day),
@@ -51,6 +62,9 @@ SPECS: dict[str, SettingSpec] = {
     "camera_bitrate_kbps": SettingSpec(600, "Camera bitrate (kbit/s)", _int_range(100, 8000)),
     "screen_bitrate_kbps": SettingSpec(800, "Screen bitrate (kbit/s)", _int_range(100, 8000)),
     "snapshot_interval_s": SettingSpec(60, "Snapshot interval (seconds)", _int_range(5, 3600)),
+    "camera_resolution": SettingSpec("640x480", "Camera resolution", _resolution((160, 120), (1920, 1080))),
+    "screen_resolution": SettingSpec("1280x720", "Screen resolution", _resolution((640, 360), (3840, 2160))),
+    "screen_frame_rate": SettingSpec(5, "Screen frames per second", _int_range(1, 30)),
     "max_chunk_mb": SettingSpec(20, "Largest chunk accepted (MB)", _int_range(1, 500)),
     "processing_concurrency": SettingSpec(1, "Processing jobs at once", _int_range(1, 16)),
     "keep_raw_chunks": SettingSpec(False, "Keep raw chunks after processing", _boolean),

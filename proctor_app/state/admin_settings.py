@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import reflex as rx
 from sqlmodel import select
 
 from proctor_app.auth.roles import ADMIN
@@ -62,6 +61,14 @@ class RunRow:
 
 
 @dataclass
+class HoldRow:
+    attempt_id: int
+    exam: str
+    candidate: str
+    ended: str
+
+
+@dataclass
 class Overview:
     total: str
     unit: str
@@ -70,6 +77,7 @@ class Overview:
     next_run_at: str
     next_run_frees: str
     recent_runs: list[RunRow]
+    holds: list[HoldRow]
 
 
 def _chart(usage: dict[str, int], unit: str) -> list[dict[str, Any]]:
@@ -98,6 +106,9 @@ def _overview(now: datetime) -> Overview:
         next_run = retention.next_daily_run(get_setting(db, "retention_run_at"), now)
         due = retention.plan(db, next_run)
         recent = _recent_runs(db)
+        holds = [HoldRow(attempt_id=h.attempt_id, exam=h.exam_title, candidate=h.candidate_email,
+                         ended=format_time(h.ended_at) or "not ended")
+                 for h in retention.legal_holds(db)]
     total = sum(f.size for f in files)
     unit = next(u for u, size in _UNITS if max(by_month.values(), default=0) >= size or size == 1)
     return Overview(
@@ -105,7 +116,7 @@ def _overview(now: datetime) -> Overview:
         by_exam=_chart(by_exam, unit), next_run_at=format_time(next_run),
         next_run_frees=(f"{format_bytes(due.total_bytes)} ({_attempts(len(due.items))})"
                         if due.items else "nothing"),
-        recent_runs=recent)
+        recent_runs=recent, holds=holds)
 
 
 def _dry_run() -> retention.RunResult:
@@ -135,6 +146,9 @@ class AdminSettingsState(AuthState):
     next_run_at: str = ""
     next_run_frees: str = ""
     recent_runs: list[RunRow] = []
+    holds: list[HoldRow] = []
+    hold_error: str = ""
+    hold_form_key: int = 0
 
     plan_rows: list[PlanRow] = []
     plan_summary: str = ""
@@ -153,13 +167,13 @@ class AdminSettingsState(AuthState):
         self.total_used, self.usage_unit = overview.total, overview.unit
         self.usage_by_month, self.usage_by_exam = overview.by_month, overview.by_exam
         self.next_run_at, self.next_run_frees = overview.next_run_at, overview.next_run_frees
-        self.recent_runs = overview.recent_runs
+        self.recent_runs, self.holds = overview.recent_runs, overview.holds
 
     @requires(ADMIN)
     async def on_load(self):
         self.errors, self.notice = {}, ""
         self.plan_rows, self.plan_summary = [], ""
-        self.run_summary = self.run_error = ""
+        self.run_summary = self.run_error = self.hold_error = ""
         with session_scope() as db:
             self._show_settings(get_settings(db))
         await self._refresh_overview()
@@ -220,3 +234,27 @@ class AdminSettingsState(AuthState):
                               + "; ".join(f"attempt {k}: {v}" for k, v in result.errors.items()))
         self.plan_rows, self.plan_summary = [], ""
         await self._refresh_overview()
+
+    async def _set_hold(self, attempt_id: int, on: bool) -> bool:
+        try:
+            with session_scope() as db:
+                retention.set_legal_hold(db, attempt_id, on, self._user.id)
+        except retention.RetentionError as exc:
+            self.hold_error = str(exc)
+            return False
+        self.hold_error = ""
+        await self._refresh_overview()
+        return True
+
+    @requires(ADMIN)
+    async def place_hold(self, form: dict):
+        entered = str(form.get("attempt_id", "")).strip().lstrip("#")
+        if not entered.isdigit():
+            self.hold_error = "Enter the number of the attempt to hold."
+            return
+        if await self._set_hold(int(entered), True):
+            self.hold_form_key += 1
+
+    @requires(ADMIN)
+    async def release_hold(self, attempt_id: int):
+        await self._set_hold(int(attempt_id), False)

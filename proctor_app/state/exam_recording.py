@@ -29,6 +29,9 @@ class ExamRecordingState(AuthState):
     camera_bitrate_kbps: int = 600
     screen_bitrate_kbps: int = 800
     snapshot_interval_s: int = 60
+    camera_resolution: str = "640x480"
+    screen_resolution: str = "1280x720"
+    screen_frame_rate: int = 5
     clock_offset_ms: int = 0
 
     # As the recorder last reported it (it shows the indicator and upload progress itself).
@@ -60,9 +63,9 @@ class ExamRecordingState(AuthState):
             return
         self.attempt_id, self.upload_token, self.streams = grant.attempt_id, grant.token, grant.streams
         self.next_segment, self.next_snapshot_seq = grant.next_segment, grant.next_snapshot_seq
-        self.chunk_interval_s = settings["chunk_interval_s"]
-        self.camera_bitrate_kbps = settings["camera_bitrate_kbps"]
-        self.screen_bitrate_kbps = settings["screen_bitrate_kbps"]
+        for key in ("chunk_interval_s", "camera_bitrate_kbps", "screen_bitrate_kbps", "camera_resolution",
+                    "screen_resolution", "screen_frame_rate"):
+            setattr(self, key, settings[key])
 
     @requires(CANDIDATE)
     def on_status(self, status: dict):

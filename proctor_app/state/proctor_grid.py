@@ -6,6 +6,7 @@ details every few seconds) and pushes the result through state: the browser neve
 """
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -62,6 +63,7 @@ class Tile:
     status: str = LiveStatus.offline
     status_label: str = ""
     status_color: str = "gray"
+    status_for: str = ""  # how long the status has held, when it is not live
     # WHEP URLs; "" when the attempt does not publish that stream (live video off).
     tile_src: str = ""
     camera_src: str = ""
@@ -105,15 +107,19 @@ def _details(page_ids: list[int], focus_id: int):
 
 def _tile(item: live.LiveAttempt, events: list[ProctoringEvent], now: datetime) -> Tile:
     snapshot = relay.snapshot(item.attempt_id)
+    held = time.time() - snapshot.changed_at if snapshot.changed_at else None
     return Tile(
         attempt_id=item.attempt_id, candidate=item.candidate, exam=item.exam,
         elapsed=format_clock((now - item.started_at).total_seconds()),
         left=format_clock((item.deadline_at - now).total_seconds()),
         status=snapshot.status, status_label=STATUS_LABELS[snapshot.status],
         status_color=STATUS_COLORS[snapshot.status],
+        status_for=format_clock(held) if held is not None and snapshot.status != LiveStatus.live else "",
         tile_src=view_url(item.attempt_id, "camera_low") if "camera_low" in item.streams else "",
         camera_src=view_url(item.attempt_id, "camera") if "camera" in item.streams else "",
-        screen_src=view_url(item.attempt_id, "screen") if "screen" in item.streams else "",
+        # Only while the candidate shares the screen (the exam asks for it, the browser may not).
+        screen_src=view_url(item.attempt_id, "screen")
+        if "screen" in item.streams and "screen" in snapshot.streams else "",
         recordings=[HealthLine(h.stream, h.state, h.detail, HEALTH_COLORS.get(h.state, "gray"))
                     for h in item.recordings],
         events=_event_lines(events),

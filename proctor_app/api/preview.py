@@ -1,0 +1,34 @@
+"""Live preview of a recording that is not processed yet, for reviewers (media/preview.py).
+
+GET /api/media/attempts/{attempt_id}/{camera|screen}/preview, with the same protection as the
+processed media (staff session, a link signed for that user, review permission, audit log):
+make the link with `api.media.recording_link(user_id, attempt_id, stream, "preview")`.
+"""
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from proctor_app.api.media import PREFIX, _authorize, _refuse, _send
+from proctor_app.db import session_scope
+from proctor_app.media.preview import ensure_preview
+from proctor_app.models import StreamKind
+
+
+async def recording_preview(request: Request) -> Response:
+    attempt_id, stream = request.path_params["attempt_id"], request.path_params["stream"]
+    with session_scope() as db:
+        user = _authorize(request, db)
+        if isinstance(user, Response):
+            return user
+    if stream not in set(StreamKind):
+        return _refuse(404, "No such media.")
+    preview = await ensure_preview(attempt_id, stream)
+    if preview is None:
+        return _refuse(404, "Nothing to preview: no upload yet, or the recording is processed.")
+    with session_scope() as db:
+        return _send(request, db, user, preview.path, f"attempt:{attempt_id}/{stream}/preview", None)
+
+
+# Before api.media's routes, whose /{stream}/{asset} would match this path too.
+routes = [Route(PREFIX + "/{attempt_id:int}/{stream}/preview", recording_preview, methods=["GET"])]

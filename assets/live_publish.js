@@ -59,7 +59,9 @@ export class LivePublisher {
     this.stopped = true;
     this.generation = 0;
     this.onOffline = () => this.drop("network offline");
-    this.onOnline = () => this.reconnectSoon(0);
+    this.onOnline = () => {
+      if (this.link?.pc.connectionState !== "connected") this.reconnectSoon(0);
+    };
     this.onPageHide = () => this.deleteSession();
   }
 

@@ -345,14 +345,17 @@ class ExamRecording {
     }
   }
 
+  // Resolves once the event is queued (persisted, or held in memory).
   event(kind, data = {}) {
-    this.queue.event(kind, data, this.now());
+    return this.queue.event(kind, data, this.now());
   }
 
   mount() {
     this.queue.setToken(this.props.uploadToken);
     this.queue.start();
     this.cleanups.push(this.queue.subscribe((what) => this.onQueue(what)));
+    this.queue.ready.then(() => this.queue.storageError &&
+                                this.onQueue({ type: "storage", error: this.queue.storageError }));
     this.listen();
     this.syncClock();
     const clockTimer = setInterval(() => this.syncClock(), CLOCK_RESYNC_MS);
@@ -407,6 +410,7 @@ class ExamRecording {
   onQueue(what) {
     switch (what.type) {
       case "storage":
+        if (this.storageWarning) break;  // heard both live and at mount
         this.storageWarning = "The browser's storage is full: keep this page open until the upload has finished.";
         this.event("storage_quota", { error: what.error });
         break;
@@ -478,7 +482,7 @@ class ExamRecording {
     this.flushFrom = this.queue.acked;
     this.publish();
     await this.queue.drained();
-    this.event("uploads_flushed", {});
+    await this.event("uploads_flushed", {});
     await this.queue.drained();
     this.phase = "flushed";
     this.publish();

@@ -89,7 +89,7 @@ export class UploadQueue {
     this.hashMismatches = new Map();
     this.acked = 0;
     this.lastEventSend = 0;
-    this.storageFailed = false;
+    this.storageError = "";
     this.authRefused = false;
     this.listeners = new Set();
     this.ready = this.open();
@@ -210,10 +210,11 @@ export class UploadQueue {
     }
   }
 
+  // Reported once; stays set, so a recorder mounted later still learns of it.
   storageProblem(err) {
-    if (this.storageFailed) return;
-    this.storageFailed = true;
-    this.changed({ type: "storage", error: `${err?.name || "Error"}: ${err?.message || err}` });
+    if (this.storageError) return;
+    this.storageError = `${err?.name || "Error"}: ${err?.message || err}`;
+    this.changed({ type: "storage", error: this.storageError });
   }
 
   kick() {

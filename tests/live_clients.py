@@ -38,6 +38,14 @@ def run_async(coro: Coroutine):
         return pool.submit(asyncio.run, coro).result()
 
 
+async def eventually(condition: Callable[[], bool], timeout: float) -> bool:
+    """Wait until `condition()` holds (True) or `timeout` seconds passed (its last value)."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return condition()
+
+
 def vp8_only(transceiver, codec: str = "video/VP8") -> None:
     transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
                                      if c.mimeType in (codec, "video/rtx")])
@@ -199,10 +207,7 @@ class Viewer:
         return len(self.frames) if self.decode else len(self.encoded)
 
     async def wait_frames(self, count: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.count < count and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        return self.count >= count
+        return await eventually(lambda: self.count >= count, timeout)
 
     async def request_keyframe(self) -> None:
         for source in self.receiver.getSynchronizationSources():

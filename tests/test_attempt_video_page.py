@@ -11,8 +11,9 @@ from sqlmodel import select
 from proctor_app.db import session_scope
 from proctor_app.auth.passwords import hash_password
 from proctor_app.models import Attempt, AuditLog, Job, Recording, RecordingStatus, Role, User
+from proctor_app.services import review
 from tests.conftest import login
-from tests.review_media import EVENTS, SNAPSHOT_TIMES, make_review_attempt, user_id
+from tests.review_media import EVENTS, SNAPSHOT_TIMES, current_user, make_review_attempt, user_id
 
 pytestmark = pytest.mark.browser
 
@@ -235,3 +236,73 @@ def test_admin_processes_a_failed_recording_again(page):
     page.goto(f"/attempts/{failed.attempt_id}/video")
     expect(page.locator("#attempt-heading")).to_be_visible()
     expect(page.locator("#reprocess")).to_have_count(0)
+
+
+def _hold_audit(attempt_id: int) -> list[tuple[str, int, dict]]:
+    with session_scope() as db:
+        return [(a.action, a.user_id, a.data) for a in db.exec(
+            select(AuditLog).where(AuditLog.target == f"attempt:{attempt_id}",
+                                   AuditLog.action.startswith("legal_hold")).order_by(AuditLog.id))]
+
+
+def _is_held(attempt_id: int) -> bool:
+    with session_scope() as db:
+        return db.get(Attempt, attempt_id).legal_hold
+
+
+def _confirm_hold_change(page, reason: str) -> None:
+    page.click("#legal-hold-toggle")
+    page.fill("#legal-hold-reason", reason)
+    page.click("#legal-hold-confirm")
+
+
+def test_supervisor_places_and_releases_a_legal_hold(page):
+    held = make_review_attempt()
+    supervisor = user_id("supervisor@example.com")
+    login(page, "supervisor@example.com")
+    page.goto(f"/attempts/{held.attempt_id}/video")
+    notice, toggle = page.locator("#retention-notice"), page.locator("#legal-hold-toggle")
+    expect(notice).to_contain_text("will be deleted after 30 days, on")
+    expect(toggle).to_have_text("Place legal hold")
+
+    _confirm_hold_change(page, "   ")
+    expect(page.locator("#legal-hold-error")).to_contain_text("short reason")
+    assert not _is_held(held.attempt_id)
+
+    _confirm_hold_change(page, "Appeal 2026-114")
+    expect(notice).to_contain_text("kept under legal hold")
+    expect(toggle).to_have_text("Release legal hold")
+    expect(page.locator("#legal-hold-error")).to_have_count(0)
+    assert _is_held(held.attempt_id)
+    assert _hold_audit(held.attempt_id) == [("legal_hold_set", supervisor, {"reason": "Appeal 2026-114"})]
+    page.reload()
+    expect(notice).to_contain_text("kept under legal hold")
+
+    _confirm_hold_change(page, "Appeal closed")
+    expect(notice).to_contain_text("will be deleted after 30 days, on")
+    expect(toggle).to_have_text("Place legal hold")
+    assert not _is_held(held.attempt_id)
+    assert [a[0] for a in _hold_audit(held.attempt_id)] == ["legal_hold_set", "legal_hold_released"]
+
+
+def test_proctor_sees_the_hold_but_cannot_change_it(page):
+    held = make_review_attempt()
+    with session_scope() as db:
+        review.change_legal_hold(db, held.attempt_id, True, "Appeal 2026-115",
+                                 current_user("supervisor@example.com"))
+    login(page, "proctor@example.com")
+    page.goto(f"/attempts/{held.attempt_id}/video")
+    expect(page.locator("#retention-notice")).to_contain_text("kept under legal hold")
+    toggle = page.locator("#legal-hold-toggle")
+    expect(toggle).to_be_disabled()
+    # A forged call: open the dialog through the disabled button's own React click handler (the
+    # page is the user's to tamper with) and confirm; the server-side handler refuses.
+    toggle.evaluate("""el => {
+        const props = el[Object.keys(el).find(key => key.startsWith('__reactProps$'))];
+        props.onClick({defaultPrevented: false, preventDefault() {}, currentTarget: el, target: el});
+    }""")
+    page.fill("#legal-hold-reason", "I want it gone")
+    page.click("#legal-hold-confirm")
+    page.wait_for_url("**/forbidden")
+    assert _is_held(held.attempt_id)
+    assert [a[0] for a in _hold_audit(held.attempt_id)] == ["legal_hold_set"]

@@ -1,5 +1,6 @@
 """Chunks to a verified MP4: real Chromium recordings (H.264 and VP8), an offline period with a
-reload, missing, damaged and garbage chunks, raw-chunk deletion and re-processing.
+reload, missing, damaged and garbage chunks, raw-chunk deletion, re-processing, the live preview,
+and the whole way from the exam page's submit to the server's processed MP4.
 
 Recordings are stored through the real ingest function; finalize runs with the real ffmpeg and
 the results are checked by decoding them with PyAV."""
@@ -11,6 +12,7 @@ import http.server
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,14 +24,31 @@ from sqlmodel import select
 
 from proctor_app.api.media import recording_link
 from proctor_app.auth import sessions
+from proctor_app.auth.passwords import hash_password
 from proctor_app.auth.sessions import SESSION_COOKIE
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
 from proctor_app.media import finalize, jobs, preview, samples
 from proctor_app.media.storage import absolute
-from proctor_app.models import AuditLog, Chunk, Recording, RecordingStatus, Segment, User, utcnow
+from proctor_app.models import (
+    Attempt,
+    AuditLog,
+    Chunk,
+    Exam,
+    ExamAssignment,
+    Job,
+    JobStatus,
+    Question,
+    Recording,
+    RecordingStatus,
+    Role,
+    Segment,
+    User,
+    utcnow,
+)
 from proctor_app.services.review import sprite_layout
 from proctor_app.services.settings import update_settings
+from tests.conftest import login
 
 # Records `ms` milliseconds with MediaRecorder (1 s timeslice), as the exam page does; every blob
 # comes back with the wall-clock span it covers.
@@ -492,3 +511,59 @@ def test_live_preview_plays_what_was_uploaded_so_far(app_server, staff_token, cl
     assert _preview(app_server, staff_token["supervisor@example.com"], link).status_code == 404
     rec = _recording(sample.attempt_id)
     assert not list(absolute(rec.mp4_path).parent.glob("camera_preview.*"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole way: the exam page records, the candidate reloads and submits, the server processes
+
+
+@pytest.mark.browser
+def test_a_submitted_exam_is_processed_by_the_server_into_a_playable_mp4(app_server, context):
+    tag = uuid.uuid4().hex[:8]
+    email, password = f"finalize-{tag}@example.com", "finalize-pass-1"
+    with session_scope() as db:
+        exam = Exam(title=f"Finalize e2e {tag}", duration_minutes=10, recording=True, live_video=False,
+                    screen_recording=False, snapshot_interval_s=600)
+        candidate = User(email=email, name=f"Finalize {tag}", role=Role.candidate,
+                         password_hash=hash_password(password))
+        db.add(exam)
+        db.add(candidate)
+        db.flush()
+        db.add(ExamAssignment(exam_id=exam.id, user_id=candidate.id))
+        db.add(Question(exam_id=exam.id, prompt="Ready?", options=["Yes", "No"]))
+        exam_id = exam.id
+    page = context.new_page()
+    login(page, email, password)
+    page.goto(f"/candidate/exams/{exam_id}")
+    page.locator("#consent-checkbox").click()
+    page.locator("#consent-accept").click()
+    page.locator("#start-exam").click()
+    page.locator("#question-prompt").wait_for()
+    page.wait_for_timeout(5000)
+    page.reload()  # a new recorder: a second segment
+    page.locator("#question-prompt").wait_for()
+    page.wait_for_timeout(4000)
+    page.locator("#submit-exam").click()
+    page.locator("#confirm-submit").click()
+    page.locator("#done-message").wait_for()
+
+    with session_scope() as db:
+        attempt = db.exec(select(Attempt).where(Attempt.exam_id == exam_id)).one()
+    # Queued by the submit; run by the server's worker once the page reported its uploads flushed.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with session_scope() as db:
+            job = db.exec(select(Job).where(Job.attempt_id == attempt.id, Job.kind == jobs.FINALIZE)).one()
+        if job.status in (JobStatus.done, JobStatus.failed):
+            break
+        time.sleep(0.5)
+    assert job.status == JobStatus.done, (job.status, job.last_error)
+    rec = _recording(attempt.id)
+    with session_scope() as db:
+        attempt = db.get(Attempt, attempt.id)
+        segments = db.exec(select(Segment).where(Segment.recording_id == rec.id)).all()
+    assert rec.status in (RecordingStatus.completed, RecordingStatus.partial), rec.failure_reason
+    assert len(segments) == 2
+    # The timeline output lasts exactly as long as the exam did.
+    _assert_verified_mp4(rec, (attempt.ended_at - attempt.started_at).total_seconds())
+    assert rec.raw_deleted_at is not None and rec.poster_path and rec.sprite_path

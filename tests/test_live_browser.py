@@ -23,11 +23,20 @@ from proctor_app.auth.sessions import SESSION_COOKIE
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
 from proctor_app.media.ingest import issue_upload_token
+from proctor_app.media.relay import SETTINGS_TTL_S
 from proctor_app.models import Exam, ExamAssignment, ProctoringEvent, Question, QuestionKind, Role, User
 from proctor_app.services import attempts
 from proctor_app.services.settings import update_settings
 from tests.conftest import login
-from tests.live_clients import EncodedSource, NumberedCamera, Publisher, Viewer, encode_clip, run_async
+from tests.live_clients import (
+    EncodedSource,
+    NumberedCamera,
+    Publisher,
+    Viewer,
+    encode_clip,
+    eventually,
+    run_async,
+)
 
 # Every RTCPeerConnection a page makes, with when it was made (for getStats and timings).
 TRACK_PEER_CONNECTIONS = """
@@ -339,13 +348,6 @@ def signed_in(email: str) -> dict:
     return {"Cookie": f"{SESSION_COOKIE}={token}"}
 
 
-async def eventually(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-    return condition()
-
-
 async def publish_over_http(client: httpx.AsyncClient, live: LiveExam) -> tuple[Publisher, str]:
     publisher = Publisher({"camera": NumberedCamera()})
     location = {}
@@ -393,6 +395,9 @@ def test_publish_needs_the_attempts_token_and_live_video_on(app_server):
             finally:
                 with session_scope() as db:
                     update_settings(db, {"live_video_enabled": True}, None)
+                # The server's relay may have cached "off" (and would end sessions until it
+                # reads the settings again).
+                await asyncio.sleep(SETTINGS_TTL_S + 0.5)
 
             with session_scope() as db:
                 candidate_id = db.exec(select(User.id).where(User.email == live.candidate)).one()
@@ -436,6 +441,7 @@ def test_viewing_needs_a_proctor_of_the_exam_and_sessions_end_only_for_their_own
             assert (await client.delete(location, headers={"Authorization": f"Bearer {make_live_exam().token}"})
                     ).status_code == 403
             assert (await client.delete(location, headers=proctor)).status_code == 403
+            assert (await client.patch(location)).status_code == 401
             assert (await client.patch(location, headers=owner)).status_code == 405
             assert (await client.delete(location + "x", headers=owner)).status_code == 404
             assert (await client.delete(location, headers=owner)).status_code == 200

@@ -4,7 +4,6 @@ The relay's passthrough rests on private aiortc hooks; these tests fail if an ai
 breaks them (frames decoded or re-encoded on the server, keyframe requests lost).
 """
 
-import asyncio
 import time
 
 import pytest
@@ -13,7 +12,7 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpRrPacket
 
 from proctor_app.media.relay import LiveRelay, LiveRequestError, LiveStatus
-from tests.live_clients import NumberedCamera, Publisher, StockRelay, Viewer, run_async
+from tests.live_clients import NumberedCamera, Publisher, StockRelay, Viewer, eventually, run_async
 
 ATTEMPT = 7
 
@@ -82,13 +81,6 @@ async def view(relay, attempt_id=ATTEMPT) -> Viewer:
     return viewer
 
 
-async def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    return predicate()
-
-
 def test_frames_pass_through_without_decoding_or_reencoding(codec_use):
     async def scenario(relay):
         camera = NumberedCamera(width=320, height=240)
@@ -109,7 +101,7 @@ def test_frames_pass_through_without_decoding_or_reencoding(codec_use):
         assert len(codec_use["encoders"]) == 1
         # Receiver reports reach the publisher, bandwidth estimates (REMB) do not. (aiortc's
         # first REMB came after about 3 s, with 3 or 4 receiver reports.)
-        assert await wait_for(lambda: sum(isinstance(p, RtcpRrPacket) for p in feedback) >= 5, timeout=10)
+        assert await eventually(lambda: sum(isinstance(p, RtcpRrPacket) for p in feedback) >= 5, timeout=10)
         assert not any(isinstance(p, RtcpPsfbPacket) and p.fmt == RTCP_PSFB_APP for p in feedback)
         await publisher.close()
         for viewer in viewers:
@@ -152,7 +144,7 @@ def test_late_viewer_gets_a_picture_at_once_and_keyframe_requests_reach_the_publ
         original = sender._send_keyframe
         sender._send_keyframe = lambda: (requests.append(time.monotonic()), original())
         await first.request_keyframe()
-        assert await wait_for(lambda: requests, timeout=2)
+        assert await eventually(lambda: requests, timeout=2)
         await publisher.close()
         await first.close()
         await late.close()
@@ -164,25 +156,25 @@ def test_status_follows_the_publisher_and_viewers_survive_a_new_connection():
     async def scenario(relay):
         publisher, _ = await publish(relay)
         viewer = await view(relay)
-        assert await wait_for(lambda: relay.snapshot(ATTEMPT).status == LiveStatus.live, timeout=5)
+        assert await eventually(lambda: relay.snapshot(ATTEMPT).status == LiveStatus.live, timeout=5)
         assert await viewer.wait_frames(10, timeout=5)
 
         version = relay.version
         await publisher.close()  # the candidate's connection drops
         assert await relay.wait_for_change(version, timeout=5) != version
         assert relay.snapshot(ATTEMPT).status == LiveStatus.reconnecting
-        assert await wait_for(lambda: relay.snapshot(ATTEMPT).status == LiveStatus.offline, timeout=4)
+        assert await eventually(lambda: relay.snapshot(ATTEMPT).status == LiveStatus.offline, timeout=4)
 
         # The candidate's page reconnects with a new peer connection; the viewer does nothing.
         seen = viewer.count
         publisher, session_id = await publish(relay)
-        assert await wait_for(lambda: relay.snapshot(ATTEMPT).status == LiveStatus.live, timeout=5)
+        assert await eventually(lambda: relay.snapshot(ATTEMPT).status == LiveStatus.live, timeout=5)
         assert await viewer.wait_frames(seen + 10, timeout=5)
 
         assert await relay.end(session_id)  # the candidate leaves
         assert relay.snapshot(ATTEMPT).status == LiveStatus.offline
         assert not await relay.end(session_id)
-        await wait_for(lambda: len(relay.events.kinds) >= 4, timeout=2)
+        await eventually(lambda: len(relay.events.kinds) >= 4, timeout=2)
         assert [(k, d.get("reason")) for _, k, d in relay.events.kinds] == [
             ("live_connected", None), ("live_lost", "no_frames"), ("live_restored", None),
             ("live_lost", "publisher_left")]
@@ -200,7 +192,7 @@ def test_a_second_publisher_replaces_the_first():
         version = relay.version
         # The candidate's page connects again (a new screen share) before closing the old one.
         second, _ = await publish(relay, NumberedCamera())
-        assert await wait_for(lambda: first.pc.connectionState == "closed", timeout=5)
+        assert await eventually(lambda: first.pc.connectionState == "closed", timeout=5)
         seen = viewer.count
         assert await viewer.wait_frames(seen + 10, timeout=5)
         # Live throughout: no status change, no live_lost.
@@ -210,6 +202,25 @@ def test_a_second_publisher_replaces_the_first():
         await viewer.close()
 
     with_relay(scenario)
+
+
+def test_switching_live_video_off_ends_the_sessions():
+    switched_on = [True]
+
+    async def scenario():
+        relay = LiveRelay(offline_after_s=lambda: 1.5, on_transition=Events(),
+                          enabled=lambda: switched_on[0])
+        try:
+            publisher, _ = await publish(relay)
+            viewer = await view(relay)
+            assert await viewer.wait_frames(5, timeout=5)
+            switched_on[0] = False
+            assert await eventually(lambda: publisher.pc.connectionState == "closed"
+                                  and viewer.pc.connectionState == "closed", timeout=5)
+        finally:
+            await relay.close()
+
+    run_async(scenario())
 
 
 @pytest.mark.parametrize("offer, streams, message", [

@@ -162,32 +162,38 @@ def test_recorded_chunks_arrive_intact_decode_and_flush_after_submit(page):
     page.get_by_role("radio", name="yes").click()
     wait_for(lambda: acked(page) >= 3, what="three chunks acknowledged")
     expect(page.locator("#upload-status")).to_have_text("All uploaded")
-
-    # Uploads fail from here on: the submission must not wait for them.
-    page.route("**/api/attempts/*/streams/**", lambda route: route.abort())
-    submit(page)
-    with session_scope() as db:
-        assert db.get(Attempt, attempt_id).status == AttemptStatus.submitted
-    expect(page.locator("#flush-pending")).to_be_visible()
-    expect(page.locator("#flush-progress")).to_be_visible()
-    page.unroute("**/api/attempts/*/streams/**")
-    expect(page.locator("#flush-done")).to_be_visible(timeout=30_000)
-    assert page.evaluate(QUEUED_IDS) == []
-
+    # Checked before the submit: once the uploads settle, processing takes the raw chunks.
     (number, chunks), = segments(attempt_id).items()
-    assert number == 0 and len(chunks) >= 3
+    assert number == 0 and len(chunks) >= 2
     assert_complete_and_decodable(chunks)
     with session_scope() as db:
         row = db.exec(select(Recording).where(Recording.attempt_id == attempt_id)).one()
         first_question = db.exec(select(Question.id).where(Question.exam_id == exam_id,
                                                             Question.position == 0)).one()
         snapshot = db.exec(select(Snapshot).where(Snapshot.attempt_id == attempt_id)).first()
-        assert ingest.uploads_settled(db, db.get(Attempt, attempt_id))
-    assert row.mime_type.startswith("video/") and row.chunk_count == len(chunks) and row.gap_count == 0
+    assert row.mime_type.startswith("video/") and row.chunk_count >= len(chunks) and row.gap_count == 0
     assert any(first_question in c.meta["questions_viewed"] for c in chunks)
-    assert any(first_question in c.meta["questions_answered"] for c in chunks)
     with av.open(absolute(snapshot.path)) as picture:  # the first snapshot, taken 3 s in
         assert next(picture.decode(video=0)).width == 640
+
+    # Uploads fail from here on: the submission must not wait for them.
+    page.route("**/api/attempts/*/streams/**", lambda route: route.abort())
+    submit(page)
+    with session_scope() as db:
+        assert db.get(Attempt, attempt_id).status == AttemptStatus.submitted
+        assert not ingest.uploads_settled(db, db.get(Attempt, attempt_id))
+    expect(page.locator("#flush-pending")).to_be_visible()
+    expect(page.locator("#flush-progress")).to_be_visible()
+    page.unroute("**/api/attempts/*/streams/**")
+    expect(page.locator("#flush-done")).to_be_visible(timeout=30_000)
+    assert page.evaluate(QUEUED_IDS) == []
+
+    (number, after), = segments(attempt_id).items()
+    assert [c.seq for c in after] == list(range(len(after))) and len(after) > len(chunks)
+    assert all(a.end_time == b.start_time for a, b in zip(after, after[1:]))
+    assert any(first_question in c.meta["questions_answered"] for c in after)
+    with session_scope() as db:
+        assert ingest.uploads_settled(db, db.get(Attempt, attempt_id))
     seen = kinds(attempt_id)
     for kind in ("recording_started", "segment_started", "recording_stopped", "uploads_flushed"):
         assert kind in seen
@@ -206,8 +212,6 @@ def test_a_20_second_network_cut_loses_nothing(page, context):
     assert queued >= 5  # about 20 s of 3 s chunks, kept in the browser
     context.set_offline(False)
     expect(page.locator("#upload-status")).to_have_text("All uploaded", timeout=30_000)
-    submit(page)
-    expect(page.locator("#flush-done")).to_be_visible(timeout=30_000)
 
     found = segments(attempt_id)
     covered = sum(assert_complete_and_decodable(chunks) for chunks in found.values())
@@ -264,8 +268,6 @@ def test_a_full_storage_is_reported_and_nothing_is_dropped(browser, app_server):
         expect(page.locator("#recording-warning")).to_contain_text("storage is full")
         wait_for(lambda: acked(page) >= 3, what="chunks uploaded from memory")
         assert page.evaluate(QUEUED_IDS) == []
-        submit(page)
-        expect(page.locator("#flush-done")).to_be_visible(timeout=30_000)
         (_, chunks), = segments(attempt_id).items()
         assert_complete_and_decodable(chunks)
         quota, = [e for e in events(attempt_id) if e.kind == "storage_quota"]
@@ -282,15 +284,12 @@ def test_a_server_restart_mid_exam_loses_nothing(page, app_server):
     # The page reconnects, the recorder is mounted again (a new segment) and the queue drains.
     wait_for(lambda: 1 in segments(attempt_id), timeout=60, what="a segment after the restart")
     expect(page.locator("#upload-status")).to_have_text("All uploaded", timeout=30_000)
-    submit(page)
-    expect(page.locator("#flush-done")).to_be_visible(timeout=30_000)
 
     found = segments(attempt_id)
     for chunks in found.values():
         assert_complete_and_decodable(chunks)
     # Segment 0 ran until the page lost its state; its last chunk was queued, then sent.
-    with session_scope() as db:
-        restart_gap = (found[1][0].start_time - found[0][-1].end_time).total_seconds()
+    restart_gap = (found[1][0].start_time - found[0][-1].end_time).total_seconds()
     assert restart_gap < 5
     assert "chunks_missing" not in kinds(attempt_id)
 

@@ -169,6 +169,36 @@ def test_proctors_review_only_their_assigned_exams(demo_db):
     assert theirs.attempt_id in listed_ids and other.attempt_id not in listed_ids
 
 
+def test_legal_hold_needs_a_supervisor_or_admin_and_a_reason(made):
+    attempt_id = made["processing"].attempt_id
+    supervisor, admin = current_user("supervisor@example.com"), current_user("admin@example.com")
+    with session_scope() as db:
+        # The demo proctor may review this attempt, but not hold it; a forged call is refused.
+        for user in (current_user("proctor@example.com"), current_user("alice@example.com")):
+            with pytest.raises(review.ReviewError, match="Only supervisors and admins"):
+                review.change_legal_hold(db, attempt_id, True, "appeal 12", user)
+        for reason, message in [("  ", "short reason"), ("x" * (review.MAX_HOLD_REASON + 1), "limited")]:
+            with pytest.raises(review.ReviewError, match=message):
+                review.change_legal_hold(db, attempt_id, True, reason, supervisor)
+        with pytest.raises(review.ReviewError, match="No such attempt"):
+            review.change_legal_hold(db, 10**9, True, "appeal 12", supervisor)
+        assert db.get(Attempt, attempt_id).legal_hold is False
+        db.get(Attempt, attempt_id).media_expired_at = utcnow()
+        with pytest.raises(review.ReviewError, match="already deleted"):
+            review.change_legal_hold(db, attempt_id, True, "appeal 12", supervisor)
+        db.rollback()
+    with session_scope() as db:
+        assert review.change_legal_hold(db, attempt_id, True, " appeal 12 ", supervisor).legal_hold
+    with session_scope() as db:
+        assert review.change_legal_hold(db, attempt_id, False, "appeal closed", admin).legal_hold is False
+        audit = db.exec(select(AuditLog).where(AuditLog.target == f"attempt:{attempt_id}",
+                                               AuditLog.action.startswith("legal_hold"))
+                        .order_by(AuditLog.id)).all()
+    assert [(a.action, a.user_id, a.data) for a in audit] == [
+        ("legal_hold_set", supervisor.id, {"reason": "appeal 12"}),
+        ("legal_hold_released", admin.id, {"reason": "appeal closed"})]
+
+
 def test_reprocess_needs_an_ended_attempt_with_its_raw_chunks():
     attempt = _attempt(60)
     ok = Recording(attempt_id=1, stream="camera", status=RecordingStatus.failed)

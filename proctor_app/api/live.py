@@ -12,6 +12,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from proctor_app.api.ingest import _bearer
 from proctor_app.auth.roles import LIVE_VIEW
 from proctor_app.auth.sessions import SESSION_COOKIE, CurrentUser, user_for_token
 from proctor_app.auth.tokens import token_hash
@@ -31,11 +32,6 @@ class Refused(Exception):
         super().__init__(message)
         self.response = PlainTextResponse(message, status_code=status,
                                           headers={"Cache-Control": "no-store", **(headers or {})})
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def _attempt_id(request: Request) -> int:
@@ -149,22 +145,33 @@ def _caller(request: Request) -> str | None:
     return f"user:{user.id}" if user else None
 
 
-async def end(request: Request) -> Response:
+async def _own_session(request: Request) -> str:
+    """The session of the URL, when the caller is the one who opened it."""
     session_id = request.path_params["session_id"]
     caller = await run_in_threadpool(_caller, request)
     if caller is None:
-        return PlainTextResponse("Credentials are required.", status_code=401,
-                                 headers={"WWW-Authenticate": "Bearer"})
+        raise Refused(401, "Credentials are required.", {"WWW-Authenticate": "Bearer"})
     owner = relay.session_owner(session_id)
     if owner is None:
-        return PlainTextResponse("No such session.", status_code=404)
+        raise Refused(404, "No such session.")
     if owner != caller:
-        return PlainTextResponse("This session is not yours.", status_code=403)
-    await relay.end(session_id)
+        raise Refused(403, "This session is not yours.")
+    return session_id
+
+
+async def end(request: Request) -> Response:
+    try:
+        await relay.end(await _own_session(request))
+    except Refused as refused:
+        return refused.response
     return Response(status_code=200)
 
 
 async def no_trickle(request: Request) -> Response:
+    try:
+        await _own_session(request)
+    except Refused as refused:
+        return refused.response
     return PlainTextResponse("The answer carries all candidates; trickle ICE is not used.",
                              status_code=405, headers={"Allow": "DELETE"})
 

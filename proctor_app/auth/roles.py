@@ -6,6 +6,8 @@ CANDIDATE = frozenset({Role.candidate})
 STAFF_REVIEW = frozenset({Role.supervisor, Role.proctor, Role.admin})
 LIVE_VIEW = frozenset({Role.proctor, Role.supervisor, Role.admin})
 ADMIN = frozenset({Role.admin})
+# Who may place an attempt on legal hold (retention keeps its media) and release it.
+LEGAL_HOLD = frozenset({Role.supervisor, Role.admin})
 
 HOME_BY_ROLE = {
     Role.candidate: "/candidate",

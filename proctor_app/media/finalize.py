@@ -802,7 +802,11 @@ def _save(plan: Plan, outcome: Outcome, keep_raw: bool) -> None:
     with session_scope() as db:
         rec = db.get(Recording, plan.recording_id)
         rec.status, rec.gaps, rec.gap_count = outcome.status, [g.as_json() for g in outcome.gaps], len(outcome.gaps)
-        rec.failure_reason = outcome.failure_reason if outcome.status == RecordingStatus.failed else ""
+        if outcome.status != RecordingStatus.failed:
+            rec.failure_reason = ""
+        elif not (outcome.failure_reason == CAUSE_NO_MEDIA and rec.failure_reason):
+            # (The browser's own report of why nothing came, from ingest, says more.)
+            rec.failure_reason = outcome.failure_reason
         if outcome.mp4_path:
             rec.mp4_path, rec.duration_s, rec.codec = outcome.mp4_path, outcome.duration_s, outcome.codec[:40]
             rec.size_bytes, rec.sha256, rec.progress = outcome.size_bytes, outcome.sha256, 1.0

@@ -30,7 +30,7 @@ from sqlmodel import Session
 
 from proctor_app.auth.tokens import new_token, token_hash
 from proctor_app.db import session_scope
-from proctor_app.media.storage import absolute, raw_chunk_path, snapshot_path, write_durably
+from proctor_app.media.storage import absolute, raw_chunk_path, snapshot_path, storage_root, write_durably
 from proctor_app.models import (
     Attempt,
     AttemptStatus,
@@ -471,7 +471,8 @@ def store_chunk(token: str | None, upload: ChunkUpload, now: datetime | None = N
             conn = db.connection()
         relative = raw_chunk_path(upload.attempt_id, attempt.started_at, upload.stream,
                                   upload.segment, upload.seq)
-        with _folder_lock(absolute(relative).parent):
+        # Built from checked numbers and a known stream: write_durably still refuses escapes.
+        with _folder_lock((storage_root() / relative).parent):
             segment = conn.execute(_SEGMENT_AND_STORED, {"recording_id": recording_id, "number": upload.segment,
                                                          "seq": upload.seq}).first()
             if segment is not None and segment.sha256 == digest:

@@ -413,9 +413,9 @@ def next_daily_run(run_at: str, now: datetime) -> datetime:
 # Legal hold
 
 
-def set_legal_hold(db: Session, attempt_id: int, on: bool, user_id: int) -> Attempt:
-    """Put an attempt on legal hold (retention keeps its media) or release it; audited.
-    The caller checks that the user is a supervisor or an admin."""
+def set_legal_hold(db: Session, attempt_id: int, on: bool, user_id: int, reason: str = "") -> Attempt:
+    """Put an attempt on legal hold (retention keeps its media) or release it; audited, with the
+    reason when one is given. The caller checks that the user is a supervisor or an admin."""
     attempt = db.exec(select(Attempt).where(Attempt.id == attempt_id).with_for_update()
                       .execution_options(populate_existing=True)).first()
     if attempt is None:
@@ -427,7 +427,7 @@ def set_legal_hold(db: Session, attempt_id: int, on: bool, user_id: int) -> Atte
         attempt.legal_hold = on
         db.add(attempt)
         db.add(AuditLog(user_id=user_id, action="legal_hold_set" if on else "legal_hold_released",
-                        target=f"attempt:{attempt_id}", data={}))
+                        target=f"attempt:{attempt_id}", data={"reason": reason} if reason else {}))
         db.flush()
     return attempt
 

@@ -5,6 +5,7 @@ import reflex as rx
 from proctor_app.components.attempt_player import attempt_player, every_interval
 from proctor_app.models import ReviewStatus
 from proctor_app.pages.layout import page_frame
+from proctor_app.services import review
 from proctor_app.state.attempt_video import AttemptVideoState, EventRow, GapRow, SnapshotRow, StreamPanel
 
 SEVERITY_COLORS = {"info": "blue", "warning": "amber", "critical": "red"}
@@ -66,6 +67,53 @@ def _stream_panel(panel: StreamPanel) -> rx.Component:
     )
 
 
+def _legal_hold_dialog() -> rx.Component:
+    state = AttemptVideoState
+    return rx.alert_dialog.root(
+        rx.alert_dialog.trigger(
+            rx.button(rx.cond(state.legal_hold, "Release legal hold", "Place legal hold"), size="1",
+                      variant="soft", color_scheme=rx.cond(state.legal_hold, "gray", "amber"),
+                      disabled=~state.can_change_hold, id="legal-hold-toggle")),
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(rx.cond(state.legal_hold, "Release the legal hold?",
+                                          "Place this attempt on legal hold?")),
+            rx.alert_dialog.description(rx.cond(
+                state.legal_hold,
+                "Retention then deletes the recording once its retention period has passed.",
+                "Retention keeps the recording, snapshots and raw chunks until the hold is released.")),
+            rx.form(
+                rx.input(name="reason", placeholder="Reason, e.g. the appeal or case number",
+                         max_length=review.MAX_HOLD_REASON, id="legal-hold-reason", margin_top="1em"),
+                rx.hstack(
+                    rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray",
+                                                     type="button")),
+                    rx.alert_dialog.action(rx.button(rx.cond(state.legal_hold, "Release", "Place hold"),
+                                                     type="submit", id="legal-hold-confirm")),
+                    justify="end", spacing="3", margin_top="1em",
+                ),
+                on_submit=state.toggle_legal_hold, reset_on_submit=True,
+            ),
+        ),
+    )
+
+
+def _retention() -> rx.Component:
+    state = AttemptVideoState
+    return rx.vstack(
+        rx.hstack(
+            rx.text(state.retention_notice, id="retention-notice", size="2"),
+            _legal_hold_dialog(),
+            rx.cond(state.user_role == "proctor",
+                    rx.text("Supervisors and admins place and release legal holds.", size="1",
+                            color_scheme="gray")),
+            align="center", spacing="3", wrap="wrap",
+        ),
+        rx.cond(state.hold_error != "",
+                rx.callout(state.hold_error, color_scheme="red", id="legal-hold-error")),
+        width="100%",
+    )
+
+
 def _review_form() -> rx.Component:
     return rx.card(
         rx.heading("Review", size="4"),
@@ -101,7 +149,7 @@ def _content() -> rx.Component:
         rx.text(rx.text.strong(state.candidate), " - ", state.exam_title, id="attempt-heading"),
         rx.text("Status: ", state.attempt_status, ". Started ", state.started,
                 rx.cond(state.ended != "", rx.fragment(", ended ", state.ended), ""), ".", size="2"),
-        rx.text(state.retention_notice, id="retention-notice", size="2"),
+        _retention(),
         rx.cond(state.in_progress,
                 rx.callout(rx.text("This attempt is in progress: its recording is processed when it ends. ",
                                    rx.link("Watch it live", href="/proctor"), "."),

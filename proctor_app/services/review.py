@@ -12,7 +12,9 @@ from pathlib import PurePosixPath
 from sqlalchemy import func
 from sqlmodel import Session, exists, or_, select
 
+from proctor_app.auth.roles import LEGAL_HOLD
 from proctor_app.auth.sessions import CurrentUser
+from proctor_app.media import retention
 from proctor_app.models import (
     Attempt,
     AuditLog,
@@ -28,6 +30,7 @@ from proctor_app.services.settings import get_setting
 
 PAGE_SIZE = 20
 MAX_NOTES = 5000
+MAX_HOLD_REASON = 200
 NO_RECORDING = "none"
 # A missing stretch this short at the start or end of an exam is start-up time, not a gap.
 EDGE_TOLERANCE_S = 2.0
@@ -204,7 +207,7 @@ def retention_notice(db: Session, attempt: Attempt, recordings: list[Recording])
         why = first.expired_reason or f"The retention period of {days} days after the exam ended had passed."
         return f"This recording was deleted on {format_time(first.expired_at)}. {why} Events and the review are kept."
     if attempt.legal_hold:
-        return "This recording is on legal hold and will not be deleted while the hold lasts."
+        return "This recording is kept under legal hold: it will not be deleted while the hold lasts."
     when = deletion_date(attempt, days)
     if when is None:
         return f"This recording will be deleted after {days} days, counted from the end of the exam."
@@ -237,6 +240,24 @@ def save_review(db: Session, attempt_id: int, status: str, notes: str, reviewer:
     db.add(AuditLog(user_id=reviewer.id, action="review_saved", target=f"attempt:{attempt_id}",
                     data={"old_status": old, "new_status": status, "notes_chars": len(notes)}))
     return attempt
+
+
+def change_legal_hold(db: Session, attempt_id: int, on: bool, reason: str, user: CurrentUser) -> Attempt:
+    """Place (`on`) or release the legal hold of an attempt the user may review, with a reason."""
+    if user.role not in LEGAL_HOLD:
+        raise ReviewError("Only supervisors and admins may place or release a legal hold.")
+    reason = reason.strip()
+    if not reason:
+        raise ReviewError("Give a short reason for the legal hold change.")
+    if len(reason) > MAX_HOLD_REASON:
+        raise ReviewError(f"The reason is limited to {MAX_HOLD_REASON} characters.")
+    attempt = db.get(Attempt, attempt_id)
+    if attempt is None or not may_review(db, user, attempt):
+        raise ReviewError("No such attempt.")
+    try:
+        return retention.set_legal_hold(db, attempt_id, on, user.id, reason)
+    except retention.RetentionError as exc:
+        raise ReviewError(str(exc)) from exc
 
 
 # A sprite is one thumbnail every N seconds of the video, each W pixels wide, tiled left to

@@ -7,7 +7,7 @@ import reflex as rx
 from sqlmodel import select
 
 from proctor_app.api.media import recording_link, snapshot_link
-from proctor_app.auth.roles import ADMIN, STAFF_REVIEW
+from proctor_app.auth.roles import ADMIN, LEGAL_HOLD, STAFF_REVIEW
 from proctor_app.db import session_scope
 from proctor_app.media import jobs, storage
 from proctor_app.models import (
@@ -101,6 +101,10 @@ class AttemptVideoState(AuthState):
     events: list[EventRow] = []
     snapshots: list[SnapshotRow] = []
     retention_notice: str = ""
+    legal_hold: bool = False
+    # Supervisors and admins, while there is media to hold (or a hold to release).
+    can_change_hold: bool = False
+    hold_error: str = ""
     review_status: str = ReviewStatus.not_reviewed
     review_notes: str = ""
     reviewed_label: str = ""
@@ -147,6 +151,9 @@ class AttemptVideoState(AuthState):
                 Snapshot.attempt_id == attempt.id).order_by(Snapshot.seq)).all()
             self._load_snapshots(attempt, snapshots, user_id)
             self.retention_notice = review.retention_notice(db, attempt, recordings)
+            self.legal_hold = attempt.legal_hold
+            self.can_change_hold = self._user.role in LEGAL_HOLD and (
+                attempt.legal_hold or attempt.media_expired_at is None)
             self._show_review(attempt, db.get(User, attempt.reviewed_by) if attempt.reviewed_by else None)
         return "found"
 
@@ -222,7 +229,7 @@ class AttemptVideoState(AuthState):
 
     @requires(STAFF_REVIEW)
     def on_load(self):
-        self.review_error = self.review_saved = self.reprocess_notice = ""
+        self.review_error = self.review_saved = self.reprocess_notice = self.hold_error = ""
         outcome = self._load()
         if outcome == "forbidden":
             return rx.redirect("/forbidden")
@@ -247,6 +254,19 @@ class AttemptVideoState(AuthState):
                 return
             jobs.request_reprocess(db, attempt.id, self._user.id)
         self.reprocess_notice = "Processing again: queued."
+        self._load()
+
+    @requires(LEGAL_HOLD)
+    def toggle_legal_hold(self, form: dict):
+        """Flips the hold the reviewer saw: placed if it was off, released if it was on."""
+        try:
+            with session_scope() as db:
+                review.change_legal_hold(db, self._attempt_id, not self.legal_hold,
+                                         str(form.get("reason", "")), self._user)
+        except review.ReviewError as exc:
+            self.hold_error = str(exc)
+            return
+        self.hold_error = ""
         self._load()
 
     @requires(STAFF_REVIEW)

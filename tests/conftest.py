@@ -171,3 +171,9 @@ def storage_dir() -> Path:
 def pytest_sessionfinish(session, exitstatus):
     if exitstatus == 0:
         shutil.rmtree(_session_dir, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    # Sync Playwright keeps an event loop running on the main thread for the rest of the session,
+    # so tests that run an asyncio loop of their own must all come before the first browser test.
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

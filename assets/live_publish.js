@@ -76,7 +76,7 @@ export class LivePublisher {
   }
 
   // A re-acquired camera or a new screen share: publish it on a new connection, made before
-  // the current one is closed (the server swaps them when it answers), so the picture goes on.
+  // the current one is closed (each side switches once the new one is up), so the picture goes on.
   replaceStreams({ camera, screen }) {
     this.camera = camera || null;
     this.screen = screen || null;
@@ -103,12 +103,14 @@ export class LivePublisher {
     }
   }
 
-  liveTracks() {
+  // The tracks to send, as [stream name, track]; the low-resolution clone belongs to `link`.
+  liveTracks(link) {
     const tracks = [];
     const cam = this.camera && this.camera.getVideoTracks().find((t) => t.readyState === "live");
     if (cam) {
-      tracks.push(["camera", cam]);
-      tracks.push(["camera_low", cam.clone()]);
+      const low = cam.clone();
+      link.clones.push(low);
+      tracks.push(["camera", cam], ["camera_low", low]);
     }
     const scr = this.screen && this.screen.getVideoTracks().find((t) => t.readyState === "live");
     if (scr) tracks.push(["screen", scr]);
@@ -120,22 +122,21 @@ export class LivePublisher {
     clearTimeout(this.retryTimer);
     if (keepCurrent && this.link) this.retiring.push(this.link);
     else closeLink(this.link);
-    this.link = null;
-    const tracks = this.liveTracks();
+    const link = { pc: new RTCPeerConnection({ iceServers: [] }), clones: [] };
+    this.link = link;
+    const { pc } = link;
+    // A newer connect() or a stop() took over while this one waited: it has closed `link`.
+    const superseded = () => generation !== this.generation;
+    const tracks = this.liveTracks(link);
     if (!tracks.length) {
       this.closeAll();
       this.report("retrying", "no camera");
       return; // replaceStreams() brings the next attempt
     }
     this.report(this.failures ? "retrying" : "connecting");
-    const pc = new RTCPeerConnection({ iceServers: [] });
-    this.link = { pc, clones: [] };
     try {
       for (const [name, track] of tracks) {
-        if (name === "camera_low") {
-          this.link.clones.push(track);
-          await track.applyConstraints(LOW_RESOLUTION).catch(() => {});
-        }
+        if (name === "camera_low") await track.applyConstraints(LOW_RESOLUTION).catch(() => {});
         const transceiver = pc.addTransceiver(track, { direction: "sendonly" });
         pinVp8(transceiver);
         const params = transceiver.sender.getParameters();
@@ -149,20 +150,20 @@ export class LivePublisher {
           await transceiver.sender.setParameters(params).catch(() => {});
         }
         track.addEventListener("ended", () => {
-          if (generation === this.generation && name !== "camera_low") this.drop(`${name} ended`);
+          if (!superseded() && name !== "camera_low") this.drop(`${name} ended`);
         });
       }
       pc.addEventListener("connectionstatechange", () => this.onState(pc, generation));
       await pc.setLocalDescription(await pc.createOffer());
       await gatheringDone(pc);
-      if (generation !== this.generation) return;
+      if (superseded()) return;
       const streams = tracks.map(([name]) => name).join(",");
       const response = await fetch(`${this.url}?streams=${streams}`, {
         method: "POST",
         headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${this.token}` },
         body: pc.localDescription.sdp,
       });
-      if (generation !== this.generation) return;
+      if (superseded()) return;
       if (response.status !== 201) {
         const message = await response.text();
         // Refusals (token, attempt over, live video off) do not get better by retrying.
@@ -176,10 +177,8 @@ export class LivePublisher {
       }
       this.location = new URL(response.headers.get("Location"), window.location.href).href;
       await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
-      this.retiring.forEach(closeLink);
-      this.retiring = [];
     } catch (err) {
-      if (generation === this.generation) this.drop(String(err && err.message ? err.message : err));
+      if (!superseded()) this.drop(String(err && err.message ? err.message : err));
     }
   }
 
@@ -189,6 +188,9 @@ export class LivePublisher {
     clearTimeout(this.graceTimer);
     if (state === "connected") {
       this.failures = 0;
+      // The new connection is up: the one it replaces can go (the server switched over).
+      this.retiring.forEach(closeLink);
+      this.retiring = [];
       this.report("live");
     } else if (state === "failed" || state === "closed") {
       this.drop(`connection ${state}`);

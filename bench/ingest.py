@@ -346,7 +346,11 @@ def main() -> None:
 
     port = free_port()
     server = start_server(port, args.redis)
+    load_before = os.getloadavg()[0]
     try:
+        # Capacity first, on the fresh server: after an overloaded sustained phase it would still
+        # be answering requests the clients gave up on.
+        saturated_rate = asyncio.run(saturated(port, grants, bodies, saturate_s, concurrency=32))
         candidates = [Candidate(a, token, 0) for a, token in grants]
         cpu_before, wall_before = cpu_seconds(server), time.monotonic()
         latencies, errors, lags, unfinished = asyncio.run(
@@ -356,7 +360,6 @@ def main() -> None:
         workers = len(psutil.Process(server.pid).children(recursive=True)) or 1
         acked = sum(len(c.acked) for c in candidates)
         never = sum(len(c.lost) for c in candidates)
-        saturated_rate = asyncio.run(saturated(port, grants, bodies, saturate_s, concurrency=32))
     finally:
         stop_server(server)
     lost = verify(candidates, bodies) + never
@@ -374,7 +377,7 @@ def main() -> None:
           f"client schedule lag p99 {lag_p99:.1f} ms")
     print(f"  server CPU {cpu_pct:.0f}% of one core; failed attempts retried: {len(errors)}; lost chunks: {lost}; "
           f"unanswered {drain_s:g} s after the end: {unfinished}")
-    print(f"  machine load average (1 min) at the end: {load:.1f} on {os.cpu_count()} cores")
+    print(f"  machine load average (1 min): {load_before:.1f} before, {load:.1f} after, on {os.cpu_count()} cores")
     print(f"saturated (32 uploaders back to back): {saturated_rate:.0f} uploads/s = "
           f"{saturated_rate / raw:.3f} x raw fsync throughput")
     print(json.dumps({
@@ -384,7 +387,8 @@ def main() -> None:
         "uploads_per_s": round(rate, 1), "p50_ms": round(p50, 1), "p99_ms": round(p99, 1),
         "client_lag_p99_ms": round(lag_p99, 1), "server_cpu_pct": round(cpu_pct, 1),
         "retried_failures": len(errors), "lost_chunks": lost, "unanswered_at_end": unfinished,
-        "load_average_1m": round(load, 2), "cores": os.cpu_count(),
+        "load_average_1m_before": round(load_before, 2), "load_average_1m_after": round(load, 2),
+        "cores": os.cpu_count(),
         "raw_fsync_writes_per_s": round(raw, 1), "ratio_sustained_to_raw": round(rate / raw, 3),
         "saturated_uploads_per_s": round(saturated_rate, 1),
         "ratio_saturated_to_raw": round(saturated_rate / raw, 3),

@@ -39,13 +39,14 @@ MIME = "video/x-matroska;codecs=avc1,opus"
 JPEG = b"\xff\xd8\xff\xe0" + b"jpeg body" * 50
 
 
-def new_attempt(db: Session, recording: bool = True, screen: bool = False, start: bool = True) -> Attempt:
+def new_attempt(db: Session, recording: bool = True, screen: bool = False, start: bool = True,
+                live: bool = False) -> Attempt:
     """A candidate of this test's own taking an exam of its own (so tests never share attempts)."""
     tag = uuid.uuid4().hex[:10]
     user = User(email=f"ingest-{tag}@example.com", name=f"Ingest {tag}", role=Role.candidate,
                 password_hash="not-used")
     exam = Exam(title=f"Ingest test {tag}", recording=recording, screen_recording=screen,
-                recording_required=True, live_video=False)
+                recording_required=True, live_video=live)
     db.add_all([user, exam])
     db.flush()
     db.add(ExamAssignment(exam_id=exam.id, user_id=user.id))
@@ -221,6 +222,20 @@ def test_no_token_for_exams_that_record_nothing_or_attempts_not_started(app_serv
         assert ingest.issue_upload_token(db, new_attempt(db, start=False)) is None
         both = ingest.issue_upload_token(db, new_attempt(db, screen=True))
     assert both.streams == ["camera", "screen"] and both.next_segment == {"camera": 0, "screen": 0}
+
+
+def test_a_live_only_token_uploads_no_media(client, app_server):
+    with session_scope() as db:
+        live = ingest.issue_upload_token(db, new_attempt(db, recording=False, live=True))
+        assert db.exec(select(Recording).where(Recording.attempt_id == live.attempt_id)).all() == []
+    assert live.streams == [] and live.next_segment == {}
+    answer = put_chunk(client, live, 0, b"data")
+    assert (answer.status_code, answer.json()["error"]) == (403, "stream_not_allowed")
+    answer = client.put(f"/api/attempts/{live.attempt_id}/snapshots/0", content=JPEG, headers={
+        "Authorization": f"Bearer {live.token}", "X-Content-SHA256": hashlib.sha256(JPEG).hexdigest(),
+        "X-Taken-Ms": str(int(time.time() * 1000))})
+    assert (answer.status_code, answer.json()["error"]) == (403, "stream_not_allowed")
+    assert files_of(live.attempt_id) == []
 
 
 def test_a_new_token_continues_after_what_the_server_holds(client, grant):

@@ -303,7 +303,7 @@ def take_exam_until_started(page, live: LiveExam) -> None:
 @pytest.mark.browser
 def test_the_exam_page_publishes_while_the_exam_runs(new_context):
     live = make_live_exam(start=False, screen=True)
-    candidate = new_context().new_page()
+    candidate = new_context(track_connections=True).new_page()
     take_exam_until_started(candidate, live)
     expect(candidate.locator("#live-status")).to_have_attribute("data-status", "on")
     with session_scope() as db:
@@ -316,13 +316,22 @@ def test_the_exam_page_publishes_while_the_exam_runs(new_context):
     proctor.click(f"#tile-{attempt_id}")
     proctor.wait_for_function("document.querySelector('#focus-screen')?.videoWidth > 320")
 
+    # The camera is lost (unplugged): the page takes it again and publishes on a new connection.
+    candidate.evaluate("""() => {
+      const camera = window.__pcs.at(-1).pc.getTransceivers()[0].sender.track;
+      camera.stop();
+      camera.dispatchEvent(new Event("ended"));
+    }""")
+    assert wait_until(lambda: ("live_restored", "") in live_events(attempt_id), timeout=15)
+    expect(status_of(proctor, attempt_id)).to_have_attribute("data-status", "live")
+
     candidate.locator("#submit-exam").click()
     candidate.locator("#confirm-submit").click()
     expect(candidate.locator("#done-message")).to_be_visible()
     # Submitted: the publisher stopped, and the tile leaves the grid with the attempt.
     expect(proctor.locator(f"#tile-{attempt_id}")).to_have_count(0, timeout=10000)
-    events = live_events(attempt_id)
-    assert events[0] == ("live_connected", "") and events[-1] == ("live_lost", "publisher_left")
+    assert wait_until(lambda: live_events(attempt_id)[-1:] == [("live_lost", "publisher_left")], 5)
+    assert live_events(attempt_id)[0] == ("live_connected", "")
 
 
 @pytest.mark.browser

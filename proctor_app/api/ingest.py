@@ -7,6 +7,7 @@ threads; the event loop only reads bodies and answers.
 
 import json
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -16,6 +17,9 @@ from proctor_app.media import ingest
 from proctor_app.media.ingest import IngestError
 
 MAX_EVENT_BATCH_BYTES = 512 * 1024
+# Chunks stored at once (fsync, then a short write transaction): more threads only add GIL and
+# lock hand-offs, and a burst of uploads cannot take every thread of the shared pool.
+_chunk_threads = anyio.CapacityLimiter(8)
 
 
 def _bearer(request: Request) -> str | None:
@@ -55,7 +59,8 @@ async def put_chunk(request: Request) -> JSONResponse:
             sha256=request.headers.get("x-content-sha256"),
             start_ms=request.headers.get("x-chunk-start-ms"), end_ms=request.headers.get("x-chunk-end-ms"),
             mime_type=request.headers.get("content-type"), meta=request.headers.get("x-chunk-meta"))
-        ack = await run_in_threadpool(ingest.store_chunk, _bearer(request), upload)
+        ack = await anyio.to_thread.run_sync(ingest.store_chunk, _bearer(request), upload,
+                                             limiter=_chunk_threads)
     except IngestError as exc:
         return _error(exc)
     except ClientDisconnect:

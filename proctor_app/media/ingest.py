@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -131,23 +132,21 @@ class TokenScope:
     expires_at: datetime
 
 
-def recorded_streams(db: Session, exam: Exam) -> list[str]:
-    plan = capture_plan(db, exam)
-    return ([StreamKind.camera] if plan.camera_recording else []) + \
-           ([StreamKind.screen] if plan.screen_recording else [])
-
-
 def issue_upload_token(db: Session, attempt: Attempt, now: datetime | None = None) -> UploadGrant | None:
-    """A new token for a started attempt whose upload window is open, or None (also when the exam
-    records nothing). After the end the token only serves to flush what the browser still holds.
+    """A new token for a started attempt whose upload window is open, when its exam records or
+    streams live; None otherwise. After the end it only serves to flush what the browser holds.
 
-    Also creates the attempt's recording rows (not_started), so every expected stream shows up.
+    Its scope is the recorded streams: with live video only it uploads no media (the live
+    publisher authenticates with it). Also creates the recording rows (not_started), so every
+    expected stream shows up.
     """
     now = now or utcnow()
     if attempt.status == AttemptStatus.not_started or upload_window_closes_at(attempt) <= now:
         return None
-    streams = recorded_streams(db, db.get(Exam, attempt.exam_id))
-    if not streams:
+    plan = capture_plan(db, db.get(Exam, attempt.exam_id))
+    streams = ([StreamKind.camera] if plan.camera_recording else []) + \
+              ([StreamKind.screen] if plan.screen_recording else [])
+    if not streams and not plan.live_video:
         return None
     for stream in streams:
         _recording_id(db, attempt.id, stream)
@@ -429,6 +428,22 @@ _UPDATE_RECORDING = update(_recordings).where(_recordings.c.id == bindparam("b_i
     ended_at=_latest(_recordings.c.ended_at, bindparam("b_end", type_=_TIME)))
 
 
+_sqlite_writer = threading.Lock()
+
+
+@contextmanager
+def _one_writer(conn) -> Iterator[None]:
+    """On SQLite, this process's uploads take turns for the write transaction. SQLite has one
+    writer at a time and its busy handler waits by sleeping, so dozens of threads contending for
+    it leave the CPU idle while the answers wait; a lock wakes the next writer at once. The files
+    are written (and fsynced) before, in parallel."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    with _sqlite_writer:
+        yield
+
+
 def _recording_id(db: Session, attempt_id: int, stream: str) -> int:
     key = {"attempt_id": attempt_id, "stream": stream}
     found = db.connection().execute(_RECORDING_ID, key).scalar()
@@ -481,32 +496,33 @@ def store_chunk(token: str | None, upload: ChunkUpload, now: datetime | None = N
             if segment is not None and segment.sha256 is not None:
                 raise IngestError(409, "chunk_conflict", "A different chunk is already stored under this seq.")
             write_durably(relative, upload.body)
-            if segment is None:
-                segment_id = conn.execute(insert(_segments), {
-                    "recording_id": recording_id, "number": upload.segment, "mime_type": mime,
-                    "started_at": start, "ended_at": end, "chunk_count": 0, "byte_count": 0,
-                    "contiguous_seq": -1, "received_at": now}).inserted_primary_key[0]
-                count_before, contiguous_before = 0, -1
-            else:
-                segment_id, count_before, contiguous_before, _ = segment
-            conn.execute(insert(_chunks), {
-                "segment_id": segment_id, "seq": upload.seq, "size": size, "sha256": digest,
-                "path": relative, "start_time": start, "end_time": end, "received_at": now, "meta": meta})
-            in_order_before = count_before == contiguous_before + 1  # nothing arrived early
-            highest_before = contiguous_before if in_order_before else conn.execute(
-                _HIGHEST_OTHER_SEQ, {"segment_id": segment_id, "seq": upload.seq}).scalar()
-            contiguous = contiguous_before
-            if upload.seq == contiguous_before + 1:
-                contiguous = upload.seq if in_order_before else _next_contiguous(conn, segment_id, upload.seq)
-            # Holes: seqs below the highest stored one that have not arrived (yet).
-            holes_before = highest_before + 1 - count_before
-            holes_after = max(highest_before, upload.seq) + 1 - (count_before + 1)
-            conn.execute(_UPDATE_SEGMENT, {"b_id": segment_id, "b_size": size, "b_contiguous": contiguous,
-                                           "b_start": start, "b_end": end})
-            conn.execute(_UPDATE_RECORDING, {"b_id": recording_id, "b_size": size, "b_mime": mime,
-                                             "b_new_holes": holes_after - holes_before,
-                                             "b_start": start, "b_end": end})
-            db.commit()
+            with _one_writer(conn):
+                if segment is None:
+                    segment_id = conn.execute(insert(_segments), {
+                        "recording_id": recording_id, "number": upload.segment, "mime_type": mime,
+                        "started_at": start, "ended_at": end, "chunk_count": 0, "byte_count": 0,
+                        "contiguous_seq": -1, "received_at": now}).inserted_primary_key[0]
+                    count_before, contiguous_before = 0, -1
+                else:
+                    segment_id, count_before, contiguous_before, _ = segment
+                conn.execute(insert(_chunks), {
+                    "segment_id": segment_id, "seq": upload.seq, "size": size, "sha256": digest,
+                    "path": relative, "start_time": start, "end_time": end, "received_at": now, "meta": meta})
+                in_order_before = count_before == contiguous_before + 1  # nothing arrived early
+                highest_before = contiguous_before if in_order_before else conn.execute(
+                    _HIGHEST_OTHER_SEQ, {"segment_id": segment_id, "seq": upload.seq}).scalar()
+                contiguous = contiguous_before
+                if upload.seq == contiguous_before + 1:
+                    contiguous = upload.seq if in_order_before else _next_contiguous(conn, segment_id, upload.seq)
+                # Holes: seqs below the highest stored one that have not arrived (yet).
+                holes_before = highest_before + 1 - count_before
+                holes_after = max(highest_before, upload.seq) + 1 - (count_before + 1)
+                conn.execute(_UPDATE_SEGMENT, {"b_id": segment_id, "b_size": size, "b_contiguous": contiguous,
+                                               "b_start": start, "b_end": end})
+                conn.execute(_UPDATE_RECORDING, {"b_id": recording_id, "b_size": size, "b_mime": mime,
+                                                 "b_new_holes": holes_after - holes_before,
+                                                 "b_start": start, "b_end": end})
+                db.commit()
     return ChunkAck("stored", upload.stream, upload.segment, upload.seq, contiguous, count_before + 1)
 
 
@@ -518,7 +534,7 @@ def store_snapshot(token: str | None, attempt_id: int, seq: int, body: bytes, sh
                    taken_ms: str | None, now: datetime | None = None) -> dict:
     """One camera still (JPEG); idempotent like chunks. Raises IngestError."""
     now = now or utcnow()
-    authorize(token, attempt_id, None, now)
+    authorize(token, attempt_id, StreamKind.camera, now)  # snapshots come with the camera recording
     if not 0 <= seq <= MAX_SEQ:
         raise IngestError(400, "bad_seq", f"The seq must be from 0 to {MAX_SEQ}.")
     if len(body) > MAX_SNAPSHOT_BYTES:

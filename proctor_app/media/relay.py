@@ -54,6 +54,9 @@ MONITOR_INTERVAL_S = 0.5
 MAX_VIEWERS_PER_CHANNEL = 50
 # An attempt offline this long, with nobody watching, is forgotten (its next start is new).
 FORGET_AFTER_S = 3600
+# A leaving page closes its connection and sends its DELETE at once, in either order: a DELETE
+# this late after the connection closed still counts.
+LATE_DELETE_S = 30.0
 
 
 class LiveStatus(StrEnum):
@@ -286,6 +289,10 @@ class LiveRelay:
         self._channels: dict[tuple[int, str], _Channel] = {}
         self._sessions: dict[str, _Session] = {}
         self._publishers: dict[int, _Session] = {}
+        # A publisher's next connection, while its current one still sends (make before break).
+        self._pending: dict[int, _Session] = {}
+        # Publisher sessions closed lately: id -> (session, when), for a DELETE arriving late.
+        self._closed: dict[str, tuple[_Session, float]] = {}
         self._attempts: dict[int, _AttemptLive] = {}
         self._tasks: set[asyncio.Future] = set()
         self._monitor: asyncio.Task | None = None
@@ -318,17 +325,31 @@ class LiveRelay:
             session.receivers.append((stream, receiver))
         self._watch(session)
         answer = await self._answer(pc, offer_sdp)
-        old = self._publishers.get(attempt_id)
         self._sessions[session.id] = session
+        self._attempts.setdefault(attempt_id, _AttemptLive()).left = False
+        current = self._publishers.get(attempt_id)
+        if current is not None and current.pc.connectionState == "connected":
+            # The current connection goes on sending until the new one is up.
+            superseded = self._pending.get(attempt_id)
+            self._pending[attempt_id] = session
+            if superseded is not None:
+                self._spawn(self._close(superseded))
+        else:
+            self._promote(session)
+        return session.id, answer
+
+    def _promote(self, session: _Session) -> None:
+        """Make `session` the attempt's publisher; the one it replaces is closed."""
+        attempt_id = session.attempt_id
+        if self._pending.get(attempt_id) is session:
+            del self._pending[attempt_id]
+        old = self._publishers.get(attempt_id)
         self._publishers[attempt_id] = session
         for stream, receiver in session.receivers:
             self._channel(attempt_id, stream).attach(receiver)
-        state = self._attempts.setdefault(attempt_id, _AttemptLive())
-        state.left = False
-        state.streams = session.streams
+        self._attempts[attempt_id].streams = session.streams
         if old is not None:
             self._spawn(self._close(old))
-        return session.id, answer
 
     async def view(self, attempt_id: int, stream: str, owner: str, offer_sdp: str) -> tuple[str, str]:
         """Accept a viewer's offer (one receive-only video m-line); returns (session id, answer)."""
@@ -355,18 +376,23 @@ class LiveRelay:
         return session.id, answer
 
     def session_owner(self, session_id: str) -> str | None:
-        session = self._sessions.get(session_id)
+        session = self._sessions.get(session_id) or self._closed.get(session_id, (None, 0))[0]
         return session.owner if session else None
 
     async def end(self, session_id: str) -> bool:
-        """End a session on its client's request (WHIP/WHEP DELETE)."""
+        """End a session on its client's request (WHIP/WHEP DELETE): for a publisher, the
+        candidate left, so the attempt goes offline at once rather than after a wait."""
         session = self._sessions.get(session_id)
         if session is None:
-            return False
-        if session.role == "publish" and self._publishers.get(session.attempt_id) is session:
-            self._attempts[session.attempt_id].left = True
+            session = self._closed.pop(session_id, (None, 0))[0]
+            if session is None:
+                return False
+        attempt_id = session.attempt_id
+        replaced = self._publishers.get(attempt_id) not in (None, session) or attempt_id in self._pending
+        if session.role == "publish" and not replaced:
+            self._attempts[attempt_id].left = True
         await self._close(session)
-        self._evaluate(session.attempt_id)
+        self._evaluate(attempt_id)
         return True
 
     async def close(self) -> None:
@@ -468,6 +494,9 @@ class LiveRelay:
 
     async def _check(self) -> None:
         now = time.monotonic()
+        for session_id, (_, closed_at) in list(self._closed.items()):
+            if now - closed_at > LATE_DELETE_S:
+                del self._closed[session_id]
         switched_off = self._sessions and not self._enabled()
         for session in list(self._sessions.values()):
             if switched_off or (session.pc.connectionState != "connected"
@@ -519,6 +548,8 @@ class LiveRelay:
             state = session.pc.connectionState
             if state == "connected" and session.viewer is not None and session.viewer.channel:
                 session.viewer.channel.activate(session.viewer)
+            elif state == "connected" and self._pending.get(session.attempt_id) is session:
+                self._promote(session)
             elif state in ("failed", "closed"):
                 await self._close(session)
             self._evaluate(session.attempt_id)
@@ -526,8 +557,14 @@ class LiveRelay:
     async def _close(self, session: _Session) -> None:
         if self._sessions.pop(session.id, None) is None:
             return
+        if session.role == "publish":
+            self._closed[session.id] = (session, time.monotonic())
+        if self._pending.get(session.attempt_id) is session:
+            del self._pending[session.attempt_id]
         if self._publishers.get(session.attempt_id) is session:
             del self._publishers[session.attempt_id]
+            if session.attempt_id in self._pending:
+                self._promote(self._pending[session.attempt_id])
         for stream, receiver in session.receivers:
             self._channel(session.attempt_id, stream).detach(receiver)
         if session.viewer is not None:

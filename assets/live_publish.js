@@ -12,6 +12,7 @@ const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
 const GATHER_TIMEOUT_MS = 2000;
 // Chrome reports "disconnected" on short hiccups; give it this long to recover on its own.
 const DISCONNECTED_GRACE_MS = 3000;
+const LEAVE_TIMEOUT_MS = 1000;
 
 // One peer connection and the tracks it made for itself (the low-resolution clone).
 function closeLink(link) {
@@ -90,8 +91,18 @@ export class LivePublisher {
     window.removeEventListener("pagehide", this.onPageHide);
     clearTimeout(this.retryTimer);
     clearTimeout(this.graceTimer);
-    this.deleteSession();
-    this.closeAll();
+    // Close once the server has the DELETE, so it sees the candidate leave, not a lost connection.
+    const links = [this.link, ...this.retiring];
+    this.link = null;
+    this.retiring = [];
+    const close = () => links.forEach(closeLink);
+    const leaving = this.deleteSession();
+    if (leaving) {
+      leaving.finally(close);
+      setTimeout(close, LEAVE_TIMEOUT_MS);
+    } else {
+      close();
+    }
     this.report("stopped");
   }
 
@@ -223,10 +234,10 @@ export class LivePublisher {
 
   // The candidate leaves: tell the server (keepalive, so it is sent as the page goes away).
   deleteSession() {
-    if (!this.location) return;
+    if (!this.location) return null;
     const url = this.location;
     this.location = null;
-    fetch(url, { method: "DELETE", keepalive: true, headers: { Authorization: `Bearer ${this.token}` } })
+    return fetch(url, { method: "DELETE", keepalive: true, headers: { Authorization: `Bearer ${this.token}` } })
       .catch(() => {});
   }
 

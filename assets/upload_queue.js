@@ -87,6 +87,8 @@ export class UploadQueue {
     this.failures = 0;
     this.failingSince = 0;
     this.hashMismatches = new Map();
+    // Numbers handed out, also when IndexedDB cannot keep them.
+    this.memoryCounters = new Map();
     this.acked = 0;
     this.lastEventSend = 0;
     this.storageError = "";
@@ -146,7 +148,6 @@ export class UploadQueue {
   async nextNumber(name, floor) {
     await this.ready;
     const id = `${this.attemptId}/${name}`;
-    this.memoryCounters ??= new Map();
     let value = Math.max(floor, this.memoryCounters.get(id) ?? 0);
     if (this.db) {
       try {
@@ -257,7 +258,12 @@ export class UploadQueue {
         await this.sleep(EVENT_BATCH_MS);
         continue;
       }
-      const outcome = eventsDue ? await this.sendEvents() : await this.send(this.items[0]);
+      const item = eventsDue ? null : this.items[0];
+      const outcome = item ? await this.send(item) : await this.sendEvents();
+      if (outcome === "retry" && item && this.items[0] === item) {
+        // The server takes chunks in any order: one that keeps failing does not hold up the rest.
+        this.items.push(this.items.shift());
+      }
       if (outcome === "retry") {
         this.failures += 1;
         if (this.failures === 1) {
@@ -299,7 +305,7 @@ export class UploadQueue {
   classify(status, answer) {
     if (status >= 200 && status < 300) return "ok";
     this.lastError = `${status || "network"} ${answer.error || ""}`.trim();
-    if (status === 401 || status === 403) {
+    if (status === 401) {  // missing or expired token: the next page load brings a new one
       this.authRefused = true;
       return "retry";
     }

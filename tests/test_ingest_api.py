@@ -412,6 +412,10 @@ def test_a_reported_failure_marks_a_recording_without_chunks_failed(client, gran
     assert recording(grant.attempt_id).status == RecordingStatus.in_progress
     post_events(client, grant, [{**event, "id": "f-2"}])
     assert recording(grant.attempt_id).status == RecordingStatus.in_progress
+    # A stream the exam does not record gets no recording row from a report.
+    post_events(client, grant, [{**event, "id": "f-3", "data": {"stream": "screen", "reason": "x"}}])
+    with session_scope() as db:
+        assert db.exec(select(Recording.stream).where(Recording.attempt_id == grant.attempt_id)).all() == ["camera"]
 
 
 def test_uploads_settle_after_the_flush_report_or_the_grace(grant, app_server):

@@ -330,7 +330,8 @@ def test_the_exam_page_publishes_while_the_exam_runs(new_context):
     expect(candidate.locator("#done-message")).to_be_visible()
     # Submitted: the publisher stopped, and the tile leaves the grid with the attempt.
     expect(proctor.locator(f"#tile-{attempt_id}")).to_have_count(0, timeout=10000)
-    assert wait_until(lambda: live_events(attempt_id)[-1:] == [("live_lost", "publisher_left")], 5)
+    assert wait_until(lambda: live_events(attempt_id)[-1:] == [("live_lost", "publisher_left")], 5), \
+        live_events(attempt_id)
     assert live_events(attempt_id)[0] == ("live_connected", "")
 
 

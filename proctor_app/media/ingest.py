@@ -590,7 +590,7 @@ def record_browser_events(token: str | None, attempt_id: int, events, now: datet
     A reported recording failure marks a recording that has no chunks as failed, with its cause.
     """
     now = now or utcnow()
-    authorize(token, attempt_id, None, now)
+    scope = authorize(token, attempt_id, None, now)
     if not isinstance(events, list) or len(events) > MAX_EVENTS_PER_BATCH:
         raise IngestError(400, "bad_batch", f"Send a list of at most {MAX_EVENTS_PER_BATCH} events.")
     checked = [_check_event(raw, now) for raw in events]
@@ -610,7 +610,7 @@ def record_browser_events(token: str | None, attempt_id: int, events, now: datet
                                    client_time=client_time, data=data, client_id=client_id,
                                    server_time=now))
             stored += 1
-            if kind == "recording_failed" and data.get("stream") in StreamKind.__members__:
+            if kind == "recording_failed" and data.get("stream") in scope.streams:
                 _mark_failed(db, attempt_id, data["stream"], str(data.get("reason", ""))[:500])
     return {"stored": stored, "duplicates": len(checked) - stored}
 

@@ -392,6 +392,7 @@ class LiveRelay:
         if session.role == "publish" and not replaced:
             self._attempts[attempt_id].left = True
         await self._close(session)
+        self._closed.pop(session_id, None)  # ended: a second DELETE finds nothing
         self._evaluate(attempt_id)
         return True
 

@@ -8,6 +8,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -21,12 +24,39 @@ os.environ.pop("PROCTOR_DATABASE_URL", None)
 os.environ.pop("PROCTOR_STORAGE_DIR", None)
 
 from proctor_app.config import config  # noqa: E402
-from proctor_app.db import migrate, session_scope  # noqa: E402
+from proctor_app.db import engine_for, migrate, session_scope  # noqa: E402
 from proctor_app.demo import DEMO_PASSWORD, seed_demo  # noqa: E402
 
 POSTGRES_URL = os.environ.get("PROCTOR_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CHROMIUM = os.environ.get("PROCTOR_CHROMIUM", "/usr/bin/chromium")
+
+
+@contextmanager
+def postgres_schema(label: str) -> Iterator[str]:
+    """A PostgreSQL schema of the caller's own, migrated to head; yields its URL, drops it after.
+    Tests on the shared server never meet each other's rows this way."""
+    import sqlalchemy as sa
+
+    schema = f"t_{label}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    try:
+        migrate(url)
+        yield url
+    finally:
+        engine_for(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url(request) -> Iterator[str]:
+    with postgres_schema(request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")) as url:
+        yield url
 
 
 def free_port() -> int:

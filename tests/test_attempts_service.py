@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import Session, create_engine, select
+from sqlmodel import Session, select
 
 from proctor_app.auth.passwords import hash_password
-from proctor_app.db import engine_for, migrate, session_scope
+from proctor_app.db import engine_for, session_scope
 from proctor_app.models import (
     Answer,
     Attempt,
@@ -29,7 +29,6 @@ from proctor_app.services import attempts
 from proctor_app.services.attempts import AttemptError
 from proctor_app.services.consent import capture_plan, consent_lines
 from proctor_app.services.settings import update_settings
-from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.usefixtures("demo_db")
 
@@ -291,27 +290,15 @@ def test_admin_switches_override_the_exam_flags():
 
 
 @pytest.fixture
-def pg_engine():
-    """The schema migrated into a PostgreSQL schema of this test's own, with the demo data."""
+def pg_engine(pg_url):
+    """The schema in a PostgreSQL schema of this test's own, with the demo data."""
     from proctor_app.demo import seed_demo
 
-    schema = f"t_attempts_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    try:
-        migrate(url)
-        engine = engine_for(url)
-        with Session(engine) as db:
-            seed_demo(db)
-            db.commit()
-        yield engine
-        engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    engine = engine_for(pg_url)
+    with Session(engine) as db:
+        seed_demo(db)
+        db.commit()
+    return engine
 
 
 def _pg_ids(engine) -> tuple[int, int]:

@@ -1,12 +1,11 @@
 """The schema, created by the Alembic migrations, behaves the same on SQLite and PostgreSQL."""
 
-import uuid
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, create_engine, select
+from sqlmodel import Session, select
 
 from proctor_app.auth.passwords import hash_password, verify_password
 from proctor_app.db import engine_for, migrate
@@ -23,7 +22,7 @@ from proctor_app.models import (
     User,
     utcnow,
 )
-from tests.conftest import POSTGRES_URL
+from tests.conftest import postgres_schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -33,21 +32,8 @@ def engine(request, tmp_path):
         migrate(url)
         yield engine_for(url)
         return
-    # A schema of this test's own, so parallel runs on the shared server never meet.
-    schema = f"t_models_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    try:
-        migrate(url)
-        eng = engine_for(url)
-        yield eng
-        eng.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema("models") as url:
+        yield engine_for(url)
 
 
 def _user(db: Session, email: str, role: str = Role.candidate) -> User:

@@ -1,14 +1,11 @@
 """The production configuration for real: PostgreSQL for data and Redis for Reflex state."""
 
-import uuid
-
 import httpx
 import pytest
-import sqlalchemy as sa
 from sqlmodel import Session, create_engine, select
 
 from proctor_app.models import LoginSession, User
-from tests.conftest import POSTGRES_URL, AppServer, free_port, login
+from tests.conftest import AppServer, free_port, login, postgres_schema
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -16,24 +13,17 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 @pytest.fixture(scope="module")
 def production_server(tmp_path_factory):
-    schema = f"t_prod_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    db_url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     workdir = tmp_path_factory.mktemp("production")
-    server = AppServer(free_port(), workdir, extra_env={
-        "PROCTOR_DATABASE_URL": db_url, "REFLEX_REDIS_URL": REDIS_URL,
-        "PROCTOR_DATA_DIR": str(workdir / "data"), "PROCTOR_DEMO": "1",
-    })
-    try:
-        server.start()
-        yield server, db_url
-    finally:
-        server.stop()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema("production") as db_url:
+        server = AppServer(free_port(), workdir, extra_env={
+            "PROCTOR_DATABASE_URL": db_url, "REFLEX_REDIS_URL": REDIS_URL,
+            "PROCTOR_DATA_DIR": str(workdir / "data"), "PROCTOR_DEMO": "1",
+        })
+        try:
+            server.start()
+            yield server, db_url
+        finally:
+            server.stop()
 
 
 def test_app_on_postgres_and_redis_migrates_seeds_and_signs_in(production_server, browser):

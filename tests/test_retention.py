@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, create_engine, select
+from sqlmodel import Session, select
 
 from proctor_app.auth.passwords import hash_password
 from proctor_app.config import config
@@ -49,7 +49,7 @@ from proctor_app.models import (
 )
 from proctor_app.schedule import RETENTION_JOB_ID, Schedule
 from proctor_app.services.settings import SettingsError, from_form, get_settings, update_settings
-from tests.conftest import POSTGRES_URL, ROOT
+from tests.conftest import ROOT
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
 _template_dir = Path(tempfile.mkdtemp(prefix="retention-template-"))
@@ -481,24 +481,6 @@ def test_scheduled_runs_of_several_processes_do_the_day_once(tmp_path):
         runs = db.exec(select(AuditLog.data).where(AuditLog.action == "retention_run")
                        .order_by(AuditLog.id)).all()
         assert [r["scheduled"] for r in runs] == [True, False, True]
-
-
-@pytest.fixture
-def pg_url():
-    """A PostgreSQL schema of this test's own, migrated; dropped afterwards."""
-    schema = f"t_retention_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    try:
-        migrate(url)
-        yield url
-        engine_for(url).dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.mark.postgres

@@ -10,11 +10,10 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import sqlalchemy as sa
-from sqlmodel import Session, create_engine, select
+from sqlmodel import Session, select
 
 from proctor_app.auth.tokens import new_token, token_hash
-from proctor_app.db import engine_for, migrate, session_scope
+from proctor_app.db import engine_for, session_scope
 from proctor_app.media import ingest
 from proctor_app.media.storage import absolute, storage_root
 from proctor_app.models import (
@@ -33,7 +32,6 @@ from proctor_app.models import (
     utcnow,
 )
 from proctor_app.services import attempts
-from tests.conftest import POSTGRES_URL
 
 MIME = "video/x-matroska;codecs=avc1,opus"
 JPEG = b"\xff\xd8\xff\xe0" + b"jpeg body" * 50
@@ -433,30 +431,17 @@ def test_uploads_settle_after_the_flush_report_or_the_grace(grant, app_server):
 
 
 @pytest.fixture
-def pg_ingest(monkeypatch, tmp_path):
+def pg_ingest(monkeypatch, tmp_path, pg_url):
     """store_chunk and friends running against PostgreSQL, in a schema of this test's own, storing
     into a folder of its own (its attempt ids would collide with the SQLite database's)."""
     import proctor_app.db
     from proctor_app.media import storage
 
+    engine = engine_for(pg_url)
     monkeypatch.setattr(storage, "storage_root", lambda: tmp_path)
-
-    schema = f"t_ingest_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    try:
-        migrate(url)
-        engine = engine_for(url)
-        monkeypatch.setattr(proctor_app.db, "get_engine", lambda: engine)
-        monkeypatch.setattr(ingest, "_scopes", {})
-        yield engine
-        engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    monkeypatch.setattr(proctor_app.db, "get_engine", lambda: engine)
+    monkeypatch.setattr(ingest, "_scopes", {})
+    return engine
 
 
 @pytest.mark.postgres

@@ -45,8 +45,24 @@ def session_scope() -> Iterator[Session]:
             raise
 
 
-# Several app processes start at once with Redis; on PostgreSQL they take turns migrating.
-MIGRATION_LOCK_KEY = 7_411_001
+# Several app processes start at once with Redis; on PostgreSQL they take turns setting up.
+STARTUP_LOCK_KEY = 7_411_001
+
+
+@contextmanager
+def startup_lock(url: str | None = None) -> Iterator[None]:
+    """Held while one process migrates and seeds; the others wait (PostgreSQL advisory lock).
+    SQLite needs none: without Redis, Reflex runs a single worker."""
+    url = url or config.database_url
+    if not url.startswith("postgresql"):
+        yield
+        return
+    with engine_for(url).connect() as lock_conn:
+        lock_conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": STARTUP_LOCK_KEY})
+        try:
+            yield
+        finally:
+            lock_conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": STARTUP_LOCK_KEY})
 
 
 def migrate(url: str | None = None) -> None:
@@ -59,12 +75,4 @@ def migrate(url: str | None = None) -> None:
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
     # ConfigParser treats % as interpolation; URLs may carry %-escapes.
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    if not url.startswith("postgresql"):
-        command.upgrade(cfg, "head")
-        return
-    with engine_for(url).connect() as lock_conn:
-        lock_conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-        try:
-            command.upgrade(cfg, "head")
-        finally:
-            lock_conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    command.upgrade(cfg, "head")

@@ -6,7 +6,7 @@ import os
 from contextlib import asynccontextmanager
 
 from proctor_app.config import config
-from proctor_app.db import migrate, session_scope
+from proctor_app.db import migrate, session_scope, startup_lock
 from proctor_app.media.jobs import Worker
 from proctor_app.media.relay import relay
 from proctor_app.schedule import start_schedule
@@ -26,14 +26,22 @@ async def _sweep_overdue_attempts() -> None:
         await asyncio.sleep(SWEEP_INTERVAL_S)
 
 
+def _set_up_database() -> None:
+    with startup_lock():
+        migrate()
+        if os.environ.get("PROCTOR_DEMO") == "1":
+            from proctor_app.demo import seed_demo
+
+            with session_scope() as db:
+                seed_demo(db)
+
+
 @asynccontextmanager
 async def lifespan():
-    await asyncio.to_thread(migrate)
+    await asyncio.to_thread(_set_up_database)
     if os.environ.get("PROCTOR_DEMO") == "1":
-        from proctor_app.demo import describe_demo, seed_demo
+        from proctor_app.demo import describe_demo
 
-        with session_scope() as db:
-            seed_demo(db)
         print(describe_demo(f"http://localhost:{config.port}/"), flush=True)
     sweeper = asyncio.create_task(_sweep_overdue_attempts())
     # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again.

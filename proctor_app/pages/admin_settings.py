@@ -70,16 +70,21 @@ def _messages() -> rx.Component:
     )
 
 
-def _bar_chart(data, chart_id: str) -> rx.Component:
+def _bar_chart(data, chart_id: str, labels_on_side: bool = False) -> rx.Component:
+    """Bars of bytes per label; long labels (exam titles) go down the side, every one shown."""
+    if labels_on_side:
+        axes = (rx.recharts.x_axis(type_="number"),
+                rx.recharts.y_axis(data_key="label", type_="category", interval=0, width=180))
+    else:
+        axes = (rx.recharts.x_axis(data_key="label"), rx.recharts.y_axis())
     return rx.box(
         rx.recharts.bar_chart(
             rx.recharts.cartesian_grid(stroke_dasharray="3 3"),
-            rx.recharts.x_axis(data_key="label"),
-            rx.recharts.y_axis(),
+            *axes,
             rx.recharts.graphing_tooltip(),
             rx.recharts.bar(data_key="amount", name=AdminSettingsState.usage_unit,
                             fill="var(--accent-9)", is_animation_active=False),
-            data=data, width="100%", height=260,
+            data=data, width="100%", height=260, layout="vertical" if labels_on_side else "horizontal",
         ),
         id=chart_id, width="100%",
     )
@@ -95,7 +100,7 @@ def _storage() -> rx.Component:
             rx.vstack(rx.text("By month of the exam (", AdminSettingsState.usage_unit, ")", weight="bold"),
                       _bar_chart(AdminSettingsState.usage_by_month, "usage-by-month"), width="100%"),
             rx.vstack(rx.text("By exam (", AdminSettingsState.usage_unit, ")", weight="bold"),
-                      _bar_chart(AdminSettingsState.usage_by_exam, "usage-by-exam"), width="100%"),
+                      _bar_chart(AdminSettingsState.usage_by_exam, "usage-by-exam", labels_on_side=True), width="100%"),
             columns="2", spacing="4", width="100%", margin_top="1em",
         ),
         width="100%",

@@ -20,13 +20,13 @@ from pathlib import Path
 import av
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from proctor_app.api.media import recording_link
 from proctor_app.auth import sessions
 from proctor_app.auth.passwords import hash_password
 from proctor_app.auth.sessions import SESSION_COOKIE
-from proctor_app.db import session_scope
+from proctor_app.db import get_engine, session_scope
 from proctor_app.demo import DEMO_PASSWORD
 from proctor_app.media import finalize, jobs, preview, samples
 from proctor_app.media.storage import absolute
@@ -413,11 +413,14 @@ def test_kept_raw_chunks_allow_reprocessing_into_the_same_single_output(clip, ke
     first = _recording(sample.attempt_id)
     assert first.raw_deleted_at is None and all(p.exists() for p in _chunk_files(first.id))
 
-    with session_scope() as db:
+    with Session(get_engine()) as db:
         job = jobs.request_reprocess(db, sample.attempt_id, user_id=None)
+        db.flush()
         assert db.exec(select(AuditLog).where(AuditLog.action == "reprocess_requested",
                                               AuditLog.target == f"attempt:{sample.attempt_id}")).first()
         assert job.payload == {"force": True}
+        # Never committed: the running app's worker must not run it beside the direct calls below.
+        db.rollback()
     # Without force a finished recording is left as it is; with force it is made again.
     assert _finalize(sample.attempt_id) == {"camera": RecordingStatus.partial}
     assert _recording(sample.attempt_id).sha256 == first.sha256

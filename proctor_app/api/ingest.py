@@ -22,7 +22,7 @@ MAX_EVENT_BATCH_BYTES = 512 * 1024
 _chunk_threads = anyio.CapacityLimiter(8)
 
 
-def _bearer(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
@@ -59,7 +59,7 @@ async def put_chunk(request: Request) -> JSONResponse:
             sha256=request.headers.get("x-content-sha256"),
             start_ms=request.headers.get("x-chunk-start-ms"), end_ms=request.headers.get("x-chunk-end-ms"),
             mime_type=request.headers.get("content-type"), meta=request.headers.get("x-chunk-meta"))
-        ack = await anyio.to_thread.run_sync(ingest.store_chunk, _bearer(request), upload,
+        ack = await anyio.to_thread.run_sync(ingest.store_chunk, bearer_token(request), upload,
                                              limiter=_chunk_threads)
     except IngestError as exc:
         return _error(exc)
@@ -75,7 +75,7 @@ async def put_snapshot(request: Request) -> JSONResponse:
         seq = ingest.parse_index(params["seq"], "seq", ingest.MAX_SEQ)
         body = await _body(request, ingest.MAX_SNAPSHOT_BYTES)
         result = await run_in_threadpool(
-            ingest.store_snapshot, _bearer(request), attempt_id, seq, body,
+            ingest.store_snapshot, bearer_token(request), attempt_id, seq, body,
             request.headers.get("x-content-sha256"), request.headers.get("x-taken-ms"))
     except IngestError as exc:
         return _error(exc)
@@ -92,7 +92,7 @@ async def post_events(request: Request) -> JSONResponse:
             events = json.loads(body).get("events")
         except (ValueError, AttributeError):
             raise IngestError(400, "bad_batch", 'The body must be JSON: {"events": [...]}.') from None
-        result = await run_in_threadpool(ingest.record_browser_events, _bearer(request), attempt_id, events)
+        result = await run_in_threadpool(ingest.record_browser_events, bearer_token(request), attempt_id, events)
     except IngestError as exc:
         return _error(exc)
     except ClientDisconnect:

@@ -12,7 +12,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from proctor_app.api.ingest import _bearer
+from proctor_app.api.ingest import bearer_token
 from proctor_app.auth.roles import LIVE_VIEW
 from proctor_app.auth.sessions import SESSION_COOKIE, CurrentUser, user_for_token
 from proctor_app.auth.tokens import token_hash
@@ -85,7 +85,7 @@ async def publish(request: Request) -> Response:
     try:
         attempt_id = _attempt_id(request)
         streams = [s for s in request.query_params.get("streams", "camera").split(",") if s]
-        token = _bearer(request)
+        token = bearer_token(request)
         await run_in_threadpool(_publish_check, token, attempt_id, streams)
         offer = await _offer(request)
         session_id, answer = await relay.publish(attempt_id, f"token:{token_hash(token)}", offer, streams)
@@ -138,7 +138,7 @@ async def view(request: Request) -> Response:
 
 def _caller(request: Request) -> str | None:
     """Who asks, in the form sessions record their owner."""
-    token = _bearer(request)
+    token = bearer_token(request)
     if token:
         return f"token:{token_hash(token)}"
     user = user_for_token(request.cookies.get(SESSION_COOKIE))

@@ -48,29 +48,29 @@ def snapshot_link(user_id: int, attempt_id: int, seq: int, now: float | None = N
     return _link(user_id, f"{PREFIX}/{attempt_id}/snapshots/{seq}", False, now)
 
 
-def _refuse(status: int, message: str) -> Response:
+def refuse(status: int, message: str) -> Response:
     return PlainTextResponse(message, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-def _authorize(request: Request, db: Session) -> CurrentUser | Response:
+def authorize_viewer(request: Request, db: Session) -> CurrentUser | Response:
     """The staff user behind the session cookie, if the link was signed for them, is still
     valid, and names an attempt they may review; otherwise the refusal to send."""
     user = user_for_token(request.cookies.get(SESSION_COOKIE), db)
     if user is None:
-        return _refuse(401, "Sign in to see recordings.")
+        return refuse(401, "Sign in to see recordings.")
     if user.role not in STAFF_REVIEW:
-        return _refuse(403, "Your account may not see recordings.")
+        return refuse(403, "Your account may not see recordings.")
     download = request.query_params.get("download") == "1"
     try:
         check_link(_grant(user.id, request.url.path, download),
                    request.query_params.get("exp"), request.query_params.get("sig"))
     except LinkError as exc:
-        return _refuse(403, str(exc))
+        return refuse(403, str(exc))
     attempt = db.get(Attempt, request.path_params["attempt_id"])
     if attempt is None:
-        return _refuse(404, "No such attempt.")
+        return refuse(404, "No such attempt.")
     if not may_review(db, user, attempt):
-        return _refuse(403, "You may not see recordings of this exam.")
+        return refuse(403, "You may not see recordings of this exam.")
     return user
 
 
@@ -85,13 +85,13 @@ def _audit(db: Session, user: CurrentUser, target: str, download: bool, status: 
     db.add(AuditLog(user_id=user.id, action=action, target=target, data={"status": status}))
 
 
-def _send(request: Request, db: Session, user: CurrentUser, relative: str, target: str,
+def send_media(request: Request, db: Session, user: CurrentUser, relative: str, target: str,
           download_name: str | None) -> Response:
     try:
         plan = serve_file(storage.absolute(relative), request.headers.get("range"),
                           request.headers.get("if-range"))
     except (FileNotFoundError, IsADirectoryError, ValueError):
-        return _refuse(404, "This file is not available.")
+        return refuse(404, "This file is not available.")
     headers = plan.headers | {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
     if plan.body is None:
         return Response(status_code=plan.status, headers=headers)
@@ -113,37 +113,37 @@ def recording_media(request: Request) -> Response:
     stream, asset = request.path_params["stream"], request.path_params["asset"]
     download = request.query_params.get("download") == "1"
     with session_scope() as db:
-        user = _authorize(request, db)
+        user = authorize_viewer(request, db)
         if isinstance(user, Response):
             return user
         if stream not in set(StreamKind) or asset not in RECORDING_ASSETS:
-            return _refuse(404, "No such media.")
+            return refuse(404, "No such media.")
         if download and asset != "video":
-            return _refuse(404, "Only the video can be downloaded.")
+            return refuse(404, "Only the video can be downloaded.")
         recording = db.exec(select(Recording).where(Recording.attempt_id == attempt_id,
                                                     Recording.stream == stream)).first()
         if recording is None:
-            return _refuse(404, "No such recording.")
+            return refuse(404, "No such recording.")
         if recording.status == RecordingStatus.expired:
-            return _refuse(410, "This recording was deleted under the retention policy.")
+            return refuse(410, "This recording was deleted under the retention policy.")
         relative = getattr(recording, RECORDING_ASSETS[asset])
         if not relative:
-            return _refuse(404, "This file is not available (yet).")
+            return refuse(404, "This file is not available (yet).")
         name = f"attempt-{attempt_id}-{stream}.mp4" if download else None
-        return _send(request, db, user, relative, f"attempt:{attempt_id}/{stream}/{asset}", name)
+        return send_media(request, db, user, relative, f"attempt:{attempt_id}/{stream}/{asset}", name)
 
 
 def snapshot_media(request: Request) -> Response:
     attempt_id, seq = request.path_params["attempt_id"], request.path_params["seq"]
     with session_scope() as db:
-        user = _authorize(request, db)
+        user = authorize_viewer(request, db)
         if isinstance(user, Response):
             return user
         snapshot = db.exec(select(Snapshot).where(Snapshot.attempt_id == attempt_id,
                                                   Snapshot.seq == seq)).first()
         if snapshot is None:
-            return _refuse(404, "No such snapshot.")
-        return _send(request, db, user, snapshot.path, f"attempt:{attempt_id}/snapshot/{seq}", None)
+            return refuse(404, "No such snapshot.")
+        return send_media(request, db, user, snapshot.path, f"attempt:{attempt_id}/snapshot/{seq}", None)
 
 
 routes = [

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from proctor_app.api.media import PREFIX, _authorize, _refuse, _send
+from proctor_app.api.media import PREFIX, authorize_viewer, refuse, send_media
 from proctor_app.db import session_scope
 from proctor_app.media.preview import ensure_preview
 from proctor_app.models import StreamKind
@@ -18,16 +18,16 @@ from proctor_app.models import StreamKind
 async def recording_preview(request: Request) -> Response:
     attempt_id, stream = request.path_params["attempt_id"], request.path_params["stream"]
     with session_scope() as db:
-        user = _authorize(request, db)
+        user = authorize_viewer(request, db)
         if isinstance(user, Response):
             return user
     if stream not in set(StreamKind):
-        return _refuse(404, "No such media.")
+        return refuse(404, "No such media.")
     preview = await ensure_preview(attempt_id, stream)
     if preview is None:
-        return _refuse(404, "Nothing to preview: no upload yet, or the recording is processed.")
+        return refuse(404, "Nothing to preview: no upload yet, or the recording is processed.")
     with session_scope() as db:
-        return _send(request, db, user, preview.path, f"attempt:{attempt_id}/{stream}/preview", None)
+        return send_media(request, db, user, preview.path, f"attempt:{attempt_id}/{stream}/preview", None)
 
 
 # Before api.media's routes, whose /{stream}/{asset} would match this path too.

@@ -6,12 +6,12 @@
 // failure, a lost network, or a new camera, with backoff. Live video is independent of the
 // recording: nothing here touches the recorder, and a failure here only retries.
 
+import {
+  DISCONNECTED_GRACE_MS, Refused, backoffDelay, errorText, negotiate, pinVp8,
+} from "./webrtc_signal.js";
+
 const LOW_RESOLUTION = { width: { max: 320 }, height: { max: 240 }, frameRate: { max: 15 } };
 const MAX_BITRATE = { camera: 600_000, camera_low: 150_000, screen: 800_000 };
-const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
-const GATHER_TIMEOUT_MS = 2000;
-// Chrome reports "disconnected" on short hiccups; give it this long to recover on its own.
-const DISCONNECTED_GRACE_MS = 3000;
 const LEAVE_TIMEOUT_MS = 1000;
 
 // One peer connection and the tracks it made for itself (the low-resolution clone).
@@ -19,26 +19,6 @@ function closeLink(link) {
   if (!link) return;
   link.pc.close();
   link.clones.forEach((track) => track.stop());
-}
-
-function pinVp8(transceiver) {
-  const codecs = RTCRtpSender.getCapabilities("video").codecs.filter(
-    (c) => c.mimeType === "video/VP8" || c.mimeType === "video/rtx");
-  transceiver.setCodecPreferences(codecs);
-}
-
-function gatheringDone(pc) {
-  // The server takes no trickled candidates: the offer carries them all.
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      if (pc.iceGatheringState !== "complete") return;
-      pc.removeEventListener("icegatheringstatechange", done);
-      resolve();
-    };
-    pc.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, GATHER_TIMEOUT_MS);
-  });
 }
 
 export class LivePublisher {
@@ -149,7 +129,7 @@ export class LivePublisher {
       for (const [name, track] of tracks) {
         if (name === "camera_low") await track.applyConstraints(LOW_RESOLUTION).catch(() => {});
         const transceiver = pc.addTransceiver(track, { direction: "sendonly" });
-        pinVp8(transceiver);
+        pinVp8(transceiver, RTCRtpSender);
         const params = transceiver.sender.getParameters();
         if (params.encodings && params.encodings.length) {
           params.encodings[0].maxBitrate = MAX_BITRATE[name];
@@ -165,31 +145,19 @@ export class LivePublisher {
         });
       }
       pc.addEventListener("connectionstatechange", () => this.onState(pc, generation));
-      await pc.setLocalDescription(await pc.createOffer());
-      await gatheringDone(pc);
-      if (superseded()) return;
       const streams = tracks.map(([name]) => name).join(",");
-      const response = await fetch(`${this.url}?streams=${streams}`, {
-        method: "POST",
-        headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${this.token}` },
-        body: pc.localDescription.sdp,
-      });
-      if (superseded()) return;
-      if (response.status !== 201) {
-        const message = await response.text();
-        // Refusals (token, attempt over, live video off) do not get better by retrying.
-        if ([401, 403, 404, 409, 415].includes(response.status)) {
-          this.closeAll();
-          this.stopped = true;
-          this.report("refused", `${response.status} ${message}`);
-          return;
-        }
-        throw new Error(`${response.status} ${message}`);
-      }
-      this.location = new URL(response.headers.get("Location"), window.location.href).href;
-      await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+      const location = await negotiate(pc, `${this.url}?streams=${streams}`,
+                                       { Authorization: `Bearer ${this.token}` }, superseded);
+      if (location) this.location = location;
     } catch (err) {
-      if (!superseded()) this.drop(String(err && err.message ? err.message : err));
+      if (superseded()) return;
+      if (err instanceof Refused) {
+        this.closeAll();
+        this.stopped = true;
+        this.report("refused", err.message);
+      } else {
+        this.drop(errorText(err));
+      }
     }
   }
 
@@ -217,10 +185,10 @@ export class LivePublisher {
     this.generation++;
     this.location = null;
     this.closeAll();
-    const delay = BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length - 1)];
+    const delay = backoffDelay(this.failures);
     this.failures++;
     this.report("retrying", reason);
-    this.reconnectSoon(delay * (0.8 + 0.4 * Math.random()));
+    this.reconnectSoon(delay);
   }
 
   reconnectSoon(delay) {

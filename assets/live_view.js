@@ -4,28 +4,9 @@
 // The server keeps the viewer attached while the candidate reconnects, so a candidate's
 // outage needs nothing here.
 
-const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
-const GATHER_TIMEOUT_MS = 2000;
-const DISCONNECTED_GRACE_MS = 3000;
-
-function pinVp8(transceiver) {
-  const codecs = RTCRtpReceiver.getCapabilities("video").codecs.filter(
-    (c) => c.mimeType === "video/VP8" || c.mimeType === "video/rtx");
-  transceiver.setCodecPreferences(codecs);
-}
-
-function gatheringDone(pc) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      if (pc.iceGatheringState !== "complete") return;
-      pc.removeEventListener("icegatheringstatechange", done);
-      resolve();
-    };
-    pc.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, GATHER_TIMEOUT_MS);
-  });
-}
+import {
+  DISCONNECTED_GRACE_MS, Refused, backoffDelay, errorText, negotiate, pinVp8,
+} from "./webrtc_signal.js";
 
 export class LiveViewer {
   // url: the WHEP endpoint of one stream; video: the <video> element to play it in;
@@ -72,36 +53,23 @@ export class LiveViewer {
     const pc = new RTCPeerConnection({ iceServers: [] });
     this.pc = pc;
     try {
-      pinVp8(pc.addTransceiver("video", { direction: "recvonly" }));
+      pinVp8(pc.addTransceiver("video", { direction: "recvonly" }), RTCRtpReceiver);
       pc.addEventListener("track", (event) => {
         this.video.srcObject = new MediaStream([event.track]);
         this.video.play().catch(() => {});
       });
       pc.addEventListener("connectionstatechange", () => this.onConnection(pc, generation));
-      await pc.setLocalDescription(await pc.createOffer());
-      await gatheringDone(pc);
-      if (generation !== this.generation) return;
-      const response = await fetch(this.url, {
-        method: "POST",
-        headers: { "Content-Type": "application/sdp" },
-        credentials: "same-origin",
-        body: pc.localDescription.sdp,
-      });
-      if (generation !== this.generation) return;
-      if (response.status !== 201) {
-        const message = await response.text();
-        if ([401, 403, 404, 409, 415].includes(response.status)) {
-          this.release(false);
-          this.stopped = true;
-          this.report("refused", `${response.status} ${message}`);
-          return;
-        }
-        throw new Error(`${response.status} ${message}`);
-      }
-      this.location = new URL(response.headers.get("Location"), window.location.href).href;
-      await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+      const location = await negotiate(pc, this.url, {}, () => generation !== this.generation);
+      if (location) this.location = location;
     } catch (err) {
-      if (generation === this.generation) this.retry(String(err && err.message ? err.message : err));
+      if (generation !== this.generation) return;
+      if (err instanceof Refused) {
+        this.release(false);
+        this.stopped = true;
+        this.report("refused", err.message);
+      } else {
+        this.retry(errorText(err));
+      }
     }
   }
 
@@ -123,11 +91,11 @@ export class LiveViewer {
     if (this.stopped) return;
     this.generation++;
     this.release(true);
-    const delay = BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length - 1)];
+    const delay = backoffDelay(this.failures);
     this.failures++;
     this.report("retrying", reason);
     clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.connect(), delay * (0.8 + 0.4 * Math.random()));
+    this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 
   // Close the connection; with endSession, also tell the server (DELETE).

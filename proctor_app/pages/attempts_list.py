@@ -4,7 +4,7 @@ import reflex as rx
 
 from proctor_app.components.attempt_player import every_interval
 from proctor_app.models import RecordingStatus, ReviewStatus
-from proctor_app.pages.layout import page_frame
+from proctor_app.pages.layout import page_frame, pager
 from proctor_app.services.review import NO_RECORDING
 from proctor_app.state.attempts_list import ANY, AttemptRow, AttemptsListState, RecordingBadge
 
@@ -73,18 +73,6 @@ def _row(row: AttemptRow) -> rx.Component:
     )
 
 
-def _pager() -> rx.Component:
-    state = AttemptsListState
-    return rx.hstack(
-        rx.button("Previous", variant="soft", disabled=state.page <= 0,
-                  on_click=state.go_to_page(state.page - 1), id="page-prev"),
-        rx.text("Page ", state.page + 1, " of ", state.pages, " (", state.total, " attempts)", id="page-info"),
-        rx.button("Next", variant="soft", disabled=state.page >= state.pages - 1,
-                  on_click=state.go_to_page(state.page + 1), id="page-next"),
-        align="center",
-    )
-
-
 def attempts_list_page() -> rx.Component:
     return page_frame(
         rx.vstack(
@@ -98,7 +86,7 @@ def attempts_list_page() -> rx.Component:
                 width="100%", id="attempts-table",
             ),
             rx.cond(AttemptsListState.total == 0, rx.text("No attempts match.", id="no-attempts")),
-            _pager(),
+            pager(AttemptsListState),
             width="100%", spacing="4",
         ),
         title="Attempts",

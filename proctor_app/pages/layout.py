@@ -40,3 +40,15 @@ def page_frame(*children, title: str) -> rx.Component:
                padding="1.5em", max_width="1200px", margin="0 auto"),
         width="100%",
     )
+
+
+def pager(state) -> rx.Component:
+    """Previous / Next through a paged list; `state` has page, pages, total and go_to_page."""
+    return rx.hstack(
+        rx.button("Previous", variant="soft", disabled=state.page <= 0,
+                  on_click=state.go_to_page(state.page - 1), id="page-prev"),
+        rx.text("Page ", state.page + 1, " of ", state.pages, " (", state.total, " attempts)", id="page-info"),
+        rx.button("Next", variant="soft", disabled=state.page >= state.pages - 1,
+                  on_click=state.go_to_page(state.page + 1), id="page-next"),
+        align="center",
+    )

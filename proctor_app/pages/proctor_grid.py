@@ -5,7 +5,7 @@ import reflex as rx
 
 from proctor_app.components.live import live_video
 from proctor_app.media.relay import LiveStatus
-from proctor_app.pages.layout import page_frame
+from proctor_app.pages.layout import page_frame, pager
 from proctor_app.state.proctor_grid import (
     ANY,
     STATUS_LABELS,
@@ -122,18 +122,6 @@ def _filters() -> rx.Component:
     )
 
 
-def _pager() -> rx.Component:
-    state = ProctorGridState
-    return rx.hstack(
-        rx.button("Previous", variant="soft", disabled=state.page <= 0,
-                  on_click=state.go_to_page(state.page - 1), id="page-prev"),
-        rx.text("Page ", state.page + 1, " of ", state.pages, " (", state.total, " attempts)", id="page-info"),
-        rx.button("Next", variant="soft", disabled=state.page >= state.pages - 1,
-                  on_click=state.go_to_page(state.page + 1), id="page-next"),
-        align="center",
-    )
-
-
 def proctor_grid_page() -> rx.Component:
     return page_frame(
         rx.vstack(
@@ -144,7 +132,7 @@ def proctor_grid_page() -> rx.Component:
                     id="tiles"),
             rx.cond(ProctorGridState.total == 0,
                     rx.text("No attempt in progress matches.", id="no-live-attempts")),
-            _pager(),
+            pager(ProctorGridState),
             width="100%", spacing="4",
         ),
         title="Live proctoring",

@@ -77,6 +77,13 @@ def attempt_for(db: Session, exam_id: int, candidate_id: int) -> Attempt:
     return close_if_overdue(db, attempt)
 
 
+def attempt_for_route(db: Session, exam_id_arg: str, candidate_id: int) -> Attempt:
+    """attempt_for, given the exam page's [exam_id] route argument, which may be anything."""
+    if not exam_id_arg.isdigit():
+        raise AttemptError("There is no such exam.")
+    return attempt_for(db, int(exam_id_arg), candidate_id)
+
+
 def accept_consent(db: Session, attempt: Attempt, consent_text: str) -> None:
     if attempt.status != AttemptStatus.not_started:
         raise AttemptError("This attempt has already started.")

@@ -22,12 +22,9 @@ class ExamLiveState(AuthState):
     @requires(CANDIDATE)
     def prepare(self):
         self.publish_url, self.publish_screen, self.status = "", False, ""
-        raw = self.exam_id  # the page's [exam_id] route argument
-        if not raw.isdigit():
-            return
         try:
             with session_scope() as db:
-                attempt = attempts.attempt_for(db, int(raw), self._user.id)
+                attempt = attempts.attempt_for_route(db, self.exam_id, self._user.id)
                 streams = live_streams(db, db.get(Exam, attempt.exam_id))
         except AttemptError:
             return

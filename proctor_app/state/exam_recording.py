@@ -5,8 +5,6 @@ The take-exam page mounts the recorder while its step is the exam (recording) or
 exam each get a fresh token and the numbers to continue from.
 """
 
-import reflex as rx
-
 from proctor_app.auth.roles import CANDIDATE
 from proctor_app.db import session_scope
 from proctor_app.media.ingest import issue_upload_token
@@ -45,12 +43,9 @@ class ExamRecordingState(AuthState):
     @requires(CANDIDATE)
     def prepare(self):
         self.upload_token = ""
-        raw = self.exam_id  # the page's [exam_id] route argument
-        if not raw.isdigit():
-            return
         try:
             with session_scope() as db:
-                attempt = attempts.attempt_for(db, int(raw), self._user.id)
+                attempt = attempts.attempt_for_route(db, self.exam_id, self._user.id)
                 grant = issue_upload_token(db, attempt)
                 if grant is None:
                     return

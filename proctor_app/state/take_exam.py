@@ -8,7 +8,6 @@ and shows it as the database has it afterwards, also when the action was refused
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import reflex as rx
 from sqlmodel import Session
 
 from proctor_app.auth.roles import CANDIDATE
@@ -74,14 +73,8 @@ class TakeExamState(AuthState):
     _consent_text: str = ""
     _clock_offset_ms: int | None = None
 
-    def _exam_id(self) -> int:
-        raw = self.exam_id  # the [exam_id] route argument
-        if not raw.isdigit():
-            raise AttemptError("There is no such exam.")
-        return int(raw)
-
     def _attempt(self, db: Session) -> Attempt:
-        return attempts.attempt_for(db, self._exam_id(), self._user.id)
+        return attempts.attempt_for_route(db, self.exam_id, self._user.id)
 
     def _act(self, action: Callable[[Session, Attempt], object] | None = None) -> bool:
         """Run `action` on the candidate's own attempt, then show the attempt as stored."""

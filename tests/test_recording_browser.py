@@ -204,6 +204,7 @@ def test_a_20_second_network_cut_loses_nothing(page, context):
     email, exam_id = candidate_with_exam()
     attempt_id = start_exam(page, email, exam_id)
     wait_for(lambda: acked(page) >= 1, what="a first chunk acknowledged")
+    first_acked = time.monotonic()
     context.set_offline(True)
     expect(page.locator("#upload-status")).to_contain_text("Offline", timeout=10_000)
     expect(page.locator("#upload-status")).to_contain_text("waiting to upload", timeout=10_000)
@@ -211,11 +212,14 @@ def test_a_20_second_network_cut_loses_nothing(page, context):
     queued = len(page.evaluate(QUEUED_IDS))
     assert queued >= 5  # about 20 s of 3 s chunks, kept in the browser
     context.set_offline(False)
+    back_online = time.monotonic()
     expect(page.locator("#upload-status")).to_have_text("All uploaded", timeout=30_000)
 
     found = segments(attempt_id)
     covered = sum(assert_complete_and_decodable(chunks) for chunks in found.values())
-    assert covered > 22
+    # The first chunk (before first_acked) makes up for the one still being recorded at
+    # back_online; chunk lengths are not exact, hence the second of slack.
+    assert covered >= back_online - first_acked - 1
     seen = kinds(attempt_id)
     assert "offline" in seen and "online" in seen and "chunks_missing" not in seen
 

@@ -4,6 +4,9 @@ import reflex as rx
 from reflex.plugins.sitemap import SitemapPlugin
 
 port = int(os.environ.get("PROCTOR_PORT", "8000"))
+# The live relay (peer connections) lives in the app process, so publisher and viewers must meet in
+# the same one: one worker, also with Redis, unless GRANIAN_WORKERS says otherwise.
+os.environ.setdefault("GRANIAN_WORKERS", "1")
 
 config = rx.Config(
     app_name="proctor_app",

@@ -2,6 +2,7 @@
 
 import re
 import secrets
+import time
 from datetime import timedelta
 
 import pytest
@@ -9,8 +10,9 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from proctor_app.db import session_scope
+from proctor_app.media import preview, samples
 from proctor_app.auth.passwords import hash_password
-from proctor_app.models import Attempt, AuditLog, Job, Recording, RecordingStatus, Role, User
+from proctor_app.models import Attempt, AuditLog, Job, Recording, RecordingStatus, Role, User, utcnow
 from proctor_app.services import review
 from tests.conftest import login
 from tests.review_media import EVENTS, SNAPSHOT_TIMES, current_user, make_review_attempt, user_id
@@ -306,3 +308,24 @@ def test_proctor_sees_the_hold_but_cannot_change_it(page):
     page.wait_for_url("**/forbidden")
     assert _is_held(held.attempt_id)
     assert [a[0] for a in _hold_audit(held.attempt_id)] == ["legal_hold_set"]
+
+
+def test_an_attempt_in_progress_plays_what_was_uploaded_so_far(page, tmp_path):
+    clip = samples.encode(tmp_path / "clip.mkv", 9, "h264", size=(320, 240), fps=15).read_bytes()
+    started = utcnow() - timedelta(seconds=30)
+    sample = samples.start_attempt(started)
+    samples.upload_segment(sample, "camera", 0, samples.evenly(samples.cut(clip, 9), started, 9),
+                           samples.MIME["h264"])
+    login(page, "supervisor@example.com")
+    page.goto(f"/attempts/{sample.attempt_id}/video")
+    expect(page.locator("#in-progress")).to_be_visible()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#preview-camera'); return v && v.duration > 7; }")
+    # More arrives; "Load the latest" fetches the preview again and it has grown.
+    samples.upload_segment(sample, "camera", 1, samples.evenly(samples.cut(clip, 9),
+                                                               started + timedelta(seconds=10), 9),
+                           samples.MIME["h264"])
+    time.sleep(preview.MIN_REBUILD_S + 0.5)
+    page.click("#reload-previews")
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#preview-camera'); return v && v.duration > 16; }")

@@ -142,6 +142,26 @@ def _review_form() -> rx.Component:
     )
 
 
+def _previews() -> rx.Component:
+    """What has been uploaded so far, for recordings not processed yet (rebuilt by the server
+    every few seconds; "Load the latest" fetches it again)."""
+    state = AttemptVideoState
+    return rx.vstack(
+        rx.hstack(rx.heading("Uploaded so far", size="4"),
+                  rx.button("Load the latest", on_click=state.reload_previews, variant="soft",
+                            size="1", id="reload-previews"), align="center"),
+        rx.hstack(rx.foreach(state.previews, lambda preview: rx.vstack(
+            rx.text(preview["stream"], size="2", weight="bold"),
+            # A new URL each round (the signature ignores extra parameters), so the browser's
+            # media cache cannot hand back the shorter preview.
+            rx.el.video(src=preview["src"] + "&round=" + state.preview_round.to_string(),
+                        controls=True, muted=True, preload="metadata",
+                        id="preview-" + preview["stream"], width="480"),
+        )), wrap="wrap", spacing="4"),
+        width="100%",
+    )
+
+
 def _content() -> rx.Component:
     state = AttemptVideoState
     return rx.vstack(
@@ -154,6 +174,7 @@ def _content() -> rx.Component:
                 rx.callout(rx.text("This attempt is in progress: its recording is processed when it ends. ",
                                    rx.link("Watch it live", href="/proctor"), "."),
                            id="in-progress", color_scheme="blue")),
+        rx.cond(state.previews.length() > 0, _previews()),
         rx.cond(state.processing, every_interval(ms=PROGRESS_POLL_MS, on_tick=state.refresh)),
         rx.cond(state.processing_queued,
                 rx.text("Processing is queued and starts shortly.", id="processing-queued", size="2")),

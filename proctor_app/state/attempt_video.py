@@ -94,6 +94,10 @@ class AttemptVideoState(AuthState):
     streams: list[StreamPanel] = []
     # Handed to the player component as they are.
     player_videos: list[dict[str, Any]] = []
+    # What has been uploaded so far of recordings not processed yet: [{"stream", "src"}].
+    previews: list[dict[str, str]] = []
+    # Bumped by "Load the latest": the preview players fetch the preview again.
+    preview_round: int = 0
     markers: list[dict[str, Any]] = []
     timeline_gaps: list[dict[str, float]] = []
     timeline_s: float = 0.0
@@ -160,6 +164,8 @@ class AttemptVideoState(AuthState):
     def _load_recordings(self, attempt: Attempt, recordings: list[Recording], user_id: int) -> None:
         panels, videos, gaps = [], [], []
         self.sprite = {}
+        self.previews = [{"stream": rec.stream, "src": recording_link(user_id, attempt.id, rec.stream, "preview")}
+                         for rec in recordings if rec.status == RecordingStatus.in_progress and rec.chunk_count]
         timeline_s = review.exam_window_s(attempt) or 0.0
         for rec in recordings:
             health = review.recording_health(attempt, rec)
@@ -243,6 +249,12 @@ class AttemptVideoState(AuthState):
         """Polled while a recording is processing, to move the progress bar and show the result."""
         if self._load() == "forbidden":
             return rx.redirect("/forbidden")
+
+    @requires(STAFF_REVIEW)
+    def reload_previews(self):
+        if self._load() == "forbidden":
+            return rx.redirect("/forbidden")
+        self.preview_round += 1
 
     @requires(ADMIN)
     def reprocess(self):

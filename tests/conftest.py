@@ -65,6 +65,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
+    """Poll `condition` until it returns something truthy (returned), or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not met within {timeout}s")
+
+
 def wait_for_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

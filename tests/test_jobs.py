@@ -39,7 +39,7 @@ from proctor_app.models import (
     utcnow,
 )
 from proctor_app.services import attempts
-from tests.conftest import POSTGRES_URL, ROOT
+from tests.conftest import POSTGRES_URL, ROOT, wait_for
 
 pytestmark = pytest.mark.usefixtures("demo_db")
 
@@ -405,16 +405,6 @@ SETUP = textwrap.dedent("""
 """)
 
 
-def _wait(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_worker_killed_mid_job_is_taken_over_and_leaves_exactly_one_output(tmp_path):
     env = dict(os.environ, PROCTOR_DATA_DIR=str(tmp_path))
     job_id = int(subprocess.run([sys.executable, "-c", SETUP], env=env, cwd=ROOT, check=True,
@@ -432,7 +422,7 @@ def test_a_worker_killed_mid_job_is_taken_over_and_leaves_exactly_one_output(tmp
 
     first = start_worker()
     try:
-        _wait(lambda: state()[1].progress > 0.05, 90, "the first worker to get into the job")
+        wait_for(lambda: state()[1].progress > 0.05, 90, "the first worker to get into the job")
         ffmpeg_pids = [p.pid for p in psutil.Process(first.pid).children(recursive=True)]
         assert ffmpeg_pids, "ffmpeg should be running"
         first.send_signal(signal.SIGKILL)
@@ -440,7 +430,7 @@ def test_a_worker_killed_mid_job_is_taken_over_and_leaves_exactly_one_output(tmp
     finally:
         first.kill()
     # The crash took ffmpeg along (no orphan writing into the next try's folder).
-    _wait(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    wait_for(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
                           for pid in ffmpeg_pids), 10, "ffmpeg to die with its worker")
     job, rec = state()
     assert (job.status, rec.status) == (JobStatus.running, RecordingStatus.processing)
@@ -448,7 +438,7 @@ def test_a_worker_killed_mid_job_is_taken_over_and_leaves_exactly_one_output(tmp
     second = start_worker()
     try:
         # Same host, dead pid: taken back at once, not after the stale timeout.
-        _wait(lambda: state()[0].status == JobStatus.done, 120, "the second worker to finish the job")
+        wait_for(lambda: state()[0].status == JobStatus.done, 120, "the second worker to finish the job")
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(20)
@@ -560,10 +550,10 @@ def test_submit_latency_is_the_same_while_the_server_processes_a_recording(app_s
         with session_scope() as db:
             return db.exec(select(Recording).where(Recording.attempt_id == sample.attempt_id)).one()
 
-    _wait(lambda: recording().progress > 0.02, 60, "the server's worker to start processing")
+    wait_for(lambda: recording().progress > 0.02, 60, "the server's worker to start processing")
     busy_submit, busy_ping = measure(exam_ids[15:])
     assert recording().status == RecordingStatus.processing, "processing ended before the measurement"
     assert busy_submit <= 3 * idle_submit + 0.05, (idle_submit, busy_submit)
     assert busy_ping <= 3 * idle_ping + 0.05, (idle_ping, busy_ping)
-    _wait(lambda: _job(job_id).status == JobStatus.done, 240, "processing to finish")
+    wait_for(lambda: _job(job_id).status == JobStatus.done, 240, "processing to finish")
     assert recording().status == RecordingStatus.completed

@@ -33,7 +33,7 @@ from proctor_app.models import (
     UploadToken,
     User,
 )
-from tests.conftest import login
+from tests.conftest import login, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -88,16 +88,6 @@ def start_exam(page, email: str, exam_id: int, device_check: bool = True) -> int
     expect(page.locator("#question-prompt")).to_be_visible()
     with session_scope() as db:
         return db.exec(select(Attempt.id).where(Attempt.exam_id == exam_id)).one()
-
-
-def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 def recorder(page) -> dict:

@@ -2,7 +2,6 @@
 answers, reload, submit, time-out, and the role and assignment guards."""
 
 import re
-import time
 import uuid
 from datetime import timedelta
 
@@ -25,7 +24,7 @@ from proctor_app.models import (
 )
 from proctor_app.services import attempts
 from proctor_app.services.attempts import AttemptError
-from tests.conftest import CHROMIUM, login
+from tests.conftest import CHROMIUM, login, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -70,16 +69,6 @@ def _answers(attempt_id: int) -> dict[int, str]:
     with session_scope() as db:
         return dict(db.exec(select(Answer.question_id, Answer.value)
                             .where(Answer.attempt_id == attempt_id)).all())
-
-
-def _wait_for(condition, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def _pass_consent_and_check(page) -> None:
@@ -139,12 +128,12 @@ def test_alice_takes_reloads_and_submits_the_demo_exam(page):
     page.get_by_role("radio", name="1024").click()
     page.locator("#next-question").click()
     page.locator("#answer-text").fill("So that everyone has the same time.")
-    _wait_for(lambda: len(_answers(attempt_id)) == 3)
+    wait_for(lambda: len(_answers(attempt_id)) == 3)
     page.locator(".question-nav", has_text="4").click()
     expect(page.locator("#next-question")).to_be_disabled()
     page.get_by_role("radio", name="Carbon dioxide").click()
     expected = {"Mercury", "1024", "So that everyone has the same time.", "Carbon dioxide"}
-    _wait_for(lambda: set(_answers(attempt_id).values()) == expected)
+    wait_for(lambda: set(_answers(attempt_id).values()) == expected)
 
     # A reload mid-exam: the same step, the same answers, the same deadline.
     page.reload()

@@ -124,6 +124,7 @@ def start_server(port: int, redis_url: str | None) -> subprocess.Popen:
     """With a Redis URL Reflex runs several worker processes (its production setup), else one."""
     env = dict(os.environ, REFLEX_SKIP_COMPILE="true", REFLEX_TELEMETRY_ENABLED="false",
                REFLEX_STATES_WORKDIR=str(Path(_tmp.name) / "states"), REFLEX_USE_SYSTEM_BUN="1",
+               REFLEX_WEB_WORKDIR=str(Path(_tmp.name) / "web"),
                PATH=f"{ROOT / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}")
     env.pop("REFLEX_REDIS_URL", None)
     if redis_url:
@@ -155,7 +156,7 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 def cpu_seconds(proc: subprocess.Popen) -> float:
-    """User + system CPU of the server and its workers."""
+    """User + system CPU of the server, its workers and ingest processes."""
     root = psutil.Process(proc.pid)
     total = 0.0
     for p in [root, *root.children(recursive=True)]:
@@ -356,7 +357,9 @@ def main() -> None:
             sustained(port, candidates, bodies, args.interval, duration, drain_s))
         wall = time.monotonic() - wall_before
         cpu_pct = 100 * (cpu_seconds(server) - cpu_before) / wall
-        workers = len(psutil.Process(server.pid).children(recursive=True)) or 1
+        processes = psutil.Process(server.pid).children(recursive=True)
+        ingesters = sum("proctor_app.media.ingest_processes" in " ".join(p.cmdline()) for p in processes)
+        workers = (len(processes) - ingesters) or 1
         acked = sum(len(c.acked) for c in candidates)
         never = sum(len(c.lost) for c in candidates)
     finally:
@@ -368,7 +371,8 @@ def main() -> None:
     rate = acked / wall
     p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
     lag_p99 = percentile(lags, 0.99) * 1000
-    print(f"server: {workers} worker process(es){' with Redis' if args.redis else ''}, SQLite")
+    print(f"server: {workers} app worker process(es){' with Redis' if args.redis else ''} and "
+          f"{ingesters} ingest process(es), SQLite")
     print(f"sustained: {args.candidates} candidates, a {chunk_bytes} B chunk every {args.interval:g} s "
           f"(offered {offered:.0f}/s) for {duration:g} s")
     print(f"  acknowledged {acked} chunks: {rate:.0f} uploads/s = {rate / raw:.3f} x raw fsync throughput")
@@ -380,7 +384,7 @@ def main() -> None:
     print(f"saturated (32 uploaders back to back): {saturated_rate:.0f} uploads/s = "
           f"{saturated_rate / raw:.3f} x raw fsync throughput")
     print(json.dumps({
-        "server_workers": workers, "redis": bool(args.redis),
+        "server_workers": workers, "ingest_processes": ingesters, "redis": bool(args.redis),
         "candidates": args.candidates, "interval_s": args.interval, "duration_s": duration,
         "chunk_bytes": chunk_bytes, "offered_per_s": round(offered, 1),
         "uploads_per_s": round(rate, 1), "p50_ms": round(p50, 1), "p99_ms": round(p99, 1),

@@ -20,6 +20,8 @@ class Config:
     secret_key: str
     port: int
     redis_url: str | None
+    # Processes that store uploaded chunks beside the app's (0: in the app process).
+    ingest_processes: int
 
 
 def _persisted_secret(data_dir: Path) -> str:
@@ -44,6 +46,7 @@ def load_config() -> Config:
         secret_key=os.environ.get("PROCTOR_SECRET_KEY") or _persisted_secret(data_dir),
         port=int(os.environ.get("PROCTOR_PORT", "8000")),
         redis_url=os.environ.get("REFLEX_REDIS_URL") or None,
+        ingest_processes=int(os.environ.get("PROCTOR_INGEST_PROCESSES", min(4, os.cpu_count() or 1))),
     )
 
 

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
 from proctor_app.config import PROJECT_ROOT, config
@@ -14,7 +14,9 @@ from proctor_app.config import PROJECT_ROOT, config
 @lru_cache(maxsize=None)
 def engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
-        eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # A connection per upload thread stays open: opening one costs more than the query.
+        eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                            pool_size=40, max_overflow=20)
 
         @event.listens_for(eng, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
@@ -43,6 +45,13 @@ def session_scope() -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def connection_scope() -> Iterator[Connection]:
+    """A plain connection in a transaction that commits on success: for hot paths without the ORM."""
+    with get_engine().begin() as conn:
+        yield conn
 
 
 # Several app processes start at once with Redis; on PostgreSQL they take turns setting up.

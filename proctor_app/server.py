@@ -1,10 +1,12 @@
 """Work the server does at start-up and in the background while it runs."""
 
 import asyncio
+import gc
 import logging
 import os
 from contextlib import asynccontextmanager
 
+from proctor_app.api.ingest import ingest_pool
 from proctor_app.config import config
 from proctor_app.db import migrate, session_scope, startup_lock
 from proctor_app.media.jobs import Worker
@@ -39,10 +41,15 @@ def _set_up_database() -> None:
 @asynccontextmanager
 async def lifespan():
     await asyncio.to_thread(_set_up_database)
+    # What is alive now (the compiled app, modules) lives as long as the process: the collector
+    # need not trace it again on every full collection while uploads stream in.
+    gc.freeze()
     if os.environ.get("PROCTOR_DEMO") == "1":
         from proctor_app.demo import describe_demo
 
         print(describe_demo(f"http://localhost:{config.port}/"), flush=True)
+    if ingest_pool is not None:
+        await ingest_pool.start()
     sweeper = asyncio.create_task(_sweep_overdue_attempts())
     # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again.
     job_worker = asyncio.create_task(Worker().run())
@@ -56,3 +63,5 @@ async def lifespan():
         job_worker.cancel()
         await asyncio.gather(job_worker, return_exceptions=True)
         await relay.close()
+        if ingest_pool is not None:
+            await ingest_pool.close()

@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 
 import httpx
+import psutil
 import pytest
 from sqlmodel import Session, select
 
@@ -32,6 +33,7 @@ from proctor_app.models import (
     utcnow,
 )
 from proctor_app.services import attempts
+from tests.conftest import wait_for
 
 MIME = "video/x-matroska;codecs=avc1,opus"
 JPEG = b"\xff\xd8\xff\xe0" + b"jpeg body" * 50
@@ -428,6 +430,81 @@ def test_uploads_settle_after_the_flush_report_or_the_grace(grant, app_server):
         attempt = db.get(Attempt, grant.attempt_id)
         assert ingest.uploads_settled(db, attempt)
         assert ingest.uploads_settled(db, new_attempt(db), utcnow()) is False
+
+
+def ingest_processes(app_server) -> list[psutil.Process]:
+    return [p for p in psutil.Process(app_server.proc.pid).children(recursive=True)
+            if "proctor_app.media.ingest_processes" in " ".join(p.cmdline())]
+
+
+def test_a_killed_ingest_process_loses_no_acknowledged_chunk_and_is_replaced(app_server, grant):
+    """Uploads go on while an ingest process is SIGKILLed: every chunk is stored in the end, the
+    ones it held are answered 503 and sent again (as the browser does), and a new process starts."""
+    before = ingest_processes(app_server)
+    assert before, "chunks are stored in ingest processes of their own by default"
+    bodies = {(segment, seq): uuid.uuid4().bytes * 8000 for segment in range(4) for seq in range(12)}
+    answers: list[int] = []
+
+    def upload_segment(segment: int) -> None:
+        with httpx.Client(base_url=app_server.url, timeout=30) as http:
+            for seq in range(12):
+                for _ in range(20):
+                    status = put_chunk(http, grant, seq, bodies[segment, seq], segment=segment).status_code
+                    answers.append(status)
+                    if status in (200, 201):
+                        break
+                    assert status == 503
+                    time.sleep(0.1)
+
+    uploaders = [threading.Thread(target=upload_segment, args=(segment,)) for segment in range(4)]
+    [t.start() for t in uploaders]
+    wait_for(lambda: len(answers) >= 8, 30)
+    before[0].kill()
+    [t.join() for t in uploaders]
+    stored = {(segment, seq): sha for segment, seq, sha, _ in stored_chunks(grant.attempt_id)}
+    assert stored == {key: hashlib.sha256(body).hexdigest() for key, body in bodies.items()}
+    for segment, seq, sha, path in stored_chunks(grant.attempt_id):
+        assert hashlib.sha256(absolute(path).read_bytes()).hexdigest() == sha
+    after = ingest_processes(app_server)
+    assert len(after) == len(before) and before[0].pid not in {p.pid for p in after}
+
+
+def test_chunks_committed_together_refuse_only_the_one_whose_recording_was_taken_for_processing(app_server):
+    """Chunks arriving together are committed in one transaction; one whose recording processing
+    took meanwhile (after its checks passed) is refused alone, and its file removed."""
+    with session_scope() as db:
+        grants = [ingest.issue_upload_token(db, new_attempt(db)) for _ in range(6)]
+    now_ms = int(time.time() * 1000)
+
+    def upload(grant, seq):
+        body = b"together %d %d" % (grant.attempt_id, seq)
+        return ingest.store_chunk(grant.token, ingest.ChunkUpload(
+            grant.attempt_id, "camera", 0, seq, body, hashlib.sha256(body).hexdigest(),
+            str(now_ms), str(now_ms + 3000), MIME, None))
+
+    for grant in grants:  # checks pass and are remembered for a moment
+        upload(grant, 0)
+    late = grants[0]
+    with session_scope() as db:
+        row = db.exec(select(Recording).where(Recording.attempt_id == late.attempt_id)).one()
+        row.status = RecordingStatus.processing
+        db.add(row)
+    results = {}
+
+    def upload_and_keep(grant):
+        try:
+            results[grant.attempt_id] = upload(grant, 1).status
+        except ingest.IngestError as exc:
+            results[grant.attempt_id] = exc.code
+
+    threads = [threading.Thread(target=upload_and_keep, args=(grant,)) for grant in grants]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert results == {g.attempt_id: "recording_finalized" if g is late else "stored" for g in grants}
+    [(_, _, _, first)] = stored_chunks(late.attempt_id)
+    assert [p.name for p in absolute(first).parent.iterdir()] == ["00000000"]  # nor temp files
+    with session_scope() as db:
+        assert db.exec(select(Recording).where(Recording.attempt_id == late.attempt_id)).one().chunk_count == 1
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Upload routes for the candidate's browser: chunks, snapshots and proctoring events.
 
 Authorised by the attempt's upload token (`Authorization: Bearer ...`), not the login cookie, so
-uploads keep flowing while the page reloads. Validation, fsync and database work run in worker
-threads; the event loop only reads bodies and answers.
+uploads keep flowing while the page reloads. Chunks are stored in ingest processes, snapshots and
+events in worker threads; the event loop only reads bodies and answers.
 """
 
 import json
@@ -13,13 +13,20 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from proctor_app.config import config
 from proctor_app.media import ingest
 from proctor_app.media.ingest import IngestError
+from proctor_app.media.ingest_processes import THREADS_PER_PROCESS, IngestPool
 
 MAX_EVENT_BATCH_BYTES = 512 * 1024
-# Chunks stored at once (fsync, then a short write transaction): more threads only add GIL and
-# lock hand-offs, and a burst of uploads cannot take every thread of the shared pool.
-_chunk_threads = anyio.CapacityLimiter(8)
+# Chunks are stored by ingest processes of their own (see media/ingest_processes.py), or with
+# PROCTOR_INGEST_PROCESSES=0 in threads of this process (their own, so a burst cannot take the
+# shared pool from the other routes).
+ingest_pool = IngestPool(config.ingest_processes) if config.ingest_processes else None
+_chunk_threads = anyio.CapacityLimiter(THREADS_PER_PROCESS)
+# Chunks taken in at once, from reading the body to the answer; the others wait before their
+# bodies are read, so a backlog queues up in the sockets instead of as bodies in memory.
+_chunk_slots = anyio.Semaphore(max(1, config.ingest_processes) * THREADS_PER_PROCESS)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -47,6 +54,11 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 async def put_chunk(request: Request) -> JSONResponse:
+    async with _chunk_slots:
+        return await _take_chunk(request)
+
+
+async def _take_chunk(request: Request) -> JSONResponse:
     params = request.path_params
     try:
         attempt_id = ingest.parse_index(params["attempt_id"], "attempt", 2**31 - 1)
@@ -59,8 +71,11 @@ async def put_chunk(request: Request) -> JSONResponse:
             sha256=request.headers.get("x-content-sha256"),
             start_ms=request.headers.get("x-chunk-start-ms"), end_ms=request.headers.get("x-chunk-end-ms"),
             mime_type=request.headers.get("content-type"), meta=request.headers.get("x-chunk-meta"))
-        ack = await anyio.to_thread.run_sync(ingest.store_chunk, bearer_token(request), upload,
-                                             limiter=_chunk_threads)
+        if ingest_pool is not None:
+            ack = await ingest_pool.store_chunk(bearer_token(request), upload)
+        else:
+            ack = await anyio.to_thread.run_sync(ingest.store_chunk, bearer_token(request), upload,
+                                                 limiter=_chunk_threads)
     except IngestError as exc:
         return _error(exc)
     except ClientDisconnect:

@@ -16,21 +16,24 @@ import fcntl
 import hashlib
 import json
 import os
+import queue
 import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import Row, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from proctor_app.auth.tokens import new_token, token_hash
-from proctor_app.db import session_scope
+from proctor_app import db as database
+from proctor_app.db import connection_scope, session_scope
 from proctor_app.media.storage import absolute, raw_chunk_path, snapshot_path, storage_root, write_durably
 from proctor_app.models import (
     Attempt,
@@ -372,8 +375,11 @@ def _folder_lock(folder: Path) -> Iterator[None]:
     Held from the "is it stored?" check to the commit, so two different bodies racing for the same
     seq can never leave a file that does not match its row.
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -384,6 +390,11 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 # Chunks arrive hundreds of times a second: their statements are built once, executed with values.
 _attempts, _recordings, _segments, _chunks = (m.__table__ for m in (Attempt, Recording, Segment, Chunk))
 _TIME = _segments.c.started_at.type
+
+
+def _constants(values) -> list:
+    """Values for IN that executemany accepts (a plain list becomes one expanding parameter)."""
+    return [literal(str(value)) for value in sorted(values)]
 
 
 def _earliest(column, value):
@@ -417,31 +428,46 @@ _UPDATE_SEGMENT = update(_segments).where(_segments.c.id == bindparam("b_id")).v
     contiguous_seq=bindparam("b_contiguous"),
     started_at=_earliest(_segments.c.started_at, bindparam("b_start", type_=_TIME)),
     ended_at=_latest(_segments.c.ended_at, bindparam("b_end", type_=_TIME)))
-_UPDATE_RECORDING = update(_recordings).where(_recordings.c.id == bindparam("b_id")).values(
+# Guarded: a chunk committed after processing took its recording, or after the upload window
+# closed, would be acknowledged yet never be in the video (the checks before the write may be
+# seconds old).
+_UPDATE_RECORDING = update(_recordings).where(
+    _recordings.c.id == bindparam("b_id"),
+    _recordings.c.status.not_in(_constants(_FINAL_RECORDING)),
+    select(_attempts.c.id).where(
+        _attempts.c.id == _recordings.c.attempt_id,
+        func.coalesce(_attempts.c.ended_at, _attempts.c.deadline_at) >= bindparam("b_window", type_=_TIME),
+    ).exists(),
+).values(
     chunk_count=_recordings.c.chunk_count + 1, byte_count=_recordings.c.byte_count + bindparam("b_size"),
     gap_count=_recordings.c.gap_count + bindparam("b_new_holes"),
     # A recording reported failed before any chunk came is recording after all.
-    status=case((_recordings.c.status.in_([RecordingStatus.not_started, RecordingStatus.failed]),
+    status=case((_recordings.c.status.in_(_constants([RecordingStatus.not_started, RecordingStatus.failed])),
                  RecordingStatus.in_progress), else_=_recordings.c.status),
     mime_type=case((_recordings.c.mime_type == "", bindparam("b_mime")), else_=_recordings.c.mime_type),
     started_at=_earliest(_recordings.c.started_at, bindparam("b_start", type_=_TIME)),
     ended_at=_latest(_recordings.c.ended_at, bindparam("b_end", type_=_TIME)))
 
+# Attempt rows barely change while chunks stream in, so each (attempt, stream) is read at most
+# every UPLOAD_TARGET_TTL_S; the guarded commit above is what keeps late chunks out.
+UPLOAD_TARGET_TTL_S = 2.0
+_upload_targets: dict[tuple[int, str], tuple[float, Row]] = {}
 
-_sqlite_writer = threading.Lock()
 
-
-@contextmanager
-def _one_writer(conn) -> Iterator[None]:
-    """On SQLite, this process's uploads take turns for the write transaction. SQLite has one
-    writer at a time and its busy handler waits by sleeping, so dozens of threads contending for
-    it leave the CPU idle while the answers wait; a lock wakes the next writer at once. The files
-    are written (and fsynced) before, in parallel."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    with _sqlite_writer:
-        yield
+def _upload_target(attempt_id: int, stream: str, now: datetime) -> Row:
+    """The attempt (and its recording of the stream) a chunk goes to, if it takes uploads."""
+    key = (attempt_id, stream)
+    read_at, target = _upload_targets.get(key, (float("-inf"), None))
+    if time.monotonic() - read_at > UPLOAD_TARGET_TTL_S:
+        with connection_scope() as conn:
+            target = conn.execute(_ATTEMPT_FOR_CHUNK, {"attempt_id": attempt_id, "stream": stream}).one()
+        if target.recording_id is not None:  # else the caller creates the recording first
+            if len(_upload_targets) >= _SCOPE_CACHE_MAX:
+                _upload_targets.clear()
+            _upload_targets[key] = (time.monotonic(), target)
+    _check_accepting(target.status, target.started_at, target.ended_at, target.deadline_at,
+                     target.recording_status, now)
+    return target
 
 
 def _recording_id(db: Session, attempt_id: int, stream: str) -> int:
@@ -467,63 +493,185 @@ def _next_contiguous(conn, segment_id: int, contiguous: int) -> int:
     return contiguous
 
 
+@dataclass(frozen=True)
+class _ChunkOnDisk:
+    """A chunk durably written, its folder still locked, whose rows wait for the group commit."""
+
+    upload: ChunkUpload
+    relative: str
+    digest: str
+    start: datetime
+    end: datetime
+    mime: str
+    meta: dict
+    received_at: datetime
+    recording_id: int
+    # (id, chunk_count, contiguous_seq) of its segment as read under the folder lock; None: new.
+    segment: tuple[int, int, int] | None
+    committed: Future = field(default_factory=Future, compare=False)
+
+
+def _commit_rows(batch: list[_ChunkOnDisk]) -> list[ChunkAck]:
+    """The rows of chunks on disk in one transaction: chunk rows, segment and recording counters.
+
+    A batch holds at most one chunk per segment (each waits holding its segment folder's lock),
+    so the segment state each one read is still the segment's state here.
+    """
+    acks, segment_updates, recording_updates = [], [], []
+    with _write_turn(), connection_scope() as conn:
+        segment_ids = []
+        for chunk in batch:
+            if chunk.segment is None:
+                segment_ids.append(conn.execute(insert(_segments), {
+                    "recording_id": chunk.recording_id, "number": chunk.upload.segment, "mime_type": chunk.mime,
+                    "started_at": chunk.start, "ended_at": chunk.end, "chunk_count": 0, "byte_count": 0,
+                    "contiguous_seq": -1, "received_at": chunk.received_at}).inserted_primary_key[0])
+            else:
+                segment_ids.append(chunk.segment[0])
+        conn.execute(insert(_chunks), [
+            {"segment_id": segment_id, "seq": chunk.upload.seq, "size": len(chunk.upload.body),
+             "sha256": chunk.digest, "path": chunk.relative, "start_time": chunk.start,
+             "end_time": chunk.end, "received_at": chunk.received_at, "meta": chunk.meta}
+            for chunk, segment_id in zip(batch, segment_ids)])
+        for chunk, segment_id in zip(batch, segment_ids):
+            _, count_before, contiguous_before = chunk.segment or (segment_id, 0, -1)
+            seq = chunk.upload.seq
+            in_order_before = count_before == contiguous_before + 1  # nothing arrived early
+            highest_before = contiguous_before if in_order_before else conn.execute(
+                _HIGHEST_OTHER_SEQ, {"segment_id": segment_id, "seq": seq}).scalar()
+            contiguous = contiguous_before
+            if seq == contiguous_before + 1:
+                contiguous = seq if in_order_before else _next_contiguous(conn, segment_id, seq)
+            # Holes: seqs below the highest stored one that have not arrived (yet).
+            holes_before = highest_before + 1 - count_before
+            holes_after = max(highest_before, seq) + 1 - (count_before + 1)
+            size = len(chunk.upload.body)
+            segment_updates.append({"b_id": segment_id, "b_size": size, "b_contiguous": contiguous,
+                                    "b_start": chunk.start, "b_end": chunk.end})
+            recording_updates.append({"b_id": chunk.recording_id, "b_size": size, "b_mime": chunk.mime,
+                                      "b_new_holes": holes_after - holes_before, "b_start": chunk.start,
+                                      "b_end": chunk.end, "b_window": chunk.received_at - FLUSH_GRACE})
+            acks.append(ChunkAck("stored", chunk.upload.stream, chunk.upload.segment, seq, contiguous,
+                                 count_before + 1))
+        if conn.execute(_UPDATE_RECORDING, recording_updates).rowcount != len(batch):
+            if len(batch) > 1:
+                raise _LateInBatch  # the chunks are committed one by one, and the late one refused
+            late = batch[0]
+            target = conn.execute(_ATTEMPT_FOR_CHUNK, {"attempt_id": late.upload.attempt_id,
+                                                       "stream": late.upload.stream}).one()
+            _check_accepting(target.status, target.started_at, target.ended_at, target.deadline_at,
+                             target.recording_status, late.received_at)
+            raise IngestError(409, "recording_finalized", "The recording takes no more chunks.")
+        conn.execute(_UPDATE_SEGMENT, segment_updates)
+    return acks
+
+
+class _LateInBatch(Exception):
+    pass
+
+
+_turn_files: dict[str, int] = {}
+
+
+@contextmanager
+def _write_turn() -> Iterator[None]:
+    """On SQLite, the ingest processes take turns for the write transaction by a file lock: SQLite
+    lets one writer in at a time and its busy handler waits by sleeping, up to 100 ms a try."""
+    engine = database.get_engine()
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    path = f"{engine.url.database}.write-turn"
+    fd = _turn_files.get(path)
+    if fd is None:
+        fd = _turn_files[path] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+class _GroupCommit:
+    """One thread commits the rows of all chunks waiting, in one transaction per batch.
+
+    Hundreds of uploads a second each committing alone spend their time taking turns for the
+    database's write lock (SQLite has one writer and its busy handler waits by sleeping); one
+    thread that commits whatever queued up meanwhile pays one transaction per batch, while the
+    uploads' file writes and fsyncs still run in parallel before it. The upload waits for its
+    commit: acknowledged means committed.
+    """
+
+    MAX_BATCH = 64
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_ChunkOnDisk] = queue.SimpleQueue()
+        self._thread_pid: int | None = None  # a forked worker process starts a thread of its own
+        self._starting = threading.Lock()
+
+    def commit(self, chunk: _ChunkOnDisk) -> ChunkAck:
+        if self._thread_pid != os.getpid():
+            with self._starting:
+                if self._thread_pid != os.getpid():
+                    threading.Thread(target=self._run, name="chunk-group-commit", daemon=True).start()
+                    self._thread_pid = os.getpid()
+        self._queue.put(chunk)
+        return chunk.committed.result()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                acks = _commit_rows(batch)
+            except Exception:
+                # One refused or failing chunk must not fail the others: each on its own then.
+                for chunk in batch:
+                    try:
+                        chunk.committed.set_result(_commit_rows([chunk])[0])
+                    except Exception as exc:
+                        chunk.committed.set_exception(exc)
+            else:
+                for chunk, ack in zip(batch, acks):
+                    chunk.committed.set_result(ack)
+
+
+_group_commit = _GroupCommit()
+
+
 def store_chunk(token: str | None, upload: ChunkUpload, now: datetime | None = None) -> ChunkAck:
     """Validate, write durably, record; idempotent. Raises IngestError (nothing stored then)."""
     now = now or utcnow()
     authorize(token, upload.attempt_id, upload.stream, now)
     digest, start, end, mime, meta = _check_chunk(upload, now)
-    size = len(upload.body)
-    with session_scope() as db:
-        conn = db.connection()
-        attempt = conn.execute(_ATTEMPT_FOR_CHUNK, {"attempt_id": upload.attempt_id,
-                                                    "stream": upload.stream}).one()
-        _check_accepting(attempt.status, attempt.started_at, attempt.ended_at, attempt.deadline_at,
-                         attempt.recording_status, now)
-        recording_id = attempt.recording_id
-        if recording_id is None:
+    attempt = _upload_target(upload.attempt_id, upload.stream, now)
+    recording_id = attempt.recording_id
+    if recording_id is None:
+        with session_scope() as db:
             recording_id = _recording_id(db, upload.attempt_id, upload.stream)
-            db.commit()
-            conn = db.connection()
-        relative = raw_chunk_path(upload.attempt_id, attempt.started_at, upload.stream,
-                                  upload.segment, upload.seq)
-        # Built from checked numbers and a known stream: write_durably still refuses escapes.
-        with _folder_lock((storage_root() / relative).parent):
+    relative = raw_chunk_path(upload.attempt_id, attempt.started_at, upload.stream, upload.segment, upload.seq)
+    # Built from checked numbers and a known stream: write_durably still refuses escapes.
+    with _folder_lock((storage_root() / relative).parent):
+        with connection_scope() as conn:
             segment = conn.execute(_SEGMENT_AND_STORED, {"recording_id": recording_id, "number": upload.segment,
                                                          "seq": upload.seq}).first()
-            if segment is not None and segment.sha256 == digest:
-                return ChunkAck("already_stored", upload.stream, upload.segment, upload.seq,
-                                segment.contiguous_seq, segment.chunk_count)
-            if segment is not None and segment.sha256 is not None:
-                raise IngestError(409, "chunk_conflict", "A different chunk is already stored under this seq.")
-            write_durably(relative, upload.body)
-            with _one_writer(conn):
-                if segment is None:
-                    segment_id = conn.execute(insert(_segments), {
-                        "recording_id": recording_id, "number": upload.segment, "mime_type": mime,
-                        "started_at": start, "ended_at": end, "chunk_count": 0, "byte_count": 0,
-                        "contiguous_seq": -1, "received_at": now}).inserted_primary_key[0]
-                    count_before, contiguous_before = 0, -1
-                else:
-                    segment_id, count_before, contiguous_before, _ = segment
-                conn.execute(insert(_chunks), {
-                    "segment_id": segment_id, "seq": upload.seq, "size": size, "sha256": digest,
-                    "path": relative, "start_time": start, "end_time": end, "received_at": now, "meta": meta})
-                in_order_before = count_before == contiguous_before + 1  # nothing arrived early
-                highest_before = contiguous_before if in_order_before else conn.execute(
-                    _HIGHEST_OTHER_SEQ, {"segment_id": segment_id, "seq": upload.seq}).scalar()
-                contiguous = contiguous_before
-                if upload.seq == contiguous_before + 1:
-                    contiguous = upload.seq if in_order_before else _next_contiguous(conn, segment_id, upload.seq)
-                # Holes: seqs below the highest stored one that have not arrived (yet).
-                holes_before = highest_before + 1 - count_before
-                holes_after = max(highest_before, upload.seq) + 1 - (count_before + 1)
-                conn.execute(_UPDATE_SEGMENT, {"b_id": segment_id, "b_size": size, "b_contiguous": contiguous,
-                                               "b_start": start, "b_end": end})
-                conn.execute(_UPDATE_RECORDING, {"b_id": recording_id, "b_size": size, "b_mime": mime,
-                                                 "b_new_holes": holes_after - holes_before,
-                                                 "b_start": start, "b_end": end})
-                db.commit()
-    return ChunkAck("stored", upload.stream, upload.segment, upload.seq, contiguous, count_before + 1)
+        if segment is not None and segment.sha256 == digest:
+            return ChunkAck("already_stored", upload.stream, upload.segment, upload.seq,
+                            segment.contiguous_seq, segment.chunk_count)
+        if segment is not None and segment.sha256 is not None:
+            raise IngestError(409, "chunk_conflict", "A different chunk is already stored under this seq.")
+        write_durably(relative, upload.body)
+        try:
+            return _group_commit.commit(_ChunkOnDisk(
+                upload, relative, digest, start, end, mime, meta, now, recording_id,
+                None if segment is None else (segment.id, segment.chunk_count, segment.contiguous_seq)))
+        except IngestError:  # refused at commit and rolled back: its file goes too
+            absolute(relative).unlink(missing_ok=True)
+            raise
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,161 @@
+"""Chunk ingest in processes of its own, beside the app's.
+
+Storing a chunk is Python work (hash, checks, SQL) between system calls (write, fsync, rename)
+that each hand the GIL to another thread and back. In the app process that competes with the
+web server's own Python for one GIL: one process took at most ~450 chunks/s on two cores, and
+under an open stream of uploads fell behind at 333/s. So the app only reads the body and passes
+it over a socket pair to one of a few ingest processes, which run `store_chunk` in threads and
+answer; every process has its own GIL, and the cores share the work.
+
+A frame is a fixed header (request id, header length, body length) then a JSON header and the
+body; the answer is (request id, length) then JSON: {"ack": {...}} or {"error": [status, code,
+message]}. An ingest process ends when its socket closes, so it never outlives the app; if it
+dies, its uploads in flight are answered 503 (the browser sends them again) and a new one starts.
+"""
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import socket
+import struct
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+
+from proctor_app.config import PROJECT_ROOT
+from proctor_app.media.ingest import ChunkAck, ChunkUpload, IngestError, store_chunk
+
+log = logging.getLogger("proctor_app.ingest")
+REQUEST = struct.Struct("!QII")  # request id, header length, body length
+ANSWER = struct.Struct("!QI")  # request id, length
+# Chunks one ingest process stores at once: each holds a thread through its fsyncs and the group
+# commit of its rows, so more make bigger commit batches.
+THREADS_PER_PROCESS = 16
+
+
+class IngestProcess:
+    """One ingest process and the app's end of its socket."""
+
+    def __init__(self, process: asyncio.subprocess.Process, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter):
+        self.process, self.reader, self.writer = process, reader, writer
+        self.waiting: dict[int, asyncio.Future] = {}
+        self.alive = True
+        self._ids = itertools.count()
+        self._answers = asyncio.create_task(self._read_answers())
+
+    @classmethod
+    async def start(cls) -> "IngestProcess":
+        ours, theirs = socket.socketpair()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "proctor_app.media.ingest_processes", str(theirs.fileno()),
+                pass_fds=(theirs.fileno(),), cwd=PROJECT_ROOT)
+        finally:
+            theirs.close()
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        return cls(process, reader, writer)
+
+    async def store(self, token: str | None, upload: ChunkUpload) -> ChunkAck:
+        request_id = next(self._ids)
+        answer = asyncio.get_running_loop().create_future()
+        self.waiting[request_id] = answer
+        header = json.dumps({"token": token, "upload": {k: v for k, v in asdict(upload).items()
+                                                         if k != "body"}}).encode()
+        self.writer.write(REQUEST.pack(request_id, len(header), len(upload.body)) + header)
+        self.writer.write(upload.body)
+        try:
+            await self.writer.drain()
+            result = await answer
+        finally:
+            self.waiting.pop(request_id, None)
+        if "error" in result:
+            raise IngestError(*result["error"])
+        return ChunkAck(**result["ack"])
+
+    async def _read_answers(self) -> None:
+        try:
+            while True:
+                request_id, length = ANSWER.unpack(await self.reader.readexactly(ANSWER.size))
+                result = json.loads(await self.reader.readexactly(length))
+                answer = self.waiting.get(request_id)
+                if answer is not None and not answer.done():
+                    answer.set_result(result)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.alive = False
+            lost = {"error": [503, "ingest_unavailable", "The server could not store the chunk; send it again."]}
+            for answer in self.waiting.values():
+                if not answer.done():
+                    answer.set_result(lost)
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await asyncio.wait_for(self.process.wait(), 30)
+        except asyncio.TimeoutError:
+            self.process.kill()
+        self._answers.cancel()
+
+
+class IngestPool:
+    """`count` ingest processes; each chunk goes to the least busy one."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.processes: list[IngestProcess] = []
+        self._starting = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Start the processes missing (all at first, later any that died)."""
+        async with self._starting:
+            self.processes = [p for p in self.processes if p.alive]
+            while len(self.processes) < self.count:
+                self.processes.append(await IngestProcess.start())
+
+    async def store_chunk(self, token: str | None, upload: ChunkUpload) -> ChunkAck:
+        if len(self.processes) < self.count or not all(p.alive for p in self.processes):
+            await self.start()
+        return await min(self.processes, key=lambda p: len(p.waiting)).store(token, upload)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.close() for p in self.processes), return_exceptions=True)
+        self.processes = []
+
+
+# ---------------------------------------------------------------------------------------------
+# The ingest process
+
+
+def _answer(sock: socket.socket, sending: threading.Lock, request_id: int, header: dict, body: bytes) -> None:
+    try:
+        ack = store_chunk(header["token"], ChunkUpload(**header["upload"], body=body))
+        result = {"ack": ack.as_json()}
+    except IngestError as exc:
+        result = {"error": [exc.status, exc.code, exc.message]}
+    except Exception:
+        log.exception("storing a chunk failed")
+        result = {"error": [500, "ingest_failed", "The server could not store the chunk; send it again."]}
+    data = json.dumps(result).encode()
+    with sending:
+        sock.sendall(ANSWER.pack(request_id, len(data)) + data)
+
+
+def serve(sock: socket.socket) -> None:
+    """Store the chunks that come over `sock` until it closes, then finish those under way."""
+    sending = threading.Lock()
+    incoming = sock.makefile("rb")
+    with ThreadPoolExecutor(THREADS_PER_PROCESS, thread_name_prefix="ingest") as threads:
+        while head := incoming.read(REQUEST.size):
+            request_id, header_length, body_length = REQUEST.unpack(head)
+            header = json.loads(incoming.read(header_length))
+            threads.submit(_answer, sock, sending, request_id, header, incoming.read(body_length))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    serve(socket.socket(fileno=int(sys.argv[1])))

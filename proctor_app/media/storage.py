@@ -45,39 +45,42 @@ def snapshot_path(attempt_id: int, started: datetime, seq: int) -> str:
     return f"snapshots/{started:%Y/%m}/{attempt_id}/{seq:08d}.jpg"
 
 
+def open_folder(folder: str | Path) -> int:
+    """A descriptor of the folder (to lock it, or fsync what was renamed into it), made if missing."""
+    try:
+        return os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        return os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+
+
 _temp_numbers = itertools.count()
 
 
 def write_durably(relative: str, data: bytes) -> Path:
     """Temp file in the target folder, fsync, rename over the target, fsync the folder.
 
-    Plain os calls, as few as it takes: hundreds of chunks a second pass through here, and every
-    system call hands the GIL to another thread and back.
+    Plain os calls on the folder's descriptor, as few as it takes: hundreds of chunks a second
+    pass through here, and every system call hands the GIL to another thread and back.
     """
     path = absolute(relative)
-    folder = str(path.parent)
-    tmp = f"{folder}/.{path.name}.{os.getpid()}-{next(_temp_numbers)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    tmp = f".{path.name}.{os.getpid()}-{next(_temp_numbers)}.tmp"
+    folder_fd = open_folder(path.parent)
     try:
-        fd = os.open(tmp, flags, 0o640)
-    except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)
-        fd = os.open(tmp, flags, 0o640)
-    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640, dir_fd=folder_fd)
         try:
-            unwritten = memoryview(data)
-            while unwritten:
-                unwritten = unwritten[os.write(fd, unwritten):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    folder_fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
-    try:
+            try:
+                unwritten = memoryview(data)
+                while unwritten:
+                    unwritten = unwritten[os.write(fd, unwritten):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path.name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=folder_fd)
+            raise
         os.fsync(folder_fd)
     finally:
         os.close(folder_fd)

@@ -31,10 +31,17 @@ from sqlalchemy import Row, bindparam, case, func, insert, literal, select, upda
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from proctor_app.auth.tokens import new_token, token_hash
 from proctor_app import db as database
+from proctor_app.auth.tokens import new_token, token_hash
 from proctor_app.db import connection_scope, session_scope
-from proctor_app.media.storage import absolute, raw_chunk_path, snapshot_path, storage_root, write_durably
+from proctor_app.media.storage import (
+    absolute,
+    open_folder,
+    raw_chunk_path,
+    snapshot_path,
+    storage_root,
+    write_durably,
+)
 from proctor_app.models import (
     Attempt,
     AttemptStatus,
@@ -268,11 +275,11 @@ def upload_window_closes_at(attempt: Attempt) -> datetime | None:
     return None if end is None else end + FLUSH_GRACE
 
 
-def _check_accepting(status: str, started_at: datetime | None, ended_at: datetime | None,
-                     deadline_at: datetime | None, recording_status: str | None, now: datetime) -> None:
-    if status == AttemptStatus.not_started or started_at is None:
+def _check_accepting(attempt: Attempt | Row, now: datetime, recording_status: str | None = None) -> None:
+    """Refuses uploads to an attempt (an Attempt or a row with its columns) not taking them now."""
+    if attempt.status == AttemptStatus.not_started or attempt.started_at is None:
         raise IngestError(409, "attempt_not_started", "The attempt has not started.")
-    end = ended_at or deadline_at
+    end = attempt.ended_at or attempt.deadline_at
     if end + FLUSH_GRACE < now:
         raise IngestError(409, "attempt_closed", "The attempt ended too long ago to take uploads.")
     if recording_status in _FINAL_RECORDING:
@@ -375,11 +382,7 @@ def _folder_lock(folder: Path) -> Iterator[None]:
     Held from the "is it stored?" check to the commit, so two different bodies racing for the same
     seq can never leave a file that does not match its row.
     """
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+    fd = open_folder(folder)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -465,8 +468,7 @@ def _upload_target(attempt_id: int, stream: str, now: datetime) -> Row:
             if len(_upload_targets) >= _SCOPE_CACHE_MAX:
                 _upload_targets.clear()
             _upload_targets[key] = (time.monotonic(), target)
-    _check_accepting(target.status, target.started_at, target.ended_at, target.deadline_at,
-                     target.recording_status, now)
+    _check_accepting(target, now, target.recording_status)
     return target
 
 
@@ -559,8 +561,7 @@ def _commit_rows(batch: list[_ChunkOnDisk]) -> list[ChunkAck]:
             late = batch[0]
             target = conn.execute(_ATTEMPT_FOR_CHUNK, {"attempt_id": late.upload.attempt_id,
                                                        "stream": late.upload.stream}).one()
-            _check_accepting(target.status, target.started_at, target.ended_at, target.deadline_at,
-                             target.recording_status, late.received_at)
+            _check_accepting(target, late.received_at, target.recording_status)
             raise IngestError(409, "recording_finalized", "The recording takes no more chunks.")
         conn.execute(_UPDATE_SEGMENT, segment_updates)
     return acks
@@ -577,7 +578,7 @@ _turn_files: dict[str, int] = {}
 def _write_turn() -> Iterator[None]:
     """On SQLite, the ingest processes take turns for the write transaction by a file lock: SQLite
     lets one writer in at a time and its busy handler waits by sleeping, up to 100 ms a try."""
-    engine = database.get_engine()
+    engine = database.get_engine()  # looked up each time: tests point it at PostgreSQL
     if engine.dialect.name != "sqlite":
         yield
         return
@@ -693,8 +694,7 @@ def store_snapshot(token: str | None, attempt_id: int, seq: int, body: bytes, sh
     taken_at = parse_client_ms(taken_ms, "taken_ms", now)
     with session_scope() as db:
         attempt = db.get(Attempt, attempt_id)
-        _check_accepting(attempt.status, attempt.started_at, attempt.ended_at, attempt.deadline_at,
-                         None, now)
+        _check_accepting(attempt, now)
         relative = snapshot_path(attempt_id, attempt.started_at, seq)
         with _folder_lock(absolute(relative).parent):
             stored = db.execute(select(Snapshot.sha256).where(Snapshot.attempt_id == attempt_id,
@@ -744,8 +744,7 @@ def record_browser_events(token: str | None, attempt_id: int, events, now: datet
     checked = [_check_event(raw, now) for raw in events]
     with session_scope() as db:
         attempt = db.get(Attempt, attempt_id)
-        _check_accepting(attempt.status, attempt.started_at, attempt.ended_at, attempt.deadline_at,
-                         None, now)
+        _check_accepting(attempt, now)
         ids = [c[0] for c in checked]
         seen = set(db.execute(select(ProctoringEvent.client_id).where(
             ProctoringEvent.attempt_id == attempt_id, ProctoringEvent.client_id.in_(ids))).scalars())

@@ -11,9 +11,12 @@ A frame is a fixed header (request id, header length, body length) then a JSON h
 body; the answer is (request id, length) then JSON: {"ack": {...}} or {"error": [status, code,
 message]}. An ingest process ends when its socket closes, so it never outlives the app; if it
 dies, its uploads in flight are answered 503 (the browser sends them again) and a new one starts.
+A new process says READY once it has imported what it needs, so the app does not take uploads
+before it can store them, and one that cannot start fails the start-up with its reason.
 """
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -31,6 +34,8 @@ from proctor_app.media.ingest import ChunkAck, ChunkUpload, IngestError, store_c
 log = logging.getLogger("proctor_app.ingest")
 REQUEST = struct.Struct("!QII")  # request id, header length, body length
 ANSWER = struct.Struct("!QI")  # request id, length
+READY = b"ready\n"
+START_TIMEOUT_S = 60
 # Chunks one ingest process stores at once: each holds a thread through its fsyncs and the group
 # commit of its rows, so more make bigger commit batches.
 THREADS_PER_PROCESS = 16
@@ -57,6 +62,16 @@ class IngestProcess:
         finally:
             theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
+        try:
+            ready = await asyncio.wait_for(reader.readline(), START_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            ready = b""
+        if ready != READY:
+            writer.close()
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            raise RuntimeError(f"an ingest process did not start (exit code {await process.wait()}); "
+                               "its error is in the app's log")
         return cls(process, reader, writer)
 
     async def store(self, token: str | None, upload: ChunkUpload) -> ChunkAck:
@@ -103,24 +118,40 @@ class IngestProcess:
 
 
 class IngestPool:
-    """`count` ingest processes; each chunk goes to the least busy one."""
+    """`count` ingest processes; each chunk goes to the least busy one alive."""
 
     def __init__(self, count: int):
         self.count = count
         self.processes: list[IngestProcess] = []
         self._starting = asyncio.Lock()
+        self._replacing: asyncio.Task | None = None
 
     async def start(self) -> None:
-        """Start the processes missing (all at first, later any that died)."""
+        """Start the processes missing (all at first, later any that died), side by side."""
         async with self._starting:
             self.processes = [p for p in self.processes if p.alive]
-            while len(self.processes) < self.count:
-                self.processes.append(await IngestProcess.start())
+            started = await asyncio.gather(*(IngestProcess.start()
+                                             for _ in range(self.count - len(self.processes))),
+                                           return_exceptions=True)
+            self.processes += [p for p in started if isinstance(p, IngestProcess)]
+            failed = [p for p in started if isinstance(p, BaseException)]
+            if failed:
+                raise failed[0]
 
     async def store_chunk(self, token: str | None, upload: ChunkUpload) -> ChunkAck:
-        if len(self.processes) < self.count or not all(p.alive for p in self.processes):
-            await self.start()
-        return await min(self.processes, key=lambda p: len(p.waiting)).store(token, upload)
+        alive = [p for p in self.processes if p.alive]
+        if len(alive) < self.count and (self._replacing is None or self._replacing.done()):
+            # The others keep storing while a dead one is replaced.
+            self._replacing = asyncio.create_task(self.start())
+        if not alive:
+            try:
+                await asyncio.shield(self._replacing)
+            except Exception:
+                log.exception("no ingest process could be started")
+            alive = [p for p in self.processes if p.alive]
+            if not alive:
+                raise IngestError(503, "ingest_unavailable", "The server cannot store chunks right now.")
+        return await min(alive, key=lambda p: len(p.waiting)).store(token, upload)
 
     async def close(self) -> None:
         await asyncio.gather(*(p.close() for p in self.processes), return_exceptions=True)
@@ -148,6 +179,7 @@ def _answer(sock: socket.socket, sending: threading.Lock, request_id: int, heade
 def serve(sock: socket.socket) -> None:
     """Store the chunks that come over `sock` until it closes, then finish those under way."""
     sending = threading.Lock()
+    sock.sendall(READY)
     incoming = sock.makefile("rb")
     with ThreadPoolExecutor(THREADS_PER_PROCESS, thread_name_prefix="ingest") as threads:
         while head := incoming.read(REQUEST.size):

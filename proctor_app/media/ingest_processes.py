@@ -39,6 +39,7 @@ START_TIMEOUT_S = 60
 # Chunks one ingest process stores at once: each holds a thread through its fsyncs and the group
 # commit of its rows, so more make bigger commit batches.
 THREADS_PER_PROCESS = 16
+_LOST = [503, "ingest_unavailable", "The server could not store the chunk; send it again."]
 
 
 class IngestProcess:
@@ -85,6 +86,8 @@ class IngestProcess:
         try:
             await self.writer.drain()
             result = await answer
+        except ConnectionError:  # it died while the chunk was being passed on
+            result = {"error": _LOST}
         finally:
             self.waiting.pop(request_id, None)
         if "error" in result:
@@ -103,10 +106,9 @@ class IngestProcess:
             pass
         finally:
             self.alive = False
-            lost = {"error": [503, "ingest_unavailable", "The server could not store the chunk; send it again."]}
             for answer in self.waiting.values():
                 if not answer.done():
-                    answer.set_result(lost)
+                    answer.set_result({"error": _LOST})
 
     async def close(self) -> None:
         self.writer.close()
@@ -170,7 +172,7 @@ def _answer(sock: socket.socket, sending: threading.Lock, request_id: int, heade
         result = {"error": [exc.status, exc.code, exc.message]}
     except Exception:
         log.exception("storing a chunk failed")
-        result = {"error": [500, "ingest_failed", "The server could not store the chunk; send it again."]}
+        result = {"error": [500, "ingest_failed", _LOST[2]]}
     data = json.dumps(result).encode()
     with sending:
         sock.sendall(ANSWER.pack(request_id, len(data)) + data)

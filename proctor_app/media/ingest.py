@@ -180,6 +180,8 @@ def issue_upload_token(db: Session, attempt: Attempt, now: datetime | None = Non
 
 
 # Token rows never change after they are written, so lookups are cached (expiry is re-checked).
+_TOKEN_SCOPE = select(UploadToken.attempt_id, UploadToken.streams, UploadToken.expires_at).where(
+    UploadToken.token_hash == bindparam("token_hash"))
 _scopes: dict[str, TokenScope] = {}
 _SCOPE_CACHE_MAX = 20_000
 
@@ -193,9 +195,8 @@ def authorize(token: str | None, attempt_id: int, stream: str | None = None,
     digest = token_hash(token)
     scope = _scopes.get(digest)
     if scope is None:
-        with session_scope() as db:
-            row = db.execute(select(UploadToken.attempt_id, UploadToken.streams, UploadToken.expires_at)
-                             .where(UploadToken.token_hash == digest)).first()
+        with connection_scope() as conn:
+            row = conn.execute(_TOKEN_SCOPE, {"token_hash": digest}).first()
         if row is None:
             raise IngestError(401, "token_unknown", "The upload token is not valid.")
         scope = TokenScope(row.attempt_id, frozenset(row.streams), row.expires_at)
@@ -452,8 +453,9 @@ _UPDATE_RECORDING = update(_recordings).where(
     ended_at=_latest(_recordings.c.ended_at, bindparam("b_end", type_=_TIME)))
 
 # Attempt rows barely change while chunks stream in, so each (attempt, stream) is read at most
-# every UPLOAD_TARGET_TTL_S; the guarded commit above is what keeps late chunks out.
-UPLOAD_TARGET_TTL_S = 2.0
+# every UPLOAD_TARGET_TTL_S (a candidate sends a chunk every few seconds). Attempts only ever close,
+# so a stale target errs towards taking a chunk, and the guarded commit above refuses it then.
+UPLOAD_TARGET_TTL_S = 30.0
 _upload_targets: dict[tuple[int, str], tuple[float, Row]] = {}
 
 

@@ -120,7 +120,7 @@ class IngestProcess:
 
 
 class IngestPool:
-    """`count` ingest processes; each chunk goes to the least busy one alive."""
+    """`count` ingest processes; each chunk goes to one alive, chosen by its attempt."""
 
     def __init__(self, count: int):
         self.count = count
@@ -153,7 +153,9 @@ class IngestPool:
             alive = [p for p in self.processes if p.alive]
             if not alive:
                 raise IngestError(503, "ingest_unavailable", "The server cannot store chunks right now.")
-        return await min(alive, key=lambda p: len(p.waiting)).store(token, upload)
+        # An attempt's chunks go to the same process while it lives: its token, attempt and
+        # segment folders are then looked up and locked in one process, not in each.
+        return await alive[upload.attempt_id % len(alive)].store(token, upload)
 
     async def close(self) -> None:
         await asyncio.gather(*(p.close() for p in self.processes), return_exceptions=True)

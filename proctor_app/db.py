@@ -21,9 +21,10 @@ def engine_for(url: str) -> Engine:
         @event.listens_for(eng, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
-            # WAL lets readers proceed while uploads write; foreign keys are off by default.
+            # WAL lets readers proceed while uploads write; FULL syncs the WAL on every commit (an
+            # upload is acknowledged once committed); foreign keys are off by default.
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 

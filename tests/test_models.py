@@ -112,6 +112,18 @@ def test_foreign_keys_are_enforced(engine):
             db.commit()
 
 
+def test_a_commit_is_on_disk_before_it_returns(engine):
+    # Uploads are acknowledged once their rows commit; a commit that a power cut could still undo
+    # would lose acknowledged chunks (SQLite's WAL mode with synchronous=NORMAL does not fsync).
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        else:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+            assert conn.exec_driver_sql("SHOW fsync").scalar() == "on"
+
+
 def test_login_sessions_and_settings(engine):
     with Session(engine) as db:
         user = _user(db, "a@example.com", Role.admin)

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
@@ -525,6 +526,40 @@ def pg_ingest(monkeypatch, tmp_path, pg_url):
     monkeypatch.setattr(proctor_app.db, "get_engine", lambda: engine)
     monkeypatch.setattr(ingest, "_scopes", {})
     return engine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ingest_database(request):
+    """store_chunk on the test server's SQLite database, or on PostgreSQL."""
+    return request.getfixturevalue("app_server" if request.param == "sqlite" else "pg_ingest")
+
+
+def test_segments_started_together_each_get_their_own_chunks(ingest_database):
+    """First chunks of many segments committed together: each chunk row under its own segment
+    (their segments are inserted in one statement)."""
+    with session_scope() as db:
+        grants = [ingest.issue_upload_token(db, new_attempt(db)) for _ in range(8)]
+    now_ms = int(time.time() * 1000)
+    start = threading.Barrier(len(grants))
+
+    def first_chunks(grant):
+        start.wait()
+        for segment in range(4):
+            body = b"segment %d of attempt %d" % (segment, grant.attempt_id)
+            ack = ingest.store_chunk(grant.token, ingest.ChunkUpload(
+                grant.attempt_id, "camera", segment, 0, body, hashlib.sha256(body).hexdigest(),
+                str(now_ms), str(now_ms + 3000), MIME, None))
+            assert (ack.status, ack.segment, ack.contiguous_seq, ack.chunk_count) == ("stored", segment, 0, 1)
+
+    with ThreadPoolExecutor(len(grants)) as uploaders:
+        list(uploaders.map(first_chunks, grants))
+    for grant in grants:
+        rows = stored_chunks(grant.attempt_id)
+        assert [(number, seq) for number, seq, _, _ in rows] == [(0, 0), (1, 0), (2, 0), (3, 0)]
+        for number, _, sha256, path in rows:
+            body = absolute(path).read_bytes()
+            assert body == b"segment %d of attempt %d" % (number, grant.attempt_id)
+            assert hashlib.sha256(body).hexdigest() == sha256
 
 
 @pytest.mark.postgres

@@ -423,6 +423,8 @@ _SEGMENT_AND_STORED = (
     .select_from(_segments.outerjoin(_chunks, (_chunks.c.segment_id == _segments.c.id)
                                      & (_chunks.c.seq == bindparam("seq"))))
     .where(_segments.c.recording_id == bindparam("recording_id"), _segments.c.number == bindparam("number")))
+# One statement for all segments a batch starts (when an exam starts, most chunks start one).
+_INSERT_SEGMENTS = insert(_segments).returning(_segments.c.id, sort_by_parameter_order=True)
 _HIGHEST_OTHER_SEQ = select(func.max(_chunks.c.seq)).where(
     _chunks.c.segment_id == bindparam("segment_id"), _chunks.c.seq != bindparam("seq"))
 _SEQS_AFTER = select(_chunks.c.seq).where(_chunks.c.segment_id == bindparam("segment_id"),
@@ -523,15 +525,13 @@ def _commit_rows(batch: list[_ChunkOnDisk]) -> list[ChunkAck]:
     """
     acks, segment_updates, recording_updates = [], [], []
     with _write_turn(), connection_scope() as conn:
-        segment_ids = []
-        for chunk in batch:
-            if chunk.segment is None:
-                segment_ids.append(conn.execute(insert(_segments), {
-                    "recording_id": chunk.recording_id, "number": chunk.upload.segment, "mime_type": chunk.mime,
-                    "started_at": chunk.start, "ended_at": chunk.end, "chunk_count": 0, "byte_count": 0,
-                    "contiguous_seq": -1, "received_at": chunk.received_at}).inserted_primary_key[0])
-            else:
-                segment_ids.append(chunk.segment[0])
+        starting = [chunk for chunk in batch if chunk.segment is None]  # first chunks of segments
+        new_ids = iter(conn.execute(_INSERT_SEGMENTS, [
+            {"recording_id": chunk.recording_id, "number": chunk.upload.segment, "mime_type": chunk.mime,
+             "started_at": chunk.start, "ended_at": chunk.end, "chunk_count": 0, "byte_count": 0,
+             "contiguous_seq": -1, "received_at": chunk.received_at}
+            for chunk in starting]).scalars().all() if starting else ())
+        segment_ids = [next(new_ids) if chunk.segment is None else chunk.segment[0] for chunk in batch]
         conn.execute(insert(_chunks), [
             {"segment_id": segment_id, "seq": chunk.upload.seq, "size": len(chunk.upload.body),
              "sha256": chunk.digest, "path": chunk.relative, "start_time": chunk.start,

@@ -10,7 +10,8 @@ import pytest
 
 from proctor_app.media import storage
 
-SIZES = [1, 4095, 4096, storage.DIRECT_MIN_BYTES - 1, storage.DIRECT_MIN_BYTES, 237_000, 300_001]
+SIZES = [1, 4095, 4096, storage.DIRECT_MIN_BYTES - 1, storage.DIRECT_MIN_BYTES, 237_000, 300_001,
+         storage.DIRECT_PIECE_BYTES, 3 * storage.DIRECT_PIECE_BYTES + 5]
 
 
 def _storage_in(folder: Path, monkeypatch) -> None:
@@ -34,6 +35,8 @@ def test_write_durably_stores_exactly_the_bytes_and_leaves_no_temp_file(tmp_path
 def test_a_smaller_body_after_a_larger_one_carries_nothing_of_it(tmp_path, monkeypatch):
     # Large bodies pass through a reused block-aligned buffer on their way around the page cache.
     _storage_in(tmp_path, monkeypatch)
+    assert _written_back("raw/big", b"\xee" * (2 * storage.DIRECT_PIECE_BYTES + 1)) == \
+        b"\xee" * (2 * storage.DIRECT_PIECE_BYTES + 1)
     assert _written_back("raw/a", b"\xaa" * 300_001) == b"\xaa" * 300_001
     assert _written_back("raw/b", b"\x55" * 70_001) == b"\x55" * 70_001
     assert _written_back("raw/a", b"\x11" * 65_536) == b"\x11" * 65_536  # replaced whole

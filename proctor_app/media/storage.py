@@ -60,22 +60,34 @@ def open_folder(folder: str | Path) -> int:
 _temp_numbers = itertools.count()
 # Bodies this large skip the page cache (O_DIRECT): copying a 237 kB chunk into the page cache
 # cost more CPU than creating, fsyncing and renaming its file together, and nothing reads a chunk
-# again until its recording is processed. Direct I/O wants block-aligned memory and lengths.
+# again until its recording is processed. Direct I/O wants block-aligned memory and lengths, so
+# a body passes through a page-aligned buffer of each thread's, a piece at a time.
 DIRECT_MIN_BYTES = 64 * 1024
+DIRECT_PIECE_BYTES = 1024 * 1024
 _BLOCK = 4096
 _aligned = threading.local()
 _direct_refused: set[int] = set()  # devices whose file system refuses O_DIRECT (EINVAL)
 
 
-def _block_aligned(data: bytes) -> memoryview:
-    """`data` in this thread's page-aligned buffer, padded with zeros to whole blocks."""
-    length = -(-len(data) // _BLOCK) * _BLOCK
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _write_direct(fd: int, data: bytes) -> None:
+    """`data` in whole blocks, the last one padded with zeros, then the padding cut off again."""
     buffer = getattr(_aligned, "buffer", None)
-    if buffer is None or len(buffer) < length:
-        buffer = _aligned.buffer = mmap.mmap(-1, length)
-    buffer[:len(data)] = data
-    buffer[len(data):length] = bytes(length - len(data))
-    return memoryview(buffer)[:length]
+    if buffer is None:
+        buffer = _aligned.buffer = mmap.mmap(-1, DIRECT_PIECE_BYTES)
+    body = memoryview(data)
+    for start in range(0, len(body), DIRECT_PIECE_BYTES):
+        piece = body[start:start + DIRECT_PIECE_BYTES]
+        blocks = -(-len(piece) // _BLOCK) * _BLOCK
+        buffer[:len(piece)] = piece
+        buffer[len(piece):blocks] = bytes(blocks - len(piece))
+        with memoryview(buffer) as aligned:
+            _write_all(fd, aligned[:blocks])
+    os.ftruncate(fd, len(data))
 
 
 def _create(name: str, folder_fd: int, size: int) -> tuple[int, bool]:
@@ -104,11 +116,10 @@ def write_durably(relative: str, data: bytes) -> Path:
         fd, direct = _create(tmp, folder_fd, len(data))
         try:
             try:
-                unwritten = _block_aligned(data) if direct else memoryview(data)
-                while unwritten:
-                    unwritten = unwritten[os.write(fd, unwritten):]
                 if direct:
-                    os.ftruncate(fd, len(data))  # the padding off again
+                    _write_direct(fd, data)
+                else:
+                    _write_all(fd, memoryview(data))
                 os.fsync(fd)
             finally:
                 os.close(fd)

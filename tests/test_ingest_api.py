@@ -450,10 +450,13 @@ def test_a_killed_ingest_process_loses_no_acknowledged_chunk_and_is_replaced(app
     assert before, "chunks are stored in ingest processes of their own by default"
     bodies = {(segment, seq): uuid.uuid4().bytes * 8000 for segment in range(4) for seq in range(12)}
     answers: list[int] = []
+    halfway = threading.Barrier(5)  # the 4 uploaders and the test, so half the chunks come after
 
     def upload_segment(segment: int) -> None:
         with httpx.Client(base_url=app_server.url, timeout=30) as http:
             for seq in range(12):
+                if seq == 6:
+                    halfway.wait(30)
                 for _ in range(20):
                     status = put_chunk(http, grant, seq, bodies[segment, seq], segment=segment).status_code
                     answers.append(status)
@@ -464,16 +467,24 @@ def test_a_killed_ingest_process_loses_no_acknowledged_chunk_and_is_replaced(app
 
     uploaders = [threading.Thread(target=upload_segment, args=(segment,)) for segment in range(4)]
     [t.start() for t in uploaders]
-    wait_for(lambda: len(answers) >= 8, 30)
-    before[0].kill()
+    wait_for(lambda: halfway.n_waiting == 4, 30, "the first half of the chunks")
+    # An attempt's chunks all go to one process: the one that has been working. It is killed as
+    # the second half of the chunks set off.
+    storing = max(before, key=lambda p: sum(p.cpu_times()[:2]))
+    halfway.wait(30)
+    storing.kill()
     [t.join() for t in uploaders]
     stored = {(segment, seq): sha for segment, seq, sha, _ in stored_chunks(grant.attempt_id)}
     assert stored == {key: hashlib.sha256(body).hexdigest() for key, body in bodies.items()}
     for segment, seq, sha, path in stored_chunks(grant.attempt_id):
         assert hashlib.sha256(absolute(path).read_bytes()).hexdigest() == sha
-    # Replaced in the background while the others go on storing.
-    wait_for(lambda: len(ingest_processes(app_server)) == len(before)
-             and before[0].pid not in {p.pid for p in ingest_processes(app_server)}, 20, "a new ingest process")
+    # Replaced in the background while the others go on storing, and also when no upload comes.
+    for killed in (storing, None):
+        if killed is None:
+            [killed] = [p for p in ingest_processes(app_server) if p.pid not in {b.pid for b in before}]
+            killed.kill()
+        wait_for(lambda: len(ingest_processes(app_server)) == len(before)
+                 and killed.pid not in {p.pid for p in ingest_processes(app_server)}, 20, "a new ingest process")
 
 
 def test_chunks_committed_together_refuse_only_the_one_whose_recording_was_taken_for_processing(app_server):

@@ -25,6 +25,7 @@ import socket
 import struct
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
@@ -36,6 +37,7 @@ REQUEST = struct.Struct("!QII")  # request id, header length, body length
 ANSWER = struct.Struct("!QI")  # request id, length
 READY = b"ready\n"
 START_TIMEOUT_S = 60
+RESTART_RETRY_S = 2.0
 # Chunks one ingest process stores at once: each holds a thread through its fsyncs and the group
 # commit of its rows, so more make bigger commit batches.
 THREADS_PER_PROCESS = 16
@@ -46,15 +48,16 @@ class IngestProcess:
     """One ingest process and the app's end of its socket."""
 
     def __init__(self, process: asyncio.subprocess.Process, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter):
-        self.process, self.reader, self.writer = process, reader, writer
+                 writer: asyncio.StreamWriter, on_exit: Callable[[], None]):
+        self.process, self.reader, self.writer, self.on_exit = process, reader, writer, on_exit
         self.waiting: dict[int, asyncio.Future] = {}
         self.alive = True
         self._ids = itertools.count()
         self._answers = asyncio.create_task(self._read_answers())
 
     @classmethod
-    async def start(cls) -> "IngestProcess":
+    async def start(cls, on_exit: Callable[[], None]) -> "IngestProcess":
+        """A new ingest process, ready to store; `on_exit` is called once it has ended."""
         ours, theirs = socket.socketpair()
         try:
             process = await asyncio.create_subprocess_exec(
@@ -73,7 +76,7 @@ class IngestProcess:
                 process.kill()
             raise RuntimeError(f"an ingest process did not start (exit code {await process.wait()}); "
                                "its error is in the app's log")
-        return cls(process, reader, writer)
+        return cls(process, reader, writer, on_exit)
 
     async def store(self, token: str | None, upload: ChunkUpload) -> ChunkAck:
         request_id = next(self._ids)
@@ -109,6 +112,7 @@ class IngestProcess:
             for answer in self.waiting.values():
                 if not answer.done():
                     answer.set_result({"error": _LOST})
+            self.on_exit()
 
     async def close(self) -> None:
         self.writer.close()
@@ -126,13 +130,16 @@ class IngestPool:
         self.count = count
         self.processes: list[IngestProcess] = []
         self._starting = asyncio.Lock()
-        self._replacing: asyncio.Task | None = None
+        self._replacements: set[asyncio.Task] = set()
+        self._closing = False
 
     async def start(self) -> None:
         """Start the processes missing (all at first, later any that died), side by side."""
         async with self._starting:
             self.processes = [p for p in self.processes if p.alive]
-            started = await asyncio.gather(*(IngestProcess.start()
+            if self._closing:
+                return
+            started = await asyncio.gather(*(IngestProcess.start(self._replace)
                                              for _ in range(self.count - len(self.processes))),
                                            return_exceptions=True)
             self.processes += [p for p in started if isinstance(p, IngestProcess)]
@@ -140,14 +147,25 @@ class IngestPool:
             if failed:
                 raise failed[0]
 
+    def _replace(self) -> None:
+        """A process ended: another starts in the background while the others go on storing."""
+        if not self._closing:
+            replacement = asyncio.create_task(self.start())
+            self._replacements.add(replacement)
+            replacement.add_done_callback(self._replaced)
+
+    def _replaced(self, replacement: asyncio.Task) -> None:
+        self._replacements.discard(replacement)
+        if not replacement.cancelled() and replacement.exception() is not None:
+            log.error("an ingest process could not be replaced; trying again in %g s", RESTART_RETRY_S,
+                      exc_info=replacement.exception())
+            asyncio.get_running_loop().call_later(RESTART_RETRY_S, self._replace)
+
     async def store_chunk(self, token: str | None, upload: ChunkUpload) -> ChunkAck:
         alive = [p for p in self.processes if p.alive]
-        if len(alive) < self.count and (self._replacing is None or self._replacing.done()):
-            # The others keep storing while a dead one is replaced.
-            self._replacing = asyncio.create_task(self.start())
         if not alive:
             try:
-                await asyncio.shield(self._replacing)
+                await asyncio.shield(self.start())
             except Exception:
                 log.exception("no ingest process could be started")
             alive = [p for p in self.processes if p.alive]
@@ -158,8 +176,12 @@ class IngestPool:
         return await alive[upload.attempt_id % len(alive)].store(token, upload)
 
     async def close(self) -> None:
-        await asyncio.gather(*(p.close() for p in self.processes), return_exceptions=True)
-        self.processes = []
+        self._closing = True
+        for replacement in list(self._replacements):
+            replacement.cancel()
+        async with self._starting:
+            await asyncio.gather(*(p.close() for p in self.processes), return_exceptions=True)
+            self.processes = []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -487,9 +487,11 @@ def test_a_killed_ingest_process_loses_no_acknowledged_chunk_and_is_replaced(app
                  and killed.pid not in {p.pid for p in ingest_processes(app_server)}, 20, "a new ingest process")
 
 
-def test_chunks_committed_together_refuse_only_the_one_whose_recording_was_taken_for_processing(app_server):
+def test_chunks_committed_together_refuse_only_the_one_whose_recording_was_taken_for_processing(
+        app_server, monkeypatch):
     """Chunks arriving together are committed in one transaction; one whose recording processing
-    took meanwhile (after its checks passed) is refused alone, and its file removed."""
+    took meanwhile (after its checks passed) is refused alone, and its file removed. The
+    recording's next chunk is refused before anything is written."""
     with session_scope() as db:
         grants = [ingest.issue_upload_token(db, new_attempt(db)) for _ in range(6)]
     now_ms = int(time.time() * 1000)
@@ -523,6 +525,11 @@ def test_chunks_committed_together_refuse_only_the_one_whose_recording_was_taken
     assert [p.name for p in absolute(first).parent.iterdir()] == ["00000000"]  # nor temp files
     with session_scope() as db:
         assert db.exec(select(Recording).where(Recording.attempt_id == late.attempt_id)).one().chunk_count == 1
+    written = []
+    monkeypatch.setattr(ingest, "write_durably", lambda relative, body: written.append(relative))
+    with pytest.raises(ingest.IngestError) as refused:
+        upload(late, 2)
+    assert (refused.value.code, written) == ("recording_finalized", [])
 
 
 @pytest.fixture

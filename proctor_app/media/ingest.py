@@ -674,6 +674,8 @@ def store_chunk(token: str | None, upload: ChunkUpload, now: datetime | None = N
                 None if segment is None else (segment.id, segment.chunk_count, segment.contiguous_seq)))
         except IngestError:  # refused at commit and rolled back: its file goes too
             absolute(relative).unlink(missing_ok=True)
+            # The cached target took it; the attempt's next chunks are refused before their write.
+            _upload_targets.pop((upload.attempt_id, upload.stream), None)
             raise
 
 

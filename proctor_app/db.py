@@ -1,7 +1,7 @@
 """Database engine and sessions (plain SQLModel, usable without Reflex)."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 
 from sqlalchemy import event, text
@@ -34,6 +34,9 @@ def engine_for(url: str) -> Engine:
 
 def get_engine() -> Engine:
     return engine_for(config.database_url)
+
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 
 @contextmanager

@@ -11,9 +11,10 @@ from datetime import timezone
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from proctor_app.clock import Clock
 from proctor_app.db import session_scope
-from proctor_app.media import retention
-from proctor_app.models import utcnow
+from proctor_app.media.retention.run import RetentionBusy
+from proctor_app.services.retention import run_retention
 from proctor_app.services.settings import get_setting
 
 log = logging.getLogger("proctor_app.schedule")
@@ -33,12 +34,12 @@ def _retention_run_at() -> str:
         return get_setting(db, "retention_run_at")
 
 
-def run_scheduled_retention() -> None:
+def run_scheduled_retention(clock: Clock) -> None:
     """The daily job (in a worker thread): one retention run, logged; never raises."""
     try:
         with session_scope() as db:
-            result = retention.run(db, utcnow(), scheduled=True)
-    except retention.RetentionBusy:
+            result = run_retention(db, clock.now(), scheduled=True)
+    except RetentionBusy:
         log.info("retention: another process is running it")
         return
     except Exception:
@@ -51,14 +52,16 @@ def run_scheduled_retention() -> None:
 
 
 class Schedule:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
         self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self.run_at = ""
 
     def start(self) -> None:
         """Needs the running event loop (call it from the lifespan)."""
         self.run_at = _retention_run_at()
-        self.scheduler.add_job(run_scheduled_retention, _daily_at(self.run_at), id=RETENTION_JOB_ID,
+        self.scheduler.add_job(run_scheduled_retention, _daily_at(self.run_at), args=[self.clock],
+                               id=RETENTION_JOB_ID,
                                coalesce=True, max_instances=1, misfire_grace_time=3600)
         self.scheduler.add_job(self.follow_setting, "interval", seconds=SETTING_CHECK_S,
                                id="retention-time", coalesce=True, max_instances=1)
@@ -78,9 +81,3 @@ class Schedule:
 
     def shutdown(self) -> None:
         self.scheduler.shutdown(wait=False)
-
-
-def start_schedule() -> Schedule:
-    schedule = Schedule()
-    schedule.start()
-    return schedule

@@ -1,4 +1,5 @@
-"""Work the server does at start-up and in the background while it runs."""
+"""Work the app process does at start-up and in the background while it runs (what it runs is
+built in runtime.py)."""
 
 import asyncio
 import gc
@@ -6,12 +7,9 @@ import logging
 import os
 from contextlib import asynccontextmanager
 
-from proctor_app.api.ingest import ingest_pool
 from proctor_app.config import config
 from proctor_app.db import migrate, session_scope, startup_lock
-from proctor_app.media.jobs import Worker
-from proctor_app.media.relay import relay
-from proctor_app.schedule import start_schedule
+from proctor_app.runtime import ingest_pool, job_worker, relay, retention_schedule
 from proctor_app.services.attempts import close_overdue_attempts
 
 log = logging.getLogger("proctor_app")
@@ -52,16 +50,17 @@ async def lifespan():
         await ingest_pool.start()
     sweeper = asyncio.create_task(_sweep_overdue_attempts())
     # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again.
-    job_worker = asyncio.create_task(Worker().run())
+    worker = asyncio.create_task(job_worker().run())
     # The daily retention run (the database lock keeps it to one process at a time).
-    schedule = start_schedule()
+    schedule = retention_schedule()
+    schedule.start()
     try:
         yield
     finally:
         schedule.shutdown()
         sweeper.cancel()
-        job_worker.cancel()
-        await asyncio.gather(job_worker, return_exceptions=True)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
         await relay.close()
         if ingest_pool is not None:
             await ingest_pool.close()

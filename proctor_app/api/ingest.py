@@ -14,15 +14,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from proctor_app.config import config
-from proctor_app.media import ingest
-from proctor_app.media.ingest import IngestError
-from proctor_app.media.ingest_processes import THREADS_PER_PROCESS, IngestPool
+from proctor_app.media.ingest.checks import MAX_SEGMENT, MAX_SEQ, MAX_SNAPSHOT_BYTES, ChunkUpload, parse_index
+from proctor_app.media.ingest.errors import IngestError
+from proctor_app.media.ingest.processes import THREADS_PER_PROCESS
+from proctor_app.runtime import ingest_pool, settings, upload_store
 
 MAX_EVENT_BATCH_BYTES = 512 * 1024
-# Chunks are stored by ingest processes of their own (see media/ingest_processes.py), or with
+# Chunks are stored by ingest processes of their own (see media/ingest/processes.py), or with
 # PROCTOR_INGEST_PROCESSES=0 in threads of this process (their own, so a burst cannot take the
 # shared pool from the other routes).
-ingest_pool = IngestPool(config.ingest_processes) if config.ingest_processes else None
 _chunk_threads = anyio.CapacityLimiter(THREADS_PER_PROCESS)
 # Chunks taken in at once, from reading the body to the answer; the others wait before their
 # bodies are read, so a backlog queues up in the sockets instead of as bodies in memory.
@@ -53,6 +53,13 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
+async def _max_chunk_bytes() -> int:
+    # Without a thread hop while the settings are fresh: hundreds of chunks a second ask.
+    if settings.fresh() is not None:
+        return upload_store.max_chunk_bytes()
+    return await run_in_threadpool(upload_store.max_chunk_bytes)
+
+
 async def put_chunk(request: Request) -> JSONResponse:
     async with _chunk_slots:
         return await _take_chunk(request)
@@ -61,20 +68,19 @@ async def put_chunk(request: Request) -> JSONResponse:
 async def _take_chunk(request: Request) -> JSONResponse:
     params = request.path_params
     try:
-        attempt_id = ingest.parse_index(params["attempt_id"], "attempt", 2**31 - 1)
-        upload = ingest.ChunkUpload(
+        attempt_id = parse_index(params["attempt_id"], "attempt", 2**31 - 1)
+        upload = ChunkUpload(
             attempt_id=attempt_id, stream=params["stream"],
-            segment=ingest.parse_index(params["segment"], "segment", ingest.MAX_SEGMENT),
-            seq=ingest.parse_index(params["seq"], "seq", ingest.MAX_SEQ),
-            body=await _body(request, ingest.cached_max_chunk_bytes()
-                             or await run_in_threadpool(ingest.max_chunk_bytes)),
+            segment=parse_index(params["segment"], "segment", MAX_SEGMENT),
+            seq=parse_index(params["seq"], "seq", MAX_SEQ),
+            body=await _body(request, await _max_chunk_bytes()),
             sha256=request.headers.get("x-content-sha256"),
             start_ms=request.headers.get("x-chunk-start-ms"), end_ms=request.headers.get("x-chunk-end-ms"),
             mime_type=request.headers.get("content-type"), meta=request.headers.get("x-chunk-meta"))
         if ingest_pool is not None:
             ack = await ingest_pool.store_chunk(bearer_token(request), upload)
         else:
-            ack = await anyio.to_thread.run_sync(ingest.store_chunk, bearer_token(request), upload,
+            ack = await anyio.to_thread.run_sync(upload_store.store_chunk, bearer_token(request), upload,
                                                  limiter=_chunk_threads)
     except IngestError as exc:
         return _error(exc)
@@ -86,11 +92,11 @@ async def _take_chunk(request: Request) -> JSONResponse:
 async def put_snapshot(request: Request) -> JSONResponse:
     params = request.path_params
     try:
-        attempt_id = ingest.parse_index(params["attempt_id"], "attempt", 2**31 - 1)
-        seq = ingest.parse_index(params["seq"], "seq", ingest.MAX_SEQ)
-        body = await _body(request, ingest.MAX_SNAPSHOT_BYTES)
+        attempt_id = parse_index(params["attempt_id"], "attempt", 2**31 - 1)
+        seq = parse_index(params["seq"], "seq", MAX_SEQ)
+        body = await _body(request, MAX_SNAPSHOT_BYTES)
         result = await run_in_threadpool(
-            ingest.store_snapshot, bearer_token(request), attempt_id, seq, body,
+            upload_store.store_snapshot, bearer_token(request), attempt_id, seq, body,
             request.headers.get("x-content-sha256"), request.headers.get("x-taken-ms"))
     except IngestError as exc:
         return _error(exc)
@@ -101,13 +107,14 @@ async def put_snapshot(request: Request) -> JSONResponse:
 
 async def post_events(request: Request) -> JSONResponse:
     try:
-        attempt_id = ingest.parse_index(request.path_params["attempt_id"], "attempt", 2**31 - 1)
+        attempt_id = parse_index(request.path_params["attempt_id"], "attempt", 2**31 - 1)
         body = await _body(request, MAX_EVENT_BATCH_BYTES)
         try:
             events = json.loads(body).get("events")
         except (ValueError, AttributeError):
             raise IngestError(400, "bad_batch", 'The body must be JSON: {"events": [...]}.') from None
-        result = await run_in_threadpool(ingest.record_browser_events, bearer_token(request), attempt_id, events)
+        result = await run_in_threadpool(upload_store.record_browser_events, bearer_token(request), attempt_id,
+                                         events)
     except IngestError as exc:
         return _error(exc)
     except ClientDisconnect:

@@ -17,10 +17,10 @@ from proctor_app.auth.roles import LIVE_VIEW
 from proctor_app.auth.sessions import SESSION_COOKIE, CurrentUser, user_for_token
 from proctor_app.auth.tokens import token_hash
 from proctor_app.db import session_scope
-from proctor_app.media import ingest
-from proctor_app.media.ingest import IngestError
-from proctor_app.media.relay import LIVE_STREAMS, LiveRequestError, relay
+from proctor_app.media.ingest.errors import IngestError
+from proctor_app.media.live.relay import LIVE_STREAMS, LiveRequestError
 from proctor_app.models import Attempt, AttemptStatus, Exam
+from proctor_app.runtime import relay, upload_store
 from proctor_app.services.live import live_streams, may_watch
 
 MAX_OFFER_BYTES = 64 * 1024
@@ -65,7 +65,7 @@ def _created(session_id: str, answer: str) -> Response:
 
 def _publish_check(token: str | None, attempt_id: int, streams: list[str]) -> None:
     try:
-        scope = ingest.authorize(token, attempt_id)
+        scope = upload_store.authorize(token, attempt_id)
     except IngestError as exc:
         raise Refused(exc.status, exc.message,
                       {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None) from None

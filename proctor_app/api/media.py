@@ -6,7 +6,6 @@ is written to the audit log.
 """
 
 from datetime import timedelta
-from urllib.parse import urlencode
 
 from sqlmodel import Session, select
 from starlette.requests import Request
@@ -16,36 +15,15 @@ from starlette.routing import Route
 from proctor_app.auth.roles import STAFF_REVIEW
 from proctor_app.auth.sessions import SESSION_COOKIE, CurrentUser, user_for_token
 from proctor_app.db import session_scope
-from proctor_app.media import storage
-from proctor_app.media.serving import LinkError, check_link, serve_file, sign_link
+from proctor_app.media.playback.links import PREFIX, LinkError, check_link, grant
+from proctor_app.media.playback.ranges import serve_file
+from proctor_app.media.storage import storage
 from proctor_app.models import Attempt, AuditLog, Recording, RecordingStatus, Snapshot, StreamKind, utcnow
 from proctor_app.services.review import may_review
 
-LINK_TTL_S = 4 * 3600
 # A <video> fetches many ranges while someone watches; one audit row per viewer, file and window.
 VIEW_AUDIT_WINDOW = timedelta(minutes=10)
 RECORDING_ASSETS = {"video": "mp4_path", "poster": "poster_path", "sprite": "sprite_path"}
-PREFIX = "/api/media/attempts"
-
-
-def _link(user_id: int, path: str, download: bool, now: float | None) -> str:
-    expires, signature = sign_link(_grant(user_id, path, download), LINK_TTL_S, now)
-    query = {"exp": expires, "sig": signature} | ({"download": "1"} if download else {})
-    return f"{path}?{urlencode(query)}"
-
-
-def _grant(user_id: int, path: str, download: bool) -> str:
-    return f"{user_id}\n{path}\n{int(download)}"
-
-
-def recording_link(user_id: int, attempt_id: int, stream: str, asset: str, download: bool = False,
-                   now: float | None = None) -> str:
-    """A signed link for `user_id` to one asset ("video", "poster", "sprite") of a recording."""
-    return _link(user_id, f"{PREFIX}/{attempt_id}/{stream}/{asset}", download, now)
-
-
-def snapshot_link(user_id: int, attempt_id: int, seq: int, now: float | None = None) -> str:
-    return _link(user_id, f"{PREFIX}/{attempt_id}/snapshots/{seq}", False, now)
 
 
 def refuse(status: int, message: str) -> Response:
@@ -62,7 +40,7 @@ def authorize_viewer(request: Request, db: Session) -> CurrentUser | Response:
         return refuse(403, "Your account may not see recordings.")
     download = request.query_params.get("download") == "1"
     try:
-        check_link(_grant(user.id, request.url.path, download),
+        check_link(grant(user.id, request.url.path, download),
                    request.query_params.get("exp"), request.query_params.get("sig"))
     except LinkError as exc:
         return refuse(403, str(exc))

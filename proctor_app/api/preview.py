@@ -2,17 +2,19 @@
 
 GET /api/media/attempts/{attempt_id}/{camera|screen}/preview, with the same protection as the
 processed media (staff session, a link signed for that user, review permission, audit log):
-make the link with `api.media.recording_link(user_id, attempt_id, stream, "preview")`.
+make the link with `media.playback.links.recording_link(user_id, attempt_id, stream, "preview")`.
 """
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from proctor_app.api.media import PREFIX, authorize_viewer, refuse, send_media
+from proctor_app.api.media import authorize_viewer, refuse, send_media
 from proctor_app.db import session_scope
-from proctor_app.media.preview import ensure_preview
+from proctor_app.media.playback.links import PREFIX
+from proctor_app.media.processing.preview import ensure_preview
 from proctor_app.models import StreamKind
+from proctor_app.runtime import clock
 
 
 async def recording_preview(request: Request) -> Response:
@@ -23,7 +25,7 @@ async def recording_preview(request: Request) -> Response:
             return user
     if stream not in set(StreamKind):
         return refuse(404, "No such media.")
-    preview = await ensure_preview(attempt_id, stream)
+    preview = await ensure_preview(attempt_id, stream, clock)
     if preview is None:
         return refuse(404, "Nothing to preview: no upload yet, or the recording is processed.")
     with session_scope() as db:

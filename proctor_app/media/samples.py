@@ -4,7 +4,7 @@ A browser recorder (MediaRecorder with a timeslice) produces one live Matroska/W
 per instance (no cues, no duration) and hands it over in pieces cut at arbitrary byte offsets.
 `encode` makes such a stream with ffmpeg (written through a pipe, so it has no index), `cut`
 slices it into pieces of about `chunk_s` seconds, and `upload_segment` stores the pieces with
-`ingest.store_chunk`, exactly as the upload route does.
+the app's upload store, exactly as the upload route does.
 """
 
 import hashlib
@@ -16,8 +16,8 @@ from pathlib import Path
 
 from proctor_app.auth.passwords import hash_password
 from proctor_app.db import session_scope
-from proctor_app.media import ingest
-from proctor_app.media.finalize import FFMPEG
+from proctor_app.media.ingest.checks import ChunkUpload
+from proctor_app.media.processing.ffmpeg import FFMPEG
 from proctor_app.models import (
     Attempt,
     AttemptStatus,
@@ -27,6 +27,8 @@ from proctor_app.models import (
     User,
     utcnow,
 )
+from proctor_app.runtime import upload_store
+from proctor_app.services.uploads import issue_upload_token
 
 MIME = {"h264": "video/x-matroska;codecs=avc1,opus", "vp8": "video/webm;codecs=vp8,opus"}
 # Longer recordings loop a clip of at most this length (stream copy: seconds, not minutes).
@@ -96,7 +98,7 @@ def start_attempt(started_at: datetime, duration_minutes: int = 120, screen: boo
                           deadline_at=started_at + timedelta(minutes=duration_minutes))
         db.add(attempt)
         db.flush()
-        grant = ingest.issue_upload_token(db, attempt)
+        grant = issue_upload_token(db, attempt)
         return SampleAttempt(attempt.id, started_at, grant.token)
 
 
@@ -124,7 +126,7 @@ def upload_segment(sample: SampleAttempt, stream: str, number: int, pieces: list
     for seq, piece in enumerate(pieces):
         if piece.body is None:
             continue
-        ingest.store_chunk(sample.token, ingest.ChunkUpload(
+        upload_store.store_chunk(sample.token, ChunkUpload(
             attempt_id=sample.attempt_id, stream=stream, segment=number, seq=seq, body=piece.body,
             sha256=hashlib.sha256(piece.body).hexdigest(), start_ms=_ms(piece.start),
             end_ms=_ms(piece.end), mime_type=mime, meta=None))

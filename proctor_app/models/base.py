@@ -1,11 +1,13 @@
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import JSON, Column
+
+from proctor_app.clock import system_clock
 
 
 def utcnow() -> datetime:
     """Aware UTC; SQLModel stores it as UTC and gives it back aware, on SQLite and PostgreSQL alike."""
-    return datetime.now(timezone.utc)
+    return system_clock.now()
 
 
 def json_column():

@@ -187,6 +187,9 @@ def _legal_holds() -> rx.Component:
         rx.form(
             rx.hstack(rx.input(name="attempt_id", placeholder="Attempt number", id="hold-attempt",
                                input_mode="numeric", width="12em"),
+                      rx.input(placeholder="Reason (for placing or releasing)", id="hold-reason",
+                               value=AdminSettingsState.hold_reason,
+                               on_change=AdminSettingsState.set_hold_reason, width="20em"),
                       rx.button("Place hold", type="submit", id="place-hold"), spacing="2"),
             on_submit=AdminSettingsState.place_hold, key=AdminSettingsState.hold_form_key,
             margin_y="1em",

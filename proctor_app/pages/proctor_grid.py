@@ -4,7 +4,7 @@ resolution camera, screen share, event feed) of the one clicked."""
 import reflex as rx
 
 from proctor_app.components.live import live_video
-from proctor_app.media.relay import LiveStatus
+from proctor_app.media.live.status import LiveStatus
 from proctor_app.pages.layout import page_frame, pager
 from proctor_app.state.proctor_grid import (
     ANY,

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from proctor_app.media.jobs import enqueue_finalize
 from proctor_app.models import (
     Answer,
     Attempt,
@@ -26,6 +25,7 @@ from proctor_app.models import (
     User,
     utcnow,
 )
+from proctor_app.services.processing import enqueue_finalize
 
 # An attempt still open this long after its deadline was abandoned: the server closes it.
 ABANDON_GRACE = timedelta(seconds=30)

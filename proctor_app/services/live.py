@@ -1,9 +1,11 @@
 """Live proctoring rules: which streams an attempt publishes, who may watch it, and what the
 proctor grid lists (attempts in progress with candidate, exam, recording health, latest events).
 
-Plain Python; the HTTP routes and the proctor page both ask here.
+Plain Python; the HTTP routes and the proctor page both ask here. The relay's statuses are
+LiveStatus values.
 """
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,6 +14,8 @@ from sqlmodel import Session, select
 
 from proctor_app.auth.roles import LIVE_VIEW
 from proctor_app.auth.sessions import CurrentUser
+from proctor_app.db import session_scope
+from proctor_app.media.live.status import LiveStatus as LiveStatus
 from proctor_app.models import (
     Attempt,
     AttemptStatus,
@@ -23,7 +27,7 @@ from proctor_app.models import (
     User,
     utcnow,
 )
-from proctor_app.services.attempts import assigned_exam_ids
+from proctor_app.services.attempts import assigned_exam_ids, record_event
 from proctor_app.services.consent import capture_plan
 from proctor_app.services.settings import get_setting
 
@@ -155,3 +159,13 @@ def latest_events(db: Session, attempt_ids: list[int], per_attempt: int) -> dict
                          .order_by(ProctoringEvent.server_time.desc(), ProctoringEvent.id.desc())):
         events.setdefault(event.attempt_id, []).append(event)
     return events
+
+
+async def store_live_transition(attempt_id: int, kind: str, severity: str, data: dict,
+                                at: datetime) -> None:
+    """A live status change (live_connected, live_lost, live_restored) as a proctoring event."""
+    def write() -> None:
+        with session_scope() as db:
+            record_event(db, attempt_id, kind, severity, data).server_time = at
+
+    await asyncio.to_thread(write)

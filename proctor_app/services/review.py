@@ -1,4 +1,5 @@
-"""What reviewers see of attempts: the filtered list, recording health, retention, and the review.
+"""What reviewers see of attempts: the filtered list, recording health, retention, the review, and
+the signed links to the media (recording_link, snapshot_link).
 
 Times on an attempt's timeline are seconds since the attempt started (the exam's clock), the
 same base as Recording.gaps.
@@ -12,9 +13,7 @@ from pathlib import PurePosixPath
 from sqlalchemy import func
 from sqlmodel import Session, exists, or_, select
 
-from proctor_app.auth.roles import LEGAL_HOLD
 from proctor_app.auth.sessions import CurrentUser
-from proctor_app.media import retention
 from proctor_app.models import (
     Attempt,
     AuditLog,
@@ -25,12 +24,14 @@ from proctor_app.models import (
     User,
     utcnow,
 )
+from proctor_app.media.playback.links import recording_link as recording_link
+from proctor_app.media.playback.links import snapshot_link as snapshot_link
+from proctor_app.media.storage import storage
 from proctor_app.services.live import watchable_exam_ids
 from proctor_app.services.settings import get_setting
 
 PAGE_SIZE = 20
 MAX_NOTES = 5000
-MAX_HOLD_REASON = 200
 NO_RECORDING = "none"
 # A missing stretch this short at the start or end of an exam is start-up time, not a gap.
 EDGE_TOLERANCE_S = 2.0
@@ -242,27 +243,18 @@ def save_review(db: Session, attempt_id: int, status: str, notes: str, reviewer:
     return attempt
 
 
-def change_legal_hold(db: Session, attempt_id: int, on: bool, reason: str, user: CurrentUser) -> Attempt:
-    """Place (`on`) or release the legal hold of an attempt the user may review, with a reason."""
-    if user.role not in LEGAL_HOLD:
-        raise ReviewError("Only supervisors and admins may place or release a legal hold.")
-    reason = reason.strip()
-    if not reason:
-        raise ReviewError("Give a short reason for the legal hold change.")
-    if len(reason) > MAX_HOLD_REASON:
-        raise ReviewError(f"The reason is limited to {MAX_HOLD_REASON} characters.")
-    attempt = db.get(Attempt, attempt_id)
-    if attempt is None or not may_review(db, user, attempt):
-        raise ReviewError("No such attempt.")
-    try:
-        return retention.set_legal_hold(db, attempt_id, on, user.id, reason)
-    except retention.RetentionError as exc:
-        raise ReviewError(str(exc)) from exc
-
-
 # A sprite is one thumbnail every N seconds of the video, each W pixels wide, tiled left to
 # right in one image whose name ends in sprite_<N>s_<W>w.<ext>.
 _SPRITE_NAME = re.compile(r"sprite_(\d+(?:\.\d+)?)s_(\d+)w\.[a-z]+$", re.ASCII)
+
+
+def snapshot_on_disk(path: str) -> bool:
+    """Whether a snapshot's file is there: one retention or a failed write left missing would
+    only show as a broken image."""
+    try:
+        return storage.absolute(path).is_file()
+    except ValueError:
+        return False
 
 
 def sprite_layout(sprite_path: str) -> tuple[float, int] | None:

@@ -1,12 +1,15 @@
 """Admin settings: defaults, validation and storage. Every change is written to the audit log."""
 
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlmodel import Session, select
 
+from proctor_app.clock import Clock, system_clock
+from proctor_app.db import SessionFactory, session_scope
 from proctor_app.models import AuditLog, Setting, utcnow
 
 
@@ -139,4 +142,38 @@ def update_settings(db: Session, changes: dict[str, Any], user_id: int | None) -
         db.add(AuditLog(user_id=user_id, action="setting_changed", target=key,
                         data={"old": current[key], "new": value}))
     db.flush()
+    settings_cache.invalidate()
     return get_settings(db)
+
+
+class SettingsCache:
+    """The settings as last read, read again once they are `ttl_s` old: uploads, the live relay and
+    the job worker ask on every request. A change saved in another process is seen within ttl_s."""
+
+    def __init__(self, sessions: SessionFactory = session_scope, clock: Clock = system_clock,
+                 ttl_s: float = 5.0):
+        self.sessions, self.clock, self.ttl_s = sessions, clock, ttl_s
+        self._read: tuple[float, dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def fresh(self) -> dict[str, Any] | None:
+        """The settings if read within ttl_s, without touching the database; else None."""
+        read = self._read
+        return read[1] if read and self.clock.monotonic() - read[0] <= self.ttl_s else None
+
+    def get(self) -> dict[str, Any]:
+        values = self.fresh()
+        if values is None:
+            with self._lock, self.sessions() as db:
+                values = get_settings(db)
+            self._read = (self.clock.monotonic(), values)
+        return values
+
+    def __call__(self) -> dict[str, Any]:
+        return self.get()
+
+    def invalidate(self) -> None:
+        self._read = None
+
+
+settings_cache = SettingsCache()

@@ -5,18 +5,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
 
 from proctor_app.auth.roles import ADMIN
 from proctor_app.db import session_scope
-from proctor_app.media import retention
-from proctor_app.models import AuditLog, User, utcnow
+from proctor_app.models import utcnow
+from proctor_app.services import legal_holds, retention
 from proctor_app.services.review import format_time
 from proctor_app.services.settings import (
     SPECS,
     SettingsError,
     from_form,
-    get_setting,
     get_settings,
     update_settings,
 )
@@ -86,34 +84,27 @@ def _chart(usage: dict[str, int], unit: str) -> list[dict[str, Any]]:
 
 
 def _recent_runs(db) -> list[RunRow]:
-    rows = db.exec(select(AuditLog, User.name).join(User, User.id == AuditLog.user_id, isouter=True)
-                   .where(AuditLog.action == "retention_run")
-                   .order_by(AuditLog.id.desc()).limit(RECENT_RUNS)).all()
     return [RunRow(at=format_time(entry.at),
                    by="daily schedule" if entry.data.get("scheduled") else (name or "system"),
                    attempts=entry.data.get("attempts", 0), files=entry.data.get("files", 0),
                    freed=format_bytes(entry.data.get("bytes", 0)),
                    errors=len(entry.data.get("errors", {})))
-            for entry, name in rows]
+            for entry, name in retention.recent_runs(db, RECENT_RUNS)]
 
 
 def _overview(now: datetime) -> Overview:
     """Reads the whole storage folder: run it in a worker thread."""
-    files = list(retention.stored_files())
     with session_scope() as db:
-        by_month = retention.usage_by_month(files)
-        by_exam = retention.usage_by_exam(db, files)
-        next_run = retention.next_daily_run(get_setting(db, "retention_run_at"), now)
-        due = retention.plan(db, next_run)
+        usage = retention.storage_usage(db)
+        next_run, due = retention.next_scheduled_run(db, now)
         recent = _recent_runs(db)
         holds = [HoldRow(attempt_id=h.attempt_id, exam=h.exam_title, candidate=h.candidate_email,
                          ended=format_time(h.ended_at) or "not ended")
-                 for h in retention.legal_holds(db)]
-    total = sum(f.size for f in files)
-    unit = next(u for u, size in _UNITS if max(by_month.values(), default=0) >= size or size == 1)
+                 for h in legal_holds.legal_holds(db)]
+    unit = next(u for u, size in _UNITS if max(usage.by_month.values(), default=0) >= size or size == 1)
     return Overview(
-        total=format_bytes(total), unit=unit, by_month=_chart(by_month, unit),
-        by_exam=_chart(by_exam, unit), next_run_at=format_time(next_run),
+        total=format_bytes(usage.total_bytes), unit=unit, by_month=_chart(usage.by_month, unit),
+        by_exam=_chart(usage.by_exam, unit), next_run_at=format_time(next_run),
         next_run_frees=(f"{format_bytes(due.total_bytes)} ({_attempts(len(due.items))})"
                         if due.items else "nothing"),
         recent_runs=recent, holds=holds)
@@ -121,12 +112,12 @@ def _overview(now: datetime) -> Overview:
 
 def _dry_run() -> retention.RunResult:
     with session_scope() as db:
-        return retention.run(db, utcnow(), dry_run=True)
+        return retention.run_retention(db, utcnow(), dry_run=True)
 
 
 def _run_now(user_id: int) -> retention.RunResult:
     with session_scope() as db:
-        return retention.run(db, utcnow(), user_id=user_id)
+        return retention.run_retention(db, utcnow(), user_id=user_id)
 
 
 class AdminSettingsState(AuthState):
@@ -148,6 +139,8 @@ class AdminSettingsState(AuthState):
     recent_runs: list[RunRow] = []
     holds: list[HoldRow] = []
     hold_error: str = ""
+    # The reason for placing or releasing a hold (required, audited).
+    hold_reason: str = ""
     hold_form_key: int = 0
 
     plan_rows: list[PlanRow] = []
@@ -238,13 +231,17 @@ class AdminSettingsState(AuthState):
     async def _set_hold(self, attempt_id: int, on: bool) -> bool:
         try:
             with session_scope() as db:
-                retention.set_legal_hold(db, attempt_id, on, self._user.id)
-        except retention.RetentionError as exc:
+                legal_holds.change_legal_hold(db, attempt_id, on, self.hold_reason, self._user)
+        except legal_holds.LegalHoldError as exc:
             self.hold_error = str(exc)
             return False
-        self.hold_error = ""
+        self.hold_error, self.hold_reason = "", ""
         await self._refresh_overview()
         return True
+
+    @requires(ADMIN)
+    def set_hold_reason(self, reason: str):
+        self.hold_reason = reason
 
     @requires(ADMIN)
     async def place_hold(self, form: dict):
@@ -257,4 +254,5 @@ class AdminSettingsState(AuthState):
 
     @requires(ADMIN)
     async def release_hold(self, attempt_id: int):
+        """Released with the reason typed in the hold form's reason field."""
         await self._set_hold(int(attempt_id), False)

@@ -6,16 +6,13 @@ from typing import Any
 import reflex as rx
 from sqlmodel import select
 
-from proctor_app.api.media import recording_link, snapshot_link
 from proctor_app.auth.roles import ADMIN, LEGAL_HOLD, STAFF_REVIEW
 from proctor_app.db import session_scope
-from proctor_app.media import jobs, storage
 from proctor_app.models import (
     Attempt,
     AttemptStatus,
     AuditLog,
     Exam,
-    JobStatus,
     ProctoringEvent,
     Recording,
     RecordingStatus,
@@ -24,7 +21,7 @@ from proctor_app.models import (
     StreamKind,
     User,
 )
-from proctor_app.services import review
+from proctor_app.services import legal_holds, processing, review
 from proctor_app.state.auth import AuthState, requires
 
 PLAYABLE = (RecordingStatus.completed, RecordingStatus.partial)
@@ -141,8 +138,7 @@ class AttemptVideoState(AuthState):
             # The camera leads the player; other streams follow it.
             recordings = sorted(db.exec(select(Recording).where(Recording.attempt_id == attempt.id)),
                                 key=lambda r: (r.stream != StreamKind.camera, r.stream))
-            active_job = any(job.kind == jobs.FINALIZE and job.status in (JobStatus.queued, JobStatus.running)
-                             for job in jobs.jobs_of_attempt(db, attempt.id))
+            active_job = processing.finalize_pending(db, attempt.id)
             recording_now = any(r.status == RecordingStatus.processing for r in recordings)
             self.processing = active_job or recording_now
             self.processing_queued = active_job and not recording_now
@@ -164,7 +160,7 @@ class AttemptVideoState(AuthState):
     def _load_recordings(self, attempt: Attempt, recordings: list[Recording], user_id: int) -> None:
         panels, videos, gaps = [], [], []
         self.sprite = {}
-        self.previews = [{"stream": rec.stream, "src": recording_link(user_id, attempt.id, rec.stream, "preview")}
+        self.previews = [{"stream": rec.stream, "src": review.recording_link(user_id, attempt.id, rec.stream, "preview")}
                          for rec in recordings if rec.status == RecordingStatus.in_progress and rec.chunk_count]
         timeline_s = review.exam_window_s(attempt) or 0.0
         for rec in recordings:
@@ -177,20 +173,20 @@ class AttemptVideoState(AuthState):
                 gaps=[GapRow(span=f"{review.format_clock(g.start_s)}-{review.format_clock(g.end_s)}",
                              duration=f"{g.end_s - g.start_s:.0f} s", cause=g.cause)
                       for g in (health.gaps if health else [])],
-                download_url=recording_link(user_id, attempt.id, rec.stream, "video", download=True)
+                download_url=review.recording_link(user_id, attempt.id, rec.stream, "video", download=True)
                 if playable else ""))
             if not playable:
                 continue
             offset = max(0.0, review.seconds_into(attempt, rec.started_at) or 0.0)
             videos.append({
                 "stream": rec.stream, "offset": offset,
-                "src": recording_link(user_id, attempt.id, rec.stream, "video"),
-                "poster": recording_link(user_id, attempt.id, rec.stream, "poster") if rec.poster_path else "",
+                "src": review.recording_link(user_id, attempt.id, rec.stream, "video"),
+                "poster": review.recording_link(user_id, attempt.id, rec.stream, "poster") if rec.poster_path else "",
             })
             timeline_s = max(timeline_s, offset + (rec.duration_s or 0.0))
             layout = review.sprite_layout(rec.sprite_path) if rec.sprite_path else None
             if layout and not self.sprite:
-                self.sprite = {"url": recording_link(user_id, attempt.id, rec.stream, "sprite"),
+                self.sprite = {"url": review.recording_link(user_id, attempt.id, rec.stream, "sprite"),
                                "interval": layout[0], "width": layout[1], "offset": offset}
             if health and len(videos) == 1:
                 gaps = [{"start": g.start_s, "end": g.end_s} for g in health.gaps]
@@ -214,15 +210,11 @@ class AttemptVideoState(AuthState):
     def _load_snapshots(self, attempt: Attempt, snapshots: list[Snapshot], user_id: int) -> None:
         rows = []
         for snap in snapshots:
-            # Files retention or a failed write left missing would only show as broken images.
-            try:
-                if not storage.absolute(snap.path).is_file():
-                    continue
-            except ValueError:
+            if not review.snapshot_on_disk(snap.path):
                 continue
             t = review.seconds_into(attempt, snap.taken_at or snap.received_at)
             on_timeline = bool(self.player_videos) and t is not None and 0 <= t <= self.timeline_s
-            rows.append(SnapshotRow(seq=snap.seq, src=snapshot_link(user_id, attempt.id, snap.seq),
+            rows.append(SnapshotRow(seq=snap.seq, src=review.snapshot_link(user_id, attempt.id, snap.seq),
                                     clock=review.format_clock(t) if t is not None and t >= 0 else "before start",
                                     seek_s=f"{t:.3f}" if on_timeline else ""))
         self.snapshots = rows
@@ -264,7 +256,7 @@ class AttemptVideoState(AuthState):
             if attempt is None or not review.can_reprocess(attempt, recordings):
                 self.reprocess_notice = "This attempt cannot be processed again now."
                 return
-            jobs.request_reprocess(db, attempt.id, self._user.id)
+            processing.request_reprocess(db, attempt.id, self._user.id)
         self.reprocess_notice = "Processing again: queued."
         self._load()
 
@@ -273,9 +265,9 @@ class AttemptVideoState(AuthState):
         """Flips the hold the reviewer saw: placed if it was off, released if it was on."""
         try:
             with session_scope() as db:
-                review.change_legal_hold(db, self._attempt_id, not self.legal_hold,
+                legal_holds.change_legal_hold(db, self._attempt_id, not self.legal_hold,
                                          str(form.get("reason", "")), self._user)
-        except review.ReviewError as exc:
+        except legal_holds.LegalHoldError as exc:
             self.hold_error = str(exc)
             return
         self.hold_error = ""

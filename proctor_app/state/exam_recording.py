@@ -7,12 +7,12 @@ exam each get a fresh token and the numbers to continue from.
 
 from proctor_app.auth.roles import CANDIDATE
 from proctor_app.db import session_scope
-from proctor_app.media.ingest import issue_upload_token
 from proctor_app.models import Exam
 from proctor_app.services import attempts
 from proctor_app.services.attempts import AttemptError
 from proctor_app.services.consent import capture_plan
 from proctor_app.services.settings import get_settings
+from proctor_app.services.uploads import issue_upload_token
 from proctor_app.state.auth import AuthState, requires
 
 

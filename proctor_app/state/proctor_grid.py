@@ -6,7 +6,6 @@ details every few seconds) and pushes the result through state: the browser neve
 """
 
 import asyncio
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,9 +14,10 @@ import reflex as rx
 from proctor_app.auth.roles import LIVE_VIEW
 from proctor_app.auth.sessions import CurrentUser
 from proctor_app.db import session_scope
-from proctor_app.media.relay import LiveStatus, relay
 from proctor_app.models import ProctoringEvent, Severity, utcnow
+from proctor_app.runtime import clock, relay
 from proctor_app.services import live
+from proctor_app.services.live import LiveStatus
 from proctor_app.services.review import format_clock
 from proctor_app.state.auth import AuthState, requires
 
@@ -107,7 +107,7 @@ def _details(page_ids: list[int], focus_id: int):
 
 def _tile(item: live.LiveAttempt, events: list[ProctoringEvent], now: datetime) -> Tile:
     snapshot = relay.snapshot(item.attempt_id)
-    held = time.time() - snapshot.changed_at if snapshot.changed_at else None
+    held = clock.time() - snapshot.changed_at if snapshot.changed_at else None
     return Tile(
         attempt_id=item.attempt_id, candidate=item.candidate, exam=item.exam,
         elapsed=format_clock((now - item.started_at).total_seconds()),

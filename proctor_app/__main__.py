@@ -1,11 +1,11 @@
 """Processing from the command line (same database and storage as the app: PROCTOR_* variables).
 
-    python -m proctor_app.media reprocess ATTEMPT_ID [...] [--here]
+    python -m proctor_app reprocess ATTEMPT_ID [...] [--here]
         queue the attempts' recordings for processing again (the app's workers pick them up);
         with --here, run the jobs in this process and wait for them
-    python -m proctor_app.media worker [--concurrency N]
+    python -m proctor_app worker [--concurrency N]
         run a processing worker here until interrupted (e.g. on a separate machine)
-    python -m proctor_app.media jobs [--attempt ID] [--status STATUS] [--limit N]
+    python -m proctor_app jobs [--attempt ID] [--status STATUS] [--limit N]
         list jobs, newest first
 """
 
@@ -18,8 +18,9 @@ import sys
 from sqlmodel import select
 
 from proctor_app.db import migrate, session_scope
-from proctor_app.media import jobs
 from proctor_app.models import Attempt, Job, JobStatus
+from proctor_app.runtime import job_worker
+from proctor_app.services.processing import request_reprocess
 
 FINAL = (JobStatus.done, JobStatus.failed)
 
@@ -31,7 +32,7 @@ def _states(job_ids: list[int]) -> list[Job]:
 
 async def _run_here(job_ids: list[int]) -> list[Job]:
     """A worker in this process until the given jobs have ended."""
-    worker = asyncio.create_task(jobs.Worker().run())
+    worker = asyncio.create_task(job_worker().run())
     try:
         while True:
             states = await asyncio.to_thread(_states, job_ids)
@@ -54,7 +55,7 @@ def reprocess(args) -> int:
                 print(f"attempt {attempt_id}: no such attempt", file=sys.stderr)
                 return 2
         for attempt_id in args.attempt_ids:
-            job = jobs.request_reprocess(db, attempt_id, user_id=None)
+            job = request_reprocess(db, attempt_id, user_id=None)
             queued.append(job.id)
             print(f"attempt {attempt_id}: queued as job {job.id}")
     if not args.here:
@@ -67,7 +68,7 @@ def reprocess(args) -> int:
 
 
 async def _work_until_stopped(concurrency: int | None) -> None:
-    task = asyncio.create_task(jobs.Worker(concurrency=concurrency).run())
+    task = asyncio.create_task(job_worker(concurrency).run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         # Stopping puts a running job back in the queue for the next worker.
@@ -99,7 +100,7 @@ def list_jobs(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m proctor_app.media", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m proctor_app", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("reprocess", help="process attempts' recordings again")

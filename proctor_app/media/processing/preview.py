@@ -13,16 +13,17 @@ between segments are not shown (processing puts everything on the exam's timelin
 import asyncio
 import os
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
 from sqlmodel import select
 
+from proctor_app.clock import Clock, system_clock
 from proctor_app.db import session_scope
-from proctor_app.media.finalize import FfmpegError, run_ffmpeg
-from proctor_app.media.storage import absolute, processed_dir
+from proctor_app.media.processing.ffmpeg import FfmpegError, run_ffmpeg
+from proctor_app.media.storage import storage
+from proctor_app.media.storage.layout import processed_dir
 from proctor_app.models import Attempt, Chunk, Recording, RecordingStatus, Segment
 
 MIN_REBUILD_S = 5.0
@@ -33,7 +34,7 @@ _locks: dict[tuple[int, str], asyncio.Lock] = {}
 @dataclass(frozen=True)
 class Preview:
     path: str  # relative to storage
-    built_at: float  # time.time()
+    built_at: float  # epoch seconds
 
 
 def _sources(attempt_id: int, stream: str) -> tuple[str, list[list[Path]], str, float] | None:
@@ -52,7 +53,7 @@ def _sources(attempt_id: int, stream: str) -> tuple[str, list[list[Path]], str, 
             chunks = db.exec(select(Chunk).where(Chunk.segment_id == segment.id,
                                                  Chunk.seq <= segment.contiguous_seq)
                              .order_by(Chunk.seq)).all()
-            parts.append([absolute(c.path) for c in chunks])
+            parts.append([storage.absolute(c.path) for c in chunks])
             newest = max([newest] + [c.received_at.timestamp() for c in chunks])
         if not parts:
             return None
@@ -83,16 +84,16 @@ async def _build(parts: list[list[Path]], container: str, out: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-async def ensure_preview(attempt_id: int, stream: str) -> Preview | None:
+async def ensure_preview(attempt_id: int, stream: str, clock: Clock = system_clock) -> Preview | None:
     """The current preview of a recording not processed yet (rebuilt if stale), or None."""
     found = await asyncio.to_thread(_sources, attempt_id, stream)
     if found is None:
         return None
     relative, parts, container, newest = found
-    out = absolute(relative)
+    out = storage.absolute(relative)
     async with _locks.setdefault((attempt_id, stream), asyncio.Lock()):
         built = out.stat().st_mtime if out.exists() else 0.0
-        if built < newest and time.time() - built >= MIN_REBUILD_S:
+        if built < newest and clock.time() - built >= MIN_REBUILD_S:
             try:
                 await _build(parts, container, out)
             except FfmpegError:

@@ -1,51 +1,17 @@
-"""Where media lives on disk, and how it gets there without ever being half-written.
-
-All paths kept in the database are relative to the storage folder, and generated here only.
-"""
+"""The local storage folder, and how files get there without ever being half-written."""
 
 import contextlib
+import fcntl
 import errno
+import hashlib
 import itertools
 import mmap
 import os
 import threading
-from datetime import datetime
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from proctor_app.config import config
-
-
-def storage_root() -> Path:
-    return config.storage_dir
-
-
-def absolute(relative: str) -> Path:
-    """The file behind a stored relative path; refuses anything that would leave the storage folder.
-
-    Checked by its text: the storage folder holds only what the server wrote (no links), and
-    resolving each part would cost a system call per folder level on every chunk.
-    """
-    if not relative or relative.startswith("/") or any(
-            part in ("", ".", "..") for part in relative.split("/")):
-        raise ValueError(f"path outside storage: {relative!r}")
-    return storage_root() / relative
-
-
-def attempt_raw_dir(attempt_id: int, started: datetime) -> str:
-    return f"raw/{started:%Y/%m}/{attempt_id}"
-
-
-def raw_chunk_path(attempt_id: int, started: datetime, stream: str, segment: int, seq: int) -> str:
-    """raw/YYYY/MM/<attempt>/<stream>/<segment>/<seq>, the month being the attempt's start."""
-    return f"{attempt_raw_dir(attempt_id, started)}/{stream}/{segment}/{seq:08d}"
-
-
-def processed_dir(attempt_id: int, started: datetime) -> str:
-    return f"processed/{started:%Y/%m}/{attempt_id}"
-
-
-def snapshot_path(attempt_id: int, started: datetime, seq: int) -> str:
-    return f"snapshots/{started:%Y/%m}/{attempt_id}/{seq:08d}.jpg"
 
 
 def open_folder(folder: str | Path) -> int:
@@ -103,13 +69,12 @@ def _create(name: str, folder_fd: int, size: int) -> tuple[int, bool]:
     return os.open(name, flags, 0o640, dir_fd=folder_fd), False
 
 
-def write_durably(relative: str, data: bytes) -> Path:
+def write_file_durably(path: Path, data: bytes) -> Path:
     """Temp file in the target folder, fsync, rename over the target, fsync the folder.
 
     Plain os calls on the folder's descriptor, as few as it takes: hundreds of chunks a second
     pass through here, and every system call hands the GIL to another thread and back.
     """
-    path = absolute(relative)
     tmp = f".{path.name}.{os.getpid()}-{next(_temp_numbers)}.tmp"
     folder_fd = open_folder(path.parent)
     try:
@@ -132,3 +97,83 @@ def write_durably(relative: str, data: bytes) -> Path:
     finally:
         os.close(folder_fd)
     return path
+
+
+class LocalStorage:
+    """A folder on this machine (by default the configured one, looked up when used)."""
+
+    def __init__(self, root: Callable[[], Path] = lambda: config.storage_dir):
+        self._root = root
+
+    def root(self) -> Path:
+        return self._root()
+
+    def absolute(self, relative: str) -> Path:
+        """The file behind a stored relative path; refuses anything that would leave the folder.
+
+        Checked by its text: the folder holds only what the server wrote (no links), and resolving
+        each part would cost a system call per folder level on every chunk.
+        """
+        if not relative or relative.startswith("/") or any(
+                part in ("", ".", "..") for part in relative.split("/")):
+            raise ValueError(f"path outside storage: {relative!r}")
+        return self._root() / relative
+
+    def write_durably(self, relative: str, data: bytes) -> Path:
+        return write_file_durably(self.absolute(relative), data)
+
+    def open_folder(self, folder: str | Path) -> int:
+        return open_folder(folder)
+
+    @contextlib.contextmanager
+    def locked_folder(self, folder: str | Path) -> Iterator[None]:
+        """Held by one writer at a time, across threads and processes (an flock on the folder)."""
+        fd = open_folder(folder)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def files_under(self, folder: str) -> Iterator[tuple[str, int]]:
+        """(relative path, bytes) of every file below a stored folder; links are not followed."""
+        try:
+            entries = list(os.scandir(self.absolute(folder) if folder else self._root()))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            relative = f"{folder}/{entry.name}" if folder else entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    yield from self.files_under(relative)
+                else:
+                    yield relative, entry.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+
+    def delete_file(self, path: str | Path) -> int | None:
+        try:
+            size = os.lstat(path).st_size
+            os.unlink(path)
+        except FileNotFoundError:
+            return None
+        return size
+
+    def delete_folder(self, top: str | Path) -> Iterator[int]:
+        """Symbolic links are deleted, not what they point to. A folder already gone yields nothing."""
+        try:
+            entries = list(os.scandir(top))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield from self.delete_folder(entry.path)
+            elif (size := self.delete_file(entry.path)) is not None:
+                yield size
+        os.rmdir(top)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex; raises OSError when it cannot be read."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

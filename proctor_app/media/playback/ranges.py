@@ -1,21 +1,13 @@
-"""Serving stored media over HTTP: byte ranges (RFC 9110, section 14) and signed, expiring links.
+"""Serving stored media over HTTP with byte ranges (RFC 9110, section 14): seeking in a <video>
+element needs them. Plain Python: the HTTP route turns a ServePlan into a response."""
 
-Plain Python: the HTTP route turns a ServePlan into a response. Seeking in a <video> element
-needs ranges; signed links keep storage paths out of URLs and make leaked links go stale.
-"""
-
-import base64
-import hashlib
-import hmac
 import os
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from proctor_app.config import config
 
 CONTENT_TYPES = {
     ".mp4": "video/mp4",
@@ -26,7 +18,6 @@ CONTENT_TYPES = {
     ".webp": "image/webp",
 }
 READ_BLOCK = 256 * 1024
-LINK_ROUNDING_S = 600
 _RANGE_SPEC = re.compile(r"(\d*)-(\d*)", re.ASCII)
 
 
@@ -141,32 +132,3 @@ def serve_file(path: Path, range_header: str | None = None, if_range: str | None
     except BaseException:
         handle.close()
         raise
-
-
-class LinkError(Exception):
-    """A media link that was tampered with, made for someone else, or has expired."""
-
-
-def _signature(message: str, expires: int) -> str:
-    mac = hmac.new(config.secret_key.encode(), f"{expires}\n{message}".encode(), hashlib.sha256)
-    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
-
-
-def sign_link(message: str, ttl_s: int, now: float | None = None) -> tuple[int, str]:
-    """(expires, signature) for `message`: what the link grants, to whom.
-
-    The expiry is rounded up to whole LINK_ROUNDING_S, so a page that refreshes gets the same
-    link back: a <video> whose src changed would start loading again.
-    """
-    expires = int((now if now is not None else time.time()) + ttl_s)
-    expires += -expires % LINK_ROUNDING_S
-    return expires, _signature(message, expires)
-
-
-def check_link(message: str, expires: str | None, signature: str | None, now: float | None = None) -> None:
-    if not (expires and signature and expires.isascii() and expires.isdigit() and signature.isascii()):
-        raise LinkError("This media link is invalid.")
-    if not hmac.compare_digest(_signature(message, int(expires)), signature):
-        raise LinkError("This media link is invalid.")
-    if int(expires) <= (now if now is not None else time.time()):
-        raise LinkError("This media link has expired; reload the page for a new one.")

@@ -20,17 +20,17 @@ import contextlib
 import itertools
 import json
 import logging
-import os
 import socket
 import struct
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
 from proctor_app.config import PROJECT_ROOT
-from proctor_app.media.ingest import ChunkAck, ChunkUpload, IngestError, store_chunk
+from proctor_app.media.ingest.checks import ChunkAck, ChunkUpload
+from proctor_app.media.ingest.errors import IngestError
+from proctor_app.media.ingest.store import UploadStore
 
 log = logging.getLogger("proctor_app.ingest")
 REQUEST = struct.Struct("!QII")  # request id, header length, body length
@@ -56,13 +56,13 @@ class IngestProcess:
         self._answers = asyncio.create_task(self._read_answers())
 
     @classmethod
-    async def start(cls, on_exit: Callable[[], None]) -> "IngestProcess":
-        """A new ingest process, ready to store; `on_exit` is called once it has ended."""
+    async def start(cls, command: list[str], on_exit: Callable[[], None]) -> "IngestProcess":
+        """A new ingest process, ready to store; `on_exit` is called once it has ended.
+        `command` starts a process that calls `serve` on the socket whose descriptor is appended."""
         ours, theirs = socket.socketpair()
         try:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "proctor_app.media.ingest_processes", str(theirs.fileno()),
-                pass_fds=(theirs.fileno(),), cwd=PROJECT_ROOT)
+                *command, str(theirs.fileno()), pass_fds=(theirs.fileno(),), cwd=PROJECT_ROOT)
         finally:
             theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
@@ -124,10 +124,11 @@ class IngestProcess:
 
 
 class IngestPool:
-    """`count` ingest processes; each chunk goes to one alive, chosen by its attempt."""
+    """`count` ingest processes started by `command`; each chunk goes to one alive, chosen by its
+    attempt."""
 
-    def __init__(self, count: int):
-        self.count = count
+    def __init__(self, count: int, command: list[str]):
+        self.count, self.command = count, command
         self.processes: list[IngestProcess] = []
         self._starting = asyncio.Lock()
         self._replacements: set[asyncio.Task] = set()
@@ -139,7 +140,7 @@ class IngestPool:
             self.processes = [p for p in self.processes if p.alive]
             if self._closing:
                 return
-            started = await asyncio.gather(*(IngestProcess.start(self._replace)
+            started = await asyncio.gather(*(IngestProcess.start(self.command, self._replace)
                                              for _ in range(self.count - len(self.processes))),
                                            return_exceptions=True)
             self.processes += [p for p in started if isinstance(p, IngestProcess)]
@@ -188,9 +189,10 @@ class IngestPool:
 # The ingest process
 
 
-def _answer(sock: socket.socket, sending: threading.Lock, request_id: int, header: dict, body: bytes) -> None:
+def _answer(store: UploadStore, sock: socket.socket, sending: threading.Lock, request_id: int,
+            header: dict, body: bytes) -> None:
     try:
-        ack = store_chunk(header["token"], ChunkUpload(**header["upload"], body=body))
+        ack = store.store_chunk(header["token"], ChunkUpload(**header["upload"], body=body))
         result = {"ack": ack.as_json()}
     except IngestError as exc:
         result = {"error": [exc.status, exc.code, exc.message]}
@@ -202,7 +204,7 @@ def _answer(sock: socket.socket, sending: threading.Lock, request_id: int, heade
         sock.sendall(ANSWER.pack(request_id, len(data)) + data)
 
 
-def serve(sock: socket.socket) -> None:
+def serve(sock: socket.socket, store: UploadStore) -> None:
     """Store the chunks that come over `sock` until it closes, then finish those under way."""
     sending = threading.Lock()
     sock.sendall(READY)
@@ -211,9 +213,5 @@ def serve(sock: socket.socket) -> None:
         while head := incoming.read(REQUEST.size):
             request_id, header_length, body_length = REQUEST.unpack(head)
             header = json.loads(incoming.read(header_length))
-            threads.submit(_answer, sock, sending, request_id, header, incoming.read(body_length))
+            threads.submit(_answer, store, sock, sending, request_id, header, incoming.read(body_length))
 
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING)
-    serve(socket.socket(fileno=int(sys.argv[1])))

@@ -1,0 +1,94 @@
+"""Loss-free ingest of what the candidate's browser records: media chunks, snapshots, events.
+
+The browser keeps every chunk until the server acknowledges it, so the server's job is to never
+acknowledge what it has not made durable, and to answer a repeated upload the same way twice:
+- a chunk's bytes are on disk (temp file, fsync, rename, fsync the folder) before its row commits;
+- (stream, segment, seq) is stored once: the same bytes again are "already stored", other
+  bytes are a conflict, and nothing is written for a request that fails validation;
+- the answer says what the server holds of the segment (the highest contiguous seq), so the
+  browser can tell a chunk it lost from one still on its way.
+
+Uploads are authorised by the attempt's upload token (tokens.py).
+"""
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from proctor_app.clock import Clock, system_clock
+from proctor_app.db import connection_scope, session_scope
+from proctor_app.media.ingest import events, snapshots
+from proctor_app.media.ingest.checks import ChunkAck, ChunkUpload, check_chunk
+from proctor_app.media.ingest.commit import ChunkOnDisk, GroupCommit
+from proctor_app.media.ingest.errors import IngestError
+from proctor_app.media.ingest.rows import SEGMENT_AND_STORED, UploadTargets, recording_id
+from proctor_app.media.ingest.tokens import TokenScopes
+from proctor_app.media.storage import Storage, storage
+from proctor_app.media.storage.layout import raw_chunk_path
+from proctor_app.models import utcnow
+
+Settings = Callable[[], Mapping[str, Any]]
+
+
+class UploadStore:
+    """What one process stores of the browsers' uploads. It owns its caches (token scopes, upload
+    targets) and its group commit; `settings` gives the admin settings (max_chunk_mb)."""
+
+    def __init__(self, settings: Settings, clock: Clock = system_clock, files: Storage = storage):
+        self.settings, self.clock, self.files = settings, clock, files
+        self.tokens = TokenScopes()
+        self.targets = UploadTargets(clock)
+        self.commits = GroupCommit()
+
+    def authorize(self, token: str | None, attempt_id: int, stream: str | None = None,
+                  now: datetime | None = None):
+        return self.tokens.authorize(token, attempt_id, stream, now)
+
+    def max_chunk_bytes(self) -> int:
+        return int(self.settings()["max_chunk_mb"]) * 1024 * 1024
+
+    def store_chunk(self, token: str | None, upload: ChunkUpload, now: datetime | None = None) -> ChunkAck:
+        """Validate, write durably, record; idempotent. Raises IngestError (nothing stored then)."""
+        now = now or utcnow()
+        self.tokens.authorize(token, upload.attempt_id, upload.stream, now)
+        digest, start, end, mime, meta = check_chunk(upload, now, self.max_chunk_bytes())
+        attempt = self.targets.get(upload.attempt_id, upload.stream, now)
+        rec_id = attempt.recording_id
+        if rec_id is None:
+            with session_scope() as db:
+                rec_id = recording_id(db, upload.attempt_id, upload.stream)
+        relative = raw_chunk_path(upload.attempt_id, attempt.started_at, upload.stream, upload.segment,
+                                  upload.seq)
+        # Built from checked numbers and a known stream: write_durably still refuses escapes.
+        with self.files.locked_folder((self.files.root() / relative).parent):
+            with connection_scope() as conn:
+                segment = conn.execute(SEGMENT_AND_STORED, {"recording_id": rec_id, "number": upload.segment,
+                                                            "seq": upload.seq}).first()
+            if segment is not None and segment.sha256 == digest:
+                return ChunkAck("already_stored", upload.stream, upload.segment, upload.seq,
+                                segment.contiguous_seq, segment.chunk_count)
+            if segment is not None and segment.sha256 is not None:
+                raise IngestError(409, "chunk_conflict", "A different chunk is already stored under this seq.")
+            self.files.write_durably(relative, upload.body)
+            try:
+                return self.commits.commit(ChunkOnDisk(
+                    upload, relative, digest, start, end, mime, meta, now, rec_id,
+                    None if segment is None else (segment.id, segment.chunk_count, segment.contiguous_seq)))
+            except IngestError:  # refused at commit and rolled back: its file goes too
+                self.files.absolute(relative).unlink(missing_ok=True)
+                # The cached target took it; the attempt's next chunks are refused before their write.
+                self.targets.forget(upload.attempt_id, upload.stream)
+                raise
+
+    def store_snapshot(self, token: str | None, attempt_id: int, seq: int, body: bytes,
+                       sha256: str | None, taken_ms: str | None, now: datetime | None = None) -> dict:
+        """One camera still (JPEG); idempotent like chunks. Raises IngestError."""
+        now = now or utcnow()
+        self.tokens.authorize(token, attempt_id, "camera", now)  # snapshots come with the camera recording
+        return snapshots.store_snapshot(self.files, attempt_id, seq, body, sha256, taken_ms, now)
+
+    def record_browser_events(self, token: str | None, attempt_id: int, batch,
+                              now: datetime | None = None) -> dict:
+        now = now or utcnow()
+        scope = self.tokens.authorize(token, attempt_id, None, now)
+        return events.record_browser_events(scope, attempt_id, batch, now)

@@ -1,0 +1,1 @@
+"""Live video: publish -> relay -> view (WebRTC through the server, nothing decoded)."""

@@ -1,0 +1,70 @@
+"""One stream of one attempt: the publisher's receiver feeding the viewers subscribed to it."""
+
+import asyncio
+from collections.abc import Callable, Coroutine
+
+from aiortc import RTCRtpReceiver
+
+from proctor_app.clock import Clock
+from proctor_app.media.live.passthrough import EncodedFrame, ViewerTrack, vp8_is_keyframe
+
+# Keyframe requests to one publisher, at most this often; later ones are deferred, not lost.
+PLI_INTERVAL_S = 0.25
+
+
+class Channel:
+    """One stream of one attempt. Viewers stay subscribed while publishers come and go."""
+
+    def __init__(self, attempt_id: int, clock: Clock, on_frame_seen: Callable[[int], None],
+                 spawn: Callable[[Coroutine], None]):
+        self.attempt_id = attempt_id
+        self.clock, self._on_frame_seen, self._spawn = clock, on_frame_seen, spawn
+        self.viewers: set[ViewerTrack] = set()
+        self.receiver: RTCRtpReceiver | None = None
+        self.source = 0
+        self.last_frame_at: float | None = None
+        self._last_pli = 0.0
+        self._deferred_pli: asyncio.TimerHandle | None = None
+
+    def attach(self, receiver: RTCRtpReceiver) -> None:
+        # last_frame_at stays: a publisher replaced by its own new connection is still live
+        # while the new one connects.
+        self.receiver = receiver
+        self.source += 1
+        for viewer in self.viewers:
+            viewer.resync()
+
+    def detach(self, receiver: RTCRtpReceiver) -> None:
+        if self.receiver is receiver:
+            self.receiver = None
+
+    def on_frame(self, receiver: RTCRtpReceiver, jitter_frame) -> None:
+        if receiver is not self.receiver:
+            return  # a replaced publisher's last frames
+        self.last_frame_at = self.clock.monotonic()
+        frame = EncodedFrame(jitter_frame.data, jitter_frame.timestamp,
+                             vp8_is_keyframe(jitter_frame.data), self.source)
+        for viewer in self.viewers:
+            viewer.push(frame)
+        self._on_frame_seen(self.attempt_id)
+
+    def activate(self, viewer: ViewerTrack) -> None:
+        viewer.active = True
+        self.request_keyframe()
+
+    def request_keyframe(self) -> None:
+        wait = self._last_pli + PLI_INTERVAL_S - self.clock.monotonic()
+        if wait <= 0:
+            self._send_pli()
+        elif self._deferred_pli is None:
+            self._deferred_pli = asyncio.get_running_loop().call_later(wait, self._send_pli)
+
+    def _send_pli(self) -> None:
+        self._deferred_pli = None
+        receiver = self.receiver
+        if receiver is None:
+            return
+        self._last_pli = self.clock.monotonic()
+        for source in receiver.getSynchronizationSources():
+            self._spawn(receiver._send_rtcp_pli(source.source))
+

@@ -1,0 +1,90 @@
+"""Processing an attempt's recordings: queued in the transaction that ends the attempt, run by a job
+worker once the browser has sent all it will (media/processing/finalize.py does the work)."""
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlmodel import Session, select
+
+from proctor_app.db import session_scope
+from proctor_app.media.jobs.errors import Defer, PermanentError
+from proctor_app.media.jobs.queue import enqueue
+from proctor_app.media.jobs.worker import Handler, JobContext
+from proctor_app.media.processing.finalize import fail_processing, finalize_attempt
+from proctor_app.models import Attempt, AuditLog, Job, JobStatus, Recording, RecordingStatus
+from proctor_app.services.uploads import uploads_settled
+
+log = logging.getLogger("proctor_app.jobs")
+
+FINALIZE = "finalize"
+# Processing waits for the browser's last uploads (uploads_settled); asks again after:
+SETTLE_RECHECK_S = 3.0
+
+
+def enqueue_finalize(db: Session, attempt_id: int, force: bool = False) -> Job:
+    """Queue processing of an attempt's recordings; a job already waiting for it is reused.
+
+    Called in the transaction that ends the attempt, so the job exists exactly when the end does.
+    `force` processes again recordings that are already completed (admin "re-process").
+    """
+    waiting = db.exec(select(Job).where(Job.kind == FINALIZE, Job.attempt_id == attempt_id,
+                                        Job.status == JobStatus.queued)).first()
+    if waiting is not None:
+        if force and not waiting.payload.get("force"):
+            waiting.payload = {**waiting.payload, "force": True}
+            db.add(waiting)
+        return waiting
+    return enqueue(db, FINALIZE, attempt_id, {"force": True} if force else {})
+
+
+def request_reprocess(db: Session, attempt_id: int, user_id: int | None) -> Job:
+    """An admin's "process this attempt again": queued and written to the audit log."""
+    job = enqueue_finalize(db, attempt_id, force=True)
+    db.add(AuditLog(user_id=user_id, action="reprocess_requested", target=f"attempt:{attempt_id}",
+                    data={"job_id": job.id}))
+    return job
+
+
+def finalize_pending(db: Session, attempt_id: int) -> bool:
+    """Whether processing of the attempt is queued or running."""
+    return db.exec(select(Job.id).where(Job.kind == FINALIZE, Job.attempt_id == attempt_id,
+                                        Job.status.in_([JobStatus.queued, JobStatus.running]))).first() is not None
+
+
+def _settled(attempt_id: int) -> bool:
+    with session_scope() as db:
+        attempt = db.get(Attempt, attempt_id)
+        if attempt is None:
+            raise PermanentError(f"attempt {attempt_id} does not exist")
+        recording = db.exec(select(Recording.id).where(
+            Recording.attempt_id == attempt.id,
+            Recording.status.in_([RecordingStatus.not_started, RecordingStatus.in_progress]))).first()
+        return recording is None or uploads_settled(db, attempt)
+
+
+def finalize_handler(settings: Callable[[], Mapping[str, Any]]) -> Handler:
+    """The job handler that finalizes an attempt's recordings (keep_raw_chunks from `settings`)."""
+
+    async def run(ctx: JobContext) -> None:
+        if not await asyncio.to_thread(_settled, ctx.attempt_id):
+            raise Defer(SETTLE_RECHECK_S, "waiting for the browser's last uploads")
+
+        def ready(stream: str, status: str) -> None:
+            log.info("attempt %s: %s recording %s", ctx.attempt_id, stream, status)
+
+        keep_raw = bool((await asyncio.to_thread(settings))["keep_raw_chunks"])
+        await finalize_attempt(ctx.attempt_id, keep_raw=keep_raw, force=bool(ctx.payload.get("force")),
+                               last_try=ctx.last_try, on_progress=ctx.report, on_ready=ready)
+
+    def failed(attempt_id: int | None, reason: str) -> None:
+        if attempt_id is not None:
+            fail_processing(attempt_id, reason)
+
+    return Handler(run, failed)
+
+
+def job_handlers(settings: Callable[[], Mapping[str, Any]]) -> dict[str, Handler]:
+    """Every kind of job the workers run, by kind."""
+    return {FINALIZE: finalize_handler(settings)}

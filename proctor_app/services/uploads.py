@@ -1,0 +1,89 @@
+"""The candidate's uploads: who may upload (a token per page load, issue_upload_token) and when
+the browser has sent all it will (uploads_settled), which is when processing may start."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from proctor_app.auth.tokens import new_token, token_hash
+from proctor_app.media.ingest.rows import recording_id
+from proctor_app.media.ingest.window import upload_window_closes_at
+from proctor_app.models import (
+    Attempt,
+    AttemptStatus,
+    Exam,
+    ProctoringEvent,
+    Recording,
+    Segment,
+    Snapshot,
+    StreamKind,
+    UploadToken,
+    utcnow,
+)
+from proctor_app.services.consent import capture_plan
+
+
+@dataclass(frozen=True)
+class UploadGrant:
+    """What the browser needs to record and upload for one attempt."""
+
+    token: str
+    attempt_id: int
+    streams: list[str]
+    expires_at: datetime
+    # The first segment number per stream and snapshot seq the server has not seen yet.
+    next_segment: dict[str, int]
+    next_snapshot_seq: int
+
+
+def issue_upload_token(db: Session, attempt: Attempt, now: datetime | None = None) -> UploadGrant | None:
+    """A new token for a started attempt whose upload window is open, when its exam records or
+    streams live; None otherwise. After the end it only serves to flush what the browser holds.
+
+    Its scope is the recorded streams: with live video only it uploads no media (the live
+    publisher authenticates with it). Also creates the recording rows (not_started), so every
+    expected stream shows up.
+    """
+    now = now or utcnow()
+    if attempt.status == AttemptStatus.not_started or upload_window_closes_at(attempt) <= now:
+        return None
+    plan = capture_plan(db, db.get(Exam, attempt.exam_id))
+    streams = ([StreamKind.camera] if plan.camera_recording else []) + \
+              ([StreamKind.screen] if plan.screen_recording else [])
+    if not streams and not plan.live_video:
+        return None
+    for stream in streams:
+        recording_id(db, attempt.id, stream)
+    token = new_token()
+    expires_at = upload_window_closes_at(attempt)
+    db.add(UploadToken(attempt_id=attempt.id, token_hash=token_hash(token), streams=streams,
+                       expires_at=expires_at))
+    db.flush()
+    last_segment = dict(db.execute(
+        select(Recording.stream, func.max(Segment.number))
+        .join(Segment, Segment.recording_id == Recording.id)
+        .where(Recording.attempt_id == attempt.id).group_by(Recording.stream)).all())
+    last_snapshot = db.execute(select(func.max(Snapshot.seq))
+                               .where(Snapshot.attempt_id == attempt.id)).scalar()
+    return UploadGrant(
+        token=token, attempt_id=attempt.id, streams=[str(s) for s in streams], expires_at=expires_at,
+        next_segment={str(s): (last_segment[s] + 1 if last_segment.get(s) is not None else 0)
+                      for s in streams},
+        next_snapshot_seq=0 if last_snapshot is None else last_snapshot + 1,
+    )
+
+
+def uploads_settled(db: Session, attempt: Attempt, now: datetime | None = None) -> bool:
+    """Whether processing may start: the attempt ended and either its browser reported its queue
+    flushed after the end, or the flush grace is over."""
+    now = now or utcnow()
+    if attempt.status not in (AttemptStatus.submitted, AttemptStatus.expired) or attempt.ended_at is None:
+        return False
+    if upload_window_closes_at(attempt) <= now:
+        return True
+    return db.execute(select(ProctoringEvent.id).where(
+        ProctoringEvent.attempt_id == attempt.id, ProctoringEvent.kind == "uploads_flushed",
+        ProctoringEvent.server_time >= attempt.ended_at)).first() is not None
+

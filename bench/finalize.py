@@ -38,18 +38,18 @@ def children_cpu_s() -> float:
 
 def bare_ffmpeg(codec: str, listing: Path, out: Path) -> float:
     """The same conversion as finalize's, by hand: copy for H.264, libx264 + AAC for VP8."""
-    from proctor_app.media import finalize
+    from proctor_app.media.processing import ffmpeg, graphs
 
     if codec == "h264":
         convert = ["-map", "0:v:0", "-map", "0:a:0", "-c", "copy"]
     else:
-        convert = ["-c:v", "libx264", "-preset", finalize.X264_PRESET, "-x264-params", finalize.X264_PARAMS,
-                   "-crf", str(finalize.X264_CRF),
-                   "-pix_fmt", "yuv420p", "-force_key_frames", f"expr:gte(t,n_forced*{finalize.GOP_S})",
-                   "-c:a", "aac", "-b:a", finalize.AAC_BITRATE]
+        convert = ["-c:v", "libx264", "-preset", graphs.X264_PRESET, "-x264-params", graphs.X264_PARAMS,
+                   "-crf", str(graphs.X264_CRF),
+                   "-pix_fmt", "yuv420p", "-force_key_frames", f"expr:gte(t,n_forced*{graphs.GOP_S})",
+                   "-c:a", "aac", "-b:a", graphs.AAC_BITRATE]
     started = time.perf_counter()
     # At the same (lower) priority finalize gives its ffmpeg.
-    subprocess.run(["nice", "-n", str(finalize.FFMPEG_NICE), finalize.FFMPEG, "-hide_banner", "-nostdin",
+    subprocess.run(["nice", "-n", str(ffmpeg.FFMPEG_NICE), ffmpeg.FFMPEG, "-hide_banner", "-nostdin",
                     "-loglevel", "error", "-y", "-i", f"concatf:{listing}", *convert,
                     "-movflags", "+faststart", "-f", "mp4", str(out)], check=True)
     return time.perf_counter() - started
@@ -59,8 +59,9 @@ def run_codec(codec: str, seconds: float, clip_s: float, repeats: int, work: Pat
     from sqlmodel import select
 
     from proctor_app.db import session_scope
-    from proctor_app.media import finalize, samples
-    from proctor_app.media.storage import absolute
+    from proctor_app.media import samples
+    from proctor_app.media.processing.finalize import finalize_attempt
+    from proctor_app.media.storage import storage
     from proctor_app.models import Chunk, Recording, Segment, utcnow
 
     t = time.perf_counter()
@@ -78,7 +79,7 @@ def run_codec(codec: str, seconds: float, clip_s: float, repeats: int, work: Pat
         paths = db.exec(select(Chunk.path).join(Segment).join(Recording)
                         .where(Recording.attempt_id == sample.attempt_id).order_by(Chunk.seq)).all()
     listing = work / f"{codec}.txt"
-    listing.write_text("".join(f"{absolute(p)}\n" for p in paths))
+    listing.write_text("".join(f"{storage.absolute(p)}\n" for p in paths))
 
     # Alternating runs, the best of each: the machine is shared, and the least disturbed run is
     # the one that says what the code costs. Raw chunks are kept so finalize can run again.
@@ -90,8 +91,8 @@ def run_codec(codec: str, seconds: float, clip_s: float, repeats: int, work: Pat
         marks = {}
         cpu = children_cpu_s()
         t = time.perf_counter()
-        result = asyncio.run(finalize.finalize_attempt(
-            sample.attempt_id, force=run > 0,
+        result = asyncio.run(finalize_attempt(
+            sample.attempt_id, keep_raw=True, force=run > 0,
             on_ready=lambda stream, status: marks.setdefault("ready", time.perf_counter())))
         totals.append(time.perf_counter() - t)
         readies.append(marks["ready"] - t)

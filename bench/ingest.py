@@ -37,10 +37,10 @@ import psutil  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
 from proctor_app.db import migrate, session_scope  # noqa: E402
-from proctor_app.media import ingest  # noqa: E402
-from proctor_app.media.storage import absolute, storage_root  # noqa: E402
+from proctor_app.media.storage import storage  # noqa: E402
 from proctor_app.models import Attempt, Chunk, Exam, Recording, Role, Segment, User, utcnow  # noqa: E402
 from proctor_app.services import attempts  # noqa: E402
+from proctor_app.services.uploads import issue_upload_token  # noqa: E402
 
 MIME = "video/x-matroska;codecs=avc1,opus"
 AUDIO_KBPS = 32
@@ -115,7 +115,7 @@ def setup_attempts(count: int) -> list[tuple[int, str]]:
         db.flush()
         for attempt in started:
             attempts.start(db, attempt, 0)
-            grant = ingest.issue_upload_token(db, attempt)
+            grant = issue_upload_token(db, attempt)
             grants.append((grant.attempt_id, grant.token))
     return grants
 
@@ -170,7 +170,7 @@ def cpu_seconds(proc: subprocess.Popen) -> float:
 
 def raw_fsync_writes_per_s(size: int, seconds: float, threads: int) -> float:
     """Chunk-sized files written the way a chunk is at the very least, on the same disk."""
-    folder = storage_root() / "bench-raw"
+    folder = storage.root() / "bench-raw"
     folder.mkdir(parents=True, exist_ok=True)
     data = random.randbytes(size)
     counts = [0] * threads
@@ -304,9 +304,9 @@ def verify(candidates: list[Candidate], bodies) -> int:
             if row is None or row[0] not in sizes or row[1] not in shas:
                 missing += 1
             elif seq % 10 == 0:  # every tenth file is read back and hashed
-                if hashlib.sha256(absolute(row[2]).read_bytes()).hexdigest() != row[1]:
+                if hashlib.sha256(storage.absolute(row[2]).read_bytes()).hexdigest() != row[1]:
                     missing += 1
-            elif absolute(row[2]).stat().st_size != row[0]:
+            elif storage.absolute(row[2]).stat().st_size != row[0]:
                 missing += 1
     return missing
 
@@ -359,7 +359,7 @@ def main() -> None:
         wall = time.monotonic() - wall_before
         cpu_pct = 100 * (cpu_seconds(server) - cpu_before) / wall
         processes = psutil.Process(server.pid).children(recursive=True)
-        ingesters = sum("proctor_app.media.ingest_processes" in " ".join(p.cmdline()) for p in processes)
+        ingesters = sum("proctor_app.runtime" in " ".join(p.cmdline()) for p in processes)
         workers = (len(processes) - ingesters) or 1
         acked = sum(len(c.acked) for c in candidates)
         never = sum(len(c.lost) for c in candidates)

@@ -21,6 +21,9 @@ from proctor_app.models import (
     Recording,
     RecordingStatus,
     ReviewStatus,
+    ProctoringEvent,
+    Snapshot,
+    StreamKind,
     User,
     utcnow,
 )
@@ -28,6 +31,7 @@ from proctor_app.media.playback.links import recording_link as recording_link
 from proctor_app.media.playback.links import snapshot_link as snapshot_link
 from proctor_app.media.storage import storage
 from proctor_app.services.live import watchable_exam_ids
+from proctor_app.services.processing import finalize_pending, request_reprocess
 from proctor_app.services.settings import get_setting
 
 PAGE_SIZE = 20
@@ -246,6 +250,62 @@ def save_review(db: Session, attempt_id: int, status: str, notes: str, reviewer:
 # A sprite is one thumbnail every N seconds of the video, each W pixels wide, tiled left to
 # right in one image whose name ends in sprite_<N>s_<W>w.<ext>.
 _SPRITE_NAME = re.compile(r"sprite_(\d+(?:\.\d+)?)s_(\d+)w\.[a-z]+$", re.ASCII)
+
+
+@dataclass(frozen=True)
+class AttemptMedia:
+    """Everything the attempt video page shows of one attempt."""
+
+    attempt: Attempt
+    candidate: User
+    exam: Exam
+    recordings: list[Recording]  # the camera first: it leads the player, other streams follow
+    events: list[ProctoringEvent]  # in server time order
+    snapshots: list[Snapshot]  # those whose file is there; none once the media expired
+    finalize_pending: bool  # processing is queued or running
+    reviewer: User | None
+    retention_notice: str
+
+
+def attempt_media(db: Session, user: CurrentUser, attempt_id: int) -> AttemptMedia | None:
+    """The attempt's media and record for a reviewer; None when there is no such attempt. Raises
+    ReviewError when the user may not review it."""
+    attempt = db.get(Attempt, attempt_id)
+    if attempt is None:
+        return None
+    if not may_review(db, user, attempt):
+        raise ReviewError("You may not review attempts of this exam.")
+    recordings = sorted(db.exec(select(Recording).where(Recording.attempt_id == attempt.id)),
+                        key=lambda r: (r.stream != StreamKind.camera, r.stream))
+    expired = any(r.status == RecordingStatus.expired for r in recordings)
+    snapshots = [] if expired else [
+        snap for snap in db.exec(select(Snapshot).where(Snapshot.attempt_id == attempt.id)
+                                 .order_by(Snapshot.seq)) if snapshot_on_disk(snap.path)]
+    return AttemptMedia(
+        attempt=attempt, candidate=db.get(User, attempt.candidate_id), exam=db.get(Exam, attempt.exam_id),
+        recordings=recordings,
+        events=list(db.exec(select(ProctoringEvent).where(ProctoringEvent.attempt_id == attempt.id)
+                            .order_by(ProctoringEvent.server_time))),
+        snapshots=snapshots, finalize_pending=finalize_pending(db, attempt.id),
+        reviewer=db.get(User, attempt.reviewed_by) if attempt.reviewed_by else None,
+        retention_notice=retention_notice(db, attempt, recordings))
+
+
+def record_view(db: Session, user: CurrentUser, attempt_id: int) -> None:
+    """The reviewer opened the attempt's page: audited."""
+    db.add(AuditLog(user_id=user.id, action="attempt_viewed", target=f"attempt:{attempt_id}"))
+
+
+def reprocess(db: Session, attempt_id: int, user: CurrentUser) -> bool:
+    """Queue processing the attempt again (audited) when it can work; False when it cannot now."""
+    attempt = db.get(Attempt, attempt_id)
+    if attempt is None or not may_review(db, user, attempt):
+        return False
+    recordings = list(db.exec(select(Recording).where(Recording.attempt_id == attempt_id)))
+    if finalize_pending(db, attempt_id) or not can_reprocess(attempt, recordings):
+        return False
+    request_reprocess(db, attempt_id, user.id)
+    return True
 
 
 def snapshot_on_disk(path: str) -> bool:

@@ -4,24 +4,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import reflex as rx
-from sqlmodel import select
 
 from proctor_app.auth.roles import ADMIN, LEGAL_HOLD, STAFF_REVIEW
 from proctor_app.db import session_scope
 from proctor_app.models import (
     Attempt,
     AttemptStatus,
-    AuditLog,
-    Exam,
     ProctoringEvent,
     Recording,
     RecordingStatus,
     ReviewStatus,
     Snapshot,
-    StreamKind,
-    User,
 )
-from proctor_app.services import legal_holds, processing, review
+from proctor_app.services import legal_holds, review
 from proctor_app.state.auth import AuthState, requires
 
 PLAYABLE = (RecordingStatus.completed, RecordingStatus.partial)
@@ -83,9 +78,9 @@ class AttemptVideoState(AuthState):
     attempt_status: str = ""
     started: str = ""
     ended: str = ""
-    in_progress: bool = False
-    processing: bool = False
-    processing_queued: bool = False
+    # Processing queued or running (a job), and a recording being converted now.
+    job_active: bool = False
+    converting: bool = False
     can_reprocess: bool = False
     reprocess_notice: str = ""
     streams: list[StreamPanel] = []
@@ -103,8 +98,8 @@ class AttemptVideoState(AuthState):
     snapshots: list[SnapshotRow] = []
     retention_notice: str = ""
     legal_hold: bool = False
-    # Supervisors and admins, while there is media to hold (or a hold to release).
-    can_change_hold: bool = False
+    media_deleted: bool = False
+    may_hold: bool = False  # a supervisor or admin
     hold_error: str = ""
     review_status: str = ReviewStatus.not_reviewed
     review_notes: str = ""
@@ -115,6 +110,23 @@ class AttemptVideoState(AuthState):
     review_form_key: int = 0
     _attempt_id: int = 0
 
+    @rx.var
+    def in_progress(self) -> bool:
+        return self.attempt_status == AttemptStatus.in_progress.replace("_", " ")
+
+    @rx.var
+    def processing(self) -> bool:
+        return self.job_active or self.converting
+
+    @rx.var
+    def processing_queued(self) -> bool:
+        return self.job_active and not self.converting
+
+    @rx.var
+    def can_change_hold(self) -> bool:
+        """Supervisors and admins, while there is media to hold (or a hold to release)."""
+        return self.may_hold and (self.legal_hold or not self.media_deleted)
+
     def _load(self) -> str:
         """Read the attempt into the page: "found", "missing", or "forbidden" for this reviewer."""
         try:
@@ -123,38 +135,30 @@ class AttemptVideoState(AuthState):
             attempt_id = 0
         user_id = self._user.id
         with session_scope() as db:
-            attempt = db.get(Attempt, attempt_id)
-            allowed = attempt is not None and review.may_review(db, self._user, attempt)
-            self.found, self.missing = allowed, attempt is None
-            if not allowed:
-                return "missing" if attempt is None else "forbidden"
+            try:
+                media = review.attempt_media(db, self._user, attempt_id)
+            except review.ReviewError:
+                self.found, self.missing = False, False
+                return "forbidden"
+            self.found, self.missing = media is not None, media is None
+            if media is None:
+                return "missing"
+            attempt, recordings = media.attempt, media.recordings
             self._attempt_id = attempt.id
-            candidate = db.get(User, attempt.candidate_id)
-            self.candidate = f"{candidate.name} <{candidate.email}>"
-            self.exam_title = db.get(Exam, attempt.exam_id).title
+            self.candidate = f"{media.candidate.name} <{media.candidate.email}>"
+            self.exam_title = media.exam.title
             self.attempt_status = attempt.status.replace("_", " ")
             self.started, self.ended = review.format_time(attempt.started_at), review.format_time(attempt.ended_at)
-            self.in_progress = attempt.status == AttemptStatus.in_progress
-            # The camera leads the player; other streams follow it.
-            recordings = sorted(db.exec(select(Recording).where(Recording.attempt_id == attempt.id)),
-                                key=lambda r: (r.stream != StreamKind.camera, r.stream))
-            active_job = processing.finalize_pending(db, attempt.id)
-            recording_now = any(r.status == RecordingStatus.processing for r in recordings)
-            self.processing = active_job or recording_now
-            self.processing_queued = active_job and not recording_now
-            self.can_reprocess = not active_job and review.can_reprocess(attempt, recordings)
+            self.job_active = media.finalize_pending
+            self.converting = any(r.status == RecordingStatus.processing for r in recordings)
+            self.can_reprocess = not media.finalize_pending and review.can_reprocess(attempt, recordings)
             self._load_recordings(attempt, recordings, user_id)
-            self._load_events(attempt, db.exec(select(ProctoringEvent).where(
-                ProctoringEvent.attempt_id == attempt.id).order_by(ProctoringEvent.server_time)).all())
-            expired = any(r.status == RecordingStatus.expired for r in recordings)
-            snapshots = [] if expired else db.exec(select(Snapshot).where(
-                Snapshot.attempt_id == attempt.id).order_by(Snapshot.seq)).all()
-            self._load_snapshots(attempt, snapshots, user_id)
-            self.retention_notice = review.retention_notice(db, attempt, recordings)
-            self.legal_hold = attempt.legal_hold
-            self.can_change_hold = self._user.role in LEGAL_HOLD and (
-                attempt.legal_hold or attempt.media_expired_at is None)
-            self._show_review(attempt, db.get(User, attempt.reviewed_by) if attempt.reviewed_by else None)
+            self._load_events(attempt, media.events)
+            self._load_snapshots(attempt, media.snapshots, user_id)
+            self.retention_notice = media.retention_notice
+            self.legal_hold, self.media_deleted = attempt.legal_hold, attempt.media_expired_at is not None
+            self.may_hold = self._user.role in LEGAL_HOLD
+            self._show_review(attempt, media.reviewer.name if media.reviewer else None)
         return "found"
 
     def _load_recordings(self, attempt: Attempt, recordings: list[Recording], user_id: int) -> None:
@@ -210,8 +214,6 @@ class AttemptVideoState(AuthState):
     def _load_snapshots(self, attempt: Attempt, snapshots: list[Snapshot], user_id: int) -> None:
         rows = []
         for snap in snapshots:
-            if not review.snapshot_on_disk(snap.path):
-                continue
             t = review.seconds_into(attempt, snap.taken_at or snap.received_at)
             on_timeline = bool(self.player_videos) and t is not None and 0 <= t <= self.timeline_s
             rows.append(SnapshotRow(seq=snap.seq, src=review.snapshot_link(user_id, attempt.id, snap.seq),
@@ -219,10 +221,10 @@ class AttemptVideoState(AuthState):
                                     seek_s=f"{t:.3f}" if on_timeline else ""))
         self.snapshots = rows
 
-    def _show_review(self, attempt: Attempt, reviewer: User | None) -> None:
+    def _show_review(self, attempt: Attempt, reviewer_name: str | None) -> None:
         self.review_status, self.review_notes = attempt.review_status, attempt.review_notes
-        self.reviewed_label = (f"Last saved by {reviewer.name} at {review.format_time(attempt.reviewed_at)}"
-                               if reviewer else "Not reviewed yet")
+        self.reviewed_label = (f"Last saved by {reviewer_name} at {review.format_time(attempt.reviewed_at)}"
+                               if reviewer_name else "Not reviewed yet")
         self.review_form_key += 1
 
     @requires(STAFF_REVIEW)
@@ -233,8 +235,7 @@ class AttemptVideoState(AuthState):
             return rx.redirect("/forbidden")
         if outcome == "found":
             with session_scope() as db:
-                db.add(AuditLog(user_id=self._user.id, action="attempt_viewed",
-                                target=f"attempt:{self._attempt_id}"))
+                review.record_view(db, self._user, self._attempt_id)
 
     @requires(STAFF_REVIEW)
     def refresh(self):
@@ -251,12 +252,10 @@ class AttemptVideoState(AuthState):
     @requires(ADMIN)
     def reprocess(self):
         with session_scope() as db:
-            attempt = db.get(Attempt, self._attempt_id)
-            recordings = db.exec(select(Recording).where(Recording.attempt_id == self._attempt_id)).all()
-            if attempt is None or not review.can_reprocess(attempt, recordings):
-                self.reprocess_notice = "This attempt cannot be processed again now."
-                return
-            processing.request_reprocess(db, attempt.id, self._user.id)
+            queued = review.reprocess(db, self._attempt_id, self._user)
+        if not queued:
+            self.reprocess_notice = "This attempt cannot be processed again now."
+            return
         self.reprocess_notice = "Processing again: queued."
         self._load()
 
@@ -266,7 +265,7 @@ class AttemptVideoState(AuthState):
         try:
             with session_scope() as db:
                 legal_holds.change_legal_hold(db, self._attempt_id, not self.legal_hold,
-                                         str(form.get("reason", "")), self._user)
+                                              str(form.get("reason", "")), self._user)
         except legal_holds.LegalHoldError as exc:
             self.hold_error = str(exc)
             return
@@ -279,7 +278,7 @@ class AttemptVideoState(AuthState):
             with session_scope() as db:
                 attempt = review.save_review(db, self._attempt_id, form.get("status", ""),
                                              form.get("notes", ""), self._user)
-                self._show_review(attempt, db.get(User, self._user.id))
+                self._show_review(attempt, self._user.name)
         except review.ReviewError as exc:
             self.review_error, self.review_saved = str(exc), ""
             return

@@ -34,7 +34,7 @@ export function LiveVideo({ src, onState, id, className, style }) {
 const CAMERA = { video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 15 } } };
 const CAMERA_RETRY_MS = [1000, 2000, 5000, 10000];
 
-// The screen share the recorder (recorder.js) captured: one browser prompt serves both.
+// The screen share the recorder (recorder_stream.js) captured: one browser prompt serves both.
 function recorderScreen() {
   const media = window.proctorRecorder?.streams?.screen?.media;
   return media && media.getVideoTracks().some((t) => t.readyState === "live") ? media : null;

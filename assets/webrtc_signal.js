@@ -1,17 +1,17 @@
 // What the live publisher and viewer share: the WHIP/WHEP exchange with our server (POST the
 // complete SDP offer, get 201 + Location + the answer), VP8 pinned on both legs (the relay passes
-// frames through and cannot transcode), and the backoff of their reconnect loops.
+// frames through and cannot transcode), and their reconnect loop with its backoff.
 
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
 const GATHER_TIMEOUT_MS = 2000;
 // Chrome reports "disconnected" on short hiccups; give it this long to recover on its own.
-export const DISCONNECTED_GRACE_MS = 3000;
+const DISCONNECTED_GRACE_MS = 3000;
 // Refusals (token, session, attempt over, live video off) do not get better by retrying.
 const REFUSALS = [401, 403, 404, 409, 415];
 
-export class Refused extends Error {}
+class Refused extends Error {}
 
-export function backoffDelay(failures) {
+function backoffDelay(failures) {
   const base = BACKOFF_MS[Math.min(failures, BACKOFF_MS.length - 1)];
   return base * (0.8 + 0.4 * Math.random());
 }
@@ -58,6 +58,110 @@ export async function negotiate(pc, url, headers, superseded) {
   return location;
 }
 
-export function errorText(err) {
+function errorText(err) {
   return String(err && err.message ? err.message : err);
+}
+
+// The reconnect loop of a live connection. The server (aiortc) has no ICE restart, so every
+// recovery is a new peer connection, after a backoff. Each connection attempt has a generation:
+// a newer attempt, a drop or a stop makes the older one superseded, and it then leaves everything
+// alone. Subclasses implement connect(), which begins with nextAttempt(), and
+// closeConnection(dropped), dropped meaning the server session is given up for a retry.
+export class ReconnectingConnection {
+  // listener({[field]: state, detail}); connectedState: the state reported once connected.
+  constructor(listener, field, connectedState) {
+    this.listener = listener || (() => {});
+    this.field = field;
+    this.connectedState = connectedState;
+    this.failures = 0;
+    this.retryTimer = null;
+    this.graceTimer = null;
+    this.generation = 0;
+    this.stopped = true;
+  }
+
+  report(state, detail = "") {
+    try {
+      this.listener({ [this.field]: state, detail });
+    } catch (err) {
+      console.warn(`live ${this.field} handler failed`, err);
+    }
+  }
+
+  // Starts a connection attempt (a pending retry is then moot): returns its generation.
+  nextAttempt() {
+    clearTimeout(this.retryTimer);
+    return ++this.generation;
+  }
+
+  superseded(generation) {
+    return generation !== this.generation;
+  }
+
+  reportAttempt() {
+    this.report(this.failures ? "retrying" : "connecting");
+  }
+
+  watch(pc, generation) {
+    pc.addEventListener("connectionstatechange", () => this.onConnectionState(pc, generation));
+  }
+
+  onConnectionState(pc, generation) {
+    if (this.superseded(generation)) return;
+    clearTimeout(this.graceTimer);
+    const state = pc.connectionState;
+    if (state === "connected") {
+      this.failures = 0;
+      this.connected();
+      this.report(this.connectedState);
+    } else if (state === "failed" || state === "closed") {
+      this.drop(`connection ${state}`);
+    } else if (state === "disconnected") {
+      this.graceTimer = setTimeout(() => this.drop("connection lost"), DISCONNECTED_GRACE_MS);
+    }
+  }
+
+  // The new connection is up.
+  connected() {}
+
+  // A connection attempt failed: a refusal ends the loop, anything else is retried.
+  failed(err, generation) {
+    if (this.superseded(generation)) return;
+    if (err instanceof Refused) {
+      this.closeConnection(false);
+      this.stopped = true;
+      this.report("refused", err.message);
+    } else {
+      this.drop(errorText(err));
+    }
+  }
+
+  // The connection is gone: close it and try again after a backoff.
+  drop(reason) {
+    if (this.stopped) return;
+    this.generation++;
+    this.closeConnection(true);
+    const delay = backoffDelay(this.failures);
+    this.failures++;
+    this.report("retrying", reason);
+    this.reconnectSoon(delay);
+  }
+
+  reconnectSoon(delay) {
+    if (this.stopped) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.reconnect(), delay);
+  }
+
+  reconnect() {
+    this.connect();
+  }
+
+  // Ends the loop; the subclass closes the connection.
+  halt() {
+    this.stopped = true;
+    this.generation++;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.graceTimer);
+  }
 }

@@ -2,15 +2,16 @@ import reflex as rx
 
 
 class ExamRecorder(rx.NoSSRComponent):
-    """Records the exam's streams and uploads them through a durable queue (assets/recorder.js,
-    assets/upload_queue.js). Renders nothing visible.
+    """Records the exam's streams and uploads them through a durable queue (assets/recorder_view.js
+    with recorder_session.js and recorder_stream.js, assets/upload_queue.js). Shows the recording
+    indicator and upload status.
 
     Records while `active`; when `active` turns false it stops and flushes what is queued. Mounted
     with `active` false it only flushes what an earlier page left in the browser. Reports through
     on_status: {state, recording, pending, offline, blocked, message, warning, flushed, progress}.
     """
 
-    library = "$/public/recorder.js"
+    library = "$/public/recorder_view.js"
     tag = "ExamRecorder"
 
     attempt_id: rx.Var[int]
@@ -21,6 +22,7 @@ class ExamRecorder(rx.NoSSRComponent):
     # The first segment number per stream and snapshot seq the server has not seen.
     next_segment: rx.Var[dict[str, int]]
     next_snapshot_seq: rx.Var[int]
+    # The admin's recording settings (defaults in services/settings.py): the browser has no others.
     chunk_interval_s: rx.Var[int]
     camera_bitrate_kbps: rx.Var[int]
     screen_bitrate_kbps: rx.Var[int]

@@ -11,7 +11,7 @@ from proctor_app.models import Exam
 from proctor_app.services import attempts
 from proctor_app.services.attempts import AttemptError
 from proctor_app.services.consent import capture_plan
-from proctor_app.services.settings import get_settings
+from proctor_app.services.settings import SPECS, get_settings
 from proctor_app.services.uploads import issue_upload_token
 from proctor_app.state.auth import AuthState, requires
 
@@ -23,13 +23,14 @@ class ExamRecordingState(AuthState):
     required: bool = False
     next_segment: dict[str, int] = {}
     next_snapshot_seq: int = 0
-    chunk_interval_s: int = 3
-    camera_bitrate_kbps: int = 600
-    screen_bitrate_kbps: int = 800
-    snapshot_interval_s: int = 60
-    camera_resolution: str = "640x480"
-    screen_resolution: str = "1280x720"
-    screen_frame_rate: int = 5
+    # The recorder's settings start from the admin defaults (services/settings.py), their one home.
+    chunk_interval_s: int = SPECS["chunk_interval_s"].default
+    camera_bitrate_kbps: int = SPECS["camera_bitrate_kbps"].default
+    screen_bitrate_kbps: int = SPECS["screen_bitrate_kbps"].default
+    snapshot_interval_s: int = SPECS["snapshot_interval_s"].default
+    camera_resolution: str = SPECS["camera_resolution"].default
+    screen_resolution: str = SPECS["screen_resolution"].default
+    screen_frame_rate: int = SPECS["screen_frame_rate"].default
     clock_offset_ms: int = 0
 
     # As the recorder last reported it (it shows the indicator and upload progress itself).

@@ -1,12 +1,12 @@
 """The durable job queue: claims, retries with backoff, permanent failures, deferral, stale and
 dead workers, the concurrency limit, PostgreSQL row locks shared by two processes, a worker
-process killed mid-job, and submits that stay fast while processing runs."""
+process killed mid-job, and the finalize job a submit queues. (Submits that stay fast while the
+server processes: tests/browser/test_submit_latency.py.)"""
 
 import asyncio
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import textwrap
@@ -17,29 +17,27 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 from sqlalchemy import create_engine, text
 from sqlmodel import Session, SQLModel, select
 
 from proctor_app.db import engine_for, session_scope
-from proctor_app.media import finalize, jobs, samples
+from proctor_app.media import finalize, jobs
 from proctor_app.models import (
     Attempt,
     AttemptStatus,
-    Exam,
-    ExamAssignment,
     Job,
     JobStatus,
     Recording,
     RecordingStatus,
-    Role,
-    User,
     utcnow,
 )
 from proctor_app.services import attempts
-from tests.conftest import POSTGRES_URL, ROOT, wait_for
+from tests.support.polling import wait_for
+from tests.support.postgres import POSTGRES_URL
+from tests.support.server import ROOT
+from tests.support.submitting import open_attempts, timed_submit
 
 pytestmark = pytest.mark.usefixtures("demo_db")
 
@@ -387,8 +385,9 @@ SETUP = textwrap.dedent("""
     from pathlib import Path
     import os
     from proctor_app.db import migrate, session_scope
-    from proctor_app.media import jobs, samples
+    from proctor_app.media import jobs
     from proctor_app.models import utcnow
+    from tests.support import samples
 
     migrate()
     seconds = 40
@@ -466,42 +465,12 @@ def test_the_command_line_lists_jobs_and_refuses_unknown_attempts(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Submitting: the job is queued with the end; submits stay fast while processing runs
-
-
-def _open_attempts(n: int) -> tuple[int, list[int]]:
-    """A candidate with `n` exams, each attempt started (not through the browser)."""
-    tag = uuid.uuid4().hex[:8]
-    with session_scope() as db:
-        candidate = User(email=f"jobs-{tag}@example.com", name=f"Jobs {tag}", role=Role.candidate,
-                         password_hash="x")
-        db.add(candidate)
-        db.flush()
-        exam_ids = []
-        for i in range(n):
-            exam = Exam(title=f"Jobs test exam {tag} {i}", recording=False, live_video=False)
-            db.add(exam)
-            db.flush()
-            db.add(ExamAssignment(exam_id=exam.id, user_id=candidate.id))
-            exam_ids.append(exam.id)
-        db.flush()
-        for exam_id in exam_ids:
-            attempt = attempts.attempt_for(db, exam_id, candidate.id)
-            attempts.accept_consent(db, attempt, "ok")
-            attempts.start(db, attempt, 0)
-        return candidate.id, exam_ids
-
-
-def _submit(candidate_id: int, exam_id: int) -> float:
-    started = time.perf_counter()
-    with session_scope() as db:
-        attempts.submit(db, attempts.attempt_for(db, exam_id, candidate_id))
-    return time.perf_counter() - started
+# Submitting: the job is queued with the end (submits while processing runs: tests/browser/)
 
 
 def test_ending_an_attempt_queues_its_finalize_job_in_the_same_transaction():
-    candidate_id, (submitted, timed_out, failed) = _open_attempts(3)
-    _submit(candidate_id, submitted)
+    candidate_id, (submitted, timed_out, failed) = open_attempts(3)
+    timed_submit(candidate_id, submitted)
     with session_scope() as db:
         attempt = db.exec(select(Attempt).where(Attempt.exam_id == timed_out)).one()
         attempt.deadline_at = utcnow() - timedelta(minutes=5)
@@ -519,41 +488,3 @@ def test_ending_an_attempt_queues_its_finalize_job_in_the_same_transaction():
     assert by_exam[timed_out].status == AttemptStatus.expired
     assert set(queued) == {by_exam[submitted].id, by_exam[timed_out].id}
     assert by_exam[failed].status == AttemptStatus.in_progress  # rolled back, and so was its job
-
-
-@pytest.mark.browser
-def test_submit_latency_is_the_same_while_the_server_processes_a_recording(app_server, tmp_path):
-    candidate_id, exam_ids = _open_attempts(30)
-    # A recording that keeps the server's worker busy for a while (VP8: re-encoded).
-    seconds = 90
-    started = utcnow() - timedelta(seconds=seconds + 5)
-    sample = samples.start_attempt(started)
-    data = samples.encode(tmp_path / "rec.webm", seconds, "vp8", clip_s=10).read_bytes()
-    samples.upload_segment(sample, "camera", 0, samples.evenly(samples.cut(data, seconds), started, seconds),
-                           samples.MIME["vp8"])
-    samples.end_attempt(sample, started + timedelta(seconds=seconds))
-
-    def measure(exams: list[int]) -> tuple[float, float]:
-        submits = [_submit(candidate_id, exam_id) for exam_id in exams]
-        pings = []
-        for _ in range(15):
-            t = time.perf_counter()
-            assert httpx.get(f"{app_server.url}/api/time", timeout=10).status_code == 200
-            pings.append(time.perf_counter() - t)
-        return statistics.median(submits), statistics.median(pings)
-
-    idle_submit, idle_ping = measure(exam_ids[:15])
-    with session_scope() as db:
-        job_id = jobs.enqueue_finalize(db, sample.attempt_id).id
-
-    def recording() -> Recording:
-        with session_scope() as db:
-            return db.exec(select(Recording).where(Recording.attempt_id == sample.attempt_id)).one()
-
-    wait_for(lambda: recording().progress > 0.02, 60, "the server's worker to start processing")
-    busy_submit, busy_ping = measure(exam_ids[15:])
-    assert recording().status == RecordingStatus.processing, "processing ended before the measurement"
-    assert busy_submit <= 3 * idle_submit + 0.05, (idle_submit, busy_submit)
-    assert busy_ping <= 3 * idle_ping + 0.05, (idle_ping, busy_ping)
-    wait_for(lambda: _job(job_id).status == JobStatus.done, 240, "processing to finish")
-    assert recording().status == RecordingStatus.completed

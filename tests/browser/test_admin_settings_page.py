@@ -27,7 +27,7 @@ from proctor_app.models import (
     utcnow,
 )
 from proctor_app.services.settings import get_settings, update_settings
-from tests.conftest import login
+from tests.support.pages import login
 from tests.test_retention import make_attempt
 
 pytestmark = pytest.mark.browser

@@ -5,7 +5,9 @@ import pytest
 from sqlmodel import Session, create_engine, select
 
 from proctor_app.models import LoginSession, User
-from tests.conftest import AppServer, free_port, login, postgres_schema
+from tests.support.pages import login
+from tests.support.postgres import postgres_schema
+from tests.support.server import AppServer, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 REDIS_URL = "redis://127.0.0.1:6379/0"

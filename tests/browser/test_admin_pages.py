@@ -10,7 +10,7 @@ from sqlmodel import select
 from proctor_app.db import session_scope
 from proctor_app.models import Exam, ExamAssignment, QuestionKind, User
 from proctor_app.services import exam_admin
-from tests.conftest import login
+from tests.support.pages import login
 
 pytestmark = pytest.mark.browser
 ADMIN_PATHS = ["/admin/users", "/admin/exams", "/admin/exams/new"]

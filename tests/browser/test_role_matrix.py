@@ -10,7 +10,7 @@ from sqlmodel import select
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_EXAM_TITLE
 from proctor_app.models import Attempt, Exam, User
-from tests.conftest import login
+from tests.support.pages import login
 
 pytestmark = pytest.mark.browser
 

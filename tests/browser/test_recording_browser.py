@@ -33,7 +33,8 @@ from proctor_app.models import (
     UploadToken,
     User,
 )
-from tests.conftest import login, wait_for
+from tests.support.pages import login
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.browser
 

@@ -10,12 +10,13 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from proctor_app.db import session_scope
-from proctor_app.media import preview, samples
-from proctor_app.auth.passwords import hash_password
+from proctor_app.media import preview
 from proctor_app.models import Attempt, AuditLog, Job, Recording, RecordingStatus, Role, User, utcnow
 from proctor_app.services import review
-from tests.conftest import login
-from tests.review_media import EVENTS, SNAPSHOT_TIMES, current_user, make_review_attempt, user_id
+from tests.support import samples
+from tests.support.pages import login
+from tests.support.factories import current_user, make_user, user_id
+from tests.support.review_media import EVENTS, SNAPSHOT_TIMES, make_review_attempt
 
 pytestmark = pytest.mark.browser
 
@@ -191,7 +192,7 @@ def test_review_handler_checks_the_role_again(page, attempt):
     """A reviewer demoted while the page is open cannot save: the handler refuses, not just on_load."""
     email, password = f"rv-{secrets.token_hex(4)}@example.com", "reviewer-pass-1"
     with session_scope() as db:
-        db.add(User(email=email, name="Short Term", role=Role.supervisor, password_hash=hash_password(password)))
+        make_user(db, role=Role.supervisor, email=email, name="Short Term", password=password)
     login(page, email, password)
     page.goto(f"/attempts/{attempt.attempt_id}/video")
     expect(page.locator("#review-save")).to_be_visible()

@@ -12,7 +12,7 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpRrPacket
 
 from proctor_app.media.relay import LiveRelay, LiveRequestError, LiveStatus
-from tests.live_clients import NumberedCamera, Publisher, StockRelay, Viewer, eventually, run_async
+from tests.support.live_clients import NumberedCamera, Publisher, StockRelay, Viewer, eventually, run_async
 
 ATTEMPT = 7
 

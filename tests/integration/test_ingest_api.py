@@ -22,20 +22,17 @@ from proctor_app.media.storage import absolute, storage_root
 from proctor_app.models import (
     Attempt,
     Chunk,
-    Exam,
-    ExamAssignment,
     ProctoringEvent,
     Recording,
     RecordingStatus,
-    Role,
     Segment,
     Snapshot,
     UploadToken,
-    User,
     utcnow,
 )
 from proctor_app.services import attempts
-from tests.conftest import wait_for
+from tests.support.factories import assign, make_exam, make_user, start_attempt
+from tests.support.polling import wait_for
 
 MIME = "video/x-matroska;codecs=avc1,opus"
 JPEG = b"\xff\xd8\xff\xe0" + b"jpeg body" * 50
@@ -45,17 +42,13 @@ def new_attempt(db: Session, recording: bool = True, screen: bool = False, start
                 live: bool = False) -> Attempt:
     """A candidate of this test's own taking an exam of its own (so tests never share attempts)."""
     tag = uuid.uuid4().hex[:10]
-    user = User(email=f"ingest-{tag}@example.com", name=f"Ingest {tag}", role=Role.candidate,
-                password_hash="not-used")
-    exam = Exam(title=f"Ingest test {tag}", recording=recording, screen_recording=screen,
-                recording_required=True, live_video=live)
-    db.add_all([user, exam])
-    db.flush()
-    db.add(ExamAssignment(exam_id=exam.id, user_id=user.id))
-    attempt = attempts.attempt_for(db, exam.id, user.id)
+    user = make_user(db, email=f"ingest-{tag}@example.com", name=f"Ingest {tag}")
+    exam = make_exam(db, title=f"Ingest test {tag}", recording=recording, screen_recording=screen,
+                     recording_required=True, live_video=live)
+    assign(db, exam, user)
     if start:
-        attempts.accept_consent(db, attempt, "terms")
-        attempts.start(db, attempt, 0)
+        return start_attempt(db, exam, user)
+    attempt = attempts.attempt_for(db, exam.id, user.id)
     db.flush()
     return attempt
 

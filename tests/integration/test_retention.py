@@ -49,7 +49,7 @@ from proctor_app.models import (
 )
 from proctor_app.schedule import RETENTION_JOB_ID, Schedule
 from proctor_app.services.settings import SettingsError, from_form, get_settings, update_settings
-from tests.conftest import ROOT
+from tests.support.server import ROOT
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
 _template_dir = Path(tempfile.mkdtemp(prefix="retention-template-"))
@@ -559,12 +559,6 @@ def test_usage_by_month_and_exam_counts_every_stored_byte(tmp_path):
                                                       retention.NOT_AN_ATTEMPT: 7}
         assert sum(by_month.values()) == sum(f.stat().st_size for f in storage.storage_root().rglob("*")
                                              if f.is_file())
-
-
-def test_next_daily_run():
-    assert retention.next_daily_run("03:30", NOW) == datetime(2026, 11, 22, 3, 30, tzinfo=timezone.utc)
-    assert retention.next_daily_run("12:01", NOW) == datetime(2026, 11, 21, 12, 1, tzinfo=timezone.utc)
-    assert retention.next_daily_run("12:00", NOW) == datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 
 
 # ---------------------------------------------------------------------------------------------

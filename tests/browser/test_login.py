@@ -1,6 +1,6 @@
 import pytest
 
-from tests.conftest import login
+from tests.support.pages import login
 
 pytestmark = pytest.mark.browser
 

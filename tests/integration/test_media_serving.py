@@ -5,8 +5,6 @@ import time
 
 import httpx
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from sqlmodel import select
 
 from proctor_app.api.media import recording_link, snapshot_link
@@ -14,9 +12,9 @@ from proctor_app.auth import sessions
 from proctor_app.auth.sessions import SESSION_COOKIE
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
-from proctor_app.media.serving import ByteRange, RangeNotSatisfiable, parse_range
 from proctor_app.models import AuditLog, RecordingStatus
-from tests.review_media import make_review_attempt, user_id
+from tests.support.factories import user_id
+from tests.support.review_media import make_review_attempt
 
 STAFF = ["supervisor@example.com", "proctor@example.com", "admin@example.com"]
 CANDIDATE = "alice@example.com"
@@ -239,33 +237,6 @@ def test_views_are_audited_once_per_window_and_downloads_every_time(client_for, 
     # Another reviewer's view is their own entry.
     client_for("supervisor@example.com").get(_video("supervisor@example.com", fresh))
     assert len(_audit_rows("media_viewed", target, "supervisor@example.com")) == 1
-
-
-@given(size=st.integers(1, 10_000), first=st.integers(0, 20_000), span=st.integers(0, 20_000))
-def test_parse_range_matches_slicing(size, first, span):
-    data = bytes(range(256)) * (size // 256 + 1)
-    data = data[:size]
-    header = f"bytes={first}-{first + span}"
-    if first >= size:
-        with pytest.raises(RangeNotSatisfiable):
-            parse_range(header, size)
-        return
-    wanted = parse_range(header, size)
-    assert data[wanted.start:wanted.end + 1] == data[first:first + span + 1]
-    suffix = parse_range(f"bytes=-{span + 1}", size)
-    assert data[suffix.start:suffix.end + 1] == data[-(span + 1):]
-
-
-def test_parse_range_edges():
-    assert parse_range(None, 10) is None
-    assert parse_range("bytes=0-0", 10) == ByteRange(0, 0)
-    assert parse_range("BYTES=9-", 10) == ByteRange(9, 9)
-    assert parse_range("items=0-1", 10) is None
-    for header in ("bytes=-0", "bytes=10-", "bytes=٣-5", "bytes=+1-2", "bytes=1-2-3", "bytes 0-1"):
-        with pytest.raises(RangeNotSatisfiable):
-            parse_range(header, 10)
-    with pytest.raises(RangeNotSatisfiable):
-        parse_range("bytes=-5", 0)
 
 
 def test_proctors_get_only_their_assigned_exams_media(client_for):

@@ -27,8 +27,8 @@ from proctor_app.media.relay import SETTINGS_TTL_S
 from proctor_app.models import Exam, ExamAssignment, ProctoringEvent, Question, QuestionKind, Role, User
 from proctor_app.services import attempts
 from proctor_app.services.settings import update_settings
-from tests.conftest import login
-from tests.live_clients import (
+from tests.support.pages import login
+from tests.support.live_clients import (
     EncodedSource,
     NumberedCamera,
     Publisher,

@@ -22,7 +22,7 @@ from proctor_app.models import (
     User,
     utcnow,
 )
-from tests.conftest import postgres_schema
+from tests.support.postgres import postgres_schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -10,16 +10,13 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from proctor_app.auth.passwords import hash_password
 from proctor_app.db import engine_for, session_scope
 from proctor_app.models import (
     Answer,
     Attempt,
     AttemptStatus,
     Exam,
-    ExamAssignment,
     ProctoringEvent,
-    Question,
     QuestionKind,
     Role,
     User,
@@ -29,29 +26,22 @@ from proctor_app.services import attempts
 from proctor_app.services.attempts import AttemptError
 from proctor_app.services.consent import capture_plan, consent_lines
 from proctor_app.services.settings import update_settings
+from tests.support.factories import assign, make_exam, make_user, start_attempt
 
 pytestmark = pytest.mark.usefixtures("demo_db")
 
 WRONG_YEAR_MS = 3 * 365 * 24 * 3600 * 1000  # a computer clock set three years wrong
+QUESTIONS = [dict(position=0, kind=QuestionKind.single_choice, prompt="2+2?", options=["3", "4"]),
+             dict(position=1, kind=QuestionKind.free_text, prompt="Why?")]
 
 
 def _add_user(db: Session, role: str = Role.candidate) -> User:
-    user = User(email=f"{role}-{uuid.uuid4().hex[:8]}@example.com", name=role, role=role,
-                password_hash=hash_password("not-used-1"))
-    db.add(user)
-    db.flush()
-    return user
+    return make_user(db, role=role, email=f"{role}-{uuid.uuid4().hex[:8]}@example.com", name=role)
 
 
 def _add_exam(db: Session, **flags) -> Exam:
-    exam = Exam(title=f"Service exam {uuid.uuid4().hex[:6]}", duration_minutes=10, **flags)
-    db.add(exam)
-    db.flush()
-    db.add(Question(exam_id=exam.id, position=0, kind=QuestionKind.single_choice, prompt="2+2?",
-                    options=["3", "4"]))
-    db.add(Question(exam_id=exam.id, position=1, kind=QuestionKind.free_text, prompt="Why?"))
-    db.flush()
-    return exam
+    return make_exam(db, title=f"Service exam {uuid.uuid4().hex[:6]}", duration_minutes=10, questions=QUESTIONS,
+                     **flags)
 
 
 @pytest.fixture
@@ -60,17 +50,14 @@ def setup() -> tuple[int, int, list[int]]:
     with session_scope() as db:
         exam = _add_exam(db)
         candidate = _add_user(db)
-        db.add(ExamAssignment(exam_id=exam.id, user_id=candidate.id))
+        assign(db, exam, candidate)
         questions = [q.id for q in attempts.questions_of(db, exam.id)]
         return exam.id, candidate.id, questions
 
 
 def _started(exam_id: int, candidate_id: int, offset=0) -> int:
     with session_scope() as db:
-        attempt = attempts.attempt_for(db, exam_id, candidate_id)
-        attempts.accept_consent(db, attempt, "terms")
-        attempts.start(db, attempt, offset)
-        return attempt.id
+        return start_attempt(db, exam_id, candidate_id, clock_offset_ms=offset).id
 
 
 def _events(attempt_id: int, kind: str | None = None) -> list[ProctoringEvent]:
@@ -98,7 +85,7 @@ def test_only_assigned_active_candidates_get_an_attempt(setup):
     with session_scope() as db:
         stranger = _add_user(db)
         proctor = _add_user(db, Role.proctor)
-        db.add(ExamAssignment(exam_id=exam_id, user_id=proctor.id))
+        assign(db, exam_id, proctor)
         stranger_id, proctor_id = stranger.id, proctor.id
     with pytest.raises(AttemptError, match="not assigned"):
         _call(exam_id, stranger_id, lambda db, a: a)
@@ -227,7 +214,7 @@ def test_assigned_exams_show_each_status(setup):
     exam_id, candidate_id, _ = setup
     with session_scope() as db:
         second = _add_exam(db)
-        db.add(ExamAssignment(exam_id=second.id, user_id=candidate_id))
+        assign(db, second, candidate_id)
         unassigned = _add_exam(db)
         second_id, unassigned_id = second.id, unassigned.id
 
@@ -337,9 +324,7 @@ def test_postgres_stores_a_wrong_year_offset_and_one_attempt_per_two_tabs(pg_eng
 def test_postgres_sweeper_skips_an_attempt_a_request_is_ending(pg_engine):
     exam_id, alice = _pg_ids(pg_engine)
     with Session(pg_engine) as db:
-        attempt = attempts.attempt_for(db, exam_id, alice)
-        attempts.accept_consent(db, attempt, "terms")
-        attempts.start(db, attempt, 0)
+        attempt = start_attempt(db, exam_id, alice)
         attempt.deadline_at = utcnow() + timedelta(milliseconds=300)
         db.commit()
         attempt_id = attempt.id

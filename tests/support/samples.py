@@ -14,19 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from proctor_app.auth.passwords import hash_password
 from proctor_app.db import session_scope
 from proctor_app.media import ingest
 from proctor_app.media.finalize import FFMPEG
-from proctor_app.models import (
-    Attempt,
-    AttemptStatus,
-    Exam,
-    ProctoringEvent,
-    Role,
-    User,
-    utcnow,
-)
+from proctor_app.models import Attempt, AttemptStatus, ProctoringEvent, utcnow
+from tests.support.factories import make_attempt, make_exam, make_user
 
 MIME = {"h264": "video/x-matroska;codecs=avc1,opus", "vp8": "video/webm;codecs=vp8,opus"}
 # Longer recordings loop a clip of at most this length (stream copy: seconds, not minutes).
@@ -84,18 +76,12 @@ def start_attempt(started_at: datetime, duration_minutes: int = 120, screen: boo
     """A new exam, candidate and attempt in progress since `started_at`, with an upload token."""
     tag = secrets.token_hex(4)
     with session_scope() as db:
-        exam = Exam(title=f"Sample recording exam {tag}", duration_minutes=duration_minutes,
-                    recording=True, screen_recording=screen, live_video=False)
-        candidate = User(email=f"sample-{tag}@example.com", name=f"Sample Candidate {tag}",
-                         role=Role.candidate, password_hash=hash_password(secrets.token_hex(8)))
-        db.add(exam)
-        db.add(candidate)
-        db.flush()
-        attempt = Attempt(exam_id=exam.id, candidate_id=candidate.id, status=AttemptStatus.in_progress,
-                          consent_at=started_at, started_at=started_at,
-                          deadline_at=started_at + timedelta(minutes=duration_minutes))
-        db.add(attempt)
-        db.flush()
+        exam = make_exam(db, title=f"Sample recording exam {tag}", duration_minutes=duration_minutes,
+                         recording=True, screen_recording=screen, live_video=False)
+        candidate = make_user(db, email=f"sample-{tag}@example.com", name=f"Sample Candidate {tag}")
+        attempt = make_attempt(db, exam, candidate, status=AttemptStatus.in_progress,
+                               consent_at=started_at, started_at=started_at,
+                               deadline_at=started_at + timedelta(minutes=duration_minutes))
         grant = ingest.issue_upload_token(db, attempt)
         return SampleAttempt(attempt.id, started_at, grant.token)
 

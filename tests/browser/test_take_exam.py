@@ -24,7 +24,8 @@ from proctor_app.models import (
 )
 from proctor_app.services import attempts
 from proctor_app.services.attempts import AttemptError
-from tests.conftest import CHROMIUM, login, wait_for
+from tests.support.pages import CHROMIUM, login
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.browser
 

@@ -11,25 +11,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import imageio_ffmpeg
-from sqlmodel import select
 
-from proctor_app.auth.passwords import hash_password
-from proctor_app.auth.sessions import CurrentUser
 from proctor_app.db import session_scope
 from proctor_app.media import storage
-from proctor_app.models import (
-    Attempt,
-    AttemptStatus,
-    Exam,
-    ExamAssignment,
-    ProctoringEvent,
-    Recording,
-    RecordingStatus,
-    Role,
-    Snapshot,
-    User,
-    utcnow,
-)
+from proctor_app.models import AttemptStatus, ProctoringEvent, Recording, RecordingStatus, Snapshot, utcnow
+from tests.support.factories import assign, make_attempt, make_exam, make_user, user_id
 
 DURATION_S = 12
 SPRITE_EVERY_S = 2
@@ -69,19 +55,13 @@ def make_review_attempt(status: str = RecordingStatus.completed, ended_days_ago:
     tag = secrets.token_hex(4)
     started = utcnow() - timedelta(days=ended_days_ago, seconds=DURATION_S)
     with session_scope() as db:
-        exam = Exam(title=f"Review test exam {tag}", duration_minutes=30)
-        candidate = User(email=f"review-{tag}@example.com", name=f"Review Candidate {tag}",
-                         role=Role.candidate, password_hash=hash_password(secrets.token_hex(8)))
-        db.add(exam)
-        db.add(candidate)
-        db.flush()
-        attempt = Attempt(exam_id=exam.id, candidate_id=candidate.id, status=AttemptStatus.submitted,
-                          consent_at=started, started_at=started, deadline_at=started + timedelta(minutes=30),
-                          ended_at=started + timedelta(seconds=DURATION_S))
-        db.add(attempt)
+        exam = make_exam(db, title=f"Review test exam {tag}", duration_minutes=30)
+        candidate = make_user(db, email=f"review-{tag}@example.com", name=f"Review Candidate {tag}")
+        attempt = make_attempt(db, exam, candidate, status=AttemptStatus.submitted, consent_at=started,
+                               started_at=started, deadline_at=started + timedelta(minutes=30),
+                               ended_at=started + timedelta(seconds=DURATION_S))
         if assign_proctor:
-            db.add(ExamAssignment(exam_id=exam.id, user_id=user_id("proctor@example.com")))
-        db.flush()
+            assign(db, exam, user_id("proctor@example.com"))
         attempt_id, exam_id, candidate_id = attempt.id, exam.id, candidate.id
 
     folder = storage.processed_dir(attempt_id, started)
@@ -125,12 +105,3 @@ def make_review_attempt(status: str = RecordingStatus.completed, ended_days_ago:
                          camera_mp4=storage.absolute(camera_rel), poster=storage.absolute(poster_rel),
                          sprite=storage.absolute(sprite_rel), snapshots=snapshot_paths)
 
-
-def user_id(email: str) -> int:
-    return current_user(email).id
-
-
-def current_user(email: str) -> CurrentUser:
-    with session_scope() as db:
-        user = db.exec(select(User).where(User.email == email)).one()
-        return CurrentUser(id=user.id, email=user.email, name=user.name, role=user.role)

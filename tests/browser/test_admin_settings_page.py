@@ -27,8 +27,9 @@ from proctor_app.models import (
     utcnow,
 )
 from proctor_app.services.settings import get_settings, update_settings
+from tests.support.factories import user_id
 from tests.support.pages import login
-from tests.test_retention import make_attempt
+from tests.support.retention_media import make_media_attempt
 
 pytestmark = pytest.mark.browser
 
@@ -50,7 +51,7 @@ def _open_settings(page) -> None:
 
 def test_admin_saves_a_valid_and_an_invalid_value(page, restore_settings):
     _open_settings(page)
-    admin_id = _user_id("admin@example.com")
+    admin_id = user_id("admin@example.com")
     expect(page.locator("#setting-retention_days")).to_have_value("30")
 
     page.fill("#setting-retention_days", "0")
@@ -88,11 +89,6 @@ def test_admin_saves_a_valid_and_an_invalid_value(page, restore_settings):
     expect(page.locator("#setting-keep_raw_chunks")).to_have_attribute("aria-checked", "true")
 
 
-def _user_id(email: str) -> int:
-    with session_scope() as db:
-        return db.exec(select(User.id).where(User.email == email)).one()
-
-
 def _remove_attempt(attempt_id: int) -> None:
     with session_scope() as db:
         attempt = db.get(Attempt, attempt_id)
@@ -111,8 +107,8 @@ def _remove_attempt(attempt_id: int) -> None:
 def test_overview_dry_run_and_run_now_delete_exactly_the_expired_media(page, restore_settings):
     title = f"Old exam {uuid.uuid4().hex[:6]}"
     with session_scope() as db:
-        made = make_attempt(db, ended_ago=timedelta(days=500), now=utcnow(), exam_title=title)
-        held = make_attempt(db, ended_ago=timedelta(days=400), now=utcnow(), exam_title=title)
+        made = make_media_attempt(db, ended_ago=timedelta(days=500), now=utcnow(), exam_title=title)
+        held = make_media_attempt(db, ended_ago=timedelta(days=400), now=utcnow(), exam_title=title)
         started = db.get(Attempt, made.attempt_id).started_at
     try:
         _open_settings(page)
@@ -148,7 +144,7 @@ def test_overview_dry_run_and_run_now_delete_exactly_the_expired_media(page, res
             assert rec.status == RecordingStatus.expired and rec.expired_reason
             entry = db.exec(select(AuditLog).where(AuditLog.action == "media_deleted",
                                                    AuditLog.target == f"attempt:{made.attempt_id}")).one()
-            assert entry.user_id == _user_id("admin@example.com") and entry.data["files"] == len(made.files)
+            assert entry.user_id == user_id("admin@example.com") and entry.data["files"] == len(made.files)
 
         # Media that is gone cannot be held; a hold is released as it was placed, audited.
         page.fill("#hold-attempt", str(made.attempt_id))

@@ -14,8 +14,8 @@ from proctor_app.media import preview
 from proctor_app.models import Attempt, AuditLog, Job, Recording, RecordingStatus, Role, User, utcnow
 from proctor_app.services import review
 from tests.support import samples
-from tests.support.pages import login
 from tests.support.factories import current_user, make_user, user_id
+from tests.support.pages import login
 from tests.support.review_media import EVENTS, SNAPSHOT_TIMES, make_review_attempt
 
 pytestmark = pytest.mark.browser

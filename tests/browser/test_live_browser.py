@@ -1,6 +1,6 @@
 """Live proctoring against the running app: Chromium candidate (fake camera) -> server relay ->
-Chromium proctor; reconnection, leaving, the exam page with live video on and off, and every
-refusal of the WHIP/WHEP routes.
+Chromium proctor; reconnection, leaving, a grid of 25 tiles, the exam page with live video on
+and off. (The routes' refusals, without a browser: tests/integration/test_live_api.py.)
 
 Each test makes its own exam, candidate and proctors, so the proctor's grid shows only its tile.
 """
@@ -8,35 +8,19 @@ Each test makes its own exam, candidate and proctors, so the proctor's grid show
 import asyncio
 import threading
 import time
-import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 from sqlmodel import select
 
-from proctor_app.auth import sessions
-from proctor_app.auth.passwords import hash_password
-from proctor_app.auth.sessions import SESSION_COOKIE
 from proctor_app.db import session_scope
-from proctor_app.demo import DEMO_PASSWORD
-from proctor_app.media.ingest import issue_upload_token
-from proctor_app.media.relay import SETTINGS_TTL_S
-from proctor_app.models import Exam, ExamAssignment, ProctoringEvent, Question, QuestionKind, Role, User
+from proctor_app.models import User
 from proctor_app.services import attempts
-from proctor_app.services.settings import update_settings
+from tests.support.live_clients import EncodedSource, Publisher, encode_clip
+from tests.support.live_exams import LiveExam, live_events, make_live_exam, publish_url
 from tests.support.pages import login
-from tests.support.live_clients import (
-    EncodedSource,
-    NumberedCamera,
-    Publisher,
-    Viewer,
-    encode_clip,
-    eventually,
-    run_async,
-)
 
 # Every RTCPeerConnection a page makes, with when it was made (for getStats and timings).
 TRACK_PEER_CONNECTIONS = """
@@ -68,70 +52,6 @@ PUBLISH = """async ([url, token, withScreen]) => {
   window.publisher = new LivePublisher({ url, token, onStatus: (s) => window.liveStatus.push(s.status) });
   window.publisher.start({ camera, screen });
 }"""
-
-
-@dataclass(frozen=True)
-class LiveExam:
-    exam_id: int
-    candidates: tuple[str, ...]
-    proctors: tuple[str, str]  # both assigned to the exam
-    grants: tuple[tuple[int, str], ...] = ()  # (attempt id, upload token) per started attempt
-
-    @property
-    def candidate(self) -> str:
-        return self.candidates[0]
-
-    @property
-    def attempt_id(self) -> int:
-        return self.grants[0][0]
-
-    @property
-    def token(self) -> str:
-        return self.grants[0][1]
-
-    @property
-    def publish_url(self) -> str:
-        return publish_url(self.attempt_id)
-
-    def view_url(self, stream: str = "camera_low") -> str:
-        return f"/api/live/attempts/{self.attempt_id}/streams/{stream}/view"
-
-
-def publish_url(attempt_id: int) -> str:
-    return f"/api/live/attempts/{attempt_id}/publish"
-
-
-def make_live_exam(live_video: bool = True, start: bool = True, candidates: int = 1,
-                   screen: bool = False) -> LiveExam:
-    tag = uuid.uuid4().hex[:8]
-    password_hash = hash_password(DEMO_PASSWORD)
-    with session_scope() as db:
-        exam = Exam(title=f"Live test {tag}", duration_minutes=30, live_video=live_video,
-                    recording=True, screen_recording=screen, recording_required=False)
-        people = [User(email=f"live-{role}{n}-{tag}@example.com", name=f"Live {role} {n:02d} {tag}",
-                       role=role, password_hash=password_hash)
-                  for role, n in [(Role.proctor, 1), (Role.proctor, 2)]
-                  + [(Role.candidate, n) for n in range(1, candidates + 1)]]
-        db.add_all([exam, *people])
-        db.flush()
-        db.add_all([ExamAssignment(exam_id=exam.id, user_id=user.id) for user in people])
-        db.add(Question(exam_id=exam.id, kind=QuestionKind.free_text, prompt="Why watch live?"))
-        grants = []
-        for candidate in people[2:] if start else []:
-            attempt = attempts.attempt_for(db, exam.id, candidate.id)
-            attempts.accept_consent(db, attempt, "terms")
-            attempts.start(db, attempt, 0)
-            grants.append((attempt.id, issue_upload_token(db, attempt).token))
-        return LiveExam(exam.id, tuple(c.email for c in people[2:]), (people[0].email, people[1].email),
-                        tuple(grants))
-
-
-def live_events(attempt_id: int) -> list[tuple[str, str]]:
-    with session_scope() as db:
-        rows = db.exec(select(ProctoringEvent).where(ProctoringEvent.attempt_id == attempt_id,
-                                                     ProctoringEvent.kind.startswith("live_"))
-                       .order_by(ProctoringEvent.server_time, ProctoringEvent.id)).all()
-        return [(e.kind, e.data.get("reason", "")) for e in rows]
 
 
 def wait_until(condition, timeout: float) -> bool:
@@ -351,113 +271,3 @@ def test_with_live_video_off_the_exam_makes_no_webrtc_connection(new_context):
 
 
 # -- refusals of the HTTP routes -------------------------------------------------------------
-
-def signed_in(email: str) -> dict:
-    """Request headers carrying a new login session's cookie."""
-    token, _ = sessions.login(email, DEMO_PASSWORD)
-    return {"Cookie": f"{SESSION_COOKIE}={token}"}
-
-
-async def publish_over_http(client: httpx.AsyncClient, live: LiveExam) -> tuple[Publisher, str]:
-    publisher = Publisher({"camera": NumberedCamera()})
-    location = {}
-
-    async def signal(offer: str) -> str:
-        response = await client.post(f"{live.publish_url}?streams=camera",
-                                     headers={"Authorization": f"Bearer {live.token}",
-                                              "Content-Type": "application/sdp"}, content=offer)
-        assert response.status_code == 201, response.text
-        assert response.headers["content-type"].startswith("application/sdp")
-        location["url"] = response.headers["location"]
-        return response.text
-
-    await publisher.start(signal)
-    return publisher, location["url"]
-
-
-def test_publish_needs_the_attempts_token_and_live_video_on(app_server):
-    async def scenario():
-        live, other = make_live_exam(), make_live_exam()
-        sdp = {"Content-Type": "application/sdp"}
-
-        async with httpx.AsyncClient(base_url=app_server.url) as client:
-            async def post(live_exam: LiveExam, token: str | None, body: str = "v=0", headers=sdp, streams="camera"):
-                auth = {"Authorization": f"Bearer {token}"} if token else {}
-                return await client.post(f"{live_exam.publish_url}?streams={streams}", content=body,
-                                         headers={**headers, **auth})
-
-            missing = await post(live, None)
-            assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
-            assert (await post(live, "not-a-token")).status_code == 401
-            assert (await post(live, other.token)).status_code == 403  # another attempt's token
-            assert (await post(live, live.token, streams="screen")).status_code == 403  # not recorded
-            assert (await post(live, live.token, headers={"Content-Type": "text/plain"})).status_code == 415
-            assert (await post(live, live.token, body="not sdp")).status_code == 400
-
-            with session_scope() as db:
-                db.get(Exam, live.exam_id).live_video = False
-            assert (await post(live, live.token)).status_code == 403
-            with session_scope() as db:
-                db.get(Exam, live.exam_id).live_video = True
-                update_settings(db, {"live_video_enabled": False}, None)
-            try:
-                assert (await post(live, live.token)).status_code == 403
-            finally:
-                with session_scope() as db:
-                    update_settings(db, {"live_video_enabled": True}, None)
-                # The server's relay may have cached "off" (and would end sessions until it
-                # reads the settings again).
-                await asyncio.sleep(SETTINGS_TTL_S + 0.5)
-
-            with session_scope() as db:
-                candidate_id = db.exec(select(User.id).where(User.email == live.candidate)).one()
-                attempts.submit(db, attempts.attempt_for(db, live.exam_id, candidate_id))
-            assert (await post(live, live.token)).status_code == 409
-
-    run_async(scenario())
-
-
-def test_viewing_needs_a_proctor_of_the_exam_and_sessions_end_only_for_their_owner(app_server):
-    async def scenario():
-        live = make_live_exam()
-        async with httpx.AsyncClient(base_url=app_server.url) as client:
-            async def view(headers: dict, stream: str = "camera_low", body: str = "v=0"):
-                return await client.post(live.view_url(stream), content=body,
-                                         headers={"Content-Type": "application/sdp", **headers})
-
-            assert (await view({})).status_code == 401
-            assert (await view({"Cookie": f"{SESSION_COOKIE}=forged"})).status_code == 401
-            assert (await view(signed_in(live.candidate))).status_code == 403
-            assert (await view(signed_in("proctor@example.com"))).status_code == 403  # not assigned
-            proctor = signed_in(live.proctors[0])
-            assert (await view(proctor, stream="microphone")).status_code == 404
-            # Let through to the offer, which is not SDP: the refusals above were about who asks.
-            assert (await view(signed_in("supervisor@example.com"))).status_code == 400
-            assert (await view(proctor)).status_code == 400
-
-            publisher, location = await publish_over_http(client, live)
-            viewer = Viewer(decode=False)
-
-            async def signal(offer: str) -> str:
-                response = await view(proctor, stream="camera", body=offer)
-                assert response.status_code == 201, response.text
-                return response.text
-
-            await viewer.start(signal)
-            assert await viewer.wait_frames(5, timeout=10)
-
-            owner = {"Authorization": f"Bearer {live.token}"}
-            assert (await client.delete(location)).status_code == 401
-            assert (await client.delete(location, headers={"Authorization": f"Bearer {make_live_exam().token}"})
-                    ).status_code == 403
-            assert (await client.delete(location, headers=proctor)).status_code == 403
-            assert (await client.patch(location)).status_code == 401
-            assert (await client.patch(location, headers=owner)).status_code == 405
-            assert (await client.delete(location + "x", headers=owner)).status_code == 404
-            assert (await client.delete(location, headers=owner)).status_code == 200
-            assert await eventually(lambda: live_events(live.attempt_id) == [
-                ("live_connected", ""), ("live_lost", "publisher_left")], timeout=5)
-            await viewer.close()
-            await publisher.close()
-
-    run_async(scenario())

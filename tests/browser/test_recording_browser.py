@@ -12,7 +12,6 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import select
 
-from proctor_app.auth.passwords import hash_password
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
 from proctor_app.media import ingest
@@ -21,18 +20,15 @@ from proctor_app.models import (
     Attempt,
     AttemptStatus,
     Chunk,
-    Exam,
-    ExamAssignment,
     ProctoringEvent,
     Question,
     Recording,
     RecordingStatus,
-    Role,
     Segment,
     Snapshot,
     UploadToken,
-    User,
 )
+from tests.support.factories import assign, make_exam, make_user
 from tests.support.pages import login
 from tests.support.polling import wait_for
 
@@ -66,15 +62,12 @@ def candidate_with_exam(**flags) -> tuple[str, int]:
     """A candidate of the test's own with an exam of its own (2 questions), so tests never share."""
     tag = uuid.uuid4().hex[:10]
     with session_scope() as db:
-        user = User(email=f"rec-{tag}@example.com", name=f"Rec {tag}", role=Role.candidate,
-                    password_hash=hash_password(DEMO_PASSWORD))
-        exam = Exam(title=f"Recording test {tag}", duration_minutes=20, live_video=False,
-                    **{"recording": True, "recording_required": True, **flags})
-        db.add_all([user, exam])
-        db.flush()
-        db.add_all([Question(exam_id=exam.id, position=0, prompt="Pick one", options=["yes", "no"]),
-                    Question(exam_id=exam.id, position=1, prompt="Pick again", options=["up", "down"]),
-                    ExamAssignment(exam_id=exam.id, user_id=user.id)])
+        user = make_user(db, email=f"rec-{tag}@example.com", name=f"Rec {tag}", password=DEMO_PASSWORD)
+        exam = make_exam(db, title=f"Recording test {tag}", duration_minutes=20, live_video=False,
+                         questions=[dict(position=0, prompt="Pick one", options=["yes", "no"]),
+                                    dict(position=1, prompt="Pick again", options=["up", "down"])],
+                         **{"recording": True, "recording_required": True, **flags})
+        assign(db, exam, user)
         return user.email, exam.id
 
 

@@ -10,6 +10,7 @@ from sqlmodel import select
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_EXAM_TITLE
 from proctor_app.models import Attempt, Exam, User
+from tests.support.factories import make_attempt
 from tests.support.pages import login
 
 pytestmark = pytest.mark.browser
@@ -44,9 +45,7 @@ def ids(app_server):
         attempt = db.exec(select(Attempt).where(Attempt.exam_id == exam.id,
                                                 Attempt.candidate_id == carol.id)).first()
         if attempt is None:
-            attempt = Attempt(exam_id=exam.id, candidate_id=carol.id)
-            db.add(attempt)
-            db.flush()
+            attempt = make_attempt(db, exam, carol)
         return {"exam_id": exam.id, "attempt_id": attempt.id}
 
 

@@ -24,6 +24,7 @@ from proctor_app.models import (
 )
 from proctor_app.services import attempts
 from proctor_app.services.attempts import AttemptError
+from tests.support.factories import make_exam
 from tests.support.pages import CHROMIUM, login
 from tests.support.polling import wait_for
 
@@ -209,10 +210,7 @@ def test_the_page_submits_by_itself_when_the_time_is_up(page):
 
 def test_a_candidate_cannot_open_an_exam_not_assigned_to_him(page):
     with session_scope() as db:
-        exam = Exam(title=f"Not for Bob {uuid.uuid4().hex[:6]}")
-        db.add(exam)
-        db.flush()
-        other_exam_id = exam.id
+        other_exam_id = make_exam(db, title=f"Not for Bob {uuid.uuid4().hex[:6]}").id
     login(page, "bob@example.com")
     page.goto(f"/candidate/exams/{other_exam_id}")
     expect(page.locator("#refused")).to_have_text("This exam is not assigned to you.")

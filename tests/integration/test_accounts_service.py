@@ -11,6 +11,7 @@ from proctor_app.auth.passwords import MIN_PASSWORD_LENGTH
 from proctor_app.db import session_scope
 from proctor_app.models import AuditLog, LoginSession, Role, User, utcnow
 from proctor_app.services import accounts
+from tests.support.factories import user_id
 
 pytestmark = pytest.mark.usefixtures("demo_db")
 PASSWORD = "first-pass-1"
@@ -22,8 +23,7 @@ def _unique_email() -> str:
 
 @pytest.fixture
 def admin_id() -> int:
-    with session_scope() as db:
-        return db.exec(select(User.id).where(User.email == "admin@example.com")).one()
+    return user_id("admin@example.com")
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ import pytest
 from sqlmodel import func, select
 
 from proctor_app.db import session_scope
-from proctor_app.models import Answer, AuditLog, Exam, ExamAssignment, Question, QuestionKind, User
+from proctor_app.models import Answer, AuditLog, Exam, ExamAssignment, Question, QuestionKind
 from proctor_app.services import attempts, exam_admin
 from proctor_app.services.settings import get_settings, update_settings
+from tests.support.factories import user_id
 
 pytestmark = pytest.mark.usefixtures("demo_db")
 
@@ -20,14 +21,9 @@ def _fields(**overrides) -> dict:
     return {**fields, **overrides}
 
 
-def _user_id(email: str) -> int:
-    with session_scope() as db:
-        return db.exec(select(User.id).where(User.email == email)).one()
-
-
 @pytest.fixture
 def admin_id() -> int:
-    return _user_id("admin@example.com")
+    return user_id("admin@example.com")
 
 
 @pytest.fixture
@@ -152,7 +148,7 @@ def test_add_edit_reorder_and_delete_questions(admin_id, exam):
 
 
 def test_answered_questions_keep_their_kind_and_chosen_options(admin_id, exam):
-    alice = _user_id("alice@example.com")
+    alice = user_id("alice@example.com")
     with session_scope() as db:
         choice = exam_admin.add_question(db, admin_id, exam.id, QuestionKind.single_choice, "Capital?",
                                          ["Paris", "Lyon"])
@@ -190,8 +186,8 @@ def test_answered_questions_keep_their_kind_and_chosen_options(admin_id, exam):
 
 
 def test_assignments_take_only_candidates_and_proctors(admin_id, exam):
-    bob, proctor = _user_id("bob@example.com"), _user_id("proctor@example.com")
-    supervisor = _user_id("supervisor@example.com")
+    bob, proctor = user_id("bob@example.com"), user_id("proctor@example.com")
+    supervisor = user_id("supervisor@example.com")
     with session_scope() as db:
         exam_admin.set_assignments(db, admin_id, exam.id, [bob, proctor])
     for wanted, message in (([bob, supervisor], "only candidates and proctors"),

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from proctor_app.auth.passwords import hash_password, verify_password
+from proctor_app.auth.passwords import verify_password
 from proctor_app.db import engine_for, migrate
 from proctor_app.models import (
     Answer,
@@ -22,6 +22,7 @@ from proctor_app.models import (
     User,
     utcnow,
 )
+from tests.support.factories import make_user
 from tests.support.postgres import postgres_schema
 
 
@@ -37,8 +38,7 @@ def engine(request, tmp_path):
 
 
 def _user(db: Session, email: str, role: str = Role.candidate) -> User:
-    user = User(email=email, name=email.split("@")[0], role=role, password_hash=hash_password("pw-123456"))
-    db.add(user)
+    user = make_user(db, role=role, email=email, name=email.split("@")[0], password="pw-123456")
     db.commit()
     return user
 

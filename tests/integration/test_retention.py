@@ -13,30 +13,24 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 
 import pytest
-import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from proctor_app.auth.passwords import hash_password
 from proctor_app.config import config
 from proctor_app.db import engine_for, migrate, session_scope
 from proctor_app.media import retention, storage
 from proctor_app.models import (
     Attempt,
-    AttemptStatus,
     AuditLog,
     Chunk,
-    Exam,
-    Job,
     JobStatus,
     Recording,
     RecordingStatus,
@@ -44,16 +38,15 @@ from proctor_app.models import (
     Segment,
     Setting,
     Snapshot,
-    User,
     utcnow,
 )
 from proctor_app.schedule import RETENTION_JOB_ID, Schedule
 from proctor_app.services.settings import SettingsError, from_form, get_settings, update_settings
+from tests.support.factories import make_user
+from tests.support.retention_media import NOW, Made, make_media_attempt, write_stored
 from tests.support.server import ROOT
 
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
 _template_dir = Path(tempfile.mkdtemp(prefix="retention-template-"))
-_PASSWORD_HASH = hash_password("not-used-1")
 
 
 def _template_db() -> Path:
@@ -77,78 +70,6 @@ def private_store(base: Path) -> Iterator[Engine]:
             yield engine
         finally:
             engine.dispose()
-
-
-@dataclasses.dataclass
-class Made:
-    attempt_id: int
-    files: list[str]  # relative paths of every file of the attempt
-
-
-def _write(relative: str, data: bytes) -> None:
-    path = storage.storage_root() / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-
-
-def make_attempt(db: Session, *, ended_ago: timedelta, ended: bool = True, hold: bool = False,
-                 rec_status: str = RecordingStatus.completed, job: str | None = None,
-                 chunks: int = 3, now: datetime = NOW, exam_title: str = "Retention exam") -> Made:
-    """An attempt that ended (or, never ended, whose deadline passed) `ended_ago` before `now`,
-    with one camera recording, raw chunks, processed files, snapshots and a stray raw file."""
-    exam = db.exec(select(Exam).where(Exam.title == exam_title)).first()
-    if exam is None:
-        exam = Exam(title=exam_title)
-        db.add(exam)
-    user = User(email=f"retention-{uuid.uuid4().hex[:10]}@example.com", name="Retention candidate",
-                role=Role.candidate, password_hash=_PASSWORD_HASH)
-    db.add(user)
-    db.flush()
-    end = now - ended_ago
-    started = end - timedelta(minutes=30)
-    attempt = Attempt(exam_id=exam.id, candidate_id=user.id, started_at=started, deadline_at=end,
-                      ended_at=end if ended else None, legal_hold=hold,
-                      status=AttemptStatus.submitted if ended else AttemptStatus.in_progress)
-    db.add(attempt)
-    db.flush()
-    files = []
-    rec = Recording(attempt_id=attempt.id, stream="camera", status=rec_status, started_at=started,
-                    ended_at=end, chunk_count=chunks)
-    if rec_status in (RecordingStatus.completed, RecordingStatus.partial):
-        out = storage.processed_dir(attempt.id, started)
-        rec.mp4_path, rec.poster_path, rec.sprite_path = (f"{out}/camera.mp4", f"{out}/poster.jpg",
-                                                          f"{out}/sprite_5s_160w.jpg")
-        for path in (rec.mp4_path, rec.poster_path, rec.sprite_path):
-            _write(path, os.urandom(300))
-            files.append(path)
-        rec.size_bytes = 300
-    db.add(rec)
-    db.flush()
-    segment = Segment(recording_id=rec.id, number=0, chunk_count=chunks)
-    db.add(segment)
-    db.flush()
-    chunk_rows = []
-    for seq in range(chunks):
-        path = storage.raw_chunk_path(attempt.id, started, "camera", 0, seq)
-        body = os.urandom(100 + seq % 50)
-        _write(path, body)
-        files.append(path)
-        chunk_rows.append(dict(segment_id=segment.id, seq=seq, size=len(body), path=path,
-                               sha256=hashlib.sha256(body).hexdigest(), received_at=end, meta={}))
-    db.execute(sa.insert(Chunk), chunk_rows)
-    for seq in range(2):
-        path = storage.snapshot_path(attempt.id, started, seq)
-        _write(path, b"jpeg" * 10)
-        files.append(path)
-        db.add(Snapshot(attempt_id=attempt.id, seq=seq, path=path, size=40, sha256="0" * 64))
-    # A chunk written to disk whose database row never got committed (an upload cut short).
-    stray = f"{storage.attempt_raw_dir(attempt.id, started)}/camera/0/.00000099.tmp"
-    _write(stray, b"partial")
-    files.append(stray)
-    if job is not None:
-        db.add(Job(kind="finalize", attempt_id=attempt.id, status=job))
-    db.commit()
-    return Made(attempt.id, files)
 
 
 def disk_contents() -> dict[str, str]:
@@ -219,14 +140,14 @@ def test_exactly_the_expired_set_is_deleted(retention_days, specs):
             made, expected = {}, set()
             for spec in specs:
                 age = timedelta(days=retention_days, hours=spec["past_boundary_h"])
-                m = make_attempt(db, ended_ago=max(age, timedelta(0)), ended=spec["ended"],
+                m = make_media_attempt(db, ended_ago=max(age, timedelta(0)), ended=spec["ended"],
                                  hold=spec["hold"], rec_status=spec["rec_status"], job=spec["job"])
                 made[m.attempt_id] = m
                 if (age >= timedelta(days=retention_days) and not spec["hold"]
                         and spec["rec_status"] != RecordingStatus.processing
                         and spec["job"] not in (JobStatus.queued, JobStatus.running)):
                     expected.add(m.attempt_id)
-            _write("other/unrelated.bin", b"not media of an attempt")
+            write_stored("other/unrelated.bin", b"not media of an attempt")
             disk_before, rows_before = disk_contents(), db_rows(db)
 
             dry = retention.run(db, NOW, dry_run=True)
@@ -272,18 +193,18 @@ def test_exactly_the_expired_set_is_deleted(retention_days, specs):
 def test_hold_and_processing_survive_and_expire_once_released(tmp_path):
     with private_store(tmp_path) as engine, Session(engine, expire_on_commit=False) as db:
         set_retention_days(db, 30)
-        held = make_attempt(db, ended_ago=timedelta(days=400), hold=True)
-        processing = make_attempt(db, ended_ago=timedelta(days=400), rec_status=RecordingStatus.processing)
-        queued = make_attempt(db, ended_ago=timedelta(days=400), rec_status=RecordingStatus.failed,
+        held = make_media_attempt(db, ended_ago=timedelta(days=400), hold=True)
+        processing = make_media_attempt(db, ended_ago=timedelta(days=400), rec_status=RecordingStatus.processing)
+        queued = make_media_attempt(db, ended_ago=timedelta(days=400), rec_status=RecordingStatus.failed,
                               job=JobStatus.queued)
-        young = make_attempt(db, ended_ago=timedelta(days=29, hours=23))
-        due = make_attempt(db, ended_ago=timedelta(days=30))
+        young = make_media_attempt(db, ended_ago=timedelta(days=29, hours=23))
+        due = make_media_attempt(db, ended_ago=timedelta(days=30))
         result = retention.run(db, NOW)
         assert result.deleted_attempts == [due.attempt_id]
         for kept in (held, processing, queued, young):
             assert all(storage.absolute(f).is_file() for f in kept.files)
 
-        admin = User(email="admin@example.com", name="A", role=Role.admin, password_hash=_PASSWORD_HASH)
+        admin = make_user(db, role=Role.admin, email="admin@example.com", name="A")
         db.add(admin)
         db.commit()
         retention.set_legal_hold(db, held.attempt_id, False, admin.id)
@@ -304,8 +225,8 @@ def test_a_hold_set_after_planning_is_respected(tmp_path):
     """The plan is only a plan: each attempt is checked again, under its row lock, before it goes."""
     with private_store(tmp_path) as engine, Session(engine, expire_on_commit=False) as db:
         set_retention_days(db, 10)
-        made = make_attempt(db, ended_ago=timedelta(days=20))
-        admin = User(email="admin@example.com", name="A", role=Role.admin, password_hash=_PASSWORD_HASH)
+        made = make_media_attempt(db, ended_ago=timedelta(days=20))
+        admin = make_user(db, role=Role.admin, email="admin@example.com", name="A")
         db.add(admin)
         db.commit()
         todo = retention.plan(db, NOW)
@@ -350,7 +271,7 @@ def test_a_run_killed_midway_is_completed_by_the_next(tmp_path):
     with private_store(tmp_path) as engine, Session(engine, expire_on_commit=False) as db:
         set_retention_days(db, 30)
         # Many chunks each, so deleting one attempt's files takes long enough to catch.
-        made = [make_attempt(db, ended_ago=timedelta(days=40 + i), chunks=1500) for i in range(3)]
+        made = [make_media_attempt(db, ended_ago=timedelta(days=40 + i), chunks=1500) for i in range(3)]
         child = subprocess.Popen([sys.executable, "-c", _RUN_IN_CHILD, NOW.isoformat()], cwd=ROOT,
                                  env=_child_env(tmp_path))
         watcher = sqlite3.connect(tmp_path / "proctor.db", timeout=30, isolation_level=None)
@@ -405,8 +326,8 @@ def test_a_run_killed_midway_is_completed_by_the_next(tmp_path):
 def test_a_file_that_cannot_be_deleted_leaves_its_attempt_for_the_next_run(tmp_path):
     with private_store(tmp_path) as engine, Session(engine, expire_on_commit=False) as db:
         set_retention_days(db, 30)
-        blocked = make_attempt(db, ended_ago=timedelta(days=50))
-        fine = make_attempt(db, ended_ago=timedelta(days=50))
+        blocked = make_media_attempt(db, ended_ago=timedelta(days=50))
+        fine = make_media_attempt(db, ended_ago=timedelta(days=50))
         rec = db.exec(select(Recording).where(Recording.attempt_id == blocked.attempt_id)).one()
         # A stored path outside the attempt's folders is taken by a non-empty folder: unlinking it
         # fails with a real OS error.
@@ -438,7 +359,7 @@ def test_a_path_outside_storage_is_never_deleted(tmp_path):
     outside.write_text("keep me")
     with private_store(tmp_path / "data") as engine, Session(engine, expire_on_commit=False) as db:
         set_retention_days(db, 1)
-        made = make_attempt(db, ended_ago=timedelta(days=5))
+        made = make_media_attempt(db, ended_ago=timedelta(days=5))
         rec = db.exec(select(Recording).where(Recording.attempt_id == made.attempt_id)).one()
         rec.sprite_path = "../../precious.txt"
         db.add(rec)
@@ -455,7 +376,7 @@ def test_a_path_outside_storage_is_never_deleted(tmp_path):
 def test_sqlite_lock_admits_one_run_at_a_time(tmp_path):
     with private_store(tmp_path) as engine, Session(engine, expire_on_commit=False) as db:
         set_retention_days(db, 30)
-        made = make_attempt(db, ended_ago=timedelta(days=31))
+        made = make_media_attempt(db, ended_ago=timedelta(days=31))
         with Session(engine) as holder, retention.exclusive_run(holder):
             with pytest.raises(retention.RetentionBusy):
                 retention.run(db, NOW)
@@ -490,8 +411,8 @@ def test_postgres_advisory_lock_admits_one_run_and_dies_with_its_holder(pg_url, 
     own = dataclasses.replace(config, storage_dir=storage_dir)
     with mock.patch.object(storage, "config", own), Session(engine, expire_on_commit=False) as db:
         set_retention_days(db, 30)
-        made = make_attempt(db, ended_ago=timedelta(days=31))
-        held = make_attempt(db, ended_ago=timedelta(days=31), hold=True)
+        made = make_media_attempt(db, ended_ago=timedelta(days=31))
+        held = make_media_attempt(db, ended_ago=timedelta(days=31), hold=True)
 
         with Session(engine) as holder, retention.exclusive_run(holder):
             with pytest.raises(retention.RetentionBusy):
@@ -521,7 +442,7 @@ def test_postgres_advisory_lock_admits_one_run_and_dies_with_its_holder(pg_url, 
         assert len(db.exec(select(AuditLog).where(AuditLog.action == "media_deleted")).all()) == 1
 
         # A holder that dies (its connection closes) frees the lock.
-        later = make_attempt(db, ended_ago=timedelta(days=31))
+        later = make_media_attempt(db, ended_ago=timedelta(days=31))
         raw = engine.raw_connection()
         cur = raw.cursor()
         cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))",
@@ -542,9 +463,9 @@ def test_postgres_advisory_lock_admits_one_run_and_dies_with_its_holder(pg_url, 
 
 def test_usage_by_month_and_exam_counts_every_stored_byte(tmp_path):
     with private_store(tmp_path) as engine, Session(engine, expire_on_commit=False) as db:
-        old = make_attempt(db, ended_ago=timedelta(days=70))
-        new = make_attempt(db, ended_ago=timedelta(days=1))
-        _write("other/unrelated.bin", b"x" * 7)
+        old = make_media_attempt(db, ended_ago=timedelta(days=70))
+        new = make_media_attempt(db, ended_ago=timedelta(days=1))
+        write_stored("other/unrelated.bin", b"x" * 7)
         files = list(retention.stored_files())
         sizes = {f: storage.absolute(f).stat().st_size for m in (old, new) for f in m.files}
 

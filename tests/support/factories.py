@@ -34,7 +34,8 @@ def make_user(db: Session, *, role: str = Role.candidate, email: str | None = No
               password: str = UNUSED_PASSWORD, **fields) -> User:
     """A user who signs in with `password` (unless `password_hash` is given)."""
     tag = unique_tag()
-    fields.setdefault("password_hash", password_hash(password))
+    if "password_hash" not in fields:
+        fields["password_hash"] = password_hash(password)
     user = User(email=email or f"{role}-{tag}@example.com", name=name or f"Test {role} {tag}", role=role,
                 **fields)
     db.add(user)

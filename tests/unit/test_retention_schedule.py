@@ -3,8 +3,7 @@
 from datetime import datetime, timezone
 
 from proctor_app.media import retention
-
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+from tests.support.retention_media import NOW
 
 
 def test_next_daily_run():

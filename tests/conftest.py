@@ -24,6 +24,7 @@ from proctor_app.config import config  # noqa: E402
 from proctor_app.db import migrate, session_scope  # noqa: E402
 from proctor_app.demo import seed_demo  # noqa: E402
 from tests.support import samples  # noqa: E402
+from tests.support.factories import user_id  # noqa: E402
 from tests.support.finalized import CLIP_S  # noqa: E402
 from tests.support.postgres import postgres_schema  # noqa: E402
 from tests.support.server import AppServer, free_port  # noqa: E402
@@ -43,6 +44,12 @@ def demo_db():
     migrate()
     with session_scope() as db:
         seed_demo(db)
+
+
+@pytest.fixture
+def admin_id(demo_db) -> int:
+    """The demo admin's user id."""
+    return user_id("admin@example.com")
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,7 @@
 """Chunks to a verified MP4 from real Chromium recordings (H.264 and VP8), an offline period
 with a reload, the live preview of a recording still coming in, and the whole way from the exam
-page's submit to the server's processed MP4.
-
-Recordings are stored through the real ingest function; finalize runs with the real ffmpeg and
-the results are checked by decoding them with PyAV."""
+page's submit to the server's processed MP4. (Damaged and missing chunks, re-processing:
+tests/integration/test_finalize.py.)"""
 
 import base64
 import functools

@@ -11,7 +11,6 @@ from proctor_app.auth.passwords import MIN_PASSWORD_LENGTH
 from proctor_app.db import session_scope
 from proctor_app.models import AuditLog, LoginSession, Role, User, utcnow
 from proctor_app.services import accounts
-from tests.support.factories import user_id
 
 pytestmark = pytest.mark.usefixtures("demo_db")
 PASSWORD = "first-pass-1"
@@ -19,11 +18,6 @@ PASSWORD = "first-pass-1"
 
 def _unique_email() -> str:
     return f"acc-{uuid.uuid4().hex[:10]}@test.example"
-
-
-@pytest.fixture
-def admin_id() -> int:
-    return user_id("admin@example.com")
 
 
 @pytest.fixture

@@ -22,11 +22,6 @@ def _fields(**overrides) -> dict:
 
 
 @pytest.fixture
-def admin_id() -> int:
-    return user_id("admin@example.com")
-
-
-@pytest.fixture
 def exam(admin_id) -> Exam:
     with session_scope() as db:
         return exam_admin.create_exam(db, admin_id, _fields())

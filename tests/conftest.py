@@ -81,11 +81,16 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(_session_dir, ignore_errors=True)
 
 
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected
 def pytest_collection_modifyitems(config, items):
-    # The layout is the order: a browser test outside tests/browser/ would run before tests that
-    # need the main thread free of Playwright's loop (and `-m "not browser"` relies on the marker).
-    misplaced = [item.nodeid for item in items
-                 if (item.get_closest_marker("browser") is not None) != (BROWSER_TESTS in item.path.parents)]
+    # The layout is the order (checked, not changed): a browser test outside tests/browser/, or a
+    # test after a browser one, would meet Playwright's loop on the main thread.
+    in_browser = [BROWSER_TESTS in item.path.parents for item in items]
+    misplaced = [item.nodeid for item, browser in zip(items, in_browser)
+                 if (item.get_closest_marker("browser") is not None) != browser]
     if misplaced:
         raise pytest.UsageError("browser tests (and only they) belong in tests/browser/, marked "
                                 f"@pytest.mark.browser: {', '.join(misplaced)}")
+    if any(first and not then for first, then in zip(in_browser, in_browser[1:])):
+        raise pytest.UsageError("tests/browser/ must come last: run `python -m pytest`, or name the "
+                                "folders in the order tests/unit tests/integration tests/browser")

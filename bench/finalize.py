@@ -59,10 +59,10 @@ def run_codec(codec: str, seconds: float, clip_s: float, repeats: int, work: Pat
     from sqlmodel import select
 
     from proctor_app.db import session_scope
-    from proctor_app.media import samples
     from proctor_app.media.processing.finalize import finalize_attempt
     from proctor_app.media.storage import storage
     from proctor_app.models import Chunk, Recording, Segment, utcnow
+    from tests.support import samples
 
     t = time.perf_counter()
     data = samples.encode(work / f"source.{codec}", seconds, codec, clip_s=clip_s).read_bytes()

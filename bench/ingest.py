@@ -38,9 +38,10 @@ from sqlmodel import select  # noqa: E402
 
 from proctor_app.db import migrate, session_scope  # noqa: E402
 from proctor_app.media.storage import storage  # noqa: E402
-from proctor_app.models import Attempt, Chunk, Exam, Recording, Role, Segment, User, utcnow  # noqa: E402
+from proctor_app.models import Chunk, Recording, Segment, utcnow  # noqa: E402
 from proctor_app.services import attempts  # noqa: E402
 from proctor_app.services.uploads import issue_upload_token  # noqa: E402
+from tests.support.factories import make_attempt, make_exam, make_user  # noqa: E402
 
 MIME = "video/x-matroska;codecs=avc1,opus"
 AUDIO_KBPS = 32
@@ -103,17 +104,10 @@ def setup_attempts(count: int) -> list[tuple[int, str]]:
     migrate()
     grants = []
     with session_scope() as db:
-        exam = Exam(title="Ingest benchmark", recording=True, live_video=False, duration_minutes=120)
-        db.add(exam)
-        db.flush()
-        users = [User(email=f"bench-{i}@example.com", name=f"Bench {i}", role=Role.candidate,
-                      password_hash="not-used") for i in range(count)]
-        db.add_all(users)
-        db.flush()
-        started = [Attempt(exam_id=exam.id, candidate_id=user.id, consent_at=utcnow()) for user in users]
-        db.add_all(started)
-        db.flush()
-        for attempt in started:
+        exam = make_exam(db, title="Ingest benchmark", recording=True, live_video=False, duration_minutes=120)
+        for i in range(count):
+            user = make_user(db, email=f"bench-{i}@example.com", name=f"Bench {i}", password_hash="not-used")
+            attempt = make_attempt(db, exam, user, consent_at=utcnow())
             attempts.start(db, attempt, 0)
             grant = issue_upload_token(db, attempt)
             grants.append((grant.attempt_id, grant.token))

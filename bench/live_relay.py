@@ -34,7 +34,7 @@ os.environ.setdefault("PROCTOR_DATA_DIR", tempfile.mkdtemp(prefix="bench-live-")
 import psutil  # noqa: E402
 
 from proctor_app.media.live.relay import LiveRelay  # noqa: E402
-from tests.live_clients import (  # noqa: E402
+from tests.support.live_clients import (  # noqa: E402
     EncodedSource,
     NumberedCamera,
     Publisher,

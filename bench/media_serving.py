@@ -36,7 +36,8 @@ from proctor_app.auth import sessions  # noqa: E402
 from proctor_app.db import migrate, session_scope  # noqa: E402
 from proctor_app.demo import DEMO_PASSWORD, seed_demo  # noqa: E402
 from proctor_app.media import storage  # noqa: E402
-from proctor_app.models import Attempt, Exam, Recording, User, utcnow  # noqa: E402
+from proctor_app.models import Exam, Recording, User, utcnow  # noqa: E402
+from tests.support.factories import make_attempt  # noqa: E402
 
 RANGE_BYTES = 256 * 1024
 ROUNDS = 5
@@ -55,11 +56,8 @@ def _setup(size: int) -> tuple[Path, int, int]:
         exam = db.exec(select(Exam)).first()
         candidate = db.exec(select(User).where(User.email == "alice@example.com")).one()
         supervisor = db.exec(select(User).where(User.email == "supervisor@example.com")).one()
-        attempt = Attempt(exam_id=exam.id, candidate_id=candidate.id, status="submitted",
-                          started_at=started, deadline_at=started + timedelta(minutes=30),
-                          ended_at=started + timedelta(minutes=20))
-        db.add(attempt)
-        db.flush()
+        attempt = make_attempt(db, exam, candidate, status="submitted", started_at=started,
+                               deadline_at=started + timedelta(minutes=30), ended_at=started + timedelta(minutes=20))
         db.add(Recording(attempt_id=attempt.id, stream="camera", status="completed", mp4_path=relative))
         return path, attempt.id, supervisor.id
 

@@ -30,18 +30,8 @@ import sqlalchemy as sa  # noqa: E402
 
 from proctor_app.db import migrate, session_scope  # noqa: E402
 from proctor_app.media import retention, storage  # noqa: E402
-from proctor_app.models import (  # noqa: E402
-    Attempt,
-    Chunk,
-    Exam,
-    Recording,
-    RecordingStatus,
-    Role,
-    Segment,
-    Snapshot,
-    User,
-    utcnow,
-)
+from proctor_app.models import Chunk, Recording, RecordingStatus, Segment, Snapshot, utcnow  # noqa: E402
+from tests.support.factories import make_attempt, make_exam, make_user  # noqa: E402
 
 CHUNK_BYTES = 512  # the sizes do not matter for deleting; the file count does
 SNAPSHOTS = 10
@@ -58,19 +48,13 @@ def build(attempts: int, chunks: int, now) -> list[str]:
     Returns the storage folders of the expired ones."""
     expired_folders = []
     with session_scope() as db:
-        exam = Exam(title="Bench exam")
-        db.add(exam)
-        db.flush()
+        exam = make_exam(db, title="Bench exam")
         for n in range(attempts):
             end = now - timedelta(days=100 if n % 2 == 0 else 1)
             started = end - timedelta(minutes=30)
-            user = User(email=f"bench-{n}@example.com", name="Bench", role=Role.candidate, password_hash="-")
-            db.add(user)
-            db.flush()
-            attempt = Attempt(exam_id=exam.id, candidate_id=user.id, status="submitted",
-                              started_at=started, deadline_at=end, ended_at=end)
-            db.add(attempt)
-            db.flush()
+            user = make_user(db, email=f"bench-{n}@example.com", name="Bench", password_hash="-")
+            attempt = make_attempt(db, exam, user, status="submitted", started_at=started, deadline_at=end,
+                                   ended_at=end)
             out = storage.processed_dir(attempt.id, started)
             rec = Recording(attempt_id=attempt.id, stream="camera", status=RecordingStatus.completed,
                             mp4_path=f"{out}/camera.mp4", poster_path=f"{out}/poster.jpg",

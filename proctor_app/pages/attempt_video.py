@@ -5,7 +5,7 @@ import reflex as rx
 from proctor_app.components.attempt_player import attempt_player, every_interval
 from proctor_app.models import ReviewStatus
 from proctor_app.pages.layout import page_frame
-from proctor_app.services import review
+from proctor_app.services import legal_holds
 from proctor_app.state.attempt_video import AttemptVideoState, EventRow, GapRow, SnapshotRow, StreamPanel
 
 SEVERITY_COLORS = {"info": "blue", "warning": "amber", "critical": "red"}
@@ -83,7 +83,7 @@ def _legal_hold_dialog() -> rx.Component:
                 "Retention keeps the recording, snapshots and raw chunks until the hold is released.")),
             rx.form(
                 rx.input(name="reason", placeholder="Reason, e.g. the appeal or case number",
-                         max_length=review.MAX_HOLD_REASON, id="legal-hold-reason", margin_top="1em"),
+                         max_length=legal_holds.MAX_HOLD_REASON, id="legal-hold-reason", margin_top="1em"),
                 rx.hstack(
                     rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray",
                                                      type="button")),

@@ -11,7 +11,7 @@ from sqlalchemy import delete
 from sqlmodel import select
 
 from proctor_app.db import session_scope
-from proctor_app.media import storage
+from proctor_app.media.storage import storage
 from proctor_app.models import (
     Attempt,
     AuditLog,
@@ -122,6 +122,9 @@ def test_overview_dry_run_and_run_now_delete_exactly_the_expired_media(page, res
         expect(page.locator("#hold-error")).to_have_text("Enter the number of the attempt to hold.")
         page.fill("#hold-attempt", str(held.attempt_id))
         page.click("#place-hold")
+        expect(page.locator("#hold-error")).to_contain_text("reason")  # one rule with the attempt page
+        page.fill("#hold-reason", "appeal 7")
+        page.click("#place-hold")
         expect(page.locator(f"#hold-{held.attempt_id}")).to_contain_text(title)
         expect(page.locator("#hold-error")).to_have_count(0)
 
@@ -147,6 +150,7 @@ def test_overview_dry_run_and_run_now_delete_exactly_the_expired_media(page, res
             assert entry.user_id == user_id("admin@example.com") and entry.data["files"] == len(made.files)
 
         # Media that is gone cannot be held; a hold is released as it was placed, audited.
+        page.fill("#hold-reason", "appeal 8")
         page.fill("#hold-attempt", str(made.attempt_id))
         page.click("#place-hold")
         expect(page.locator("#hold-error")).to_contain_text("already deleted")

@@ -18,14 +18,15 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from proctor_app.api.media import recording_link
 from proctor_app.auth import sessions
 from proctor_app.auth.sessions import SESSION_COOKIE
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
-from proctor_app.media import finalize, jobs, preview
-from proctor_app.media.storage import absolute
+from proctor_app.media.playback.links import recording_link
+from proctor_app.media.processing import preview, thumbnails, timeline
+from proctor_app.media.storage import storage
 from proctor_app.models import Attempt, Job, JobStatus, RecordingStatus, Segment, utcnow
+from proctor_app.services import processing
 from proctor_app.services.review import sprite_layout
 from tests.support import samples
 from tests.support.factories import assign, make_exam, make_user, user_id
@@ -142,11 +143,11 @@ def test_chromium_recording_becomes_a_verified_seekable_mp4(recorder_page, codec
     assert rec.raw_deleted_at is not None
     assert not any(p.exists() for p in chunk_files(rec.id))
     # Poster and hover sprite, named as the review page reads them.
-    assert absolute(rec.poster_path).read_bytes()[:3] == b"\xff\xd8\xff"
-    assert sprite_layout(rec.sprite_path) == (finalize.SPRITE_MIN_INTERVAL_S, finalize.SPRITE_WIDTH)
-    with av.open(str(absolute(rec.sprite_path))) as sprite:
-        tiles = -(-rec.duration_s // finalize.SPRITE_MIN_INTERVAL_S)
-        assert sprite.streams.video[0].codec_context.width == tiles * finalize.SPRITE_WIDTH
+    assert storage.absolute(rec.poster_path).read_bytes()[:3] == b"\xff\xd8\xff"
+    assert sprite_layout(rec.sprite_path) == (thumbnails.SPRITE_MIN_INTERVAL_S, thumbnails.SPRITE_WIDTH)
+    with av.open(str(storage.absolute(rec.sprite_path))) as sprite:
+        tiles = -(-rec.duration_s // thumbnails.SPRITE_MIN_INTERVAL_S)
+        assert sprite.streams.video[0].codec_context.width == tiles * thumbnails.SPRITE_WIDTH
 
 
 @pytest.mark.browser
@@ -177,9 +178,9 @@ def test_offline_period_and_reload_become_black_and_silent_on_the_exam_timeline(
     hole_end = hole_start + offline_s
     assert len(rec.gaps) == 1 and rec.gap_count == 1
     gap = rec.gaps[0]
-    assert gap["cause"] == finalize.CAUSE_NOT_UPLOADED
+    assert gap["cause"] == timeline.CAUSE_NOT_UPLOADED
     assert abs(gap["start_s"] - hole_start) < 1.0 and abs(gap["end_s"] - hole_end) < 1.0
-    path = absolute(rec.mp4_path)
+    path = storage.absolute(rec.mp4_path)
     # The fake camera's test pattern is bright; the hole is black, both segments are there.
     assert luma_at(path, 2.0) > 60
     assert luma_at(path, (hole_start + hole_end) / 2) < 20
@@ -255,7 +256,7 @@ def test_live_preview_plays_what_was_uploaded_so_far(app_server, staff_token, cl
     finalize_now(sample.attempt_id)
     assert _preview(app_server, staff_token["supervisor@example.com"], link).status_code == 404
     rec = recording_of(sample.attempt_id)
-    assert not list(absolute(rec.mp4_path).parent.glob("camera_preview.*"))
+    assert not list(storage.absolute(rec.mp4_path).parent.glob("camera_preview.*"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,7 +294,7 @@ def test_a_submitted_exam_is_processed_by_the_server_into_a_playable_mp4(app_ser
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         with session_scope() as db:
-            job = db.exec(select(Job).where(Job.attempt_id == attempt.id, Job.kind == jobs.FINALIZE)).one()
+            job = db.exec(select(Job).where(Job.attempt_id == attempt.id, Job.kind == processing.FINALIZE)).one()
         if job.status in (JobStatus.done, JobStatus.failed):
             break
         time.sleep(0.5)

@@ -14,8 +14,7 @@ from sqlmodel import select
 
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
-from proctor_app.media import ingest
-from proctor_app.media.storage import absolute
+from proctor_app.media.storage import storage
 from proctor_app.models import (
     Attempt,
     AttemptStatus,
@@ -28,6 +27,7 @@ from proctor_app.models import (
     Snapshot,
     UploadToken,
 )
+from proctor_app.services import uploads
 from tests.support.factories import assign, make_exam, make_user
 from tests.support.pages import login
 from tests.support.polling import wait_for
@@ -120,7 +120,7 @@ def assert_complete_and_decodable(chunks: list[Chunk]) -> float:
     assert [c.seq for c in chunks] == list(range(len(chunks)))
     data = b""
     for chunk in chunks:
-        body = absolute(chunk.path).read_bytes()
+        body = storage.absolute(chunk.path).read_bytes()
         assert hashlib.sha256(body).hexdigest() == chunk.sha256 and len(body) == chunk.size
         data += body
     # Each chunk starts where the one before ended: the times cover the segment without holes.
@@ -157,7 +157,7 @@ def test_recorded_chunks_arrive_intact_decode_and_flush_after_submit(page):
         snapshot = db.exec(select(Snapshot).where(Snapshot.attempt_id == attempt_id)).first()
     assert row.mime_type.startswith("video/") and row.chunk_count >= len(chunks) and row.gap_count == 0
     assert any(first_question in c.meta["questions_viewed"] for c in chunks)
-    with av.open(absolute(snapshot.path)) as picture:  # the first snapshot, taken 3 s in
+    with av.open(storage.absolute(snapshot.path)) as picture:  # the first snapshot, taken 3 s in
         assert next(picture.decode(video=0)).width == 640
 
     # Uploads fail from here on: the submission must not wait for them.
@@ -165,7 +165,7 @@ def test_recorded_chunks_arrive_intact_decode_and_flush_after_submit(page):
     submit(page)
     with session_scope() as db:
         assert db.get(Attempt, attempt_id).status == AttemptStatus.submitted
-        assert not ingest.uploads_settled(db, db.get(Attempt, attempt_id))
+        assert not uploads.uploads_settled(db, db.get(Attempt, attempt_id))
     expect(page.locator("#flush-pending")).to_be_visible()
     expect(page.locator("#flush-progress")).to_be_visible()
     page.unroute("**/api/attempts/*/streams/**")
@@ -177,7 +177,7 @@ def test_recorded_chunks_arrive_intact_decode_and_flush_after_submit(page):
     assert all(a.end_time == b.start_time for a, b in zip(after, after[1:]))
     assert any(first_question in c.meta["questions_answered"] for c in after)
     with session_scope() as db:
-        assert ingest.uploads_settled(db, db.get(Attempt, attempt_id))
+        assert uploads.uploads_settled(db, db.get(Attempt, attempt_id))
     seen = kinds(attempt_id)
     for kind in ("recording_started", "segment_started", "recording_stopped", "uploads_flushed"):
         assert kind in seen

@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import select
 
 from proctor_app.db import session_scope
-from proctor_app.media import jobs
 from proctor_app.models import Job, JobStatus, Recording, RecordingStatus, utcnow
+from proctor_app.services import processing
 from tests.support import samples
 from tests.support.polling import wait_for
 from tests.support.submitting import open_attempts, timed_submit
@@ -46,7 +46,7 @@ def test_submit_latency_is_the_same_while_the_server_processes_a_recording(app_s
 
     idle_submit, idle_ping = measure(exam_ids[:15])
     with session_scope() as db:
-        job_id = jobs.enqueue_finalize(db, sample.attempt_id).id
+        job_id = processing.enqueue_finalize(db, sample.attempt_id).id
 
     def recording() -> Recording:
         with session_scope() as db:

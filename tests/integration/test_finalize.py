@@ -14,9 +14,10 @@ import pytest
 from sqlmodel import Session, select
 
 from proctor_app.db import get_engine, session_scope
-from proctor_app.media import finalize, jobs
-from proctor_app.media.storage import absolute
+from proctor_app.media.processing import graphs, timeline
+from proctor_app.media.storage import storage
 from proctor_app.models import AuditLog, RecordingStatus, utcnow
+from proctor_app.services import processing
 from proctor_app.services.settings import update_settings
 from tests.support import samples
 from tests.support.finalized import (
@@ -63,11 +64,11 @@ def test_missing_chunks_give_partial_with_the_gap(clip):
     assert finalize_now(sample.attempt_id) == {"camera": RecordingStatus.partial}
     rec = recording_of(sample.attempt_id)
     assert_verified_mp4(rec, EXAM_S)
-    assert [g["cause"] for g in rec.gaps] == [finalize.CAUSE_MISSING]
+    assert [g["cause"] for g in rec.gaps] == [timeline.CAUSE_MISSING]
     # Pieces 2 and 3 were about 6-12 s of the recording (+0.3 s lead); demuxing resumes at the
     # next cluster, so the gap may reach a little further.
     assert 5.0 <= rec.gaps[0]["start_s"] <= 7.0 and 12.0 <= rec.gaps[0]["end_s"] <= 15.5
-    assert luma_at(absolute(rec.mp4_path), (rec.gaps[0]["start_s"] + rec.gaps[0]["end_s"]) / 2) < 20
+    assert luma_at(storage.absolute(rec.mp4_path), (rec.gaps[0]["start_s"] + rec.gaps[0]["end_s"]) / 2) < 20
 
 
 def test_chunk_damaged_on_disk_is_left_out_and_reported(clip):
@@ -78,7 +79,7 @@ def test_chunk_damaged_on_disk_is_left_out_and_reported(clip):
     assert finalize_now(sample.attempt_id) == {"camera": RecordingStatus.partial}
     rec = recording_of(sample.attempt_id)
     assert_verified_mp4(rec, EXAM_S)
-    assert [g["cause"] for g in rec.gaps] == [finalize.CAUSE_DAMAGED]
+    assert [g["cause"] for g in rec.gaps] == [timeline.CAUSE_DAMAGED]
 
 
 def test_garbage_uploaded_as_a_chunk_is_reported_undecodable(clip):
@@ -86,7 +87,7 @@ def test_garbage_uploaded_as_a_chunk_is_reported_undecodable(clip):
     assert finalize_now(sample.attempt_id) == {"camera": RecordingStatus.partial}
     rec = recording_of(sample.attempt_id)
     assert_verified_mp4(rec, EXAM_S)
-    assert [g["cause"] for g in rec.gaps] == [finalize.CAUSE_UNDECODABLE]
+    assert [g["cause"] for g in rec.gaps] == [timeline.CAUSE_UNDECODABLE]
 
 
 def test_segment_without_its_first_chunk_is_a_gap_the_others_still_play(clip):
@@ -101,7 +102,7 @@ def test_segment_without_its_first_chunk_is_a_gap_the_others_still_play(clip):
     assert finalize_now(sample.attempt_id) == {"camera": RecordingStatus.partial}
     rec = recording_of(sample.attempt_id)
     assert_verified_mp4(rec, 2 * CLIP_S + 2)
-    assert [g["cause"] for g in rec.gaps] == [finalize.CAUSE_NO_HEADER]
+    assert [g["cause"] for g in rec.gaps] == [timeline.CAUSE_NO_HEADER]
     assert abs(rec.gaps[0]["start_s"] - CLIP_S) < 1.0 and rec.gaps[0]["end_s"] == pytest.approx(2 * CLIP_S + 2, abs=0.1)
 
 
@@ -111,8 +112,8 @@ def test_recording_without_any_media_fails_with_its_reason():
     samples.end_attempt(sample, started + timedelta(seconds=20))
     assert finalize_now(sample.attempt_id) == {"camera": RecordingStatus.failed}
     rec = recording_of(sample.attempt_id)
-    assert rec.failure_reason == finalize.CAUSE_NO_MEDIA and rec.mp4_path == ""
-    assert rec.gaps == [{"start_s": 0.0, "end_s": 20.0, "cause": finalize.CAUSE_NO_MEDIA}]
+    assert rec.failure_reason == timeline.CAUSE_NO_MEDIA and rec.mp4_path == ""
+    assert rec.gaps == [{"start_s": 0.0, "end_s": 20.0, "cause": timeline.CAUSE_NO_MEDIA}]
 
 
 def test_sparse_keyframes_are_reencoded_to_stay_seekable(tmp_path):
@@ -128,11 +129,11 @@ def test_sparse_keyframes_are_reencoded_to_stay_seekable(tmp_path):
     rec = recording_of(sample.attempt_id)
     info = assert_verified_mp4(rec, seconds)
     assert info["profile"] == "High" and info["audio_codec"] == "aac"
-    with av.open(str(absolute(rec.mp4_path))) as container:
+    with av.open(str(storage.absolute(rec.mp4_path))) as container:
         keyframes = [float(p.pts * p.time_base) for p in container.demux(video=0)
                      if p.pts is not None and p.is_keyframe]
     gaps = [b - a for a, b in zip(keyframes, keyframes[1:])]
-    assert max(gaps) <= finalize.GOP_S + 0.1
+    assert max(gaps) <= graphs.GOP_S + 0.1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ def test_kept_raw_chunks_allow_reprocessing_into_the_same_single_output(clip, ke
     assert first.raw_deleted_at is None and all(p.exists() for p in chunk_files(first.id))
 
     with Session(get_engine()) as db:
-        job = jobs.request_reprocess(db, sample.attempt_id, user_id=None)
+        job = processing.request_reprocess(db, sample.attempt_id, user_id=None)
         db.flush()
         assert db.exec(select(AuditLog).where(AuditLog.action == "reprocess_requested",
                                               AuditLog.target == f"attempt:{sample.attempt_id}")).first()
@@ -168,7 +169,7 @@ def test_kept_raw_chunks_allow_reprocessing_into_the_same_single_output(clip, ke
     assert finalize_now(sample.attempt_id, force=True) == {"camera": RecordingStatus.partial}
     again = recording_of(sample.attempt_id)
     assert again.mp4_path == first.mp4_path and again.gaps == first.gaps
-    folder = absolute(again.mp4_path).parent
+    folder = storage.absolute(again.mp4_path).parent
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [Path(again.mp4_path).name, Path(again.poster_path).name, Path(again.sprite_path).name])
 
@@ -177,6 +178,6 @@ def test_reprocessing_after_the_raw_chunks_were_deleted_is_refused_clearly(clip)
     sample = _stored(clip)
     finalize_now(sample.attempt_id)
     assert recording_of(sample.attempt_id).raw_deleted_at is not None
-    with pytest.raises(finalize.FinalizeError, match="raw chunks .* deleted"):
+    with pytest.raises(timeline.FinalizeError, match="raw chunks .* deleted"):
         finalize_now(sample.attempt_id, force=True)
     assert recording_of(sample.attempt_id).status == RecordingStatus.completed

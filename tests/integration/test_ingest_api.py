@@ -2,6 +2,7 @@
 what ends up on disk and in the database (or, for a refusal, does not)."""
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import threading
@@ -17,8 +18,10 @@ from sqlmodel import Session, select
 
 from proctor_app.auth.tokens import new_token, token_hash
 from proctor_app.db import engine_for, session_scope
-from proctor_app.media import ingest
-from proctor_app.media.storage import absolute, storage_root
+from proctor_app.media.ingest import checks, errors, events, window
+from proctor_app.media.ingest.rows import UploadTargets
+from proctor_app.media.ingest.tokens import TokenScopes
+from proctor_app.media.storage import local, storage
 from proctor_app.models import (
     Attempt,
     Chunk,
@@ -30,7 +33,8 @@ from proctor_app.models import (
     UploadToken,
     utcnow,
 )
-from proctor_app.services import attempts
+from proctor_app.runtime import upload_store
+from proctor_app.services import attempts, uploads
 from tests.support.factories import assign, make_exam, make_user, start_attempt
 from tests.support.polling import wait_for
 
@@ -54,9 +58,9 @@ def new_attempt(db: Session, recording: bool = True, screen: bool = False, start
 
 
 @pytest.fixture
-def grant(app_server) -> ingest.UploadGrant:
+def grant(app_server) -> uploads.UploadGrant:
     with session_scope() as db:
-        return ingest.issue_upload_token(db, new_attempt(db))
+        return uploads.issue_upload_token(db, new_attempt(db))
 
 
 @pytest.fixture
@@ -103,8 +107,8 @@ def recording(attempt_id: int, stream: str = "camera") -> Recording:
 
 def files_of(attempt_id: int) -> list[str]:
     """Every file under the storage folder that belongs to the attempt (temp files included)."""
-    return sorted(str(p.relative_to(storage_root())) for p in storage_root().rglob("*")
-                  if p.is_file() and f"/{attempt_id}/" in f"/{p.relative_to(storage_root())}")
+    return sorted(str(p.relative_to(storage.root())) for p in storage.root().rglob("*")
+                  if p.is_file() and f"/{attempt_id}/" in f"/{p.relative_to(storage.root())}")
 
 
 def test_chunks_are_stored_byte_identical_in_order_and_idempotently(client, grant):
@@ -124,7 +128,7 @@ def test_chunks_are_stored_byte_identical_in_order_and_idempotently(client, gran
     with session_scope() as db:
         started = db.get(Attempt, grant.attempt_id).started_at
     for _, seq, sha, path in rows:
-        data = absolute(path).read_bytes()
+        data = storage.absolute(path).read_bytes()
         assert data == bodies[seq] and hashlib.sha256(data).hexdigest() == sha
         assert path == f"raw/{started:%Y/%m}/{grant.attempt_id}/camera/0/{seq:08d}"
     assert files_of(grant.attempt_id) == sorted(path for *_, path in rows)
@@ -145,7 +149,7 @@ def test_a_different_body_for_a_stored_seq_is_a_conflict_and_changes_nothing(cli
     answer = put_chunk(client, grant, 0, b"other bytes")
     assert answer.status_code == 409 and answer.json()["error"] == "chunk_conflict"
     (_, _, sha, path), = stored_chunks(grant.attempt_id)
-    assert absolute(path).read_bytes() == b"original bytes"
+    assert storage.absolute(path).read_bytes() == b"original bytes"
     assert recording(grant.attempt_id).chunk_count == 1
 
 
@@ -175,7 +179,7 @@ def test_racing_uploads_of_one_seq_store_one_body_that_matches_its_row(client, g
     [t.join() for t in threads]
     assert sorted(results).count(201) == 1 and set(results) <= {200, 201, 409}
     (_, _, sha, path), = stored_chunks(grant.attempt_id)
-    assert hashlib.sha256(absolute(path).read_bytes()).hexdigest() == sha
+    assert hashlib.sha256(storage.absolute(path).read_bytes()).hexdigest() == sha
     assert recording(grant.attempt_id).chunk_count == 1
 
 
@@ -196,7 +200,7 @@ def test_missing_or_unknown_tokens_are_refused(client, grant, authorization, cod
 
 def test_expired_foreign_and_out_of_scope_tokens_are_refused(client, grant):
     with session_scope() as db:
-        other = ingest.issue_upload_token(db, new_attempt(db))
+        other = uploads.issue_upload_token(db, new_attempt(db))
         expired = new_token()
         db.add(UploadToken(attempt_id=grant.attempt_id, token_hash=token_hash(expired), streams=["camera"],
                            expires_at=utcnow() - timedelta(seconds=1)))
@@ -213,15 +217,15 @@ def test_expired_foreign_and_out_of_scope_tokens_are_refused(client, grant):
 
 def test_no_token_for_exams_that_record_nothing_or_attempts_not_started(app_server):
     with session_scope() as db:
-        assert ingest.issue_upload_token(db, new_attempt(db, recording=False)) is None
-        assert ingest.issue_upload_token(db, new_attempt(db, start=False)) is None
-        both = ingest.issue_upload_token(db, new_attempt(db, screen=True))
+        assert uploads.issue_upload_token(db, new_attempt(db, recording=False)) is None
+        assert uploads.issue_upload_token(db, new_attempt(db, start=False)) is None
+        both = uploads.issue_upload_token(db, new_attempt(db, screen=True))
     assert both.streams == ["camera", "screen"] and both.next_segment == {"camera": 0, "screen": 0}
 
 
 def test_a_live_only_token_uploads_no_media(client, app_server):
     with session_scope() as db:
-        live = ingest.issue_upload_token(db, new_attempt(db, recording=False, live=True))
+        live = uploads.issue_upload_token(db, new_attempt(db, recording=False, live=True))
         assert db.exec(select(Recording).where(Recording.attempt_id == live.attempt_id)).all() == []
     assert live.streams == [] and live.next_segment == {}
     answer = put_chunk(client, live, 0, b"data")
@@ -240,7 +244,7 @@ def test_a_new_token_continues_after_what_the_server_holds(client, grant):
         "Authorization": f"Bearer {grant.token}", "X-Content-SHA256": hashlib.sha256(JPEG).hexdigest(),
         "X-Taken-Ms": str(int(time.time() * 1000))}).status_code == 201
     with session_scope() as db:
-        again = ingest.issue_upload_token(db, db.get(Attempt, grant.attempt_id))
+        again = uploads.issue_upload_token(db, db.get(Attempt, grant.attempt_id))
     assert again.token != grant.token
     assert again.next_segment == {"camera": 3} and again.next_snapshot_seq == 5
 
@@ -261,7 +265,7 @@ def test_attempts_past_their_upload_window_or_finalized_recordings_refuse_chunks
         row = db.exec(select(Recording).where(Recording.attempt_id == grant.attempt_id)).one()
         row.status = RecordingStatus.in_progress
         attempt = db.get(Attempt, grant.attempt_id)
-        attempt.ended_at = utcnow() - ingest.FLUSH_GRACE - timedelta(seconds=1)
+        attempt.ended_at = utcnow() - window.FLUSH_GRACE - timedelta(seconds=1)
         db.add_all([row, attempt])
     answer = put_chunk(client, grant, 1, b"far too late")
     assert (answer.status_code, answer.json()["error"]) == (409, "attempt_closed")
@@ -295,8 +299,8 @@ def test_invalid_chunk_headers_are_refused_with_their_reason(client, grant, head
 
 
 @pytest.mark.parametrize("stream, segment, seq, code", [
-    ("camera", "0", str(ingest.MAX_SEQ + 1), "bad_seq"),
-    ("camera", str(ingest.MAX_SEGMENT + 1), "0", "bad_segment"),
+    ("camera", "0", str(checks.MAX_SEQ + 1), "bad_seq"),
+    ("camera", str(checks.MAX_SEGMENT + 1), "0", "bad_segment"),
     ("camera", "-1", "0", "bad_segment"),
     ("camera", "0", "1e3", "bad_seq"),
     ("camera", "0", "٣", "bad_seq"),  # a digit, but not an ASCII one
@@ -320,11 +324,11 @@ def test_out_of_range_numbers_and_unknown_streams_are_refused(client, grant, str
     "/api/attempts/{a}/streams/%2E%2E/segments/0/chunks/0",
 ])
 def test_path_traversal_attempts_write_nothing(client, grant, path):
-    before = sorted(p for p in storage_root().parent.rglob("*"))
+    before = sorted(p for p in storage.root().parent.rglob("*"))
     body = b"chunk body"
     answer = client.put(path.format(a=grant.attempt_id), content=body, headers=chunk_headers(body, grant.token))
     assert 400 <= answer.status_code < 500
-    assert sorted(p for p in storage_root().parent.rglob("*")) == before
+    assert sorted(p for p in storage.root().parent.rglob("*")) == before
 
 
 def test_snapshots_are_stored_once_and_must_be_jpeg(client, grant):
@@ -340,7 +344,7 @@ def test_snapshots_are_stored_once_and_must_be_jpeg(client, grant):
     assert put(1, JPEG, sha="0" * 64).json()["error"] == "sha256_mismatch"
     with session_scope() as db:
         snapshot, = db.exec(select(Snapshot).where(Snapshot.attempt_id == grant.attempt_id)).all()
-    assert absolute(snapshot.path).read_bytes() == JPEG and snapshot.seq == 0
+    assert storage.absolute(snapshot.path).read_bytes() == JPEG and snapshot.seq == 0
     assert client.put(f"/api/attempts/{grant.attempt_id}/snapshots/2", content=JPEG).status_code == 401
 
 
@@ -378,7 +382,7 @@ def test_browser_events_are_stamped_by_the_server_and_stored_once(client, grant)
     ([{"id": "x", "kind": "submitted", "data": {}}], "bad_event_kind"),
     ([{"id": "bad id!", "kind": "tab_hidden"}], "bad_event"),
     ([{"id": "x", "kind": "tab_hidden", "data": {"blob": "x" * 5000}}], "bad_event"),
-    ([{"id": f"e{i}", "kind": "tab_hidden"} for i in range(ingest.MAX_EVENTS_PER_BATCH + 1)], "bad_batch"),
+    ([{"id": f"e{i}", "kind": "tab_hidden"} for i in range(events.MAX_EVENTS_PER_BATCH + 1)], "bad_batch"),
     ("not a list", "bad_batch"),
 ])
 def test_bad_event_batches_are_refused_whole(client, grant, events, code):
@@ -416,22 +420,22 @@ def test_a_reported_failure_marks_a_recording_without_chunks_failed(client, gran
 def test_uploads_settle_after_the_flush_report_or_the_grace(grant, app_server):
     with session_scope() as db:
         attempt = db.get(Attempt, grant.attempt_id)
-        assert not ingest.uploads_settled(db, attempt)
+        assert not uploads.uploads_settled(db, attempt)
         attempts.submit(db, attempt)
-        assert not ingest.uploads_settled(db, attempt)
-    ingest.record_browser_events(grant.token, grant.attempt_id,
+        assert not uploads.uploads_settled(db, attempt)
+    upload_store.record_browser_events(grant.token, grant.attempt_id,
                                  [{"id": "done", "kind": "uploads_flushed", "data": {}}])
     with session_scope() as db:
         attempt = db.get(Attempt, grant.attempt_id)
-        assert ingest.uploads_settled(db, attempt)
-        assert ingest.uploads_settled(db, new_attempt(db), utcnow()) is False
+        assert uploads.uploads_settled(db, attempt)
+        assert uploads.uploads_settled(db, new_attempt(db), utcnow()) is False
 
 
 def ingest_processes(app_server) -> list[psutil.Process]:
     processes = []
     for p in psutil.Process(app_server.proc.pid).children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
-            if p.status() != psutil.STATUS_ZOMBIE and "proctor_app.media.ingest_processes" in " ".join(p.cmdline()):
+            if p.status() != psutil.STATUS_ZOMBIE and "proctor_app.runtime" in " ".join(p.cmdline()):
                 processes.append(p)
     return processes
 
@@ -470,7 +474,7 @@ def test_a_killed_ingest_process_loses_no_acknowledged_chunk_and_is_replaced(app
     stored = {(segment, seq): sha for segment, seq, sha, _ in stored_chunks(grant.attempt_id)}
     assert stored == {key: hashlib.sha256(body).hexdigest() for key, body in bodies.items()}
     for segment, seq, sha, path in stored_chunks(grant.attempt_id):
-        assert hashlib.sha256(absolute(path).read_bytes()).hexdigest() == sha
+        assert hashlib.sha256(storage.absolute(path).read_bytes()).hexdigest() == sha
     # Replaced in the background while the others go on storing, and also when no upload comes.
     for killed in (storing, None):
         if killed is None:
@@ -486,12 +490,12 @@ def test_chunks_committed_together_refuse_only_the_one_whose_recording_was_taken
     took meanwhile (after its checks passed) is refused alone, and its file removed. The
     recording's next chunk is refused before anything is written."""
     with session_scope() as db:
-        grants = [ingest.issue_upload_token(db, new_attempt(db)) for _ in range(6)]
+        grants = [uploads.issue_upload_token(db, new_attempt(db)) for _ in range(6)]
     now_ms = int(time.time() * 1000)
 
     def upload(grant, seq):
         body = b"together %d %d" % (grant.attempt_id, seq)
-        return ingest.store_chunk(grant.token, ingest.ChunkUpload(
+        return upload_store.store_chunk(grant.token, checks.ChunkUpload(
             grant.attempt_id, "camera", 0, seq, body, hashlib.sha256(body).hexdigest(),
             str(now_ms), str(now_ms + 3000), MIME, None))
 
@@ -507,7 +511,7 @@ def test_chunks_committed_together_refuse_only_the_one_whose_recording_was_taken
     def upload_and_keep(grant):
         try:
             results[grant.attempt_id] = upload(grant, 1).status
-        except ingest.IngestError as exc:
+        except errors.IngestError as exc:
             results[grant.attempt_id] = exc.code
 
     threads = [threading.Thread(target=upload_and_keep, args=(grant,)) for grant in grants]
@@ -515,12 +519,12 @@ def test_chunks_committed_together_refuse_only_the_one_whose_recording_was_taken
     [t.join() for t in threads]
     assert results == {g.attempt_id: "recording_finalized" if g is late else "stored" for g in grants}
     [(_, _, _, first)] = stored_chunks(late.attempt_id)
-    assert [p.name for p in absolute(first).parent.iterdir()] == ["00000000"]  # nor temp files
+    assert [p.name for p in storage.absolute(first).parent.iterdir()] == ["00000000"]  # nor temp files
     with session_scope() as db:
         assert db.exec(select(Recording).where(Recording.attempt_id == late.attempt_id)).one().chunk_count == 1
     written = []
-    monkeypatch.setattr(ingest, "write_durably", lambda relative, body: written.append(relative))
-    with pytest.raises(ingest.IngestError) as refused:
+    monkeypatch.setattr(storage, "write_durably", lambda relative, body: written.append(relative))
+    with pytest.raises(errors.IngestError) as refused:
         upload(late, 2)
     assert (refused.value.code, written) == ("recording_finalized", [])
 
@@ -530,12 +534,13 @@ def pg_ingest(monkeypatch, tmp_path, pg_url):
     """store_chunk and friends running against PostgreSQL, in a schema of this test's own, storing
     into a folder of its own (its attempt ids would collide with the SQLite database's)."""
     import proctor_app.db
-    from proctor_app.media import storage
+
 
     engine = engine_for(pg_url)
-    monkeypatch.setattr(storage, "storage_root", lambda: tmp_path)
+    monkeypatch.setattr(local, "config", dataclasses.replace(local.config, storage_dir=tmp_path))
     monkeypatch.setattr(proctor_app.db, "get_engine", lambda: engine)
-    monkeypatch.setattr(ingest, "_scopes", {})
+    monkeypatch.setattr(upload_store, "tokens", TokenScopes())
+    monkeypatch.setattr(upload_store, "targets", UploadTargets())
     return engine
 
 
@@ -549,7 +554,7 @@ def test_segments_started_together_each_get_their_own_chunks(ingest_database):
     """First chunks of many segments committed together: each chunk row under its own segment
     (their segments are inserted in one statement)."""
     with session_scope() as db:
-        grants = [ingest.issue_upload_token(db, new_attempt(db)) for _ in range(8)]
+        grants = [uploads.issue_upload_token(db, new_attempt(db)) for _ in range(8)]
     now_ms = int(time.time() * 1000)
     start = threading.Barrier(len(grants))
 
@@ -557,7 +562,7 @@ def test_segments_started_together_each_get_their_own_chunks(ingest_database):
         start.wait()
         for segment in range(4):
             body = b"segment %d of attempt %d" % (segment, grant.attempt_id)
-            ack = ingest.store_chunk(grant.token, ingest.ChunkUpload(
+            ack = upload_store.store_chunk(grant.token, checks.ChunkUpload(
                 grant.attempt_id, "camera", segment, 0, body, hashlib.sha256(body).hexdigest(),
                 str(now_ms), str(now_ms + 3000), MIME, None))
             assert (ack.status, ack.segment, ack.contiguous_seq, ack.chunk_count) == ("stored", segment, 0, 1)
@@ -568,7 +573,7 @@ def test_segments_started_together_each_get_their_own_chunks(ingest_database):
         rows = stored_chunks(grant.attempt_id)
         assert [(number, seq) for number, seq, _, _ in rows] == [(0, 0), (1, 0), (2, 0), (3, 0)]
         for number, _, sha256, path in rows:
-            body = absolute(path).read_bytes()
+            body = storage.absolute(path).read_bytes()
             assert body == b"segment %d of attempt %d" % (number, grant.attempt_id)
             assert hashlib.sha256(body).hexdigest() == sha256
 
@@ -577,18 +582,18 @@ def test_segments_started_together_each_get_their_own_chunks(ingest_database):
 def test_ingest_on_postgres_counts_orders_and_refuses_conflicts(pg_ingest):
     with session_scope() as db:
         attempt = new_attempt(db)
-        grant = ingest.issue_upload_token(db, attempt)
+        grant = uploads.issue_upload_token(db, attempt)
     now_ms = int(time.time() * 1000)
 
     def upload(seq, body, segment=0):
-        return ingest.store_chunk(grant.token, ingest.ChunkUpload(
+        return upload_store.store_chunk(grant.token, checks.ChunkUpload(
             grant.attempt_id, "camera", segment, seq, body, hashlib.sha256(body).hexdigest(),
             str(now_ms + seq), str(now_ms + seq + 1), MIME, None))
 
     acks = [upload(seq, b"pg%d" % seq) for seq in (2, 0, 1, 1)]
     assert [(a.status, a.contiguous_seq) for a in acks] == [
         ("stored", -1), ("stored", 0), ("stored", 2), ("already_stored", 2)]
-    with pytest.raises(ingest.IngestError) as refused:
+    with pytest.raises(errors.IngestError) as refused:
         upload(1, b"different")
     assert refused.value.status == 409
     threads = [threading.Thread(target=upload, args=(3, b"same")) for _ in range(4)]
@@ -599,6 +604,6 @@ def test_ingest_on_postgres_counts_orders_and_refuses_conflicts(pg_ingest):
         segment = db.exec(select(Segment).where(Segment.recording_id == row.id)).one()
     assert (row.chunk_count, row.gap_count, segment.contiguous_seq) == (4, 0, 3)
     assert segment.started_at.timestamp() == pytest.approx(now_ms / 1000, abs=0.002)
-    result = ingest.record_browser_events(grant.token, grant.attempt_id,
+    result = upload_store.record_browser_events(grant.token, grant.attempt_id,
                                           [{"id": "pg-1", "kind": "tab_hidden", "at": now_ms}] * 2)
     assert result == {"stored": 1, "duplicates": 1}

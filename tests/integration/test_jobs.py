@@ -23,7 +23,10 @@ from sqlalchemy import create_engine, text
 from sqlmodel import Session, SQLModel, select
 
 from proctor_app.db import engine_for, session_scope
-from proctor_app.media import finalize, jobs
+from proctor_app.media.jobs import queue
+from proctor_app.media.jobs.errors import Defer, PermanentError
+from proctor_app.media.jobs.worker import Handler, JobContext, Worker
+from proctor_app.media.processing import mp4
 from proctor_app.models import (
     Attempt,
     AttemptStatus,
@@ -33,7 +36,7 @@ from proctor_app.models import (
     RecordingStatus,
     utcnow,
 )
-from proctor_app.services import attempts
+from proctor_app.services import attempts, processing
 from tests.support.polling import wait_for
 from tests.support.postgres import POSTGRES_URL
 from tests.support.server import ROOT
@@ -56,7 +59,7 @@ def _add(kind: str, n: int = 1, **fields) -> list[int]:
     with session_scope() as db:
         ids = []
         for _ in range(n):
-            job = jobs.enqueue(db, kind)
+            job = queue.enqueue(db, kind)
             for key, value in fields.items():
                 setattr(job, key, value)
             db.add(job)
@@ -65,7 +68,7 @@ def _add(kind: str, n: int = 1, **fields) -> list[int]:
         return ids
 
 
-async def _run_worker_until(worker: jobs.Worker, done, timeout: float = 20.0) -> None:
+async def _run_worker_until(worker: Worker, done, timeout: float = 20.0) -> None:
     task = asyncio.create_task(worker.run())
     try:
         deadline = time.monotonic() + timeout
@@ -91,11 +94,11 @@ def test_claims_take_due_jobs_in_order_each_once():
     first, second = _add(kind, 2)
     later = _add(kind, run_after=utcnow() + timedelta(hours=1))[0]
     with session_scope() as db:
-        assert jobs.claim(db, "w1", [kind]).id == first
+        assert queue.claim(db, "w1", [kind]).id == first
     with session_scope() as db:
-        assert jobs.claim(db, "w2", [kind]).id == second
+        assert queue.claim(db, "w2", [kind]).id == second
     with session_scope() as db:
-        assert jobs.claim(db, "w3", [kind]) is None  # the third is not due yet
+        assert queue.claim(db, "w3", [kind]) is None  # the third is not due yet
     job = _job(first)
     assert (job.status, job.worker, job.tries) == (JobStatus.running, "w1", 1)
     assert _job(later).status == JobStatus.queued
@@ -109,7 +112,7 @@ def test_concurrent_claims_on_sqlite_never_share_a_job():
     def claimer(name: str) -> None:
         while True:
             with session_scope() as db:
-                job = jobs.claim(db, name, [kind])
+                job = queue.claim(db, name, [kind])
             if job is None:
                 return
             taken.append((name, job.id))
@@ -130,10 +133,10 @@ def test_errors_are_retried_with_backoff_then_the_job_fails_with_its_reason():
     kind = _kind()
     failures: list[tuple[int | None, str]] = []
 
-    async def broken(ctx: jobs.JobContext) -> None:
+    async def broken(ctx: JobContext) -> None:
         raise RuntimeError(f"disk on fire (try {ctx.tries})")
 
-    worker = jobs.Worker(handlers={kind: jobs.Handler(broken, lambda a, r: failures.append((a, r)))},
+    worker = Worker(handlers={kind: Handler(broken, lambda a, r: failures.append((a, r)))},
                          concurrency=1, poll_s=0.05)
     job_id = _add(kind, max_tries=3)[0]
     for attempt in (1, 2):
@@ -142,10 +145,10 @@ def test_errors_are_retried_with_backoff_then_the_job_fails_with_its_reason():
         job = _job(job_id)
         assert job.last_error == f"disk on fire (try {attempt})"
         wait_s = (job.run_after - utcnow()).total_seconds()
-        assert jobs.backoff_s(attempt) - 2 < wait_s <= jobs.backoff_s(attempt)
+        assert queue.backoff_s(attempt) - 2 < wait_s <= queue.backoff_s(attempt)
         with session_scope() as db:  # time passes
             db.get(Job, job_id).run_after = utcnow()
-    assert jobs.backoff_s(2) == 2 * jobs.backoff_s(1)
+    assert queue.backoff_s(2) == 2 * queue.backoff_s(1)
     asyncio.run(_run_worker_until(worker, lambda: _job(job_id).status == JobStatus.failed))
     job = _job(job_id)
     assert job.tries == 3 and job.last_error == "disk on fire (try 3)" and job.finished_at
@@ -156,18 +159,18 @@ def test_a_permanent_error_fails_at_once_and_defer_costs_no_try():
     kind = _kind()
     calls = []
 
-    async def handler(ctx: jobs.JobContext) -> None:
+    async def handler(ctx: JobContext) -> None:
         calls.append(ctx.id)
         if ctx.payload.get("defer") and calls.count(ctx.id) == 1:
-            raise jobs.Defer(0.1, "uploads still arriving")
+            raise Defer(0.1, "uploads still arriving")
         if ctx.payload.get("bad"):
-            raise jobs.PermanentError("attempt 9 does not exist")
+            raise PermanentError("attempt 9 does not exist")
         ctx.report(0.5)
 
     with session_scope() as db:
-        bad = jobs.enqueue(db, kind, payload={"bad": True}).id
-        deferred = jobs.enqueue(db, kind, payload={"defer": True}).id
-    worker = jobs.Worker(handlers={kind: jobs.Handler(handler)}, concurrency=2, poll_s=0.05)
+        bad = queue.enqueue(db, kind, payload={"bad": True}).id
+        deferred = queue.enqueue(db, kind, payload={"defer": True}).id
+    worker = Worker(handlers={kind: Handler(handler)}, concurrency=2, poll_s=0.05)
     asyncio.run(_run_worker_until(worker, lambda: _statuses([bad, deferred]) == [JobStatus.failed, JobStatus.done]))
     assert (_job(bad).tries, _job(bad).last_error) == (1, "attempt 9 does not exist")
     assert calls.count(deferred) == 2 and _job(deferred).tries == 1  # the deferral was not counted
@@ -178,7 +181,7 @@ def test_the_concurrency_limit_holds():
     kind = _kind()
     running, peak = 0, 0
 
-    async def slow(ctx: jobs.JobContext) -> None:
+    async def slow(ctx: JobContext) -> None:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
@@ -186,7 +189,7 @@ def test_the_concurrency_limit_holds():
         running -= 1
 
     ids = _add(kind, 6)
-    worker = jobs.Worker(handlers={kind: jobs.Handler(slow)}, concurrency=2, poll_s=0.05)
+    worker = Worker(handlers={kind: Handler(slow)}, concurrency=2, poll_s=0.05)
     asyncio.run(_run_worker_until(worker, lambda: set(_statuses(ids)) == {JobStatus.done}))
     assert peak == 2
 
@@ -195,12 +198,12 @@ def test_a_stopping_worker_puts_its_running_job_back_without_counting_the_try():
     kind = _kind()
     started = threading.Event()
 
-    async def endless(ctx: jobs.JobContext) -> None:
+    async def endless(ctx: JobContext) -> None:
         started.set()
         await asyncio.sleep(3600)
 
     job_id = _add(kind)[0]
-    worker = jobs.Worker(handlers={kind: jobs.Handler(endless)}, concurrency=1, poll_s=0.05)
+    worker = Worker(handlers={kind: Handler(endless)}, concurrency=1, poll_s=0.05)
     asyncio.run(_run_worker_until(worker, started.is_set))
     job = _job(job_id)
     assert (job.status, job.tries, job.worker) == (JobStatus.queued, 0, "")
@@ -214,17 +217,17 @@ def test_a_stale_job_is_handed_back_and_its_old_worker_cannot_touch_it_any_more(
     kind = _kind()
     job_id = _add(kind)[0]
     with session_scope() as db:
-        jobs.claim(db, "old-worker", [kind])
+        queue.claim(db, "old-worker", [kind])
     with session_scope() as db:
-        db.get(Job, job_id).heartbeat_at = utcnow() - jobs.STALE_AFTER - timedelta(seconds=1)
+        db.get(Job, job_id).heartbeat_at = utcnow() - queue.STALE_AFTER - timedelta(seconds=1)
     with session_scope() as db:
-        assert jobs.requeue_stale(db, [kind]) == []
+        assert queue.requeue_stale(db, [kind]) == []
     assert _job(job_id).status == JobStatus.queued
     with session_scope() as db:
-        assert jobs.claim(db, "new-worker", [kind]).id == job_id
+        assert queue.claim(db, "new-worker", [kind]).id == job_id
     with session_scope() as db:
-        assert not jobs.heartbeat(db, job_id, "old-worker", 0.9)
-        assert not jobs.finish(db, job_id, "old-worker")
+        assert not queue.heartbeat(db, job_id, "old-worker", 0.9)
+        assert not queue.finish(db, job_id, "old-worker")
     job = _job(job_id)
     assert (job.status, job.worker, job.tries) == (JobStatus.running, "new-worker", 2)
 
@@ -235,10 +238,10 @@ def test_a_stale_job_with_no_tries_left_fails_and_its_subject_is_cleaned_up():
     job_id = _add(kind, status=JobStatus.running, worker="gone", tries=5, max_tries=5,
                   heartbeat_at=utcnow() - timedelta(minutes=5))[0]
 
-    async def never(ctx: jobs.JobContext) -> None:
+    async def never(ctx: JobContext) -> None:
         raise AssertionError("a job with no tries left must not run")
 
-    worker = jobs.Worker(handlers={kind: jobs.Handler(never, lambda a, r: cleaned.append(r))},
+    worker = Worker(handlers={kind: Handler(never, lambda a, r: cleaned.append(r))},
                          concurrency=1, poll_s=0.05)
     asyncio.run(_run_worker_until(worker, lambda: _job(job_id).status == JobStatus.failed))
     assert _job(job_id).last_error == "its worker stopped responding; no tries left"
@@ -258,10 +261,10 @@ def test_at_start_a_worker_takes_back_the_jobs_of_a_dead_process_on_its_host():
                  heartbeat_at=utcnow())[0]
     ran = []
 
-    async def handler(ctx: jobs.JobContext) -> None:
+    async def handler(ctx: JobContext) -> None:
         ran.append(ctx.id)
 
-    worker = jobs.Worker(handlers={kind: jobs.Handler(handler)}, concurrency=1, poll_s=0.05)
+    worker = Worker(handlers={kind: Handler(handler)}, concurrency=1, poll_s=0.05)
     try:
         asyncio.run(_run_worker_until(worker, lambda: _job(orphan).status == JobStatus.done))
     finally:
@@ -279,7 +282,13 @@ PG_WORKER = textwrap.dedent("""
     from contextlib import contextmanager
     from sqlalchemy import create_engine, text
     from sqlmodel import Session
-    from proctor_app.media import jobs
+    from proctor_app.media.jobs import queue
+    from proctor_app.media.jobs.errors import Defer
+    from proctor_app.media.jobs.errors import PermanentError
+    from proctor_app.media.jobs.worker import Handler
+    from proctor_app.media.jobs.worker import JobContext
+    from proctor_app.media.jobs.worker import Worker
+    from proctor_app.services import processing
 
     url, schema, kind = sys.argv[1:4]
     engine = create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
@@ -305,7 +314,7 @@ PG_WORKER = textwrap.dedent("""
             return db.execute(text("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")).scalar()
 
     async def main():
-        worker = jobs.Worker(handlers={kind: jobs.Handler(record)}, sessions=sessions, concurrency=4,
+        worker = Worker(handlers={kind: Handler(record)}, sessions=sessions, concurrency=4,
                              poll_s=0.01)
         task = asyncio.create_task(worker.run())
         while left():
@@ -340,7 +349,7 @@ def test_postgres_skip_locked_passes_over_a_job_being_taken():
     with _pg_schema() as (engine, _):
         with Session(engine) as db:
             for _ in range(2):
-                jobs.enqueue(db, kind)
+                queue.enqueue(db, kind)
             db.commit()
         with engine.connect() as holder:
             # Another process is in the middle of taking the first job: its row is locked.
@@ -349,7 +358,7 @@ def test_postgres_skip_locked_passes_over_a_job_being_taken():
             with Session(engine) as db:
                 db.execute(text("SET lock_timeout = '2s'"))  # waiting would fail the test
                 started = time.monotonic()
-                job = jobs.claim(db, "w2", [kind])
+                job = queue.claim(db, "w2", [kind])
                 assert time.monotonic() - started < 1.0
             assert job.id != locked and job.status == JobStatus.running
             holder.rollback()
@@ -363,7 +372,7 @@ def test_postgres_queue_shared_by_two_processes_runs_every_job_exactly_once():
             conn.execute(text("CREATE TABLE executions (job_id integer NOT NULL, pid integer NOT NULL)"))
         with Session(engine) as db:
             # Due once both processes are surely up, so they compete for every job.
-            ids = [jobs.enqueue(db, kind, delay_s=4).id for _ in range(60)]
+            ids = [queue.enqueue(db, kind, delay_s=4).id for _ in range(60)]
             db.commit()
         procs = [subprocess.Popen([sys.executable, "-c", PG_WORKER, POSTGRES_URL, schema, kind], cwd=ROOT)
                  for _ in range(2)]
@@ -385,7 +394,13 @@ SETUP = textwrap.dedent("""
     from pathlib import Path
     import os
     from proctor_app.db import migrate, session_scope
-    from proctor_app.media import jobs
+    from proctor_app.media.jobs import queue
+    from proctor_app.media.jobs.errors import Defer
+    from proctor_app.media.jobs.errors import PermanentError
+    from proctor_app.media.jobs.worker import Handler
+    from proctor_app.media.jobs.worker import JobContext
+    from proctor_app.media.jobs.worker import Worker
+    from proctor_app.services import processing
     from proctor_app.models import utcnow
     from tests.support import samples
 
@@ -400,7 +415,7 @@ SETUP = textwrap.dedent("""
                            samples.MIME["h264"])
     samples.end_attempt(sample, started + timedelta(seconds=seconds))
     with session_scope() as db:
-        print(jobs.enqueue_finalize(db, sample.attempt_id).id)
+        print(processing.enqueue_finalize(db, sample.attempt_id).id)
 """)
 
 
@@ -416,7 +431,7 @@ def test_a_worker_killed_mid_job_is_taken_over_and_leaves_exactly_one_output(tmp
             return job, db.exec(select(Recording).where(Recording.attempt_id == job.attempt_id)).one()
 
     def start_worker() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "proctor_app.media", "worker", "--concurrency", "1"],
+        return subprocess.Popen([sys.executable, "-m", "proctor_app", "worker", "--concurrency", "1"],
                                 env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     first = start_worker()
@@ -446,7 +461,7 @@ def test_a_worker_killed_mid_job_is_taken_over_and_leaves_exactly_one_output(tmp
     folder = tmp_path / "storage" / Path(rec.mp4_path).parent
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [Path(rec.mp4_path).name, Path(rec.poster_path).name, Path(rec.sprite_path).name])
-    finalize.verify_mp4(folder / Path(rec.mp4_path).name, 40)
+    mp4.verify_mp4(folder / Path(rec.mp4_path).name, 40)
     # Raw chunks deleted with their folders (the shared month folders stay).
     assert [p.relative_to(tmp_path / "storage") for p in (tmp_path / "storage" / "raw").rglob("*")] == [
         Path("raw", f"{rec.started_at:%Y}"), Path("raw", f"{rec.started_at:%Y}", f"{rec.started_at:%m}")]
@@ -456,10 +471,10 @@ def test_the_command_line_lists_jobs_and_refuses_unknown_attempts(tmp_path):
     env = dict(os.environ, PROCTOR_DATA_DIR=str(tmp_path))
     subprocess.run([sys.executable, "-c", "from proctor_app.db import migrate; migrate()"], env=env,
                    cwd=ROOT, check=True)
-    missing = subprocess.run([sys.executable, "-m", "proctor_app.media", "reprocess", "12345"], env=env,
+    missing = subprocess.run([sys.executable, "-m", "proctor_app", "reprocess", "12345"], env=env,
                              cwd=ROOT, capture_output=True, text=True)
     assert missing.returncode == 2 and "no such attempt" in missing.stderr
-    listing = subprocess.run([sys.executable, "-m", "proctor_app.media", "jobs"], env=env, cwd=ROOT,
+    listing = subprocess.run([sys.executable, "-m", "proctor_app", "jobs"], env=env, cwd=ROOT,
                              capture_output=True, text=True, check=True)
     assert listing.stdout.split() == ["id", "kind", "attempt", "status", "progress", "tries", "last", "error"]
 
@@ -483,7 +498,7 @@ def test_ending_an_attempt_queues_its_finalize_job_in_the_same_transaction():
             raise RuntimeError("the request fails after submitting")
     with session_scope() as db:
         by_exam = {a.exam_id: a for a in db.exec(select(Attempt).where(Attempt.candidate_id == candidate_id))}
-        queued = {j.attempt_id: j for j in db.exec(select(Job).where(Job.kind == jobs.FINALIZE, Job.attempt_id.in_(
+        queued = {j.attempt_id: j for j in db.exec(select(Job).where(Job.kind == processing.FINALIZE, Job.attempt_id.in_(
             [a.id for a in by_exam.values()])))}
     assert by_exam[timed_out].status == AttemptStatus.expired
     assert set(queued) == {by_exam[submitted].id, by_exam[timed_out].id}

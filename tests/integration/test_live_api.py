@@ -10,10 +10,9 @@ from proctor_app.auth import sessions
 from proctor_app.auth.sessions import SESSION_COOKIE
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
-from proctor_app.media.relay import SETTINGS_TTL_S
 from proctor_app.models import Exam, User
 from proctor_app.services import attempts
-from proctor_app.services.settings import update_settings
+from proctor_app.services.settings import settings_cache, update_settings
 from tests.support.live_clients import NumberedCamera, Publisher, Viewer, eventually, run_async
 from tests.support.live_exams import LiveExam, live_events, make_live_exam
 
@@ -73,7 +72,7 @@ def test_publish_needs_the_attempts_token_and_live_video_on(app_server):
                     update_settings(db, {"live_video_enabled": True}, None)
                 # The server's relay may have cached "off" (and would end sessions until it
                 # reads the settings again).
-                await asyncio.sleep(SETTINGS_TTL_S + 0.5)
+                await asyncio.sleep(settings_cache.ttl_s + 0.5)
 
             with session_scope() as db:
                 candidate_id = db.exec(select(User.id).where(User.email == live.candidate)).one()

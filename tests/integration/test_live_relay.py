@@ -11,7 +11,8 @@ from aiortc import rtcrtpreceiver
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpRrPacket
 
-from proctor_app.media.relay import LiveRelay, LiveRequestError, LiveStatus
+from proctor_app.media.live.relay import LiveRelay, LiveRequestError
+from proctor_app.media.live.status import LiveStatus
 from tests.support.live_clients import NumberedCamera, Publisher, StockRelay, Viewer, eventually, run_async
 
 ATTEMPT = 7

@@ -7,11 +7,11 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from proctor_app.api.media import recording_link, snapshot_link
 from proctor_app.auth import sessions
 from proctor_app.auth.sessions import SESSION_COOKIE
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
+from proctor_app.media.playback.links import recording_link, snapshot_link
 from proctor_app.models import AuditLog, RecordingStatus
 from tests.support.factories import user_id
 from tests.support.review_media import make_review_attempt

@@ -20,13 +20,24 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from proctor_app.clock import system_clock
 from proctor_app.config import config
 from proctor_app.db import engine_for, migrate, session_scope
-from proctor_app.media import retention, storage
+from proctor_app.media.retention import run as retention_run
+from proctor_app.media.retention import usage
+from proctor_app.media.retention.run import (
+    ADVISORY_LOCK_CLASS,
+    RetentionBusy,
+    _mark_expiring,
+    exclusive_run,
+    next_daily_run,
+)
+from proctor_app.media.storage import layout, local, storage
 from proctor_app.models import (
     Attempt,
     AuditLog,
@@ -41,8 +52,9 @@ from proctor_app.models import (
     utcnow,
 )
 from proctor_app.schedule import RETENTION_JOB_ID, Schedule
+from proctor_app.services import legal_holds, retention
 from proctor_app.services.settings import SettingsError, from_form, get_settings, update_settings
-from tests.support.factories import make_user
+from tests.support.factories import as_current, make_user
 from tests.support.retention_media import NOW, Made, make_media_attempt, write_stored
 from tests.support.server import ROOT
 
@@ -65,7 +77,7 @@ def private_store(base: Path) -> Iterator[Engine]:
     shutil.copy(_template_db(), base / "proctor.db")
     engine = engine_for(f"sqlite:///{base / 'proctor.db'}")
     own = dataclasses.replace(config, data_dir=base, storage_dir=base / "storage")
-    with mock.patch.object(storage, "config", own), mock.patch.object(retention, "config", own):
+    with mock.patch.object(local, "config", own), mock.patch.object(retention_run, "config", own):
         try:
             yield engine
         finally:
@@ -74,7 +86,7 @@ def private_store(base: Path) -> Iterator[Engine]:
 
 def disk_contents() -> dict[str, str]:
     """Every file in the storage folder with a hash of its bytes."""
-    root = storage.storage_root()
+    root = storage.root()
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in root.rglob("*") if p.is_file()}
 
@@ -105,7 +117,7 @@ def assert_db_agrees_with_disk(db: Session) -> None:
         assert storage.absolute(snap.path).is_file(), snap.path
     for attempt in db.exec(select(Attempt).where(Attempt.media_expired_at.is_not(None))):
         assert attempt.media_deleted_at is not None, f"attempt {attempt.id} left half-deleted"
-        for folder in retention._attempt_folders(attempt):
+        for folder in layout.attempt_folders(attempt.id, attempt.started_at):
             assert not storage.absolute(folder).exists(), folder
 
 
@@ -150,13 +162,13 @@ def test_exactly_the_expired_set_is_deleted(retention_days, specs):
             write_stored("other/unrelated.bin", b"not media of an attempt")
             disk_before, rows_before = disk_contents(), db_rows(db)
 
-            dry = retention.run(db, NOW, dry_run=True)
+            dry = retention.run_retention(db, NOW, dry_run=True)
             assert {item.attempt_id for item in dry.plan.items} == expected
             expected_files = {f for a in expected for f in made[a].files}
             assert dry.plan.total_bytes == sum(storage.absolute(f).stat().st_size for f in expected_files)
             assert disk_contents() == disk_before and db_rows(db) == rows_before
 
-            result = retention.run(db, NOW)
+            result = retention.run_retention(db, NOW)
             assert set(result.deleted_attempts) == expected and not result.errors
             assert result.files_deleted == len(expected_files)
             assert disk_contents() == {p: h for p, h in disk_before.items() if p not in expected_files}
@@ -184,8 +196,8 @@ def test_exactly_the_expired_set_is_deleted(retention_days, specs):
             assert_db_agrees_with_disk(db)
 
             # Idempotent: nothing is due any more, and a second run changes nothing.
-            assert retention.plan(db, NOW).items == []
-            again = retention.run(db, NOW)
+            assert retention.retention_plan(db, NOW).items == []
+            again = retention.run_retention(db, NOW)
             assert again.deleted_attempts == [] and disk_contents() == {
                 p: h for p, h in disk_before.items() if p not in expected_files}
 
@@ -199,7 +211,7 @@ def test_hold_and_processing_survive_and_expire_once_released(tmp_path):
                               job=JobStatus.queued)
         young = make_media_attempt(db, ended_ago=timedelta(days=29, hours=23))
         due = make_media_attempt(db, ended_ago=timedelta(days=30))
-        result = retention.run(db, NOW)
+        result = retention.run_retention(db, NOW)
         assert result.deleted_attempts == [due.attempt_id]
         for kept in (held, processing, queued, young):
             assert all(storage.absolute(f).is_file() for f in kept.files)
@@ -207,17 +219,17 @@ def test_hold_and_processing_survive_and_expire_once_released(tmp_path):
         admin = make_user(db, role=Role.admin, email="admin@example.com", name="A")
         db.add(admin)
         db.commit()
-        retention.set_legal_hold(db, held.attempt_id, False, admin.id)
+        legal_holds.change_legal_hold(db, held.attempt_id, False, "appeal", as_current(admin))
         db.commit()
         assert [r.action for r in db.exec(select(AuditLog).where(
             AuditLog.target == f"attempt:{held.attempt_id}"))] == ["legal_hold_released"]
-        later = retention.run(db, NOW + timedelta(minutes=1))
+        later = retention.run_retention(db, NOW + timedelta(minutes=1))
         assert later.deleted_attempts == [held.attempt_id]
         assert not any(storage.absolute(f).exists() for f in held.files)
-        with pytest.raises(retention.RetentionError, match="already deleted"):
-            retention.set_legal_hold(db, held.attempt_id, True, admin.id)
-        with pytest.raises(retention.RetentionError, match="No such attempt"):
-            retention.set_legal_hold(db, 999_999, True, admin.id)
+        with pytest.raises(legal_holds.LegalHoldError, match="already deleted"):
+            legal_holds.change_legal_hold(db, held.attempt_id, True, "appeal", as_current(admin))
+        with pytest.raises(legal_holds.LegalHoldError, match="No such attempt"):
+            legal_holds.change_legal_hold(db, 999_999, True, "appeal", as_current(admin))
         assert_db_agrees_with_disk(db)
 
 
@@ -229,14 +241,14 @@ def test_a_hold_set_after_planning_is_respected(tmp_path):
         admin = make_user(db, role=Role.admin, email="admin@example.com", name="A")
         db.add(admin)
         db.commit()
-        todo = retention.plan(db, NOW)
+        todo = retention.retention_plan(db, NOW)
         db.commit()
         with Session(engine) as other:
-            retention.set_legal_hold(other, made.attempt_id, True, admin.id)
+            legal_holds.change_legal_hold(other, made.attempt_id, True, "appeal", as_current(admin))
             other.commit()
-        assert retention._mark_expiring(db, todo.items[0], NOW) is False
+        assert _mark_expiring(db, todo.items[0], NOW) is False
         assert all(storage.absolute(f).is_file() for f in made.files)
-        assert retention.run(db, NOW).deleted_attempts == []
+        assert retention.run_retention(db, NOW).deleted_attempts == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,9 +259,9 @@ _RUN_IN_CHILD = """
 import sys
 from datetime import datetime
 from proctor_app.db import session_scope
-from proctor_app.media.retention import run
+from proctor_app.services.retention import run_retention
 with session_scope() as db:
-    run(db, datetime.fromisoformat(sys.argv[1]))
+    run_retention(db, datetime.fromisoformat(sys.argv[1]))
 """
 
 
@@ -289,7 +301,7 @@ def test_a_run_killed_midway_is_completed_by_the_next(tmp_path):
                 time.sleep(0.001)
             (victim,) = limbo
             victim_attempt = db.get(Attempt, victim)
-            folders = [storage.absolute(f) for f in retention._attempt_folders(victim_attempt)]
+            folders = [storage.absolute(f) for f in layout.attempt_folders(victim_attempt.id, victim_attempt.started_at)]
             while any(f.exists() for f in folders):  # the child deletes them, then waits for the lock
                 assert time.monotonic() < deadline and child.poll() is None
                 time.sleep(0.01)
@@ -308,10 +320,10 @@ def test_a_run_killed_midway_is_completed_by_the_next(tmp_path):
         rec = db.exec(select(Recording).where(Recording.attempt_id == victim)).one()
         assert rec.status == RecordingStatus.expired and rec.mp4_path
         assert not storage.absolute(rec.mp4_path).exists()
-        resumed = [i for i in retention.plan(db, NOW).items if i.resumed]
+        resumed = [i for i in retention.retention_plan(db, NOW).items if i.resumed]
         assert [i.attempt_id for i in resumed] == [victim]
 
-        result = retention.run(db, NOW + timedelta(hours=1))
+        result = retention.run_retention(db, NOW + timedelta(hours=1))
         assert not result.errors and victim in result.deleted_attempts
         db.expire_all()
         for m in made:
@@ -337,7 +349,7 @@ def test_a_file_that_cannot_be_deleted_leaves_its_attempt_for_the_next_run(tmp_p
         poster = storage.absolute(rec.poster_path)
         (poster / "inside").mkdir(parents=True)
 
-        result = retention.run(db, NOW)
+        result = retention.run_retention(db, NOW)
         assert result.deleted_attempts == [fine.attempt_id]
         assert "IsADirectoryError" in result.errors[blocked.attempt_id]
         db.expire_all()
@@ -348,7 +360,7 @@ def test_a_file_that_cannot_be_deleted_leaves_its_attempt_for_the_next_run(tmp_p
         assert str(blocked.attempt_id) in run_log.data["errors"]
 
         shutil.rmtree(poster)  # an operator clears the obstacle
-        result = retention.run(db, NOW + timedelta(days=1))
+        result = retention.run_retention(db, NOW + timedelta(days=1))
         assert result.deleted_attempts == [blocked.attempt_id] and not result.errors
         assert not any(storage.absolute(f).exists() for f in blocked.files)
         assert_db_agrees_with_disk(db)
@@ -364,7 +376,7 @@ def test_a_path_outside_storage_is_never_deleted(tmp_path):
         rec.sprite_path = "../../precious.txt"
         db.add(rec)
         db.commit()
-        result = retention.run(db, NOW)
+        result = retention.run_retention(db, NOW)
         assert result.deleted_attempts == [made.attempt_id]
     assert outside.read_text() == "keep me"
 
@@ -377,27 +389,27 @@ def test_sqlite_lock_admits_one_run_at_a_time(tmp_path):
     with private_store(tmp_path) as engine, Session(engine, expire_on_commit=False) as db:
         set_retention_days(db, 30)
         made = make_media_attempt(db, ended_ago=timedelta(days=31))
-        with Session(engine) as holder, retention.exclusive_run(holder):
-            with pytest.raises(retention.RetentionBusy):
-                retention.run(db, NOW)
+        with Session(engine) as holder, exclusive_run(holder):
+            with pytest.raises(RetentionBusy):
+                retention.run_retention(db, NOW)
             # Another process is refused as well.
             child = subprocess.run([sys.executable, "-c", _RUN_IN_CHILD, NOW.isoformat()], cwd=ROOT,
                                    env=_child_env(tmp_path), capture_output=True, text=True, timeout=120)
             assert child.returncode != 0 and "RetentionBusy" in child.stderr
             assert all(storage.absolute(f).is_file() for f in made.files)
             # A dry run needs no lock.
-            dry = retention.run(db, NOW, dry_run=True)
+            dry = retention.run_retention(db, NOW, dry_run=True)
             assert [i.attempt_id for i in dry.plan.items] == [made.attempt_id]
-        assert retention.run(db, NOW).deleted_attempts == [made.attempt_id]
+        assert retention.run_retention(db, NOW).deleted_attempts == [made.attempt_id]
 
 
 def test_scheduled_runs_of_several_processes_do_the_day_once(tmp_path):
     with private_store(tmp_path) as engine, Session(engine, expire_on_commit=False) as db:
-        first = retention.run(db, NOW, scheduled=True)
-        second = retention.run(db, NOW + timedelta(seconds=5), scheduled=True)
-        manual = retention.run(db, NOW + timedelta(seconds=6))
+        first = retention.run_retention(db, NOW, scheduled=True)
+        second = retention.run_retention(db, NOW + timedelta(seconds=5), scheduled=True)
+        manual = retention.run_retention(db, NOW + timedelta(seconds=6))
         assert not first.skipped and second.skipped and not manual.skipped
-        tomorrow = retention.run(db, NOW + timedelta(days=1), scheduled=True)
+        tomorrow = retention.run_retention(db, NOW + timedelta(days=1), scheduled=True)
         assert not tomorrow.skipped
         runs = db.exec(select(AuditLog.data).where(AuditLog.action == "retention_run")
                        .order_by(AuditLog.id)).all()
@@ -409,14 +421,14 @@ def test_postgres_advisory_lock_admits_one_run_and_dies_with_its_holder(pg_url, 
     engine = engine_for(pg_url)
     storage_dir = tmp_path / "storage"
     own = dataclasses.replace(config, storage_dir=storage_dir)
-    with mock.patch.object(storage, "config", own), Session(engine, expire_on_commit=False) as db:
+    with mock.patch.object(local, "config", own), Session(engine, expire_on_commit=False) as db:
         set_retention_days(db, 30)
         made = make_media_attempt(db, ended_ago=timedelta(days=31))
         held = make_media_attempt(db, ended_ago=timedelta(days=31), hold=True)
 
-        with Session(engine) as holder, retention.exclusive_run(holder):
-            with pytest.raises(retention.RetentionBusy):
-                retention.run(db, NOW)
+        with Session(engine) as holder, exclusive_run(holder):
+            with pytest.raises(RetentionBusy):
+                retention.run_retention(db, NOW)
         assert all(storage.absolute(f).is_file() for f in made.files)
 
         # Two runs started together: the attempt is deleted once, by one of them.
@@ -426,8 +438,8 @@ def test_postgres_advisory_lock_admits_one_run_and_dies_with_its_holder(pg_url, 
             barrier.wait(10)
             with Session(engine) as own_db:
                 try:
-                    outcomes.append(retention.run(own_db, NOW).deleted_attempts)
-                except retention.RetentionBusy:
+                    outcomes.append(retention.run_retention(own_db, NOW).deleted_attempts)
+                except RetentionBusy:
                     outcomes.append("busy")
 
         threads = [threading.Thread(target=run_now) for _ in range(2)]
@@ -446,13 +458,13 @@ def test_postgres_advisory_lock_admits_one_run_and_dies_with_its_holder(pg_url, 
         raw = engine.raw_connection()
         cur = raw.cursor()
         cur.execute("SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))",
-                    (retention.ADVISORY_LOCK_CLASS,))
+                    (ADVISORY_LOCK_CLASS,))
         assert cur.fetchone()[0] is True
         raw.commit()
-        with pytest.raises(retention.RetentionBusy):
-            retention.run(db, NOW)
+        with pytest.raises(RetentionBusy):
+            retention.run_retention(db, NOW)
         raw.invalidate()  # the connection is closed, as when its process is killed
-        assert retention.run(db, NOW).deleted_attempts == [later.attempt_id]
+        assert retention.run_retention(db, NOW).deleted_attempts == [later.attempt_id]
         assert all(storage.absolute(f).is_file() for f in held.files)
         assert_db_agrees_with_disk(db)
 
@@ -466,19 +478,19 @@ def test_usage_by_month_and_exam_counts_every_stored_byte(tmp_path):
         old = make_media_attempt(db, ended_ago=timedelta(days=70))
         new = make_media_attempt(db, ended_ago=timedelta(days=1))
         write_stored("other/unrelated.bin", b"x" * 7)
-        files = list(retention.stored_files())
+        files = list(usage.stored_files())
         sizes = {f: storage.absolute(f).stat().st_size for m in (old, new) for f in m.files}
 
         def month(m: Made) -> str:
             return f"{db.get(Attempt, m.attempt_id).started_at:%Y-%m}"
 
-        by_month = retention.usage_by_month(files)
-        assert by_month[retention.NOT_AN_ATTEMPT] == 7
+        by_month = usage.usage_by_month(files)
+        assert by_month[usage.NOT_AN_ATTEMPT] == 7
         assert by_month[month(old)] == sum(sizes[f] for f in old.files)
         assert by_month[month(new)] == sum(sizes[f] for f in new.files)
-        assert retention.usage_by_exam(db, files) == {"Retention exam": sum(sizes.values()),
-                                                      retention.NOT_AN_ATTEMPT: 7}
-        assert sum(by_month.values()) == sum(f.stat().st_size for f in storage.storage_root().rglob("*")
+        assert usage.usage_by_exam(db, files) == {"Retention exam": sum(sizes.values()),
+                                                      usage.NOT_AN_ATTEMPT: 7}
+        assert sum(by_month.values()) == sum(f.stat().st_size for f in storage.root().rglob("*")
                                              if f.is_file())
 
 
@@ -530,16 +542,16 @@ async def test_daily_run_follows_the_time_setting(demo_db):
         before = get_settings(db)["retention_run_at"]
     # Far from now, so the app server's own schedule does not fire a run meanwhile.
     moved = f"{(utcnow() + timedelta(hours=12)).hour:02d}:07"
-    schedule = Schedule()
+    schedule = Schedule(system_clock)
     schedule.start()
     try:
         job = schedule.scheduler.get_job(RETENTION_JOB_ID)
-        assert job.next_run_time == retention.next_daily_run(before, utcnow())
+        assert job.next_run_time == next_daily_run(before, utcnow())
         with session_scope() as db:
             update_settings(db, {"retention_run_at": moved}, None)
         await schedule.follow_setting()
         job = schedule.scheduler.get_job(RETENTION_JOB_ID)
-        assert job.next_run_time == retention.next_daily_run(moved, utcnow())
+        assert job.next_run_time == next_daily_run(moved, utcnow())
     finally:
         schedule.shutdown()
         with session_scope() as db:

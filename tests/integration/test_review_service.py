@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from proctor_app.db import session_scope
 from proctor_app.models import Attempt, AuditLog, Recording, RecordingStatus, ReviewStatus, User, utcnow
-from proctor_app.services import review
+from proctor_app.services import legal_holds, review
 from tests.support.factories import current_user, make_attempt, user_id
 from tests.support.review_media import make_review_attempt
 
@@ -141,22 +141,22 @@ def test_legal_hold_needs_a_supervisor_or_admin_and_a_reason(made):
     with session_scope() as db:
         # The demo proctor may review this attempt, but not hold it; a forged call is refused.
         for user in (current_user("proctor@example.com"), current_user("alice@example.com")):
-            with pytest.raises(review.ReviewError, match="Only supervisors and admins"):
-                review.change_legal_hold(db, attempt_id, True, "appeal 12", user)
-        for reason, message in [("  ", "short reason"), ("x" * (review.MAX_HOLD_REASON + 1), "limited")]:
-            with pytest.raises(review.ReviewError, match=message):
-                review.change_legal_hold(db, attempt_id, True, reason, supervisor)
-        with pytest.raises(review.ReviewError, match="No such attempt"):
-            review.change_legal_hold(db, 10**9, True, "appeal 12", supervisor)
+            with pytest.raises(legal_holds.LegalHoldError, match="Only supervisors and admins"):
+                legal_holds.change_legal_hold(db, attempt_id, True, "appeal 12", user)
+        for reason, message in [("  ", "short reason"), ("x" * (legal_holds.MAX_HOLD_REASON + 1), "limited")]:
+            with pytest.raises(legal_holds.LegalHoldError, match=message):
+                legal_holds.change_legal_hold(db, attempt_id, True, reason, supervisor)
+        with pytest.raises(legal_holds.LegalHoldError, match="No such attempt"):
+            legal_holds.change_legal_hold(db, 10**9, True, "appeal 12", supervisor)
         assert db.get(Attempt, attempt_id).legal_hold is False
         db.get(Attempt, attempt_id).media_expired_at = utcnow()
-        with pytest.raises(review.ReviewError, match="already deleted"):
-            review.change_legal_hold(db, attempt_id, True, "appeal 12", supervisor)
+        with pytest.raises(legal_holds.LegalHoldError, match="already deleted"):
+            legal_holds.change_legal_hold(db, attempt_id, True, "appeal 12", supervisor)
         db.rollback()
     with session_scope() as db:
-        assert review.change_legal_hold(db, attempt_id, True, " appeal 12 ", supervisor).legal_hold
+        assert legal_holds.change_legal_hold(db, attempt_id, True, " appeal 12 ", supervisor).legal_hold
     with session_scope() as db:
-        assert review.change_legal_hold(db, attempt_id, False, "appeal closed", admin).legal_hold is False
+        assert legal_holds.change_legal_hold(db, attempt_id, False, "appeal closed", admin).legal_hold is False
         audit = db.exec(select(AuditLog).where(AuditLog.target == f"attempt:{attempt_id}",
                                                AuditLog.action.startswith("legal_hold"))
                         .order_by(AuditLog.id)).all()

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from proctor_app.media import storage
+from proctor_app.media.storage import local, storage
 
-SIZES = [1, 4095, 4096, storage.DIRECT_MIN_BYTES - 1, storage.DIRECT_MIN_BYTES, 237_000, 300_001,
-         storage.DIRECT_PIECE_BYTES, 3 * storage.DIRECT_PIECE_BYTES + 5]
+SIZES = [1, 4095, 4096, local.DIRECT_MIN_BYTES - 1, local.DIRECT_MIN_BYTES, 237_000, 300_001,
+         local.DIRECT_PIECE_BYTES, 3 * local.DIRECT_PIECE_BYTES + 5]
 
 
 def _storage_in(folder: Path, monkeypatch) -> None:
-    monkeypatch.setattr(storage, "config", dataclasses.replace(storage.config, storage_dir=folder))
+    monkeypatch.setattr(local, "config", dataclasses.replace(local.config, storage_dir=folder))
 
 
 def _written_back(relative: str, data: bytes) -> bytes:
@@ -35,8 +35,8 @@ def test_write_durably_stores_exactly_the_bytes_and_leaves_no_temp_file(tmp_path
 def test_a_smaller_body_after_a_larger_one_carries_nothing_of_it(tmp_path, monkeypatch):
     # Large bodies pass through a reused block-aligned buffer on their way around the page cache.
     _storage_in(tmp_path, monkeypatch)
-    assert _written_back("raw/big", b"\xee" * (2 * storage.DIRECT_PIECE_BYTES + 1)) == \
-        b"\xee" * (2 * storage.DIRECT_PIECE_BYTES + 1)
+    assert _written_back("raw/big", b"\xee" * (2 * local.DIRECT_PIECE_BYTES + 1)) == \
+        b"\xee" * (2 * local.DIRECT_PIECE_BYTES + 1)
     assert _written_back("raw/a", b"\xaa" * 300_001) == b"\xaa" * 300_001
     assert _written_back("raw/b", b"\x55" * 70_001) == b"\x55" * 70_001
     assert _written_back("raw/a", b"\x11" * 65_536) == b"\x11" * 65_536  # replaced whole
@@ -46,7 +46,7 @@ def test_a_file_system_that_refuses_direct_io_gets_the_same_bytes(tmp_path, monk
     # No file system at hand here refuses O_DIRECT (tmpfs takes it since Linux 6.6), so the refusal
     # such a one gives (EINVAL at open) is injected.
     _storage_in(tmp_path, monkeypatch)
-    monkeypatch.setattr(storage, "_direct_refused", set())
+    monkeypatch.setattr(local, "_direct_refused", set())
     real_open, direct_opens = os.open, []
 
     def open_refusing_direct_io(path, flags, *args, **kwargs):

@@ -89,7 +89,11 @@ def user_id(email: str) -> int:
     return current_user(email).id
 
 
+def as_current(user: User) -> CurrentUser:
+    """The signed-in form of a user row, as the services take it."""
+    return CurrentUser(id=user.id, email=user.email, name=user.name, role=user.role)
+
+
 def current_user(email: str) -> CurrentUser:
     with session_scope() as db:
-        user = db.exec(select(User).where(User.email == email)).one()
-        return CurrentUser(id=user.id, email=user.email, name=user.name, role=user.role)
+        return as_current(db.exec(select(User).where(User.email == email)).one())

@@ -9,9 +9,11 @@ import av
 from sqlmodel import select
 
 from proctor_app.db import session_scope
-from proctor_app.media import finalize
-from proctor_app.media.storage import absolute
+from proctor_app.media.processing import finalize, mp4
+from proctor_app.media.storage import storage
+from proctor_app.media.storage.local import file_sha256
 from proctor_app.models import Chunk, Recording, Segment
+from proctor_app.services.settings import settings_cache
 
 # The length of the `clip` fixture's recording (tests/conftest.py).
 CLIP_S = 18
@@ -20,7 +22,8 @@ CLIP_S = 18
 def finalize_now(attempt_id: int, force: bool = False) -> dict[str, str]:
     # In a thread of its own: Playwright's sync API keeps an event loop in this one.
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, finalize.finalize_attempt(attempt_id, force=force)).result()
+        return pool.submit(asyncio.run, finalize.finalize_attempt(
+            attempt_id, keep_raw=settings_cache()["keep_raw_chunks"], force=force)).result()
 
 
 def recording_of(attempt_id: int, stream: str = "camera") -> Recording:
@@ -33,11 +36,11 @@ def chunk_files(recording_id: int) -> list[Path]:
     with session_scope() as db:
         paths = db.exec(select(Chunk.path).join(Segment, Segment.id == Chunk.segment_id)
                         .where(Segment.recording_id == recording_id)).all()
-    return [absolute(p) for p in paths]
+    return [storage.absolute(p) for p in paths]
 
 
 def top_boxes(path: Path) -> list[str]:
-    return [kind for kind, _, _ in finalize._top_level_boxes(path)]
+    return [kind for kind, _, _ in mp4._top_level_boxes(path)]
 
 
 def decode_everything(path: Path) -> dict:
@@ -87,11 +90,11 @@ def loudness(path: Path, start: float, end: float) -> float:
 
 
 def assert_verified_mp4(rec: Recording, expected_s: float) -> dict:
-    path = absolute(rec.mp4_path)
+    path = storage.absolute(rec.mp4_path)
     boxes = top_boxes(path)
     assert boxes.index("moov") < boxes.index("mdat"), boxes
     assert rec.size_bytes == path.stat().st_size
-    assert rec.sha256 == finalize.sha256_of(path)
+    assert rec.sha256 == file_sha256(path)
     info = decode_everything(path)
     assert abs(info["duration"] - expected_s) <= 0.5, (info["duration"], expected_s)
     assert abs(rec.duration_s - info["duration"]) < 0.01

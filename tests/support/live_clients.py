@@ -21,7 +21,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from proctor_app.media.relay import tap_receiver, vp8_is_keyframe
+from proctor_app.media.live.passthrough import tap_receiver, vp8_is_keyframe
 
 Signal = Callable[[str], Awaitable[str]]
 TIME_BASE = Fraction(1, 90000)

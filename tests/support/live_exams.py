@@ -8,8 +8,8 @@ from sqlmodel import select
 
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
-from proctor_app.media.ingest import issue_upload_token
 from proctor_app.models import ProctoringEvent, QuestionKind, Role
+from proctor_app.services.uploads import issue_upload_token
 from tests.support.factories import assign, make_exam, make_user, start_attempt
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from proctor_app.media import storage
+from proctor_app.media.storage import layout, storage
 from proctor_app.models import AttemptStatus, Chunk, Exam, Job, Recording, RecordingStatus, Segment, Snapshot
 from tests.support.factories import make_attempt, make_exam, make_user
 
@@ -25,7 +25,7 @@ class Made:
 
 
 def write_stored(relative: str, data: bytes) -> None:
-    path = storage.storage_root() / relative
+    path = storage.root() / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
 
@@ -46,7 +46,7 @@ def make_media_attempt(db: Session, *, ended_ago: timedelta, ended: bool = True,
     rec = Recording(attempt_id=attempt.id, stream="camera", status=rec_status, started_at=started,
                     ended_at=end, chunk_count=chunks)
     if rec_status in (RecordingStatus.completed, RecordingStatus.partial):
-        out = storage.processed_dir(attempt.id, started)
+        out = layout.processed_dir(attempt.id, started)
         rec.mp4_path, rec.poster_path, rec.sprite_path = (f"{out}/camera.mp4", f"{out}/poster.jpg",
                                                           f"{out}/sprite_5s_160w.jpg")
         for path in (rec.mp4_path, rec.poster_path, rec.sprite_path):
@@ -60,7 +60,7 @@ def make_media_attempt(db: Session, *, ended_ago: timedelta, ended: bool = True,
     db.flush()
     chunk_rows = []
     for seq in range(chunks):
-        path = storage.raw_chunk_path(attempt.id, started, "camera", 0, seq)
+        path = layout.raw_chunk_path(attempt.id, started, "camera", 0, seq)
         body = os.urandom(100 + seq % 50)
         write_stored(path, body)
         files.append(path)
@@ -68,12 +68,12 @@ def make_media_attempt(db: Session, *, ended_ago: timedelta, ended: bool = True,
                                sha256=hashlib.sha256(body).hexdigest(), received_at=end, meta={}))
     db.execute(sa.insert(Chunk), chunk_rows)
     for seq in range(2):
-        path = storage.snapshot_path(attempt.id, started, seq)
+        path = layout.snapshot_path(attempt.id, started, seq)
         write_stored(path, b"jpeg" * 10)
         files.append(path)
         db.add(Snapshot(attempt_id=attempt.id, seq=seq, path=path, size=40, sha256="0" * 64))
     # A chunk written to disk whose database row never got committed (an upload cut short).
-    stray = f"{storage.attempt_raw_dir(attempt.id, started)}/camera/0/.00000099.tmp"
+    stray = f"{layout.attempt_raw_dir(attempt.id, started)}/camera/0/.00000099.tmp"
     write_stored(stray, b"partial")
     files.append(stray)
     if job is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import imageio_ffmpeg
 
 from proctor_app.db import session_scope
-from proctor_app.media import storage
+from proctor_app.media.storage import layout, storage
 from proctor_app.models import AttemptStatus, ProctoringEvent, Recording, RecordingStatus, Snapshot, utcnow
 from tests.support.factories import assign, make_attempt, make_exam, make_user, user_id
 
@@ -64,7 +64,7 @@ def make_review_attempt(status: str = RecordingStatus.completed, ended_days_ago:
             assign(db, exam, user_id("proctor@example.com"))
         attempt_id, exam_id, candidate_id = attempt.id, exam.id, candidate.id
 
-    folder = storage.processed_dir(attempt_id, started)
+    folder = layout.processed_dir(attempt_id, started)
     camera_rel, screen_rel = f"{folder}/camera.mp4", f"{folder}/screen.mp4"
     poster_rel = f"{folder}/camera-poster.jpg"
     sprite_rel = f"{folder}/camera-sprite_{SPRITE_EVERY_S}s_{SPRITE_WIDTH}w.jpg"
@@ -93,7 +93,7 @@ def make_review_attempt(status: str = RecordingStatus.completed, ended_days_ago:
             db.add(ProctoringEvent(attempt_id=attempt_id, server_time=started + timedelta(seconds=t),
                                    kind=kind, severity=severity, data={"source": "test"}))
         for seq, t in enumerate(SNAPSHOT_TIMES):
-            rel = storage.snapshot_path(attempt_id, started, seq)
+            rel = layout.snapshot_path(attempt_id, started, seq)
             if not expired:
                 storage.absolute(rel).parent.mkdir(parents=True, exist_ok=True)
                 _ffmpeg("-ss", str(t), "-i", str(storage.absolute(camera_rel)), "-frames:v", "1",

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proctor_app.media.serving import ByteRange, RangeNotSatisfiable, parse_range
+from proctor_app.media.playback.ranges import ByteRange, RangeNotSatisfiable, parse_range
 
 
 @given(size=st.integers(1, 10_000), first=st.integers(0, 20_000), span=st.integers(0, 20_000))

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from proctor_app.media import finalize
+from proctor_app.media.processing import thumbnails
 from proctor_app.models import Attempt, Recording, RecordingStatus, utcnow
 from proctor_app.services import review
 
@@ -54,7 +54,7 @@ def test_reprocess_needs_an_ended_attempt_with_its_raw_chunks():
 
 def test_sprite_names_from_processing_are_understood():
     for seconds in (5, 12):
-        name = finalize.sprite_name("screen", finalize.sprite_interval(seconds * finalize.SPRITE_MAX_TILES))
-        assert review.sprite_layout(f"processed/2026/11/7/{name}") == (float(seconds), finalize.SPRITE_WIDTH)
+        name = thumbnails.sprite_name("screen", thumbnails.sprite_interval(seconds * thumbnails.SPRITE_MAX_TILES))
+        assert review.sprite_layout(f"processed/2026/11/7/{name}") == (float(seconds), thumbnails.SPRITE_WIDTH)
     assert review.sprite_layout("processed/2026/11/7/screen_sprite.jpg") is None
     assert review.sprite_layout("sprite_0s_160w.jpg") is None

@@ -1,4 +1,4 @@
-"""Live preview of a recording that is not processed yet, for reviewers (media/preview.py).
+"""Live preview of a recording that is not processed yet, for reviewers (media/processing/preview.py).
 
 GET /api/media/attempts/{attempt_id}/{camera|screen}/preview, with the same protection as the
 processed media (staff session, a link signed for that user, review permission, audit log):

@@ -67,6 +67,14 @@ def reviewable_exam_ids(db: Session, user: CurrentUser) -> list[int] | None:
     return watchable_exam_ids(db, user)
 
 
+def reviewable_exams(db: Session, exam_ids: list[int] | None) -> list[Exam]:
+    """The exams of `exam_ids` (None: all), by title: the attempts list's exam filter."""
+    query = select(Exam).order_by(Exam.title)
+    if exam_ids is not None:
+        query = query.where(Exam.id.in_(exam_ids))
+    return list(db.exec(query))
+
+
 def may_review(db: Session, user: CurrentUser, attempt: Attempt) -> bool:
     exam_ids = reviewable_exam_ids(db, user)
     return exam_ids is None or attempt.exam_id in exam_ids

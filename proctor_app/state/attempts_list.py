@@ -3,11 +3,10 @@
 from dataclasses import dataclass
 from datetime import date
 
-from sqlmodel import select
 
 from proctor_app.auth.roles import STAFF_REVIEW
 from proctor_app.db import session_scope
-from proctor_app.models import Exam, RecordingStatus, ReviewStatus
+from proctor_app.models import RecordingStatus, ReviewStatus
 from proctor_app.services import review
 from proctor_app.state.attempt_video import STATUS_COLORS
 from proctor_app.state.auth import AuthState, requires
@@ -72,10 +71,7 @@ class AttemptsListState(AuthState):
             recording_status="" if self.recording_filter == ANY else self.recording_filter,
             started_from=_date(self.date_from), started_to=_date(self.date_to), candidate=self.search)
         with session_scope() as db:
-            exams = select(Exam).order_by(Exam.title)
-            if allowed is not None:
-                exams = exams.where(Exam.id.in_(allowed))
-            self.exam_options = [[str(e.id), e.title] for e in db.exec(exams)]
+            self.exam_options = [[str(e.id), e.title] for e in review.reviewable_exams(db, allowed)]
             listings, self.total = review.list_attempts(db, flt, self.page)
             self.pages = max(1, -(-self.total // review.PAGE_SIZE))
             if self.page >= self.pages:

@@ -12,7 +12,7 @@ from sqlmodel import select
 from proctor_app.db import session_scope
 from proctor_app.media.processing import preview
 from proctor_app.models import Attempt, AuditLog, Job, Recording, RecordingStatus, Role, User, utcnow
-from proctor_app.services import review
+from proctor_app.services import legal_holds, review
 from tests.support import samples
 from tests.support.factories import current_user, make_user, user_id
 from tests.support.pages import login
@@ -291,7 +291,7 @@ def test_supervisor_places_and_releases_a_legal_hold(page):
 def test_proctor_sees_the_hold_but_cannot_change_it(page):
     held = make_review_attempt()
     with session_scope() as db:
-        review.change_legal_hold(db, held.attempt_id, True, "Appeal 2026-115",
+        legal_holds.change_legal_hold(db, held.attempt_id, True, "Appeal 2026-115",
                                  current_user("supervisor@example.com"))
     login(page, "proctor@example.com")
     page.goto(f"/attempts/{held.attempt_id}/video")

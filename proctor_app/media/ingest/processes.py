@@ -4,8 +4,8 @@ Storing a chunk is Python work (hash, checks, SQL) between system calls (write, 
 that each hand the GIL to another thread and back. In the app process that competes with the
 web server's own Python for one GIL: one process took at most ~450 chunks/s on two cores, and
 under an open stream of uploads fell behind at 333/s. So the app only reads the body and passes
-it over a socket pair to one of a few ingest processes, which run `store_chunk` in threads and
-answer; every process has its own GIL, and the cores share the work.
+it over a socket pair to one of a few ingest processes, which store it with an UploadStore in
+threads and answer; every process has its own GIL, and the cores share the work.
 
 A frame is a fixed header (request id, header length, body length) then a JSON header and the
 body; the answer is (request id, length) then JSON: {"ack": {...}} or {"error": [status, code,

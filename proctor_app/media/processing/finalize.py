@@ -176,7 +176,7 @@ async def finalize_attempt(attempt_id: int, *, keep_raw: bool, force: bool = Fal
             if on_ready:
                 on_ready(plan.stream, outcome.status)
             if outcome.mp4_path:
-                # The live preview (media/preview.py) has served its purpose.
+                # The live preview (preview.py) has served its purpose.
                 for stale in storage.absolute(plan.out_dir).glob(f"{plan.stream}_preview.*"):
                     stale.unlink(missing_ok=True)
                 if not keep_raw:

@@ -12,7 +12,7 @@ from sqlmodel import select
 from proctor_app.db import session_scope
 from proctor_app.media.processing import preview
 from proctor_app.models import Attempt, AuditLog, Job, Recording, RecordingStatus, Role, User, utcnow
-from proctor_app.services import legal_holds, review
+from proctor_app.services import legal_holds
 from tests.support import samples
 from tests.support.factories import current_user, make_user, user_id
 from tests.support.pages import login

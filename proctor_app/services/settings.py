@@ -164,9 +164,12 @@ class SettingsCache:
     def get(self) -> dict[str, Any]:
         values = self.fresh()
         if values is None:
-            with self._lock, self.sessions() as db:
-                values = get_settings(db)
-            self._read = (self.clock.monotonic(), values)
+            with self._lock:  # threads that find them stale together read them once
+                values = self.fresh()
+                if values is None:
+                    with self.sessions() as db:
+                        values = get_settings(db)
+                    self._read = (self.clock.monotonic(), values)
         return values
 
     def __call__(self) -> dict[str, Any]:

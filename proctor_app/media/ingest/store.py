@@ -22,10 +22,9 @@ from proctor_app.media.ingest.checks import ChunkAck, ChunkUpload, check_chunk
 from proctor_app.media.ingest.commit import ChunkOnDisk, GroupCommit
 from proctor_app.media.ingest.errors import IngestError
 from proctor_app.media.ingest.rows import SEGMENT_AND_STORED, UploadTargets, recording_id
-from proctor_app.media.ingest.tokens import TokenScopes
+from proctor_app.media.ingest.tokens import TokenScope, TokenScopes
 from proctor_app.media.storage import Storage, storage
 from proctor_app.media.storage.layout import raw_chunk_path
-from proctor_app.models import utcnow
 
 Settings = Callable[[], Mapping[str, Any]]
 
@@ -41,7 +40,7 @@ class UploadStore:
         self.commits = GroupCommit()
 
     def authorize(self, token: str | None, attempt_id: int, stream: str | None = None,
-                  now: datetime | None = None):
+                  now: datetime | None = None) -> TokenScope:
         return self.tokens.authorize(token, attempt_id, stream, now)
 
     def max_chunk_bytes(self) -> int:
@@ -49,7 +48,7 @@ class UploadStore:
 
     def store_chunk(self, token: str | None, upload: ChunkUpload, now: datetime | None = None) -> ChunkAck:
         """Validate, write durably, record; idempotent. Raises IngestError (nothing stored then)."""
-        now = now or utcnow()
+        now = now or self.clock.now()
         self.tokens.authorize(token, upload.attempt_id, upload.stream, now)
         digest, start, end, mime, meta = check_chunk(upload, now, self.max_chunk_bytes())
         attempt = self.targets.get(upload.attempt_id, upload.stream, now)
@@ -83,12 +82,12 @@ class UploadStore:
     def store_snapshot(self, token: str | None, attempt_id: int, seq: int, body: bytes,
                        sha256: str | None, taken_ms: str | None, now: datetime | None = None) -> dict:
         """One camera still (JPEG); idempotent like chunks. Raises IngestError."""
-        now = now or utcnow()
+        now = now or self.clock.now()
         self.tokens.authorize(token, attempt_id, "camera", now)  # snapshots come with the camera recording
         return snapshots.store_snapshot(self.files, attempt_id, seq, body, sha256, taken_ms, now)
 
     def record_browser_events(self, token: str | None, attempt_id: int, batch,
                               now: datetime | None = None) -> dict:
-        now = now or utcnow()
+        now = now or self.clock.now()
         scope = self.tokens.authorize(token, attempt_id, None, now)
         return events.record_browser_events(scope, attempt_id, batch, now)

@@ -46,12 +46,6 @@ def enqueue(db: Session, kind: str, attempt_id: int | None = None, payload: dict
 
 
 
-def jobs_of_attempt(db: Session, attempt_id: int) -> list[Job]:
-    """The attempt's jobs, newest first: status, progress (0..1), tries and last error for the UI."""
-    return list(db.exec(select(Job).where(Job.attempt_id == attempt_id)
-                        .order_by(Job.created_at.desc(), Job.id.desc())))
-
-
 def claim(db: Session, worker: str, kinds: list[str], now: datetime | None = None) -> Job | None:
     """Take the next due job for `worker` (committed), or None."""
     now = now or utcnow()

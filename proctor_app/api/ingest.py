@@ -1,11 +1,16 @@
 """Upload routes for the candidate's browser: chunks, snapshots and proctoring events.
 
 Authorised by the attempt's upload token (`Authorization: Bearer ...`), not the login cookie, so
-uploads keep flowing while the page reloads. Chunks are stored in ingest processes, snapshots and
+uploads keep flowing while the page reloads. The token is checked before a slot is taken or a byte
+of the body is read; bodies must come within a deadline at a minimum rate; an attempt has a few
+uploads in flight at most, and a full server answers 503 with Retry-After instead of queueing. Chunks are stored in ingest processes, snapshots and
 events in worker threads; the event loop only reads bodies and answers.
 """
 
+import contextlib
 import json
+import time
+from collections.abc import AsyncIterator
 
 import anyio
 from starlette.concurrency import run_in_threadpool
@@ -24,9 +29,22 @@ MAX_EVENT_BATCH_BYTES = 512 * 1024
 # PROCTOR_INGEST_PROCESSES=0 in threads of this process (their own, so a burst cannot take the
 # shared pool from the other routes).
 _chunk_threads = anyio.CapacityLimiter(THREADS_PER_PROCESS)
-# Chunks taken in at once, from reading the body to the answer; the others wait before their
-# bodies are read, so a backlog queues up in the sockets instead of as bodies in memory.
+# Chunks taken in at once, from reading the body to the answer; the others wait (at most
+# SLOT_WAIT_S, then 503) before their bodies are read, so a backlog queues up in the sockets
+# instead of as bodies in memory. Snapshots and event batches have slots of their own.
 _chunk_slots = anyio.Semaphore(max(1, config.ingest_processes) * THREADS_PER_PROCESS)
+_other_slots = anyio.Semaphore(THREADS_PER_PROCESS)
+SLOT_WAIT_S = 2.0
+# Uploads of one attempt in flight at once (its browser sends one at a time; a few tabs, more).
+MAX_IN_FLIGHT_PER_ATTEMPT = 4
+RETRY_AFTER_S = 2
+# Every body is read within BODY_DEADLINE_S and, after BODY_GRACE_S, at an average of at least
+# BODY_MIN_RATE bytes/s, else 408: a 237 kB chunk takes 15 s at that rate (127 kbit/s), under
+# a second on a slow mobile link. The browser gives up on a request after 60 s itself.
+BODY_DEADLINE_S = 60.0
+BODY_GRACE_S = 5.0
+BODY_MIN_RATE = 16 * 1024
+_in_flight: dict[int, int] = {}  # attempt id -> uploads under way (the event loop's own)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -35,22 +53,77 @@ def bearer_token(request: Request) -> str | None:
 
 
 def _error(exc: IngestError) -> JSONResponse:
-    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status,
-                        headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    if exc.status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_S)
+    if exc.status in (401, 403, 408, 413, 503):  # answered before the body was read (all of it)
+        headers["Connection"] = "close"
+    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status, headers=headers)
+
+
+async def _authorize(request: Request, attempt_id: int, stream: str | None) -> None:
+    """The upload token checked before anything else (a slot, a byte of the body): from the cache
+    on the event loop, a miss in a thread. Raises IngestError (401/403)."""
+    token = bearer_token(request)
+    if upload_store.token_cached(token):
+        upload_store.authorize(token, attempt_id, stream)
+    else:
+        await run_in_threadpool(upload_store.authorize, token, attempt_id, stream)
+
+
+@contextlib.asynccontextmanager
+async def _admitted(attempt_id: int, slots: anyio.Semaphore) -> AsyncIterator[None]:
+    """One of the attempt's few uploads in flight and one of the slots, or 503 (Retry-After)."""
+    if _in_flight.get(attempt_id, 0) >= MAX_IN_FLIGHT_PER_ATTEMPT:
+        raise IngestError(503, "attempt_busy", "This attempt has too many uploads under way; send it again.")
+    _in_flight[attempt_id] = _in_flight.get(attempt_id, 0) + 1
+    try:
+        with anyio.move_on_after(SLOT_WAIT_S) as waited:
+            await slots.acquire()
+        if waited.cancelled_caught:
+            raise IngestError(503, "server_busy", "The server is busy; send it again.")
+        try:
+            yield
+        finally:
+            slots.release()
+    finally:
+        if _in_flight[attempt_id] <= 1:
+            del _in_flight[attempt_id]
+        else:
+            _in_flight[attempt_id] -= 1
+
+
+def _too_large(limit: int) -> IngestError:
+    return IngestError(413, "too_large", f"The body is larger than {limit} bytes.")
 
 
 async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit`."""
+    """The request body, refused with 413 as soon as it is known to exceed `limit`, and with 408
+    when it comes too slowly (BODY_DEADLINE_S, BODY_MIN_RATE after BODY_GRACE_S)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise IngestError(413, "too_large", f"The body is larger than {limit} bytes.")
+        raise _too_large(limit)
     parts, size = [], 0
-    async for part in request.stream():
+    started = time.monotonic()
+    incoming = request.stream().__aiter__()
+    while True:
+        # When the body is late: the whole deadline, or its rate falling below the minimum.
+        late_at = min(BODY_DEADLINE_S, max(BODY_GRACE_S, size / BODY_MIN_RATE))
+        wait_s = late_at - (time.monotonic() - started)
+        try:
+            if wait_s <= 0:
+                raise TimeoutError
+            with anyio.fail_after(wait_s):
+                part = await incoming.__anext__()
+        except TimeoutError:
+            raise IngestError(408, "body_too_slow", f"The body came too slowly: {size} bytes in "
+                              f"{time.monotonic() - started:.0f} s.") from None
+        except StopAsyncIteration:
+            return b"".join(parts)
         size += len(part)
         if size > limit:
-            raise IngestError(413, "too_large", f"The body is larger than {limit} bytes.")
+            raise _too_large(limit)
         parts.append(part)
-    return b"".join(parts)
 
 
 async def _max_chunk_bytes() -> int:
@@ -60,28 +133,30 @@ async def _max_chunk_bytes() -> int:
     return await run_in_threadpool(upload_store.max_chunk_bytes)
 
 
+def _attempt_id(request: Request) -> int:
+    return parse_index(request.path_params["attempt_id"], "attempt", 2**31 - 1)
+
+
 async def put_chunk(request: Request) -> JSONResponse:
-    async with _chunk_slots:
-        return await _take_chunk(request)
-
-
-async def _take_chunk(request: Request) -> JSONResponse:
     params = request.path_params
     try:
-        attempt_id = parse_index(params["attempt_id"], "attempt", 2**31 - 1)
-        upload = ChunkUpload(
-            attempt_id=attempt_id, stream=params["stream"],
-            segment=parse_index(params["segment"], "segment", MAX_SEGMENT),
-            seq=parse_index(params["seq"], "seq", MAX_SEQ),
-            body=await _body(request, await _max_chunk_bytes()),
-            sha256=request.headers.get("x-content-sha256"),
-            start_ms=request.headers.get("x-chunk-start-ms"), end_ms=request.headers.get("x-chunk-end-ms"),
-            mime_type=request.headers.get("content-type"), meta=request.headers.get("x-chunk-meta"))
-        if ingest_pool is not None:
-            ack = await ingest_pool.store_chunk(bearer_token(request), upload)
-        else:
-            ack = await anyio.to_thread.run_sync(upload_store.store_chunk, bearer_token(request), upload,
-                                                 limiter=_chunk_threads)
+        attempt_id = _attempt_id(request)
+        stream = params["stream"]
+        segment = parse_index(params["segment"], "segment", MAX_SEGMENT)
+        seq = parse_index(params["seq"], "seq", MAX_SEQ)
+        await _authorize(request, attempt_id, stream)
+        async with _admitted(attempt_id, _chunk_slots):
+            upload = ChunkUpload(
+                attempt_id=attempt_id, stream=stream, segment=segment, seq=seq,
+                body=await _body(request, await _max_chunk_bytes()),
+                sha256=request.headers.get("x-content-sha256"),
+                start_ms=request.headers.get("x-chunk-start-ms"), end_ms=request.headers.get("x-chunk-end-ms"),
+                mime_type=request.headers.get("content-type"), meta=request.headers.get("x-chunk-meta"))
+            if ingest_pool is not None:
+                ack = await ingest_pool.store_chunk(bearer_token(request), upload)
+            else:
+                ack = await anyio.to_thread.run_sync(upload_store.store_chunk, bearer_token(request), upload,
+                                                     limiter=_chunk_threads)
     except IngestError as exc:
         return _error(exc)
     except ClientDisconnect:
@@ -90,14 +165,15 @@ async def _take_chunk(request: Request) -> JSONResponse:
 
 
 async def put_snapshot(request: Request) -> JSONResponse:
-    params = request.path_params
     try:
-        attempt_id = parse_index(params["attempt_id"], "attempt", 2**31 - 1)
-        seq = parse_index(params["seq"], "seq", MAX_SEQ)
-        body = await _body(request, MAX_SNAPSHOT_BYTES)
-        result = await run_in_threadpool(
-            upload_store.store_snapshot, bearer_token(request), attempt_id, seq, body,
-            request.headers.get("x-content-sha256"), request.headers.get("x-taken-ms"))
+        attempt_id = _attempt_id(request)
+        seq = parse_index(request.path_params["seq"], "seq", MAX_SEQ)
+        await _authorize(request, attempt_id, "camera")  # snapshots come with the camera recording
+        async with _admitted(attempt_id, _other_slots):
+            body = await _body(request, MAX_SNAPSHOT_BYTES)
+            result = await run_in_threadpool(
+                upload_store.store_snapshot, bearer_token(request), attempt_id, seq, body,
+                request.headers.get("x-content-sha256"), request.headers.get("x-taken-ms"))
     except IngestError as exc:
         return _error(exc)
     except ClientDisconnect:
@@ -107,14 +183,16 @@ async def put_snapshot(request: Request) -> JSONResponse:
 
 async def post_events(request: Request) -> JSONResponse:
     try:
-        attempt_id = parse_index(request.path_params["attempt_id"], "attempt", 2**31 - 1)
-        body = await _body(request, MAX_EVENT_BATCH_BYTES)
-        try:
-            events = json.loads(body).get("events")
-        except (ValueError, AttributeError):
-            raise IngestError(400, "bad_batch", 'The body must be JSON: {"events": [...]}.') from None
-        result = await run_in_threadpool(upload_store.record_browser_events, bearer_token(request), attempt_id,
-                                         events)
+        attempt_id = _attempt_id(request)
+        await _authorize(request, attempt_id, None)
+        async with _admitted(attempt_id, _other_slots):
+            body = await _body(request, MAX_EVENT_BATCH_BYTES)
+            try:
+                events = json.loads(body).get("events")
+            except (ValueError, AttributeError):
+                raise IngestError(400, "bad_batch", 'The body must be JSON: {"events": [...]}.') from None
+            result = await run_in_threadpool(upload_store.record_browser_events, bearer_token(request),
+                                             attempt_id, events)
     except IngestError as exc:
         return _error(exc)
     except ClientDisconnect:

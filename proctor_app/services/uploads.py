@@ -4,7 +4,7 @@ the browser has sent all it will (uploads_settled), which is when processing may
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
 from proctor_app.auth.tokens import new_token, token_hash
@@ -23,6 +23,11 @@ from proctor_app.models import (
     utcnow,
 )
 from proctor_app.services.consent import capture_plan
+
+
+# Tokens an attempt keeps: each page load issues one, and only hashes are stored (none can be
+# handed out again), so issuing one deletes the oldest beyond these.
+MAX_TOKENS_PER_ATTEMPT = 20
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,8 @@ def issue_upload_token(db: Session, attempt: Attempt, now: datetime | None = Non
 
     Its scope is the recorded streams: with live video only it uploads no media (the live
     publisher authenticates with it). Also creates the recording rows (not_started), so every
-    expected stream shows up.
+    expected stream shows up. The attempt keeps its MAX_TOKENS_PER_ATTEMPT newest tokens; an
+    older one still cached by a process works there until that process restarts.
     """
     now = now or utcnow()
     if attempt.status == AttemptStatus.not_started or upload_window_closes_at(attempt) <= now:
@@ -61,6 +67,9 @@ def issue_upload_token(db: Session, attempt: Attempt, now: datetime | None = Non
     db.add(UploadToken(attempt_id=attempt.id, token_hash=token_hash(token), streams=streams,
                        expires_at=expires_at))
     db.flush()
+    newest = (select(UploadToken.id).where(UploadToken.attempt_id == attempt.id)
+              .order_by(UploadToken.id.desc()).limit(MAX_TOKENS_PER_ATTEMPT))
+    db.execute(delete(UploadToken).where(UploadToken.attempt_id == attempt.id, UploadToken.id.not_in(newest)))
     last_segment = dict(db.execute(
         select(Recording.stream, func.max(Segment.number))
         .join(Segment, Segment.recording_id == Recording.id)

@@ -15,10 +15,23 @@ MAX_SEGMENT = 99_999
 MAX_SEQ = 99_999_999
 MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024
 MAX_META_BYTES = 4096
+# Per stream of an attempt: segments (a recorder restart, a reload each) and stored bytes.
+MAX_SEGMENTS_PER_STREAM = 1000
+# The recorder's audio (recorder_session.js AUDIO_BITS_PER_SECOND), the headroom over the highest
+# bitrate it can be set to, and a fixed allowance (container headers, a short exam's first chunks).
+AUDIO_KBPS = 32
+QUOTA_HEADROOM = 3
+QUOTA_SLACK_BYTES = 1024 * 1024
 # Client times further than this from the server's clock are not believed.
 MAX_CLOCK_SKEW = timedelta(days=1)
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _MIME = re.compile(r"(video|audio)/[\w.+-]+(;[\w\s=,.+\"-]*)?", re.ASCII)
+
+
+def stream_quota_bytes(recorded_s: float, video_kbps: int) -> int:
+    """The most bytes one stream of an attempt may store: what `recorded_s` seconds at the highest
+    video bitrate plus audio make, with headroom, plus the fixed allowance."""
+    return int(max(0.0, recorded_s) * (video_kbps + AUDIO_KBPS) * 1000 / 8 * QUOTA_HEADROOM) + QUOTA_SLACK_BYTES
 
 
 def parse_index(text: str, name: str, maximum: int) -> int:

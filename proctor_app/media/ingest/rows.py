@@ -39,12 +39,18 @@ ATTEMPT_FOR_CHUNK = (
     .where(_attempts.c.id == bindparam("attempt_id")))
 _RECORDING_ID = select(_recordings.c.id).where(_recordings.c.attempt_id == bindparam("attempt_id"),
                                                _recordings.c.stream == bindparam("stream"))
-# The segment, and the hash of what is stored under the seq (None when nothing is).
+# The recording's stored bytes, and its segment (id None when it has none yet) with the hash of
+# what is stored under the seq (None when nothing is): always one row.
 SEGMENT_AND_STORED = (
-    select(_segments.c.id, _segments.c.chunk_count, _segments.c.contiguous_seq, chunks_table.c.sha256)
-    .select_from(_segments.outerjoin(chunks_table, (chunks_table.c.segment_id == _segments.c.id)
-                                     & (chunks_table.c.seq == bindparam("seq"))))
-    .where(_segments.c.recording_id == bindparam("recording_id"), _segments.c.number == bindparam("number")))
+    select(_recordings.c.byte_count.label("recording_bytes"), _segments.c.id, _segments.c.chunk_count,
+           _segments.c.contiguous_seq, chunks_table.c.sha256)
+    .select_from(_recordings.outerjoin(_segments, (_segments.c.recording_id == _recordings.c.id)
+                                       & (_segments.c.number == bindparam("number")))
+                 .outerjoin(chunks_table, (chunks_table.c.segment_id == _segments.c.id)
+                            & (chunks_table.c.seq == bindparam("seq"))))
+    .where(_recordings.c.id == bindparam("recording_id")))
+SEGMENT_COUNT = select(func.count()).select_from(_segments).where(
+    _segments.c.recording_id == bindparam("recording_id"))
 # One statement for all segments a batch starts (when an exam starts, most chunks start one).
 INSERT_SEGMENTS = insert(_segments).returning(_segments.c.id, sort_by_parameter_order=True)
 HIGHEST_OTHER_SEQ = select(func.max(chunks_table.c.seq)).where(

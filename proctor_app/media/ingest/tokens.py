@@ -31,6 +31,10 @@ class TokenScopes:
     def __init__(self) -> None:
         self._scopes: dict[str, TokenScope] = {}
 
+    def cached(self, token: str | None) -> bool:
+        """Whether `authorize` answers without the database: no token, or a token looked up before."""
+        return not token or token_hash(token) in self._scopes
+
     def authorize(self, token: str | None, attempt_id: int, stream: str | None = None,
                   now: datetime | None = None) -> TokenScope:
         """The token's scope, if it may upload for this attempt (and stream); raises IngestError."""

@@ -7,6 +7,7 @@ uploads in flight at most, and a full server answers 503 with Retry-After instea
 events in worker threads; the event loop only reads bodies and answers.
 """
 
+import asyncio
 import contextlib
 import json
 import time
@@ -19,7 +20,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from proctor_app.config import config
-from proctor_app.media.ingest.checks import MAX_SEGMENT, MAX_SEQ, MAX_SNAPSHOT_BYTES, ChunkUpload, parse_index
+from proctor_app.media.ingest.checks import (
+    MAX_SEGMENT,
+    MAX_SEQ,
+    MAX_SNAPSHOT_BYTES,
+    ChunkUpload,
+    parse_index,
+)
 from proctor_app.media.ingest.errors import IngestError
 from proctor_app.media.ingest.processes import THREADS_PER_PROCESS
 from proctor_app.runtime import ingest_pool, settings, upload_store
@@ -30,11 +37,11 @@ MAX_EVENT_BATCH_BYTES = 512 * 1024
 # shared pool from the other routes).
 _chunk_threads = anyio.CapacityLimiter(THREADS_PER_PROCESS)
 # Chunks taken in at once, from reading the body to the answer; the others wait (at most
-# SLOT_WAIT_S, then 503) before their bodies are read, so a backlog queues up in the sockets
-# instead of as bodies in memory. Snapshots and event batches have slots of their own.
+# SLOT_WAIT_S, then 503 + Retry-After) before their bodies are read, so a backlog queues up in
+# the sockets instead of as bodies in memory. Snapshots and event batches have slots of their own.
 _chunk_slots = anyio.Semaphore(max(1, config.ingest_processes) * THREADS_PER_PROCESS)
 _other_slots = anyio.Semaphore(THREADS_PER_PROCESS)
-SLOT_WAIT_S = 2.0
+SLOT_WAIT_S = 10.0
 # Uploads of one attempt in flight at once (its browser sends one at a time; a few tabs, more).
 MAX_IN_FLIGHT_PER_ATTEMPT = 4
 RETRY_AFTER_S = 2
@@ -44,6 +51,7 @@ RETRY_AFTER_S = 2
 BODY_DEADLINE_S = 60.0
 BODY_GRACE_S = 5.0
 BODY_MIN_RATE = 16 * 1024
+BODY_SLACK_S = 5.0
 _in_flight: dict[int, int] = {}  # attempt id -> uploads under way (the event loop's own)
 
 
@@ -105,25 +113,26 @@ async def _body(request: Request, limit: int) -> bytes:
         raise _too_large(limit)
     parts, size = [], 0
     started = time.monotonic()
-    incoming = request.stream().__aiter__()
-    while True:
-        # When the body is late: the whole deadline, or its rate falling below the minimum.
-        late_at = min(BODY_DEADLINE_S, max(BODY_GRACE_S, size / BODY_MIN_RATE))
-        wait_s = late_at - (time.monotonic() - started)
-        try:
-            if wait_s <= 0:
-                raise TimeoutError
-            with anyio.fail_after(wait_s):
-                part = await incoming.__anext__()
-        except TimeoutError:
-            raise IngestError(408, "body_too_slow", f"The body came too slowly: {size} bytes in "
-                              f"{time.monotonic() - started:.0f} s.") from None
-        except StopAsyncIteration:
-            return b"".join(parts)
-        size += len(part)
-        if size > limit:
-            raise _too_large(limit)
-        parts.append(part)
+    loop = asyncio.get_running_loop()
+    # One timer per body: at the time the body is late (the grace, or when what came so far falls
+    # below the minimum rate), moved on by BODY_SLACK_S whenever what came makes it later, so it
+    # is rarely moved and never fires early (at most BODY_SLACK_S late).
+    late_at = started + BODY_GRACE_S
+    try:
+        async with asyncio.timeout_at(loop.time() + BODY_GRACE_S) as timer:
+            async for part in request.stream():
+                size += len(part)
+                if size > limit:
+                    raise _too_large(limit)
+                parts.append(part)
+                due = started + min(BODY_DEADLINE_S, max(BODY_GRACE_S, size / BODY_MIN_RATE))
+                if due > late_at:
+                    late_at = min(due + BODY_SLACK_S, started + BODY_DEADLINE_S)
+                    timer.reschedule(loop.time() + (late_at - time.monotonic()))
+    except TimeoutError:
+        raise IngestError(408, "body_too_slow", f"The body came too slowly: {size} bytes in "
+                          f"{time.monotonic() - started:.0f} s.") from None
+    return b"".join(parts)
 
 
 async def _max_chunk_bytes() -> int:

@@ -22,6 +22,8 @@ class Config:
     redis_url: str | None
     # Processes that store uploaded chunks beside the app's (0: in the app process).
     ingest_processes: int
+    # Where users reach the app (e.g. https://proctor.example.edu); https:// turns on HSTS.
+    public_url: str = ""
 
 
 def _persisted_secret(data_dir: Path) -> str:
@@ -47,6 +49,7 @@ def load_config() -> Config:
         port=int(os.environ.get("PROCTOR_PORT", "8000")),
         redis_url=os.environ.get("REFLEX_REDIS_URL") or None,
         ingest_processes=int(os.environ.get("PROCTOR_INGEST_PROCESSES", min(4, os.cpu_count() or 1))),
+        public_url=os.environ.get("PROCTOR_PUBLIC_URL", "").strip(),
     )
 
 

@@ -1,6 +1,8 @@
 import reflex as rx
 
 from proctor_app.api import build_api
+from proctor_app.api.headers import with_security_headers
+from proctor_app.config import config
 from proctor_app.pages.admin_exams import admin_exam_edit_page, admin_exams_page
 from proctor_app.pages.admin_settings import admin_settings_page
 from proctor_app.pages.admin_users import admin_users_page
@@ -21,7 +23,8 @@ from proctor_app.state.proctor_grid import ProctorGridState
 from proctor_app.state.take_exam import TakeExamState
 from proctor_app.server import lifespan
 
-app = rx.App(api_transformer=build_api())
+# /api in front of Reflex, then security headers around both (pages, static files and /api).
+app = rx.App(api_transformer=[build_api(), with_security_headers(config.public_url)])
 app.register_lifespan_task(lifespan)
 
 app.add_page(index_page, route="/", on_load=IndexState.on_load, title="Proctor")

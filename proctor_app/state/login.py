@@ -1,6 +1,7 @@
 import reflex as rx
 
 from proctor_app.auth import sessions
+from proctor_app.auth.redirects import next_or_home
 from proctor_app.auth.roles import HOME_BY_ROLE
 from proctor_app.state.auth import AuthState
 
@@ -25,9 +26,7 @@ class LoginState(AuthState):
         self.user_name, self.user_role = user.name, user.role
         target = self.router.url.query_parameters.get("next", "")
         # Only same-site paths, so the login page cannot send anyone elsewhere.
-        if not target.startswith("/") or target.startswith("//"):
-            target = HOME_BY_ROLE[user.role]
-        return rx.redirect(target)
+        return rx.redirect(next_or_home(target, HOME_BY_ROLE[user.role]))
 
     def logout(self):
         sessions.logout(self.session_token)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import ffmpeg
 
+from proctor_app.media.processing.formats import pinned_input_options
 from proctor_app.media.processing.timeline import CAUSE_NOT_UPLOADED, Gap, Probe, Source
 
 GOP_S = 2
@@ -18,10 +19,11 @@ AAC_BITRATE = "64k"
 
 
 def _concat_input(src: Source, work: Path):
-    """A segment's usable chunk files as one ffmpeg input (concatf: no joined copy on disk)."""
+    """A segment's usable chunk files as one ffmpeg input (concatf: no joined copy on disk), read
+    by the demuxer of its declared type, opening files only (formats.py)."""
     listing = work / f"segment-{src.number}.txt"
     listing.write_text("".join(f"{path}\n" for path in src.files))
-    return ffmpeg.input(f"concatf:{listing}")
+    return ffmpeg.input(f"concatf:{listing}", **pinned_input_options(src.mime))
 
 
 def copy_graph(src: Source, work: Path, out: Path):

@@ -22,6 +22,7 @@ from sqlmodel import select
 from proctor_app.clock import Clock, system_clock
 from proctor_app.db import session_scope
 from proctor_app.media.processing.ffmpeg import FfmpegError, run_ffmpeg
+from proctor_app.media.processing.formats import PROTOCOLS, UnknownFormat, demuxer_for
 from proctor_app.media.storage import storage
 from proctor_app.media.storage.layout import processed_dir
 from proctor_app.models import Attempt, Chunk, Recording, RecordingStatus, Segment
@@ -37,8 +38,17 @@ class Preview:
     built_at: float  # epoch seconds
 
 
-def _sources(attempt_id: int, stream: str) -> tuple[str, list[list[Path]], str, float] | None:
-    """(output path, chunk files per segment, container, newest chunk's arrival) or None."""
+@dataclass(frozen=True)
+class Part:
+    """One segment's contiguous chunk files and the demuxer of its declared type."""
+
+    files: list[Path]
+    demuxer: str
+
+
+def _sources(attempt_id: int, stream: str) -> tuple[str, list[Part], str, float] | None:
+    """(output path, segments, container, newest chunk's arrival) or None. Segments whose
+    declared type names no container we read are left out (formats.py)."""
     with session_scope() as db:
         attempt = db.get(Attempt, attempt_id)
         recording = db.exec(select(Recording).where(Recording.attempt_id == attempt_id,
@@ -53,7 +63,11 @@ def _sources(attempt_id: int, stream: str) -> tuple[str, list[list[Path]], str, 
             chunks = db.exec(select(Chunk).where(Chunk.segment_id == segment.id,
                                                  Chunk.seq <= segment.contiguous_seq)
                              .order_by(Chunk.seq)).all()
-            parts.append([storage.absolute(c.path) for c in chunks])
+            try:
+                demuxer = demuxer_for(segment.mime_type or recording.mime_type)
+            except UnknownFormat:
+                continue
+            parts.append(Part([storage.absolute(c.path) for c in chunks], demuxer))
             newest = max([newest] + [c.received_at.timestamp() for c in chunks])
         if not parts:
             return None
@@ -62,21 +76,28 @@ def _sources(attempt_id: int, stream: str) -> tuple[str, list[list[Path]], str, 
         return f"{processed_dir(attempt_id, attempt.started_at)}/{stream}_preview.{container}", parts, container, newest
 
 
-async def _build(parts: list[list[Path]], container: str, out: Path) -> None:
+async def _build(parts: list[Part], container: str, out: Path) -> None:
+    """The segments end to end by stream copy: our own ffconcat listing (read by the concat
+    demuxer, pinned), one concatf: listing of chunk files per segment. The concat demuxer's
+    `file` entries take no format, so each one's `option format_whitelist` allows only the
+    demuxer of the segment's declared type (ffmpeg refuses the segment if its bytes probe as
+    anything else), and the whitelist `file,concatf` is all any of them may open."""
     work = out.with_name(f".{out.name}.work")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        entries = []
-        for i, files in enumerate(parts):
+        entries = ["ffconcat version 1.0\n"]
+        for i, part in enumerate(parts):
             segment = work / f"segment-{i}.txt"
-            segment.write_text("".join(f"{path}\n" for path in files))
-            entries.append(f"file 'concatf:{segment}'\n")
+            segment.write_text("".join(f"{path}\n" for path in part.files))
+            entries.append(f"file 'concatf:{segment}'\n"
+                           f"option format_whitelist {part.demuxer}\n"
+                           f"option protocol_whitelist {PROTOCOLS}\n")
         listing = work / "segments.txt"
         listing.write_text("".join(entries))
         tmp = work / f"preview.{container}"
         options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if container == "mp4" else {}
-        graph = ffmpeg.input(str(listing), f="concat", safe=0, protocol_whitelist="file,concatf").output(
+        graph = ffmpeg.input(str(listing), f="concat", safe=0, protocol_whitelist=PROTOCOLS).output(
             str(tmp), c="copy", f=container, **options)
         await run_ffmpeg(graph, 0)
         os.replace(tmp, out)

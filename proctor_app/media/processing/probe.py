@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 
+from proctor_app.media.processing.formats import demuxer_for
 from proctor_app.media.processing.timeline import FILL_MIN_S, FinalizeError, Probe
 from proctor_app.media.storage.local import file_sha256
 
@@ -55,12 +56,15 @@ def _sha256_or_none(path: Path) -> str | None:
         return None
 
 
-def probe(files: list[Path]) -> Probe:
-    """Demux a segment's bytes; raises av.FFmpegError when not even the header can be read."""
+def probe(files: list[Path], mime: str) -> Probe:
+    """Demux a segment's bytes with the demuxer of its declared type (never a guess: see
+    formats.py); raises av.FFmpegError when not even the header can be read, FinalizeError when
+    the type names no container we read."""
     result = Probe()
     video_times, audio_times, keyframes = [], [], []
     end = 0.0
-    with av.open(ChunkStream(files), mode="r") as container:
+    with av.open(ChunkStream(files), mode="r", format=demuxer_for(mime),
+                 options={"protocol_whitelist": "file"}) as container:
         video = container.streams.video[0] if container.streams.video else None
         audio = container.streams.audio[0] if container.streams.audio else None
         if video is not None:

@@ -9,6 +9,7 @@ from datetime import datetime
 import av
 from sqlmodel import Session, select
 
+from proctor_app.media.processing.formats import UnknownFormat, demuxer_for
 from proctor_app.media.processing.probe import chunks_matching, probe
 from proctor_app.media.processing.timeline import (
     CAUSE_NO_HEADER,
@@ -59,7 +60,14 @@ def load_plan(db: Session, recording: Recording, attempt: Attempt) -> Plan:
         if chunks[0].seq != 0:
             lost.append(Gap(max(0.0, offset), wall_end, CAUSE_NO_HEADER))
             continue
-        sources.append(Source(segment.number, offset, wall_end, segment.mime_type or recording.mime_type,
+        mime = segment.mime_type or recording.mime_type
+        try:
+            demuxer_for(mime)
+        except UnknownFormat as exc:  # no demuxer is guessed for uploaded bytes (formats.py)
+            log.warning("recording %s segment %s: %s", recording.id, segment.number, exc)
+            lost.append(Gap(max(0.0, offset), wall_end, CAUSE_UNDECODABLE))
+            continue
+        sources.append(Source(segment.number, offset, wall_end, mime,
                               [storage.absolute(c.path) for c in chunks], [c.sha256 for c in chunks],
                               missing=chunks[-1].seq + 1 != len(chunks)))
     return Plan(recording.id, recording.stream, attempt.started_at, attempt.ended_at,
@@ -82,7 +90,7 @@ def probe_sources(plan: Plan) -> None:
     """Probe every segment; those that cannot be read leave the plan as lost time."""
     for src in list(plan.sources):
         try:
-            src.probe = probe(src.files)
+            src.probe = probe(src.files, src.mime)
         except (av.FFmpegError, FinalizeError) as exc:
             log.warning("recording %s segment %s unreadable: %s", plan.recording_id, src.number, exc)
             plan.sources.remove(src)

@@ -1,4 +1,10 @@
-"""Processing from the command line (same database and storage as the app: PROCTOR_* variables).
+"""Processing and administration from the command line (same database and storage as the app:
+PROCTOR_* variables).
+
+    python -m proctor_app create-admin --email E [--name N] [--generate]
+        create an active administrator (the first one in production); asks for the password twice
+        on a terminal, else (or with --generate) prints a generated one once, as the last line.
+        Exit 2 when the email exists or a value breaks the rules.
 
     python -m proctor_app reprocess ATTEMPT_ID [...] [--here]
         queue the attempts' recordings for processing again (the app's workers pick them up);
@@ -11,6 +17,7 @@
 
 import argparse
 import asyncio
+import getpass
 import logging
 import signal
 import sys
@@ -18,8 +25,9 @@ import sys
 from sqlmodel import select
 
 from proctor_app.db import migrate, session_scope
-from proctor_app.models import Attempt, Job, JobStatus
+from proctor_app.models import Attempt, Job, JobStatus, User
 from proctor_app.runtime import job_worker
+from proctor_app.services import accounts, first_run
 from proctor_app.services.processing import request_reprocess
 
 FINAL = (JobStatus.done, JobStatus.failed)
@@ -98,11 +106,46 @@ def list_jobs(args) -> int:
     return 0
 
 
+def create_admin(args) -> int:
+    migrate()
+    email = accounts.normalise_email(args.email)
+    with session_scope() as db:
+        if db.exec(select(User.id).where(User.email == email)).first() is not None:
+            print(f"create-admin: a user with the email {email} exists already; nothing changed "
+                  "(manage existing users on /admin/users).", file=sys.stderr)
+            return 2
+    generated = args.generate or not sys.stdin.isatty()
+    if generated:
+        password = first_run.generate_password()
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            print("create-admin: the two passwords differ; nothing changed.", file=sys.stderr)
+            return 2
+    try:
+        with session_scope() as db:
+            user = first_run.create_admin(db, email, args.name or "", password)
+    except accounts.AccountError as exc:
+        print(f"create-admin: {exc} Nothing changed.", file=sys.stderr)
+        return 2
+    print(f"Created the administrator {user.email} (user {user.id}).")
+    if generated:
+        print("Generated password (shown only now; the next line is the password alone):")
+        print(password, flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     parser = argparse.ArgumentParser(prog="python -m proctor_app", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("create-admin", help="create an active administrator")
+    p.add_argument("--email", required=True)
+    p.add_argument("--name", default="", help="display name (default: the email's local part)")
+    p.add_argument("--generate", action="store_true",
+                   help="generate the password and print it (also without a terminal)")
+    p.set_defaults(run=create_admin)
     p = commands.add_parser("reprocess", help="process attempts' recordings again")
     p.add_argument("attempt_ids", type=int, nargs="+")
     p.add_argument("--here", action="store_true", help="run the jobs in this process and wait")

@@ -1,12 +1,18 @@
 """Demo data: one admin, one proctor, one supervisor, three candidates and a demo exam.
 
-Idempotent: running it again changes nothing that is already there.
+Idempotent: running it again changes nothing that is already there. The demo accounts' password is
+published, so they are usable only while the app runs with PROCTOR_DEMO=1: a start without it
+deactivates every demo account whose password is still the demo one (`disable_demo_accounts`), a
+start with it turns them on again.
 """
+
+import os
 
 from sqlmodel import Session, select
 
-from proctor_app.auth.passwords import hash_password
-from proctor_app.models import Exam, ExamAssignment, Question, QuestionKind, Role, User
+from proctor_app.auth.passwords import hash_password, verify_password
+from proctor_app.auth.sessions import revoke_user_sessions
+from proctor_app.models import AuditLog, Exam, ExamAssignment, Question, QuestionKind, Role, User
 
 DEMO_PASSWORD = "demo-pass-1"
 DEMO_USERS = [
@@ -27,6 +33,35 @@ DEMO_QUESTIONS = [
 ]
 
 
+def demo_mode() -> bool:
+    return os.environ.get("PROCTOR_DEMO") == "1"
+
+
+def _with_demo_password(db: Session, active: bool) -> list[User]:
+    """The demo emails' accounts in the given state whose password is still the published one
+    (one argon2 check per demo account, none for any other user)."""
+    emails = [email for email, _, _ in DEMO_USERS]
+    rows = db.exec(select(User).where(User.email.in_(emails), User.active == active))  # noqa: E712
+    return [user for user in rows if verify_password(DEMO_PASSWORD, user.password_hash)]
+
+
+def _audit(db: Session, action: str, user: User) -> None:
+    db.add(AuditLog(user_id=None, action=action, target=f"user:{user.id}", data={"email": user.email}))
+
+
+def disable_demo_accounts(db: Session) -> list[str]:
+    """At a start without PROCTOR_DEMO: deactivate (and sign out) every demo account that still has
+    the published password; returns their emails."""
+    disabled = []
+    for user in _with_demo_password(db, active=True):
+        user.active = False
+        db.add(user)
+        revoke_user_sessions(db, user.id)
+        _audit(db, "demo_account_disabled", user)
+        disabled.append(user.email)
+    return disabled
+
+
 def seed_demo(db: Session) -> None:
     users = {}
     for email, name, role in DEMO_USERS:
@@ -36,6 +71,17 @@ def seed_demo(db: Session) -> None:
             db.add(user)
             db.flush()
         users[email] = user
+    # Turned off by an earlier start without PROCTOR_DEMO (not by an admin): on again.
+    for user in _with_demo_password(db, active=False):
+        last = db.exec(select(AuditLog.action).where(
+            AuditLog.target == f"user:{user.id}",
+            AuditLog.action.in_(["demo_account_disabled", "user_deactivated"])
+        ).order_by(AuditLog.id.desc())).first()
+        if last != "demo_account_disabled":
+            continue
+        user.active = True
+        db.add(user)
+        _audit(db, "demo_account_enabled", user)
     exam = db.exec(select(Exam).where(Exam.title == DEMO_EXAM_TITLE)).first()
     if exam is None:
         exam = Exam(title=DEMO_EXAM_TITLE, duration_minutes=20,

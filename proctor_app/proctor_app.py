@@ -11,6 +11,7 @@ from proctor_app.pages.attempts_list import attempts_list_page
 from proctor_app.pages.candidate_home import candidate_home_page
 from proctor_app.pages.login import IndexState, forbidden_page, index_page, login_page
 from proctor_app.pages.proctor_grid import proctor_grid_page
+from proctor_app.pages.setup import setup_page
 from proctor_app.pages.take_exam import take_exam_page
 from proctor_app.state.admin_exams import AdminExamEditState, AdminExamListState
 from proctor_app.state.admin_settings import AdminSettingsState
@@ -20,6 +21,7 @@ from proctor_app.state.attempts_list import AttemptsListState
 from proctor_app.state.candidate_home import CandidateHomeState
 from proctor_app.state.login import LoginState
 from proctor_app.state.proctor_grid import ProctorGridState
+from proctor_app.state.setup import SetupState
 from proctor_app.state.take_exam import TakeExamState
 from proctor_app.server import lifespan
 
@@ -29,6 +31,7 @@ app.register_lifespan_task(lifespan)
 
 app.add_page(index_page, route="/", on_load=IndexState.on_load, title="Proctor")
 app.add_page(login_page, route="/login", on_load=LoginState.on_load, title="Sign in")
+app.add_page(setup_page, route="/setup", on_load=SetupState.on_load, title="First run")
 app.add_page(forbidden_page, route="/forbidden", title="Not allowed")
 app.add_page(admin_users_page, route="/admin/users", on_load=AdminUsersState.on_load, title="Users")
 app.add_page(admin_exams_page, route="/admin/exams", on_load=AdminExamListState.on_load, title="Exams")

@@ -4,13 +4,14 @@ built in runtime.py)."""
 import asyncio
 import gc
 import logging
-import os
 from contextlib import asynccontextmanager
 
 from proctor_app.config import config
 from proctor_app.db import migrate, session_scope, startup_lock
+from proctor_app.demo import demo_mode, describe_demo, disable_demo_accounts, seed_demo
 from proctor_app.runtime import ingest_pool, job_worker, relay, retention_schedule
 from proctor_app.services.attempts import close_overdue_attempts
+from proctor_app.services.first_run import issue_setup_code
 
 log = logging.getLogger("proctor_app")
 SWEEP_INTERVAL_S = 5
@@ -27,13 +28,21 @@ async def _sweep_overdue_attempts() -> None:
 
 
 def _set_up_database() -> None:
+    """Migrate; seed the demo data with PROCTOR_DEMO=1, else switch off the demo accounts that still
+    have the published password; while no active admin exists, print a new first-run setup code."""
     with startup_lock():
         migrate()
-        if os.environ.get("PROCTOR_DEMO") == "1":
-            from proctor_app.demo import seed_demo
-
-            with session_scope() as db:
+        with session_scope() as db:
+            if demo_mode():
                 seed_demo(db)
+            else:
+                for email in disable_demo_accounts(db):
+                    print(f"Demo account {email} deactivated (PROCTOR_DEMO is not 1)", flush=True)
+            db.flush()
+            code = issue_setup_code(db)
+    if code is not None:
+        print("No active administrator exists. Create one with `python -m proctor_app create-admin "
+              f"--email ...`, or open /setup with this one-time setup code: {code}", flush=True)
 
 
 @asynccontextmanager
@@ -42,9 +51,7 @@ async def lifespan():
     # What is alive now (the compiled app, modules) lives as long as the process: the collector
     # need not trace it again on every full collection while uploads stream in.
     gc.freeze()
-    if os.environ.get("PROCTOR_DEMO") == "1":
-        from proctor_app.demo import describe_demo
-
+    if demo_mode():
         print(describe_demo(f"http://localhost:{config.port}/"), flush=True)
     if ingest_pool is not None:
         await ingest_pool.start()

@@ -54,7 +54,9 @@ def admin_id(demo_db) -> int:
 
 @pytest.fixture(scope="session")
 def app_server(demo_db):
-    server = AppServer(free_port(), _session_dir)
+    """The session's app server, deliberately in demo mode: without PROCTOR_DEMO=1 its start-up
+    would deactivate the demo accounts the tests sign in with."""
+    server = AppServer(free_port(), _session_dir, extra_env={"PROCTOR_DEMO": "1"})
     try:
         server.start()
     except Exception:

@@ -2,6 +2,7 @@
 
 import reflex as rx
 
+from proctor_app.demo import DEMO_PASSWORD, demo_mode
 from proctor_app.state.auth import AuthState
 from proctor_app.state.login import LoginState
 
@@ -23,8 +24,23 @@ def _nav_links() -> rx.Component:
     )
 
 
+def demo_banner() -> rx.Component:
+    """On every page while the server runs with PROCTOR_DEMO=1: its accounts' password is public.
+    Decided when the pages are compiled, which `reflex run` does at every start with the server's
+    environment (no state of its own, so page loads and events carry nothing more)."""
+    if not demo_mode():
+        return rx.fragment()
+    return rx.box(
+        rx.text(rx.text.strong("Demo"), f": demo accounts with the published password {DEMO_PASSWORD}"
+                " are active. Not for real exams.", size="2"),
+        id="demo-banner", background="var(--amber-4)", color="var(--amber-12)",
+        padding="0.4em 1.5em", width="100%", border_bottom="1px solid var(--amber-7)",
+    )
+
+
 def page_frame(*children, title: str) -> rx.Component:
     return rx.box(
+        demo_banner(),
         rx.hstack(
             rx.heading("Proctor", size="5"),
             _nav_links(),

@@ -1,11 +1,16 @@
 import reflex as rx
 
 from proctor_app.auth.roles import HOME_BY_ROLE
+from proctor_app.pages.layout import demo_banner
 from proctor_app.state.auth import AuthState
 from proctor_app.state.login import LoginState
 
 
 def login_page() -> rx.Component:
+    return rx.box(demo_banner(), _login_form(), width="100%")
+
+
+def _login_form() -> rx.Component:
     return rx.center(
         rx.card(
             rx.form(
@@ -28,6 +33,10 @@ def login_page() -> rx.Component:
 
 
 def forbidden_page() -> rx.Component:
+    return rx.box(demo_banner(), _forbidden(), width="100%")
+
+
+def _forbidden() -> rx.Component:
     return rx.center(
         rx.vstack(
             rx.heading("Not allowed", size="6", id="forbidden"),

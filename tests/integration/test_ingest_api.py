@@ -35,53 +35,10 @@ from proctor_app.models import (
 )
 from proctor_app.runtime import upload_store
 from proctor_app.services import attempts, uploads
-from tests.support.factories import assign, make_exam, make_user, start_attempt
 from tests.support.polling import wait_for
+from tests.support.uploads import MIME, chunk_headers, chunk_url, new_attempt, recording
 
-MIME = "video/x-matroska;codecs=avc1,opus"
 JPEG = b"\xff\xd8\xff\xe0" + b"jpeg body" * 50
-
-
-def new_attempt(db: Session, recording: bool = True, screen: bool = False, start: bool = True,
-                live: bool = False) -> Attempt:
-    """A candidate of this test's own taking an exam of its own (so tests never share attempts)."""
-    tag = uuid.uuid4().hex[:10]
-    user = make_user(db, email=f"ingest-{tag}@example.com", name=f"Ingest {tag}")
-    exam = make_exam(db, title=f"Ingest test {tag}", recording=recording, screen_recording=screen,
-                     recording_required=True, live_video=live)
-    assign(db, exam, user)
-    if start:
-        return start_attempt(db, exam, user)
-    attempt = attempts.attempt_for(db, exam.id, user.id)
-    db.flush()
-    return attempt
-
-
-@pytest.fixture
-def grant(app_server) -> uploads.UploadGrant:
-    with session_scope() as db:
-        return uploads.issue_upload_token(db, new_attempt(db))
-
-
-@pytest.fixture
-def client(app_server):
-    with httpx.Client(base_url=app_server.url, timeout=30) as http:
-        yield http
-
-
-def chunk_url(attempt_id, seq, segment=0, stream="camera") -> str:
-    return f"/api/attempts/{attempt_id}/streams/{stream}/segments/{segment}/chunks/{seq}"
-
-
-def chunk_headers(body: bytes, token: str | None, seq: int = 0, **overrides) -> dict:
-    now = int(time.time() * 1000)
-    headers = {"Content-Type": MIME, "X-Content-SHA256": hashlib.sha256(body).hexdigest(),
-               "X-Chunk-Start-Ms": str(now - 3000 + seq), "X-Chunk-End-Ms": str(now + seq),
-               "X-Chunk-Meta": json.dumps({"questions_viewed": [7], "questions_answered": []})}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    headers.update(overrides)
-    return {k: v for k, v in headers.items() if v is not None}
 
 
 def put_chunk(client, grant, seq, body, segment=0, stream="camera", token="grant", **headers):
@@ -97,12 +54,6 @@ def stored_chunks(attempt_id: int, stream: str = "camera") -> list[tuple[int, in
                        .join(Recording, Recording.id == Segment.recording_id)
                        .where(Recording.attempt_id == attempt_id, Recording.stream == stream)
                        .order_by(Segment.number, Chunk.seq)).all()
-
-
-def recording(attempt_id: int, stream: str = "camera") -> Recording:
-    with session_scope() as db:
-        return db.exec(select(Recording).where(Recording.attempt_id == attempt_id,
-                                               Recording.stream == stream)).one()
 
 
 def files_of(attempt_id: int) -> list[str]:

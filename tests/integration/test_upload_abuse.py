@@ -29,26 +29,9 @@ from proctor_app.media.ingest.tokens import TokenScopes
 from proctor_app.models import Attempt, Segment, UploadToken, utcnow
 from proctor_app.runtime import upload_store
 from proctor_app.services import uploads
-from tests.integration.test_ingest_api import (
-    chunk_headers,
-    chunk_url,
-    new_attempt,
-    recording,
-)
+from tests.support.uploads import chunk_headers, chunk_url, new_attempt, recording
 
 CHUNK = 237_000
-
-
-@pytest.fixture
-def grant(app_server) -> uploads.UploadGrant:
-    with session_scope() as db:
-        return uploads.issue_upload_token(db, new_attempt(db))
-
-
-@pytest.fixture
-def client(app_server):
-    with httpx.Client(base_url=app_server.url, timeout=60) as http:
-        yield http
 
 
 def _port(app_server) -> int:

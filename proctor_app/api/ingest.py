@@ -3,8 +3,9 @@
 Authorised by the attempt's upload token (`Authorization: Bearer ...`), not the login cookie, so
 uploads keep flowing while the page reloads. The token is checked before a slot is taken or a byte
 of the body is read; bodies must come within a deadline at a minimum rate; an attempt has a few
-uploads in flight at most, and a full server answers 503 with Retry-After instead of queueing. Chunks are stored in ingest processes, snapshots and
-events in worker threads; the event loop only reads bodies and answers.
+uploads in flight at most, and a full server answers 503 with Retry-After instead of queueing.
+Chunks are stored in ingest processes, snapshots and events in worker threads; the event loop only
+reads bodies and answers.
 """
 
 import asyncio

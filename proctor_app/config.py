@@ -24,6 +24,9 @@ class Config:
     ingest_processes: int
     # Where users reach the app (e.g. https://proctor.example.edu); https:// turns on HSTS.
     public_url: str = ""
+    # /metrics: answered to these client addresses (networks), or to a request with this token.
+    metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    metrics_token: str = ""
 
 
 def _persisted_secret(data_dir: Path) -> str:
@@ -50,6 +53,9 @@ def load_config() -> Config:
         redis_url=os.environ.get("REFLEX_REDIS_URL") or None,
         ingest_processes=int(os.environ.get("PROCTOR_INGEST_PROCESSES", min(4, os.cpu_count() or 1))),
         public_url=os.environ.get("PROCTOR_PUBLIC_URL", "").strip(),
+        metrics_allow=tuple(part.strip() for part in
+                            os.environ.get("PROCTOR_METRICS_ALLOW", "127.0.0.1,::1").split(",") if part.strip()),
+        metrics_token=os.environ.get("PROCTOR_METRICS_TOKEN", "").strip(),
     )
 
 

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from proctor_app.config import config
 from proctor_app.db import migrate, session_scope, startup_lock
 from proctor_app.demo import demo_mode, describe_demo, disable_demo_accounts, seed_demo
-from proctor_app.runtime import ingest_pool, job_worker, relay, retention_schedule
+from proctor_app.runtime import app_worker, background_schedule, ingest_pool, relay
 from proctor_app.services.attempts import close_overdue_attempts
 from proctor_app.services.first_run import issue_setup_code
 
@@ -57,9 +57,9 @@ async def lifespan():
         await ingest_pool.start()
     sweeper = asyncio.create_task(_sweep_overdue_attempts())
     # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again.
-    worker = asyncio.create_task(job_worker().run())
-    # The daily retention run (the database lock keeps it to one process at a time).
-    schedule = retention_schedule()
+    worker = asyncio.create_task(app_worker.run())
+    # The daily retention run (the database lock keeps it to one process at a time), health samples.
+    schedule = background_schedule()
     schedule.start()
     try:
         yield

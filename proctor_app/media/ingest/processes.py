@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
 from proctor_app.config import PROJECT_ROOT
+from proctor_app.logs import current_attempt
 from proctor_app.media.ingest.checks import ChunkAck, ChunkUpload
 from proctor_app.media.ingest.errors import IngestError
 from proctor_app.media.ingest.store import UploadStore
@@ -191,6 +192,7 @@ class IngestPool:
 
 def _answer(store: UploadStore, sock: socket.socket, sending: threading.Lock, request_id: int,
             header: dict, body: bytes) -> None:
+    current_attempt.set(header["upload"].get("attempt_id"))
     try:
         ack = store.store_chunk(header["token"], ChunkUpload(**header["upload"], body=body))
         result = {"ack": ack.as_json()}

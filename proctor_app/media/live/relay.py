@@ -195,6 +195,13 @@ class LiveRelay:
             return OFFLINE
         return LiveSnapshot(state.status, state.changed_at, state.streams)
 
+    def session_counts(self) -> dict[str, int]:
+        """Live sessions by role (publish, view)."""
+        counts = {"publish": 0, "view": 0}
+        for session in self._sessions.values():
+            counts[session.role] += 1
+        return counts
+
     def viewer_count(self, attempt_id: int, stream: str) -> int:
         channel = self._channels.get((attempt_id, stream))
         return len(channel.viewers) if channel else 0

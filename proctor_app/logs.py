@@ -45,7 +45,7 @@ def log_formatter(json_lines: bool) -> logging.Formatter:
         return JsonFormatter()
     text = logging.Formatter(TEXT_FORMAT)
     text.converter = time.gmtime  # UTC, like every time the app stores
-    text.default_msec_format = "%s.%03dZ"
+    text.default_time_format, text.default_msec_format = "%Y-%m-%dT%H:%M:%S", "%s.%03dZ"
     return text
 
 

@@ -41,7 +41,9 @@ def _percentile(values: list[float], share: float) -> float | None:
 
 
 def disk_space(root: Path) -> tuple[int, int]:
-    """(free, total) bytes of the file system holding `root`."""
+    """(free, total) bytes of the file system holding `root` (or where it will be made)."""
+    while not root.exists() and root.parent != root:
+        root = root.parent
     usage = shutil.disk_usage(root)
     return usage.free, usage.total
 

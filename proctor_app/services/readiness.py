@@ -37,7 +37,9 @@ class Readiness:
         return Check(True, "answers")
 
     def storage(self) -> Check:
-        with tempfile.NamedTemporaryFile(dir=self.storage_root(), prefix=".ready-") as probe:
+        root = self.storage_root()
+        root.mkdir(parents=True, exist_ok=True)  # made at the first upload otherwise
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".ready-") as probe:
             probe.write(b"ready")
             probe.flush()
             os.fsync(probe.fileno())

@@ -32,7 +32,7 @@ from proctor_app.media.ingest.checks import (
 )
 from proctor_app.media.ingest.errors import IngestError
 from proctor_app.media.ingest.processes import THREADS_PER_PROCESS
-from proctor_app.metrics import chunk_ingest_seconds, chunk_outcome, chunk_uploads
+from proctor_app.metrics import count_chunk_upload
 from proctor_app.runtime import ingest_pool, settings, upload_store
 
 MAX_EVENT_BATCH_BYTES = 512 * 1024
@@ -157,8 +157,7 @@ def _attempt_id(request: Request) -> int:
 async def put_chunk(request: Request) -> JSONResponse:
     started = time.perf_counter()
     response = await _put_chunk(request)
-    chunk_ingest_seconds.observe(time.perf_counter() - started)
-    chunk_uploads.labels(chunk_outcome(response.status_code)).inc()
+    count_chunk_upload(response.status_code, time.perf_counter() - started)
     return response
 
 

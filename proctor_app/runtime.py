@@ -1,13 +1,15 @@
 """The composition root: what runs in each process, built in one place.
 
 - App process (server.py's lifespan): the live relay, the ingest pool (or an in-process upload
-  store), a job worker with the job handlers, the daily retention schedule, the overdue sweeper.
+  store), a job worker with the job handlers, the daily retention schedule, the overdue sweeper,
+  and what a revocation ends in them (apply_revocations).
 - Ingest process (`python -m proctor_app.runtime ingest FD`, started by the pool): an upload store
   serving the app's socket.
 - Processing worker (`python -m proctor_app worker`): a job worker alone.
 Each gets the one settings cache and the one clock.
 """
 
+import asyncio
 import logging
 import socket
 import sys
@@ -21,6 +23,7 @@ from proctor_app.media.live.relay import LiveRelay
 from proctor_app.schedule import Schedule
 from proctor_app.services.live import store_live_transition
 from proctor_app.services.processing import job_handlers
+from proctor_app.services.revocation import Revoked, RevokedListener
 from proctor_app.services.settings import settings_cache
 
 INGEST_COMMAND = [sys.executable, "-m", "proctor_app.runtime", "ingest"]
@@ -44,6 +47,25 @@ def job_worker(concurrency: int | None = None) -> Worker:
 
 def retention_schedule() -> Schedule:
     return Schedule(clock)
+
+
+def apply_revocations(loop: asyncio.AbstractEventLoop) -> RevokedListener:
+    """What this app process does once a revocation committed (services/revocation.py), from the
+    thread that committed it: its upload store forgets the tokens at once; on `loop` (the app's),
+    the ingest processes forget them and the relay ends the user's views and the publications
+    opened with the tokens."""
+    async def close(revoked: Revoked) -> None:
+        if ingest_pool is not None and revoked.token_hashes:
+            await ingest_pool.forget_tokens(sorted(revoked.token_hashes))
+        await relay.close_sessions([f"token:{h}" for h in revoked.token_hashes])
+        if revoked.viewer_id is not None:
+            await relay.close_sessions([f"user:{revoked.viewer_id}"], revoked.attempt_ids)
+
+    def apply(revoked: Revoked) -> None:
+        upload_store.forget_tokens(revoked.token_hashes)
+        asyncio.run_coroutine_threadsafe(close(revoked), loop)
+
+    return apply
 
 
 def run_ingest_process(fd: int) -> None:

@@ -55,11 +55,14 @@ def apply_revocations(loop: asyncio.AbstractEventLoop) -> RevokedListener:
     the ingest processes forget them and the relay ends the user's views and the publications
     opened with the tokens."""
     async def close(revoked: Revoked) -> None:
-        if ingest_pool is not None and revoked.token_hashes:
-            await ingest_pool.forget_tokens(sorted(revoked.token_hashes))
-        await relay.close_sessions([f"token:{h}" for h in revoked.token_hashes])
-        if revoked.viewer_id is not None:
-            await relay.close_sessions([f"user:{revoked.viewer_id}"], revoked.attempt_ids)
+        try:
+            if ingest_pool is not None and revoked.token_hashes:
+                await ingest_pool.forget_tokens(sorted(revoked.token_hashes))
+            await relay.close_sessions([f"token:{h}" for h in revoked.token_hashes])
+            if revoked.viewer_id is not None:
+                await relay.close_sessions([f"user:{revoked.viewer_id}"], revoked.attempt_ids)
+        except Exception:  # nobody awaits this; the token revalidation still bounds the uploads
+            logging.getLogger("proctor_app.revocation").exception("applying a revocation failed")
 
     def apply(revoked: Revoked) -> None:
         upload_store.forget_tokens(revoked.token_hashes)

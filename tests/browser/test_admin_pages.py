@@ -225,7 +225,8 @@ def test_handlers_check_the_role_again(page, browser, app_server):
 
         victim = f"never-{uuid.uuid4().hex[:8]}@example.com"
         _create_user_in_form(other, victim, "Never Created", "candidate", password)
-        other.wait_for_url("**/forbidden")
+        # The role change ended the session: sent to sign in again (as a supervisor now).
+        other.wait_for_url(_login_url_for("/admin/users"))
         with session_scope() as db:
             assert db.exec(select(User).where(User.email == victim)).first() is None
     finally:

@@ -5,7 +5,7 @@ import re
 
 from sqlmodel import Session, select
 
-from proctor_app.models import ApiSession, Attempt, Exam, Organisation
+from proctor_app.models import ApiSession, Attempt, Exam, Organisation, User
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -42,3 +42,10 @@ def origin_marks(db: Session, attempt_ids: list[int]) -> dict[int, str]:
                    .where(Attempt.id.in_(attempt_ids))).all()
     return {attempt_id: name if external_id is None else f"{name} · {external_id}"
             for attempt_id, name, external_id in rows}
+
+
+def managed_organisation_id(db: Session, user_id: int) -> int | None:
+    """Whose keys (and, later, webhooks) an admin manages: None for the install's admin (all
+    organisations), else their own organisation's id."""
+    user = db.get(User, user_id)
+    return None if user.is_install_admin else user.organisation_id

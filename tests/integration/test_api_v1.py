@@ -212,11 +212,12 @@ MALFORMED = [
     ("GET", "/api/v1/sessions?created_after=yesterday", {}, 422),
     ("GET", "/api/v1/sessions?cursor=not-a-cursor", {}, 422),
     ("GET", "/api/v1/sessions?cursor=WzFd", {}, 422),
-    ("GET", "/api/v1/sessions/ses_nope", {}, 404),
-    ("GET", "/api/v1/sessions/" + "x" * 65, {}, 422),
+    ("GET", "/api/v1/sessions/ses_nope", {}, 422),
+    ("GET", "/api/v1/sessions/ses_" + "0" * 24, {}, 404),
+    ("POST", "/api/v1/sessions/ses_" + "0" * 24 + "/end", {}, 404),
     ("GET", "/api/v1/nowhere", {}, 404),
     ("PUT", "/api/v1/sessions", {}, 405),
-    ("PATCH", "/api/v1/sessions/ses_nope", {}, 405),
+    ("PATCH", "/api/v1/sessions/ses_" + "0" * 24, {}, 405),
 ]
 
 

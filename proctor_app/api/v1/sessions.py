@@ -36,7 +36,8 @@ from proctor_app.services.review import seconds_into
 COMMON = {401: problem_content("No valid API key"), 403: problem_content("The key lacks the scope"),
           422: problem_content("Invalid parameters or body")}
 ONE = {**COMMON, 404: problem_content("No such session in your organisation")}
-SessionId = Annotated[str, Path(max_length=64, description="the session's id (ses_...)")]
+# The id's own format: anything else is refused (422) before a lookup.
+SessionId = Annotated[str, Path(pattern=r"^ses_[0-9a-f]{24}$", description="the session's id")]
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 

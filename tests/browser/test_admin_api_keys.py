@@ -49,7 +49,7 @@ def test_install_admin_creates_rotates_and_revokes_a_key(page, app_server):
     assert _works(app_server, key) == 401 and _works(app_server, rotated) == 200
 
 
-def test_organisation_admin_sees_only_its_keys_and_others_are_refused(page, app_server):
+def test_organisation_admin_sees_only_its_keys_and_others_are_refused(page, browser, app_server):
     with session_scope() as db:
         mine = organisations.ensure_organisation(db, f"own-{uuid.uuid4().hex[:8]}")
         admin = make_user(db, role=Role.admin, organisation_id=mine.id, password="org-admin-pass-1")
@@ -64,6 +64,11 @@ def test_organisation_admin_sees_only_its_keys_and_others_are_refused(page, app_
     rows = page.locator("#keys-table tbody tr")
     expect(rows).to_have_count(1)
 
-    login(page, "proctor@example.com")
-    page.goto("/admin/api-keys")
-    page.wait_for_url("**/forbidden")
+    proctor_context = browser.new_context(base_url=app_server.url)
+    try:
+        proctor = proctor_context.new_page()
+        login(proctor, "proctor@example.com")
+        proctor.goto("/admin/api-keys")
+        proctor.wait_for_url("**/forbidden")
+    finally:
+        proctor_context.close()

@@ -129,10 +129,11 @@ def authenticate(db: Session, raw: str, now: datetime | None = None) -> KeyPrinc
         return None
     if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
         return None
-    # Conditional, so concurrent requests write it once a minute at most, without a lock.
-    db.execute(update(ApiKey).where(ApiKey.id == key.id, or_(
-        ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USE_RESOLUTION))
-        .values(last_used_at=now))
+    if key.last_used_at is None or key.last_used_at < now - LAST_USE_RESOLUTION:
+        # Conditional, so concurrent requests write it once a minute at most, without a lock.
+        db.execute(update(ApiKey).where(ApiKey.id == key.id, or_(
+            ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USE_RESOLUTION))
+            .values(last_used_at=now))
     return KeyPrincipal(key.id, key.organisation_id, frozenset(key.scopes))
 
 

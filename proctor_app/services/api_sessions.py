@@ -150,29 +150,42 @@ def _decode_cursor(cursor: str, arity: int) -> list:
     return values
 
 
+# What a listed session shows: plain columns, no ORM objects (a page is 100 rows).
+LISTED = (ApiSession.id, ApiSession.public_id, ApiSession.external_id, Attempt.status, ApiSession.created_at,
+          Attempt.started_at, Attempt.ended_at)
+MAX_ROW_ID = 2**31 - 1
+
+
+def _keyset(cursor: str):
+    """The rows after the cursor's (created_at, id), newest first."""
+    at, row_id = _decode_cursor(cursor, 2)
+    try:
+        at = datetime.fromisoformat(at)
+    except (TypeError, ValueError) as exc:
+        raise BadCursor(cursor) from exc
+    if at.tzinfo is None or isinstance(row_id, bool) or not isinstance(row_id, int) or not 0 < row_id <= MAX_ROW_ID:
+        raise BadCursor(cursor)
+    return or_(ApiSession.created_at < at, and_(ApiSession.created_at == at, ApiSession.id < row_id))
+
+
 def list_sessions(db: Session, organisation_id: int, status: str | None, created_after: datetime | None,
-                  limit: int, cursor: str | None) -> tuple[list[tuple[ApiSession, Attempt]], str | None]:
-    """One page, newest first, and the cursor of the next. The cursor is the last row's
-    (created_at, id): rows created meanwhile come before it, so pages neither repeat nor skip."""
+                  limit: int, cursor: str | None) -> tuple[list, str | None]:
+    """One page of rows (LISTED columns), newest first, and the cursor of the next. The cursor is
+    the last row's (created_at, id): rows created meanwhile come before it, so pages neither
+    repeat nor skip."""
     conditions = [ApiSession.organisation_id == organisation_id]
     if status:
         conditions.append(Attempt.status == status)
     if created_after is not None:
         conditions.append(ApiSession.created_at > created_after)
     if cursor:
-        at, row_id = _decode_cursor(cursor, 2)
-        try:
-            at, row_id = datetime.fromisoformat(at), int(row_id)
-        except (TypeError, ValueError) as exc:
-            raise BadCursor(cursor) from exc
-        conditions.append(or_(ApiSession.created_at < at,
-                              and_(ApiSession.created_at == at, ApiSession.id < row_id)))
-    rows = db.exec(select(ApiSession, Attempt).join(Attempt, Attempt.id == ApiSession.attempt_id)
+        conditions.append(_keyset(cursor))
+    rows = db.exec(select(*LISTED).join(Attempt, Attempt.id == ApiSession.attempt_id)
                    .where(*conditions).order_by(ApiSession.created_at.desc(), ApiSession.id.desc())
                    .limit(limit + 1)).all()
     page = list(rows[:limit])
     more = len(rows) > limit
-    return page, _encode_cursor(page[-1][0].created_at.isoformat(), page[-1][0].id) if more else None
+    return page, _encode_cursor(page[-1].created_at.isoformat(), page[-1].id) if more else None
 
 
 def end_session(db: Session, organisation_id: int, public_id: str,
@@ -196,11 +209,11 @@ def end_session(db: Session, organisation_id: int, public_id: str,
 def events_of(db: Session, organisation_id: int, public_id: str, limit: int,
               cursor: str | None) -> tuple[Attempt, list[ProctoringEvent], str | None]:
     """A page of the session's events in time order, and the cursor of the next."""
-    session, attempt = session_of(db, organisation_id, public_id)
+    _, attempt = session_of(db, organisation_id, public_id)
     conditions = [ProctoringEvent.attempt_id == attempt.id]
     if cursor:
         (after_id,) = _decode_cursor(cursor, 1)
-        if isinstance(after_id, bool) or not isinstance(after_id, int):
+        if isinstance(after_id, bool) or not isinstance(after_id, int) or not 0 < after_id <= MAX_ROW_ID:
             raise BadCursor(cursor)
         conditions.append(ProctoringEvent.id > after_id)
     rows = list(db.exec(select(ProctoringEvent).where(*conditions).order_by(ProctoringEvent.id)

@@ -210,8 +210,12 @@ MALFORMED = [
     ("GET", "/api/v1/sessions?status=done", {}, 422),
     ("GET", "/api/v1/sessions?created_after=2026-01-01T00:00:00", {}, 422),
     ("GET", "/api/v1/sessions?created_after=yesterday", {}, 422),
+    ("GET", "/api/v1/sessions?created_after=0001-01-01T00:00:00%2B05:00", {}, 422),
     ("GET", "/api/v1/sessions?cursor=not-a-cursor", {}, 422),
     ("GET", "/api/v1/sessions?cursor=WzFd", {}, 422),
+    # Well-formed JSON cursors with values the database could not take: naive time, id past int4.
+    ("GET", "/api/v1/sessions?cursor=WyIyMDI2LTAxLTAxVDAwOjAwOjAwIiwgMV0", {}, 422),
+    ("GET", "/api/v1/sessions?cursor=WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgOTk5OTk5OTk5OTk5XQ", {}, 422),
     ("GET", "/api/v1/sessions/ses_nope", {}, 422),
     ("GET", "/api/v1/sessions/ses_" + "0" * 24, {}, 404),
     ("POST", "/api/v1/sessions/ses_" + "0" * 24 + "/end", {}, 404),

@@ -1,5 +1,6 @@
 """/api/v1/sessions: thin handlers; the rules are in services/api_sessions.py."""
 
+from datetime import timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -92,13 +93,19 @@ def list_sessions(request: Request, status: SessionStatus | None = None,
                   limit: Annotated[int, Query(ge=1, le=100)] = 50,
                   cursor: Annotated[str | None, Query(max_length=200)] = None) -> SessionPage:
     principal = _principal(request)
+    try:
+        created_after = created_after and created_after.astimezone(timezone.utc)
+    except OverflowError:  # e.g. year 1 with a positive offset: before the first representable time
+        raise ApiProblem(422, "created_after is out of range.") from None
     with session_scope() as db:
         try:
             rows, next_cursor = api_sessions.list_sessions(db, principal.organisation_id, status,
                                                            created_after, limit, cursor)
         except api_sessions.BadCursor:
             raise ApiProblem(422, "The cursor is not one this API gave out.") from None
-    return SessionPage(items=[SessionSummary(**_summary(s, a)) for s, a in rows], next_cursor=next_cursor)
+    return SessionPage(items=[SessionSummary(id=row.public_id, external_id=row.external_id, status=row.status,
+                                             created_at=row.created_at, started_at=row.started_at,
+                                             ended_at=row.ended_at) for row in rows], next_cursor=next_cursor)
 
 
 def _stream(recording, principal: KeyPrincipal, now: float) -> Stream:

@@ -1,5 +1,6 @@
 """/admin/api-keys in Chromium: a key created on the page works against /api/v1 until revoked;
-rotation shows a new key; an organisation's own admin sees only its keys; others are refused."""
+rotation shows a new key; an organisation's own admin sees only its keys; others are refused. And
+API sessions carry their organisation and external id on the attempts list and video page."""
 
 import uuid
 
@@ -9,9 +10,10 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from proctor_app.db import session_scope
-from proctor_app.models import ApiKey, Role
+from proctor_app.models import ApiKey, AttemptStatus, Organisation, Role, utcnow
 from proctor_app.services import organisations
-from tests.support.factories import make_user
+from tests.support.api import make_caller, wrap_attempt
+from tests.support.factories import make_attempt, make_exam, make_user
 from tests.support.pages import login
 
 pytestmark = pytest.mark.browser
@@ -72,3 +74,19 @@ def test_organisation_admin_sees_only_its_keys_and_others_are_refused(page, brow
         proctor.wait_for_url("**/forbidden")
     finally:
         proctor_context.close()
+
+
+def test_api_sessions_are_marked_with_organisation_and_external_id(page, app_server):
+    with session_scope() as db:
+        caller = make_caller(db, slug=f"marks-{uuid.uuid4().hex[:8]}")
+        exam = make_exam(db)
+        attempt = make_attempt(db, exam, make_user(db), status=AttemptStatus.submitted,
+                               started_at=utcnow(), ended_at=utcnow(), deadline_at=utcnow())
+        session = wrap_attempt(db, caller.organisation_id, attempt.id)
+        organisation = db.get(Organisation, caller.organisation_id)
+    mark = f"{organisation.name} · {session.external_id}"
+    login(page, "admin@example.com")
+    page.goto("/attempts")
+    expect(page.locator(".attempt-origin").filter(has_text=mark)).to_have_count(1)
+    page.goto(f"/attempts/{attempt.id}/video")
+    expect(page.locator("#attempt-origin")).to_have_text(mark)

@@ -42,7 +42,7 @@ LIMIT = 100
 # The query GET /api/v1/sessions runs for a page after a cursor, written out by hand.
 BARE_PAGE = sa.text(
     "SELECT s.*, a.status, a.started_at, a.ended_at FROM api_sessions s JOIN attempts a ON a.id = s.attempt_id"
-    " WHERE s.organisation_id = :org AND (s.created_at < :at OR (s.created_at = :at AND s.id < :id))"
+    " WHERE s.organisation_id = :org AND (s.created_at, s.id) < (:at, :id)"
     " ORDER BY s.created_at DESC, s.id DESC LIMIT :limit")
 BARE_FIRST = sa.text(
     "SELECT s.*, a.status, a.started_at, a.ended_at FROM api_sessions s JOIN attempts a ON a.id = s.attempt_id"
@@ -137,6 +137,7 @@ async def run(args) -> dict:
             "pages": args.pages, "page_limit": LIMIT,
             "api_p50_ms": ms(api, 0.5), "api_p99_ms": ms(api, 0.99),
             "bare_p50_ms": ms(bare, 0.5), "bare_p99_ms": ms(bare, 0.99),
+            "api_min_ms": ms(api, 0), "bare_min_ms": ms(bare, 0),
             "p99_ratio": round(percentile(api, 0.99) / percentile(bare, 0.99), 2),
             "api_mean_ms": round(statistics.mean(api) * 1000, 2)}
 
@@ -161,7 +162,8 @@ def main() -> None:
     print(f"sessions created: {result['creates_per_s']}/s ({result['creates']} through the API)")
     print(f"GET /api/v1/sessions with {result['sessions']} sessions, {result['pages']} pages of {LIMIT}: "
           f"API p50 {result['api_p50_ms']} ms, p99 {result['api_p99_ms']} ms; bare SQL p50 "
-          f"{result['bare_p50_ms']} ms, p99 {result['bare_p99_ms']} ms; p99 ratio {result['p99_ratio']} (target <= 3)")
+          f"{result['bare_p50_ms']} ms, p99 {result['bare_p99_ms']} ms; p99 ratio {result['p99_ratio']} (target <= 3); "
+          f"fastest page: API {result['api_min_ms']} ms, bare {result['bare_min_ms']} ms")
     print(json.dumps(result))
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, or_, select
 
 from proctor_app.config import config
@@ -118,13 +119,15 @@ def rotate_key(db: Session, key_id: int, organisation_id: int | None, by: int | 
     return new, raw
 
 
-def authenticate(db: Session, raw: str, now: datetime | None = None) -> KeyPrincipal | None:
-    """The key's principal, or None when the key is unknown, wrong, revoked or expired."""
+def authenticate(db: Session | Connection, raw: str, now: datetime | None = None) -> KeyPrincipal | None:
+    """The key's principal, or None when the key is unknown, wrong, revoked or expired. Plain
+    columns, no ORM: it runs on every API request (a Connection from connection_scope will do)."""
     now = now or utcnow()
     prefix = raw[:len(KEY_PREFIX) + PREFIX_HEX]
     if not prefix.startswith(KEY_PREFIX) or len(raw) > 100:
         return None
-    key = db.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+    key = db.execute(select(ApiKey.id, ApiKey.organisation_id, ApiKey.key_hash, ApiKey.scopes, ApiKey.revoked_at,
+                            ApiKey.expires_at, ApiKey.last_used_at).where(ApiKey.prefix == prefix)).first()
     if key is None or not hmac.compare_digest(key.key_hash, _hash(raw)):
         return None
     if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):

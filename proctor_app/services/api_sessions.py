@@ -15,9 +15,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import func, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, and_, or_, select
+from sqlmodel import Session, select
 
 from proctor_app.config import config
 from proctor_app.models import (
@@ -165,7 +165,8 @@ def _keyset(cursor: str):
         raise BadCursor(cursor) from exc
     if at.tzinfo is None or isinstance(row_id, bool) or not isinstance(row_id, int) or not 0 < row_id <= MAX_ROW_ID:
         raise BadCursor(cursor)
-    return or_(ApiSession.created_at < at, and_(ApiSession.created_at == at, ApiSession.id < row_id))
+    # A row comparison: PostgreSQL starts the index scan at the cursor instead of filtering up to it.
+    return tuple_(ApiSession.created_at, ApiSession.id) < tuple_(at, row_id)
 
 
 def list_sessions(db: Session, organisation_id: int, status: str | None, created_after: datetime | None,

@@ -6,7 +6,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proctor_app.api.v1.problems import problem_response
-from proctor_app.db import session_scope
+from proctor_app.db import connection_scope
 from proctor_app.services.api_keys import KeyPrincipal, authenticate
 
 SCOPE_EXTRA = "x-required-scope"
@@ -31,8 +31,8 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
 
 
 def _check(raw: str) -> KeyPrincipal | None:
-    with session_scope() as db:
-        return authenticate(db, raw)
+    with connection_scope() as conn:
+        return authenticate(conn, raw)
 
 
 def _is_json(content_type: bytes) -> bool:

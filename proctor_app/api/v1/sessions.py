@@ -91,7 +91,7 @@ def create_session(body: SessionCreate, request: Request, response: Response) ->
 def list_sessions(request: Request, status: SessionStatus | None = None,
                   created_after: AwareDatetime | None = None,
                   limit: Annotated[int, Query(ge=1, le=100)] = 50,
-                  cursor: Annotated[str | None, Query(max_length=200)] = None) -> SessionPage:
+                  cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
     principal = _principal(request)
     try:
         created_after = created_after and created_after.astimezone(timezone.utc)
@@ -103,9 +103,10 @@ def list_sessions(request: Request, status: SessionStatus | None = None,
                                                            created_after, limit, cursor)
         except api_sessions.BadCursor:
             raise ApiProblem(422, "The cursor is not one this API gave out.") from None
-    return SessionPage(items=[SessionSummary(id=row.public_id, external_id=row.external_id, status=row.status,
-                                             created_at=row.created_at, started_at=row.started_at,
-                                             ended_at=row.ended_at) for row in rows], next_cursor=next_cursor)
+    # Plain dicts: FastAPI validates them once against SessionPage while serialising.
+    return {"items": [{"id": row.public_id, "external_id": row.external_id, "status": row.status,
+                       "created_at": row.created_at, "started_at": row.started_at, "ended_at": row.ended_at}
+                      for row in rows], "next_cursor": next_cursor}
 
 
 def _stream(recording, principal: KeyPrincipal, now: float) -> Stream:

@@ -54,6 +54,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def ms(values: list[float], q: float) -> float:
+    return round(percentile(values, q) * 1000, 2)
+
+
 def fill(organisation_id: int, count: int) -> None:
     """`count` sessions (each with its exam, candidate and attempt, as the API makes them), one
     second apart, in four statements."""
@@ -132,7 +136,6 @@ async def run(args) -> dict:
         await client.get("/api/v1/sessions", headers=reader.headers)  # warm up
         rate = await create_rate(client, creator.headers, args.creates)
         api, bare = await page_latencies(client, reader.headers, reader.organisation_id, args.pages)
-    ms = lambda values, q: round(percentile(values, q) * 1000, 2)  # noqa: E731
     return {"sessions": args.sessions, "creates": args.creates, "creates_per_s": round(rate, 1),
             "pages": args.pages, "page_limit": LIMIT,
             "api_p50_ms": ms(api, 0.5), "api_p99_ms": ms(api, 0.99),

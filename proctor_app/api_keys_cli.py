@@ -34,6 +34,10 @@ def _create(args) -> int:
     return 0
 
 
+def _when(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
+
+
 def _list(args) -> int:
     migrate()
     with session_scope() as db:
@@ -47,9 +51,8 @@ def _list(args) -> int:
     for key, org in rows:
         state = ("revoked" if key.revoked_at else
                  "expired" if key.expires_at and key.expires_at <= now else "active")
-        when = lambda moment: f"{moment:%Y-%m-%d %H:%M}" if moment else "-"  # noqa: E731
-        print(f"{key.prefix:<16} {org.slug:<16} {state:<8} {when(key.last_used_at):<17} "
-              f"{when(key.expires_at):<17} {key.label} / {' '.join(key.scopes)}")
+        print(f"{key.prefix:<16} {org.slug:<16} {state:<8} {_when(key.last_used_at):<17} "
+              f"{_when(key.expires_at):<17} {key.label} / {' '.join(key.scopes)}")
     return 0
 
 

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from proctor_app.api import build_api
 from proctor_app.db import session_scope
-from proctor_app.models import ApiKey, ApiSession, Attempt, AuditLog, Exam, Organisation, utcnow
+from proctor_app.models import ApiKey, ApiSession, Attempt, Exam, Organisation, utcnow
 from proctor_app.services import api_keys
 from tests.support.api import make_caller, session_body
 

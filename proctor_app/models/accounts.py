@@ -22,9 +22,6 @@ class User(SQLModel, table=True):
     password_hash: str
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
-    # Rate limiting of wrong passwords, per account.
-    failed_logins: int = 0
-    locked_until: datetime | None = None
 
 
 class LoginSession(SQLModel, table=True):

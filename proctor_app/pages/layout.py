@@ -4,7 +4,6 @@ import reflex as rx
 
 from proctor_app.demo import DEMO_PASSWORD, demo_mode
 from proctor_app.state.auth import AuthState
-from proctor_app.state.login import LoginState
 
 NAV_BY_ROLE = {
     "candidate": [("My exams", "/candidate")],
@@ -48,7 +47,9 @@ def page_frame(*children, title: str) -> rx.Component:
             rx.text(AuthState.user_name, " (", AuthState.user_role, ")", id="signed-in-as"),
             # Present once the page's on_load handlers have finished (its guard included).
             rx.cond(rx.State.is_hydrated, rx.el.span(id="page-loaded", hidden=True)),
-            rx.button("Log out", on_click=LoginState.logout, variant="soft", id="logout"),
+            # A plain form post: the route clears the HttpOnly cookie and sends the browser to /login.
+            rx.el.form(rx.button("Log out", type="submit", variant="soft", id="logout"),
+                       action="/api/auth/logout", method="post"),
             align="center", padding="0.75em 1.5em", border_bottom="1px solid var(--gray-5)",
             width="100%", spacing="5",
         ),

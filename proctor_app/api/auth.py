@@ -10,7 +10,7 @@ import asyncio
 import json
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from proctor_app.api.clients import client_address, from_this_site
@@ -106,12 +106,11 @@ def login_route(throttle: LoginThrottle, public_url: str, trusted_proxies: tuple
 
 def logout_route(public_url: str):
     async def logout(request: Request) -> Response:
-        """Ends the server-side session and clears the cookie, then to /login (a form post or a
-        fetch alike)."""
+        """Ends the server-side session and clears the cookie (the page then loads /login)."""
         if not from_this_site(request, public_url):
             return _cross_site()
         await asyncio.to_thread(sessions.logout, request.cookies.get(sessions.SESSION_COOKIE, ""))
-        response = RedirectResponse("/login", status_code=303, headers={"Cache-Control": "no-store"})
+        response = Response(status_code=204, headers={"Cache-Control": "no-store"})
         response.delete_cookie(sessions.SESSION_COOKIE, path="/", httponly=True, samesite="strict",
                                secure=public_url.lower().startswith("https://"))
         return response

@@ -2,6 +2,7 @@
 
 import reflex as rx
 
+from proctor_app.components.auth_forms import logout_form
 from proctor_app.demo import DEMO_PASSWORD, demo_mode
 from proctor_app.state.auth import AuthState
 
@@ -47,9 +48,7 @@ def page_frame(*children, title: str) -> rx.Component:
             rx.text(AuthState.user_name, " (", AuthState.user_role, ")", id="signed-in-as"),
             # Present once the page's on_load handlers have finished (its guard included).
             rx.cond(rx.State.is_hydrated, rx.el.span(id="page-loaded", hidden=True)),
-            # A plain form post: the route clears the HttpOnly cookie and sends the browser to /login.
-            rx.el.form(rx.button("Log out", type="submit", variant="soft", id="logout"),
-                       action="/api/auth/logout", method="post"),
+            logout_form(rx.button("Log out", type="submit", variant="soft", id="logout")),
             align="center", padding="0.75em 1.5em", border_bottom="1px solid var(--gray-5)",
             width="100%", spacing="5",
         ),

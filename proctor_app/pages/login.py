@@ -1,7 +1,7 @@
 import reflex as rx
 
 from proctor_app.auth.roles import HOME_BY_ROLE
-from proctor_app.components.login_form import login_form
+from proctor_app.components.auth_forms import login_form
 from proctor_app.pages.layout import demo_banner
 from proctor_app.state.auth import AuthState
 

@@ -8,6 +8,7 @@ the password check runs in a thread, off the event loop that also carries the li
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,6 +22,9 @@ from proctor_app.auth.throttle import LoginThrottle, Throttled
 from proctor_app.config import config
 
 MAX_BODY_BYTES = 8 * 1024
+# Sign-ins take one of a few threads of their own: each argon2 check holds 64 MiB for its length,
+# and a flood of sign-ins then queues here instead of filling the pool other handlers use.
+_password_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sign-in")
 
 
 def problem(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -64,7 +68,7 @@ def _check_and_login(throttle: LoginThrottle, email: str, password: str, address
     throttle.check(email, address)
     try:
         result = sessions.login(email, password)
-    except sessions.AccountDeactivated:
+    except sessions.AccountDeactivated:  # the right password: not a failure
         raise
     except sessions.LoginError:
         throttle.failed(email, address)
@@ -83,7 +87,8 @@ def login_route(throttle: LoginThrottle, public_url: str, trusted_proxies: tuple
         email, password, target = credentials
         address = client_address(request, trusted_proxies)
         try:
-            token, user = await asyncio.to_thread(_check_and_login, throttle, email, password, address)
+            token, user = await asyncio.get_running_loop().run_in_executor(
+                _password_threads, _check_and_login, throttle, email, password, address)
         except Throttled as wait:
             minutes = -(-wait.retry_after_s // 60)
             return problem(429, "too_many_attempts",

@@ -1,7 +1,8 @@
-// The sign-in and sign-out forms. Sign-in posts the credentials to /api/auth/login, which sets the session cookie itself
-// (HttpOnly: no script here or anywhere else ever sees the token), then loads this page again in
-// full: its new state socket carries the cookie, and the page's on_load sends the signed-in user
-// on to `next` (a full load of `next` itself would end on "next/", the static server's redirect).
+// The sign-in and sign-out forms. Sign-in posts the credentials to /api/auth/login, which sets
+// the session cookie itself (HttpOnly: no script here or anywhere else ever sees the token), then
+// loads this page again in full: its new state socket carries the cookie, and the page's on_load
+// sends the signed-in user on to `next` (a full load of `next` itself would end on "next/", the
+// static server's redirect).
 import { createElement as h, useState } from "react";
 import { getBackendURL } from "$/utils/state";
 

@@ -1,8 +1,11 @@
-"""drop the per-account login lock-out (failed_logins, locked_until): throttling replaced it
+"""drop the per-account login lock-out (failed_logins, locked_until): throttling replaced it;
+end the open login sessions, whose cookies were written by JavaScript (now HttpOnly)
 
 Revision ID: 0002
 Revises: 0001
 """
+from datetime import datetime, timezone
+
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
@@ -21,6 +24,9 @@ def upgrade() -> None:
         for name in ("failed_logins", "locked_until"):
             if name in columns:
                 batch.drop_column(name)
+    sessions = sa.table("login_sessions", sa.column("revoked_at", sqlmodel.sql.sqltypes.UTCDateTime()))
+    op.execute(sessions.update().where(sessions.c.revoked_at.is_(None))
+               .values(revoked_at=datetime.now(timezone.utc)))
 
 
 def downgrade() -> None:

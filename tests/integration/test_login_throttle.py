@@ -5,7 +5,13 @@ import uuid
 
 import pytest
 
-from proctor_app.auth.throttle import PER_ACCOUNT, PER_ACCOUNT_AND_ADDRESS, PER_ADDRESS, LoginThrottle, Throttled
+from proctor_app.auth.throttle import (
+    PER_ACCOUNT,
+    PER_ACCOUNT_AND_ADDRESS,
+    PER_ADDRESS,
+    LoginThrottle,
+    Throttled,
+)
 
 
 @pytest.fixture(params=["memory://", "redis://127.0.0.1:6379"])

@@ -48,7 +48,8 @@ async def test_behind_https_the_session_cookie_is_secure(demo_db):
 
 def _rxconfig_origins(env: dict[str, str]) -> list[str]:
     code = "import json, rxconfig; print(json.dumps(list(rxconfig.config.cors_allowed_origins)))"
-    inherited = {k: v for k, v in os.environ.items() if k not in ("PROCTOR_CORS_ORIGINS", "PROCTOR_PUBLIC_URL")}
+    inherited = {k: v for k, v in os.environ.items()
+                 if k not in ("PROCTOR_CORS_ORIGINS", "PROCTOR_PUBLIC_URL")}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           check=True, env={**inherited, **env})
     return json.loads(done.stdout.strip().splitlines()[-1])

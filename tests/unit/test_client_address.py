@@ -38,9 +38,11 @@ def test_client_address(peer, forwarded, trusted, expected):
     ("", {"Host": "127.0.0.1:8000", "Origin": "http://evil.example"}, False),
     ("", {"Host": "127.0.0.1:8000"}, False),
     ("", {"Host": "127.0.0.1:8000", "Origin": "null"}, False),
-    ("https://proctor.example.org", {"Host": "proctor.example.org", "Origin": "https://proctor.example.org"}, True),
+    ("https://proctor.example.org",
+     {"Host": "proctor.example.org", "Origin": "https://proctor.example.org"}, True),
     ("https://proctor.example.org/", {"Host": "x", "Origin": "https://Proctor.example.org"}, True),
-    ("https://proctor.example.org", {"Host": "proctor.example.org", "Origin": "http://proctor.example.org"}, False),
+    ("https://proctor.example.org",
+     {"Host": "proctor.example.org", "Origin": "http://proctor.example.org"}, False),
     ("https://proctor.example.org", {"Host": "evil.example", "Origin": "https://evil.example"}, False),
 ])
 def test_from_this_site(public_url, headers, same):

@@ -28,6 +28,9 @@ class Config:
     cors_origins: tuple[str, ...] = ()
     # Peers whose X-Forwarded-For names the client (the reverse proxy), as IPs or CIDRs.
     trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+    # /metrics: answered to these client addresses (networks), or to a request with this token.
+    metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    metrics_token: str = ""
 
 
 def _persisted_secret(data_dir: Path) -> str:
@@ -60,6 +63,9 @@ def load_config() -> Config:
         public_url=os.environ.get("PROCTOR_PUBLIC_URL", "").strip(),
         cors_origins=_list(os.environ.get("PROCTOR_CORS_ORIGINS", "")),
         trusted_proxies=_list(os.environ.get("PROCTOR_TRUSTED_PROXIES", "127.0.0.1")),
+        metrics_allow=tuple(part.strip() for part in
+                            os.environ.get("PROCTOR_METRICS_ALLOW", "127.0.0.1,::1").split(",") if part.strip()),
+        metrics_token=os.environ.get("PROCTOR_METRICS_TOKEN", "").strip(),
     )
 
 

@@ -2,11 +2,11 @@
 
 from starlette.applications import Starlette
 
-from proctor_app.api import clock, ingest, live, media, preview
+from proctor_app.api import clock, ingest, live, media, monitoring, preview
 from proctor_app.api.auth import auth_routes
 from proctor_app.runtime import login_throttle
 
 
 def build_api() -> Starlette:
     return Starlette(routes=[*auth_routes(login_throttle), *clock.routes, *ingest.routes,
-                             *preview.routes, *media.routes, *live.routes])
+                             *preview.routes, *media.routes, *live.routes, *monitoring.routes])

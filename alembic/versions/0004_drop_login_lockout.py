@@ -1,8 +1,8 @@
 """drop the per-account login lock-out (failed_logins, locked_until): throttling replaced it;
 end the open login sessions, whose cookies were written by JavaScript (now HttpOnly)
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 """
 from datetime import datetime, timezone
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0002'
-down_revision = '0001'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

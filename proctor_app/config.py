@@ -24,6 +24,9 @@ class Config:
     ingest_processes: int
     # Where users reach the app (e.g. https://proctor.example.edu); https:// turns on HSTS.
     public_url: str = ""
+    # Whether the app process runs a job worker too; off when `python -m proctor_app worker` runs
+    # in a process (or on a machine) of its own.
+    in_app_worker: bool = True
 
 
 def _persisted_secret(data_dir: Path) -> str:
@@ -50,6 +53,7 @@ def load_config() -> Config:
         redis_url=os.environ.get("REFLEX_REDIS_URL") or None,
         ingest_processes=int(os.environ.get("PROCTOR_INGEST_PROCESSES", min(4, os.cpu_count() or 1))),
         public_url=os.environ.get("PROCTOR_PUBLIC_URL", "").strip(),
+        in_app_worker=os.environ.get("PROCTOR_IN_APP_WORKER", "1").strip() != "0",
     )
 
 

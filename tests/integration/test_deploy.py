@@ -5,18 +5,17 @@ app server: a page, an upload and the state websocket through it."""
 import hashlib
 import os
 import re
-import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-import simple_websocket
 
 from proctor_app.media.storage import storage
-from tests.support.polling import wait_for_http
-from tests.support.server import ROOT, free_port
+from tests.support.caddy import CaddyProxy, tool
+from tests.support.server import ROOT
 from tests.support.uploads import chunk_headers, chunk_url
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="caddy and systemd-analyze: Linux only")
@@ -26,7 +25,7 @@ UNITS = ["proctor-app.service", "proctor-worker.service"]
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+    path = tool(name)
     if path is None:
         pytest.fail(f"{name} is missing: run scripts/install --with-browser")
     return path
@@ -94,23 +93,11 @@ def test_every_variable_of_the_example_env_file_is_in_the_readme():
 
 @pytest.fixture(scope="module")
 def proxy(app_server, tmp_path_factory):
-    """Caddy running deploy/Caddyfile in plain HTTP on a free port, in front of the app server."""
-    home = tmp_path_factory.mktemp("caddy")
-    port = free_port()
-    env = dict(os.environ, PROCTOR_DOMAIN=f"http://127.0.0.1:{port}",
-               PROCTOR_UPSTREAM=f"127.0.0.1:{app_server.port}", CADDY_ADMIN="off", HOME=str(home),
-               XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"))
-    log = open(home / "caddy.log", "wb")
-    proc = subprocess.Popen([_tool("caddy"), "run", "--config", str(DEPLOY / "Caddyfile"),
-                             "--adapter", "caddyfile"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/ping", 30, proc)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
-        print((home / "caddy.log").read_text()[-3000:])  # shown with a failure
+    caddy = CaddyProxy(app_server.port, tmp_path_factory.mktemp("caddy"))
+    caddy.start()
+    yield caddy.address
+    caddy.stop()
+    print(caddy.log_path.read_text()[-3000:])  # shown with a failure
 
 
 def test_a_page_comes_through_the_proxy_with_the_apps_security_headers(proxy, app_server):
@@ -136,11 +123,22 @@ def test_an_upload_goes_through_the_proxy_and_a_refusal_comes_back(proxy, grant)
     assert hashlib.sha256(next(path).read_bytes()).digest() == hashlib.sha256(body).digest()
 
 
+def _first_websocket_bytes(address: str) -> bytes:
+    """Opens the state websocket as a browser would and returns what arrives until Engine.IO's
+    open packet (read off the socket whole: a client library may drop frames that arrive with the
+    handshake answer)."""
+    host, port = address.split(":")
+    with socket.create_connection((host, int(port)), timeout=15) as conn:
+        conn.sendall(f"GET /_event/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {address}\r\n"
+                     "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode())
+        received = b""
+        while b'0{"sid":' not in received and (data := conn.recv(4096)):
+            received += data
+    return received
+
+
 def test_the_state_websocket_opens_through_the_proxy(proxy):
-    socket = simple_websocket.Client.connect(f"ws://{proxy}/_event/?EIO=4&transport=websocket")
-    try:
-        opened = socket.receive(timeout=15)
-    finally:
-        socket.close()
-    # Engine.IO's open packet: "0" and the session's parameters.
-    assert opened.startswith('0{"sid":'), opened
+    received = _first_websocket_bytes(proxy)
+    assert received.startswith(b"HTTP/1.1 101 Switching Protocols"), received[:200]
+    assert b'0{"sid":' in received, received[:400]  # Engine.IO's open packet

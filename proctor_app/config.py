@@ -26,6 +26,9 @@ class Config:
     ingest_processes: int
     # Where users reach the app (e.g. https://proctor.example.edu); https:// turns on HSTS.
     public_url: str = ""
+    # /metrics: answered to these client addresses (networks), or to a request with this token.
+    metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    metrics_token: str = ""
     # Whether the app process runs a job worker too; off when `python -m proctor_app worker` runs
     # in a process (or on a machine) of its own.
     in_app_worker: bool = True
@@ -57,6 +60,9 @@ def load_config() -> Config:
         ingest_processes=int(os.environ.get("PROCTOR_INGEST_PROCESSES", min(4, os.cpu_count() or 1)))
         if SOCKET_PASSING else 0,
         public_url=os.environ.get("PROCTOR_PUBLIC_URL", "").strip(),
+        metrics_allow=tuple(part.strip() for part in
+                            os.environ.get("PROCTOR_METRICS_ALLOW", "127.0.0.1,::1").split(",") if part.strip()),
+        metrics_token=os.environ.get("PROCTOR_METRICS_TOKEN", "").strip(),
         in_app_worker=os.environ.get("PROCTOR_IN_APP_WORKER", "1").strip() != "0",
     )
 

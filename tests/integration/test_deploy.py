@@ -110,6 +110,12 @@ def test_a_page_comes_through_the_proxy_with_the_apps_security_headers(proxy, ap
         assert proxied.headers.get(header) == direct.headers.get(header) is not None, header
 
 
+def test_metrics_are_not_served_through_the_proxy(proxy, app_server):
+    # The app lets 127.0.0.1 read /metrics, and through the proxy every request comes from there.
+    assert httpx.get(f"{app_server.url}/metrics").status_code == 200
+    assert httpx.get(f"http://{proxy}/metrics").status_code == 404
+
+
 def test_an_upload_goes_through_the_proxy_and_a_refusal_comes_back(proxy, grant):
     body = os.urandom(3 * 1024 * 1024 // 2)
     url = f"http://{proxy}{chunk_url(grant.attempt_id, 0)}"

@@ -133,7 +133,9 @@ def locked_file(path: str | Path, blocking: bool = True) -> Iterator[None]:
     """An exclusive lock on a lock file (made if missing), across threads and processes;
     BlockingIOError at once when `blocking` is false and another holder has it."""
     if fcntl is None:
-        with _filelock(os.fspath(path), blocking):
+        # A file of filelock's own: on POSIX without fcntl its lock is the file's existence, and
+        # the flock path keeps `path` for good.
+        with _filelock(f"{os.fspath(path)}.lock", blocking):
             yield
         return
     fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_PRIVATE, 0o600)

@@ -13,6 +13,8 @@ PROCTOR_* variables).
         run a processing worker here until interrupted (e.g. on a separate machine)
     python -m proctor_app jobs [--attempt ID] [--status STATUS] [--limit N]
         list jobs, newest first
+    python -m proctor_app api-keys create|list|revoke ...
+        API keys of organisations (see proctor_app/api_keys_cli.py)
 """
 
 import argparse
@@ -22,6 +24,7 @@ import sys
 
 from sqlmodel import select
 
+from proctor_app import api_keys_cli
 from proctor_app.db import migrate, session_scope, startup_lock
 from proctor_app.models import Attempt, Job, JobStatus, User
 from proctor_app.platform import on_stop_signals
@@ -156,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--status", choices=[s.value for s in JobStatus])
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(run=list_jobs)
+    api_keys_cli.add_commands(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -67,7 +67,8 @@ def seed_demo(db: Session) -> None:
     for email, name, role in DEMO_USERS:
         user = db.exec(select(User).where(User.email == email)).first()
         if user is None:
-            user = User(email=email, name=name, role=role, password_hash=hash_password(DEMO_PASSWORD))
+            user = User(email=email, name=name, role=role, password_hash=hash_password(DEMO_PASSWORD),
+                        is_install_admin=role == "admin")
             db.add(user)
             db.flush()
         users[email] = user

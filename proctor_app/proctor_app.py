@@ -3,6 +3,7 @@ import reflex as rx
 from proctor_app.api import build_api
 from proctor_app.api.headers import with_security_headers
 from proctor_app.config import config
+from proctor_app.pages.admin_api_keys import admin_api_keys_page
 from proctor_app.pages.admin_exams import admin_exam_edit_page, admin_exams_page
 from proctor_app.pages.admin_health import admin_health_page
 from proctor_app.pages.admin_settings import admin_settings_page
@@ -14,6 +15,7 @@ from proctor_app.pages.login import IndexState, forbidden_page, index_page, logi
 from proctor_app.pages.proctor_grid import proctor_grid_page
 from proctor_app.pages.setup import setup_page
 from proctor_app.pages.take_exam import take_exam_page
+from proctor_app.state.admin_api_keys import AdminApiKeysState
 from proctor_app.state.admin_exams import AdminExamEditState, AdminExamListState
 from proctor_app.state.admin_health import AdminHealthState
 from proctor_app.state.admin_settings import AdminSettingsState
@@ -41,6 +43,8 @@ app.add_page(admin_exam_edit_page, route="/admin/exams/[exam_id]", on_load=Admin
              title="Exam")
 app.add_page(admin_settings_page, route="/admin/settings", on_load=AdminSettingsState.on_load,
              title="Settings")
+app.add_page(admin_api_keys_page, route="/admin/api-keys", on_load=AdminApiKeysState.on_load,
+             title="API keys")
 app.add_page(admin_health_page, route="/admin/health", on_load=AdminHealthState.on_load, title="Health")
 app.add_page(candidate_home_page, route="/candidate", on_load=CandidateHomeState.on_load,
              title="My exams")

@@ -1,10 +1,12 @@
 """HTTP routes under /api (Starlette), mounted in front of Reflex by api_transformer."""
 
 from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from proctor_app.api import clock, ingest, live, media, monitoring, preview
+from proctor_app.api.v1 import MOUNT, build_v1
 
 
 def build_api() -> Starlette:
     return Starlette(routes=[*clock.routes, *ingest.routes, *preview.routes, *media.routes, *live.routes,
-                             *monitoring.routes])
+                             *monitoring.routes, Mount(MOUNT, app=build_v1())])

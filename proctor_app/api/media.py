@@ -1,10 +1,11 @@
 """Recorded media for reviewers: MP4, poster, sprite and snapshots of an attempt.
 
 A request needs BOTH a staff session (cookie) and a signed link made for that same user, which
-expires. URLs name media by attempt and kind only, never by storage path. Every view and download
+expires; or a link made for an API key (integration API), valid while the key is. URLs name media by attempt and kind only, never by storage path. Every view and download
 is written to the audit log.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlmodel import Session, select
@@ -13,12 +14,13 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from proctor_app.auth.roles import STAFF_REVIEW
-from proctor_app.auth.sessions import SESSION_COOKIE, CurrentUser, user_for_token
+from proctor_app.auth.sessions import SESSION_COOKIE, user_for_token
 from proctor_app.db import session_scope
-from proctor_app.media.playback.links import PREFIX, LinkError, check_link, grant
+from proctor_app.media.playback.links import KEY_PARAM, PREFIX, LinkError, check_link, grant, key_principal
 from proctor_app.media.playback.ranges import serve_file
 from proctor_app.media.storage import storage
 from proctor_app.models import Attempt, AuditLog, Recording, RecordingStatus, Snapshot, StreamKind, utcnow
+from proctor_app.services.api_keys import key_reads_attempt
 from proctor_app.services.review import may_review
 
 # A <video> fetches many ranges while someone watches; one audit row per viewer, file and window.
@@ -30,9 +32,36 @@ def refuse(status: int, message: str) -> Response:
     return PlainTextResponse(message, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-def authorize_viewer(request: Request, db: Session) -> CurrentUser | Response:
+@dataclass(frozen=True)
+class Viewer:
+    """Who fetches media: a staff user, or an integrator's API key (user_id None)."""
+
+    user_id: int | None
+    api_key_id: int | None = None
+
+
+def _authorize_key(request: Request, db: Session, key_param: str) -> Viewer | Response:
+    """A link made for an API key: valid while the key is, for its organisation's attempts."""
+    if not key_param.isdigit() or request.query_params.get("download"):
+        return refuse(403, "This media link is invalid.")
+    key_id = int(key_param)
+    try:
+        check_link(grant(key_principal(key_id), request.url.path, False),
+                   request.query_params.get("exp"), request.query_params.get("sig"))
+    except LinkError as exc:
+        return refuse(403, str(exc))
+    if not key_reads_attempt(db, key_id, request.path_params["attempt_id"]):
+        return refuse(404, "No such attempt.")
+    return Viewer(None, key_id)
+
+
+def authorize_viewer(request: Request, db: Session) -> Viewer | Response:
     """The staff user behind the session cookie, if the link was signed for them, is still
-    valid, and names an attempt they may review; otherwise the refusal to send."""
+    valid, and names an attempt they may review (or the API key the link was made for); otherwise
+    the refusal to send."""
+    key_param = request.query_params.get(KEY_PARAM)
+    if key_param is not None:
+        return _authorize_key(request, db, key_param)
     user = user_for_token(request.cookies.get(SESSION_COOKIE), db)
     if user is None:
         return refuse(401, "Sign in to see recordings.")
@@ -49,21 +78,22 @@ def authorize_viewer(request: Request, db: Session) -> CurrentUser | Response:
         return refuse(404, "No such attempt.")
     if not may_review(db, user, attempt):
         return refuse(403, "You may not see recordings of this exam.")
-    return user
+    return Viewer(user.id)
 
 
-def _audit(db: Session, user: CurrentUser, target: str, download: bool, status: int) -> None:
+def _audit(db: Session, viewer: Viewer, target: str, download: bool, status: int) -> None:
     action = "media_downloaded" if download else "media_viewed"
-    if not download:
+    data = {"status": status} | ({"api_key": viewer.api_key_id} if viewer.api_key_id else {})
+    if not download and viewer.user_id is not None:  # an integrator's fetches are each audited
         recent = db.exec(select(AuditLog.id).where(
-            AuditLog.user_id == user.id, AuditLog.action == action, AuditLog.target == target,
+            AuditLog.user_id == viewer.user_id, AuditLog.action == action, AuditLog.target == target,
             AuditLog.at > utcnow() - VIEW_AUDIT_WINDOW)).first()
         if recent is not None:
             return
-    db.add(AuditLog(user_id=user.id, action=action, target=target, data={"status": status}))
+    db.add(AuditLog(user_id=viewer.user_id, action=action, target=target, data=data))
 
 
-def send_media(request: Request, db: Session, user: CurrentUser, relative: str, target: str,
+def send_media(request: Request, db: Session, user: Viewer, relative: str, target: str,
           download_name: str | None) -> Response:
     try:
         plan = serve_file(storage.absolute(relative), request.headers.get("range"),

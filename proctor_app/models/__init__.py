@@ -25,10 +25,12 @@ from proctor_app.models.recording import (
     StreamKind,
     UploadToken,
 )
+from proctor_app.models.organisations import DEFAULT_ORGANISATION_ID, ApiKey, ApiSession, Organisation
 from proctor_app.models.base import utcnow
 
 __all__ = [
-    "Answer", "Attempt", "AttemptStatus", "AuditLog", "Chunk", "Exam", "ExamAssignment", "HealthSample", "Job",
+    "ApiKey", "ApiSession", "DEFAULT_ORGANISATION_ID", "Organisation", "Answer", "Attempt", "AttemptStatus",
+    "AuditLog", "Chunk", "Exam", "ExamAssignment", "HealthSample", "Job",
     "JobStatus", "LoginSession", "ProctoringEvent", "Question", "QuestionKind", "Recording",
     "RecordingStatus", "ReviewStatus", "Role", "Segment", "Setting", "Severity", "Snapshot",
     "StreamKind", "UploadToken", "User", "utcnow",

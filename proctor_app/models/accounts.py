@@ -4,6 +4,7 @@ from enum import StrEnum
 from sqlmodel import Field, SQLModel
 
 from proctor_app.models.base import utcnow
+from proctor_app.models.organisations import DEFAULT_ORGANISATION_ID
 
 
 class Role(StrEnum):
@@ -21,6 +22,9 @@ class User(SQLModel, table=True):
     role: str = Field(max_length=20, index=True)
     password_hash: str
     active: bool = True
+    organisation_id: int = Field(default=DEFAULT_ORGANISATION_ID, foreign_key="organisations.id", index=True)
+    # An admin of the whole install (all organisations), not only of their own.
+    is_install_admin: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     # Rate limiting of wrong passwords, per account.
     failed_logins: int = 0

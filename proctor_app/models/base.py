@@ -10,5 +10,5 @@ def utcnow() -> datetime:
     return system_clock.now()
 
 
-def json_column():
-    return Column(JSON, nullable=False, default=dict)
+def json_column(name: str | None = None):
+    return Column(*([name] if name else []), JSON, nullable=False, default=dict)

@@ -5,6 +5,7 @@ from sqlalchemy import BigInteger, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from proctor_app.models.base import json_column, utcnow
+from proctor_app.models.organisations import DEFAULT_ORGANISATION_ID
 
 
 class QuestionKind(StrEnum):
@@ -43,6 +44,10 @@ class Exam(SQLModel, table=True):
     screen_recording: bool = False
     recording_required: bool = True
     snapshot_interval_s: int = 60
+    organisation_id: int = Field(default=DEFAULT_ORGANISATION_ID, foreign_key="organisations.id", index=True)
+    # The hidden exam of one API session: it carries the session's settings, and the exam pages
+    # do not list it.
+    api_session: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

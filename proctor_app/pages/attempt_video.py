@@ -167,6 +167,7 @@ def _content() -> rx.Component:
     return rx.vstack(
         rx.link("All attempts", href="/attempts"),
         rx.text(rx.text.strong(state.candidate), " - ", state.exam_title, id="attempt-heading"),
+        rx.text(state.origin, size="2", color_scheme="gray", id="attempt-origin"),
         rx.text("Status: ", state.attempt_status, ". Started ", state.started,
                 rx.cond(state.ended != "", rx.fragment(", ended ", state.ended), ""), ".", size="2"),
         _retention(),

@@ -60,7 +60,8 @@ def _row(row: AttemptRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.vstack(rx.text(row.candidate), rx.text(row.email, size="1", color_scheme="gray"),
                                 spacing="0")),
-        rx.table.cell(row.exam),
+        rx.table.cell(rx.vstack(rx.text(row.exam), rx.text(row.origin, size="1", color_scheme="gray",
+                                                            class_name="attempt-origin"), spacing="0")),
         rx.table.cell(rx.text(row.started, size="2")),
         rx.table.cell(rx.text(row.ended, size="2")),
         rx.table.cell(row.status),

@@ -12,7 +12,8 @@ NAV_BY_ROLE = {
     "proctor": [("Live", "/proctor"), ("Attempts", "/attempts")],
     "supervisor": [("Attempts", "/attempts"), ("Live", "/proctor")],
     "admin": [("Users", "/admin/users"), ("Exams", "/admin/exams"), ("Attempts", "/attempts"),
-              ("Live", "/proctor"), ("Settings", "/admin/settings"), ("Health", "/admin/health")],
+              ("Live", "/proctor"), ("Settings", "/admin/settings"), ("API keys", "/admin/api-keys"),
+              ("Health", "/admin/health")],
 }
 
 

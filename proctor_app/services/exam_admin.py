@@ -79,7 +79,8 @@ def list_exams(db: Session) -> list[ExamSummary]:
             .join(User, User.id == ExamAssignment.user_id)
             .group_by(ExamAssignment.exam_id, User.role)):
         assigned[exam_id, role] = count
-    exams = db.exec(select(Exam).order_by(Exam.created_at.desc(), Exam.id.desc()))
+    exams = db.exec(select(Exam).where(Exam.api_session.is_(False))
+                    .order_by(Exam.created_at.desc(), Exam.id.desc()))
     return [ExamSummary(id=exam.id, title=exam.title, duration_minutes=exam.duration_minutes,
                         questions=questions.get(exam.id, 0),
                         candidates=assigned.get((exam.id, Role.candidate), 0),

@@ -44,10 +44,12 @@ def generate_password() -> str:
 
 
 def create_admin(db: Session, email: str, name: str, password: str) -> User:
-    """An active admin, created by the operator (no signed-in actor); AccountError on any rule."""
+    """An active install admin, created by the operator (no signed-in actor); AccountError on any rule."""
     email = accounts.normalise_email(email)
-    return accounts.create_user(db, None, email=email, name=name or email.split("@")[0],
+    user = accounts.create_user(db, None, email=email, name=name or email.split("@")[0],
                                 role=Role.admin, password=password)
+    user.is_install_admin = True
+    return user
 
 
 def issue_setup_code(db: Session) -> str | None:
@@ -89,5 +91,6 @@ def create_first_admin(db: Session, code: str, email: str, name: str, password: 
     if password != password_again:
         raise accounts.AccountError("The two passwords differ.")
     user = accounts.create_user(db, None, email=email, name=name, role=Role.admin, password=password)
+    user.is_install_admin = True
     db.delete(db.get(Setting, SETUP_CODE_KEY))
     return user

@@ -8,7 +8,8 @@ from sqlmodel import Session, select
 
 from proctor_app.media.retention.plan import RetentionPlan, plan
 from proctor_app.media.retention.run import RetentionBusy as RetentionBusy
-from proctor_app.media.retention.run import RunResult, next_daily_run, run
+from proctor_app.media.retention.run import ErasureRefused as ErasureRefused
+from proctor_app.media.retention.run import RunResult, erase, next_daily_run, run
 from proctor_app.media.retention.usage import stored_files, usage_by_exam, usage_by_month
 from proctor_app.models import AuditLog, User
 from proctor_app.services.settings import get_setting
@@ -22,6 +23,13 @@ def retention_plan(db: Session, at: datetime) -> RetentionPlan:
 def run_retention(db: Session, now: datetime, dry_run: bool = False, *, user_id: int | None = None,
                   scheduled: bool = False) -> RunResult:
     return run(db, now, get_setting(db, "retention_days"), dry_run, user_id=user_id, scheduled=scheduled)
+
+
+def erase_media(db: Session, attempt_id: int, now: datetime, reason: str, *, user_id: int | None = None,
+                data: dict | None = None) -> bool:
+    """An erasure request (the API's DELETE .../media): the attempt's media goes now, as a
+    retention run would delete it. False when it was gone already."""
+    return erase(db, attempt_id, now, reason, user_id=user_id, data=data)
 
 
 @dataclass(frozen=True)

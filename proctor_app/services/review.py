@@ -68,8 +68,9 @@ def reviewable_exam_ids(db: Session, user: CurrentUser) -> list[int] | None:
 
 
 def reviewable_exams(db: Session, exam_ids: list[int] | None) -> list[Exam]:
-    """The exams of `exam_ids` (None: all), by title: the attempts list's exam filter."""
-    query = select(Exam).order_by(Exam.title)
+    """The exams of `exam_ids` (None: all), by title: the attempts list's exam filter. The hidden
+    exams of API sessions are not offered (one per session)."""
+    query = select(Exam).where(Exam.api_session.is_(False)).order_by(Exam.title)
     if exam_ids is not None:
         query = query.where(Exam.id.in_(exam_ids))
     return list(db.exec(query))

@@ -16,7 +16,7 @@ from proctor_app.models import (
     ReviewStatus,
     Snapshot,
 )
-from proctor_app.services import legal_holds, review
+from proctor_app.services import legal_holds, organisations, review
 from proctor_app.state.auth import AuthState, requires
 
 PLAYABLE = (RecordingStatus.completed, RecordingStatus.partial)
@@ -75,6 +75,8 @@ class AttemptVideoState(AuthState):
     missing: bool = False
     candidate: str = ""
     exam_title: str = ""
+    # The organisation, and the caller's external id for an API session.
+    origin: str = ""
     attempt_status: str = ""
     started: str = ""
     ended: str = ""
@@ -147,6 +149,7 @@ class AttemptVideoState(AuthState):
             self._attempt_id = attempt.id
             self.candidate = f"{media.candidate.name} <{media.candidate.email}>"
             self.exam_title = media.exam.title
+            self.origin = organisations.origin_marks(db, [attempt.id]).get(attempt.id, "")
             self.attempt_status = attempt.status.replace("_", " ")
             self.started, self.ended = review.format_time(attempt.started_at), review.format_time(attempt.ended_at)
             self.job_active = media.finalize_pending

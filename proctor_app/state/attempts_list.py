@@ -7,7 +7,7 @@ from datetime import date
 from proctor_app.auth.roles import STAFF_REVIEW
 from proctor_app.db import session_scope
 from proctor_app.models import RecordingStatus, ReviewStatus
-from proctor_app.services import review
+from proctor_app.services import organisations, review
 from proctor_app.state.attempt_video import STATUS_COLORS
 from proctor_app.state.auth import AuthState, requires
 
@@ -31,6 +31,8 @@ class AttemptRow:
     candidate: str
     email: str
     exam: str
+    # The organisation, and the caller's external id for an API session.
+    origin: str
     started: str
     ended: str
     status: str
@@ -77,9 +79,10 @@ class AttemptsListState(AuthState):
             if self.page >= self.pages:
                 self.page = self.pages - 1
                 listings, self.total = review.list_attempts(db, flt, self.page)
+            origins = organisations.origin_marks(db, [item.attempt.id for item in listings])
         self.rows = [AttemptRow(
             id=item.attempt.id, candidate=item.candidate.name, email=item.candidate.email,
-            exam=item.exam.title, started=review.format_time(item.attempt.started_at),
+            exam=item.exam.title, origin=origins.get(item.attempt.id, ""), started=review.format_time(item.attempt.started_at),
             ended=review.format_time(item.attempt.ended_at), status=item.attempt.status.replace("_", " "),
             review_status=item.attempt.review_status.replace("_", " "),
             review_color=REVIEW_COLORS.get(item.attempt.review_status, "gray"),

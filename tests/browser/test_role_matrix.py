@@ -30,6 +30,7 @@ PAGES = {
     "/admin/exams/{exam_id}": {"admin"},
     "/admin/settings": {"admin"},
     "/admin/health": {"admin"},
+    "/admin/api-keys": {"admin"},
     "/candidate": {"candidate"},
     "/candidate/exams/{exam_id}": {"candidate"},
     "/attempts": STAFF,

@@ -13,7 +13,6 @@ from sqlalchemy import insert
 
 from proctor_app import db as database
 from proctor_app.db import connection_scope
-from proctor_app.platform import locked_file
 from proctor_app.media.ingest.checks import ChunkAck, ChunkUpload
 from proctor_app.media.ingest.errors import IngestError
 from proctor_app.media.ingest.rows import (
@@ -26,6 +25,8 @@ from proctor_app.media.ingest.rows import (
     chunks_table,
 )
 from proctor_app.media.ingest.window import FLUSH_GRACE, check_accepting
+from proctor_app.platform import locked_file
+
 
 def _next_contiguous(conn, segment_id: int, contiguous: int) -> int:
     """Walk up from `contiguous` over stored seqs that arrived early."""

@@ -12,6 +12,8 @@ from proctor_app.config import config
 LINK_TTL_S = 4 * 3600
 LINK_ROUNDING_S = 600
 PREFIX = "/api/media/attempts"
+# The query parameter naming the API key a link was made for (links for users carry none).
+KEY_PARAM = "key"
 
 
 class LinkError(Exception):
@@ -43,14 +45,19 @@ def check_link(message: str, expires: str | None, signature: str | None, now: fl
         raise LinkError("This media link has expired; reload the page for a new one.")
 
 
-def grant(user_id: int, path: str, download: bool) -> str:
+def grant(user_id: int | str, path: str, download: bool) -> str:
     """What a link to `path` grants, and to whom: the signed message."""
     return f"{user_id}\n{path}\n{int(download)}"
 
 
-def _link(user_id: int, path: str, download: bool, now: float | None) -> str:
+def key_principal(key_id: int) -> str:
+    """Whom a link made for an API key grants: kept apart from user ids."""
+    return f"key:{key_id}"
+
+
+def _link(user_id: int | str, path: str, download: bool, now: float | None, extra: dict | None = None) -> str:
     expires, signature = sign_link(grant(user_id, path, download), LINK_TTL_S, now)
-    query = {"exp": expires, "sig": signature} | ({"download": "1"} if download else {})
+    query = {"exp": expires, "sig": signature} | ({"download": "1"} if download else {}) | (extra or {})
     return f"{path}?{urlencode(query)}"
 
 
@@ -59,6 +66,13 @@ def recording_link(user_id: int, attempt_id: int, stream: str, asset: str, downl
     """A signed link for `user_id` to one asset ("video", "poster", "sprite", "preview") of a
     recording."""
     return _link(user_id, f"{PREFIX}/{attempt_id}/{stream}/{asset}", download, now)
+
+
+def key_recording_link(key_id: int, attempt_id: int, stream: str, asset: str, now: float | None = None) -> str:
+    """A signed link for an API key to one asset of a recording: valid without a login while the
+    key is (the media route checks the key again)."""
+    return _link(key_principal(key_id), f"{PREFIX}/{attempt_id}/{stream}/{asset}", False, now,
+                 {KEY_PARAM: key_id})
 
 
 def snapshot_link(user_id: int, attempt_id: int, seq: int, now: float | None = None) -> str:

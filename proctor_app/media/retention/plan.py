@@ -96,7 +96,7 @@ def expiry_reason(attempt: Attempt, retention_days: int) -> str:
             f"{retention_days} days after its deadline ({attempt.deadline_at:%Y-%m-%d}) had passed.")
 
 
-def _stored_files(db: Session, files_of: Storage, attempt: Attempt, folders: list[str]) -> dict[str, int]:
+def attempt_files(db: Session, files_of: Storage, attempt: Attempt, folders: list[str]) -> dict[str, int]:
     """Every file of the attempt that exists now: its folders' contents and the paths the
     database knows (which may lie elsewhere), with their sizes."""
     files = {relative: size for folder in folders for relative, size in files_of.files_under(folder)}
@@ -118,6 +118,13 @@ def _stored_files(db: Session, files_of: Storage, attempt: Attempt, folders: lis
     return files
 
 
+def plan_item(db: Session, files_of: Storage, attempt: Attempt, exam_title: str, email: str, reason: str,
+              resumed: bool) -> PlanItem:
+    folders = attempt_folders(attempt.id, attempt.started_at)
+    return PlanItem(attempt.id, exam_title, email, reason, resumed, folders,
+                    attempt_files(db, files_of, attempt, folders))
+
+
 def plan(db: Session, now: datetime, days: int, files_of: Storage = storage) -> RetentionPlan:
     """What a run at `now` deletes with a retention of `days`, attempt by attempt, with the bytes
     it frees. Changes nothing."""
@@ -136,8 +143,6 @@ def plan(db: Session, now: datetime, days: int, files_of: Storage = storage) -> 
             reason = reason or expiry_reason(attempt, days)
         else:
             reason = expiry_reason(attempt, days)
-        folders = attempt_folders(attempt.id, attempt.started_at)
-        items.append(PlanItem(attempt.id, exam_title, email, reason, resumed, folders,
-                              _stored_files(db, files_of, attempt, folders)))
+        items.append(plan_item(db, files_of, attempt, exam_title, email, reason, resumed))
     return RetentionPlan(now, days, items)
 

@@ -23,9 +23,19 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from proctor_app.config import config
-from proctor_app.media.retention.plan import ACTIVE_JOB_STATUSES, PlanItem, RetentionPlan, plan
+from proctor_app.media.retention.plan import ACTIVE_JOB_STATUSES, PlanItem, RetentionPlan, plan, plan_item
 from proctor_app.media.storage import Storage, storage
-from proctor_app.models import Attempt, AuditLog, Job, Recording, RecordingStatus, Snapshot
+from proctor_app.models import (
+    Attempt,
+    AttemptStatus,
+    AuditLog,
+    Exam,
+    Job,
+    Recording,
+    RecordingStatus,
+    Snapshot,
+    User,
+)
 from proctor_app.platform import locked_file
 
 log = logging.getLogger("proctor_app.retention")
@@ -136,7 +146,7 @@ def _delete_files(files_of: Storage, item: PlanItem) -> tuple[int, int]:
 
 
 def _mark_deleted(db: Session, item: PlanItem, now: datetime, count: int, freed: int,
-                  user_id: int | None) -> None:
+                  user_id: int | None, data: dict | None = None) -> None:
     """Step 3: the database says what the disk now holds, and the audit log says who did it."""
     attempt, recordings = _locked_attempt(db, item.attempt_id)
     for rec in recordings:
@@ -150,7 +160,8 @@ def _mark_deleted(db: Session, item: PlanItem, now: datetime, count: int, freed:
     db.add(attempt)
     db.add(AuditLog(at=now, user_id=user_id, action="media_deleted", target=f"attempt:{attempt.id}",
                     data={"files": count, "bytes": freed, "reason": item.reason,
-                          "recordings": [r.id for r in recordings], "resumed": item.resumed}))
+                          "recordings": [r.id for r in recordings], "resumed": item.resumed,
+                          **(data or {})}))
     db.commit()
     log.info("retention: deleted media of attempt %s: %d files, %d bytes%s", attempt.id, count,
              freed, " (finishing an interrupted deletion)" if item.resumed else "")
@@ -201,6 +212,36 @@ def run(db: Session, now: datetime, days: int, dry_run: bool = False, *, user_id
                               "errors": {str(k): v for k, v in result.errors.items()}}))
         db.commit()
         return result
+
+
+class ErasureRefused(RuntimeError):
+    """An erasure that cannot happen now; the message says why."""
+
+
+def erase(db: Session, attempt_id: int, now: datetime, reason: str, *, user_id: int | None = None,
+          data: dict | None = None, files_of: Storage = storage) -> bool:
+    """Delete one attempt's media now, on request, with the same crash-safe steps and audit as a
+    run. False when it was deleted already. Raises ErasureRefused under a legal hold, while the
+    attempt records or is processed, and RetentionBusy while a run is going on."""
+    with exclusive_run(db):
+        attempt, _ = _locked_attempt(db, attempt_id)
+        if attempt.media_deleted_at is not None:
+            return False
+        if attempt.legal_hold:
+            raise ErasureRefused("The media is under a legal hold.")
+        if attempt.status == AttemptStatus.in_progress:
+            raise ErasureRefused("The session is still recording; end it first.")
+        item = plan_item(db, files_of, attempt, db.get(Exam, attempt.exam_id).title,
+                         db.get(User, attempt.candidate_id).email, reason,
+                         resumed=attempt.media_expired_at is not None)
+        db.commit()  # a fresh look under the row locks follows
+        if not item.resumed and not _mark_expiring(db, item, now):
+            held = db.get(Attempt, attempt_id, populate_existing=True).legal_hold
+            raise ErasureRefused("The media is under a legal hold." if held
+                                 else "The recordings are being processed; try again shortly.")
+        count, freed = _delete_files(files_of, item)
+        _mark_deleted(db, item, now, count, freed, user_id, data)
+        return True
 
 
 def next_daily_run(run_at: str, now: datetime) -> datetime:

@@ -1,0 +1,151 @@
+"""API keys of organisations: created, listed by prefix, revoked, rotated, and checked on every
+API request.
+
+A key is `pk_<prefix>_<secret>` with 32 random bytes of secret. The table keeps only an HMAC-SHA256
+of it under the install's secret key: for high-entropy random keys a fast keyed hash is as strong
+as a password hash (there is nothing to guess), and it costs microseconds per request.
+"""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, or_, select
+
+from proctor_app.config import config
+from proctor_app.models import ApiKey, Attempt, AuditLog, Exam, Organisation, utcnow
+
+SCOPES = ("sessions:write", "sessions:read", "recordings:read", "recordings:delete", "webhooks:manage")
+# A rotated key keeps working this long beside its successor, so callers can deploy the new one.
+ROTATION_OVERLAP = timedelta(hours=24)
+# last_used_at is written at most this often per key: not a write on every request.
+LAST_USE_RESOLUTION = timedelta(minutes=1)
+MAX_LABEL = 200
+KEY_PREFIX = "pk_"
+PREFIX_HEX = 12
+
+
+class ApiKeyError(ValueError):
+    """A key change that is not allowed; the message is shown to the user."""
+
+
+@dataclass(frozen=True)
+class KeyPrincipal:
+    """Who an API request acts as: a valid key of one organisation, with its scopes."""
+
+    key_id: int
+    organisation_id: int
+    scopes: frozenset[str]
+
+
+def _hash(raw: str) -> str:
+    return hmac.new(config.secret_key.encode(), raw.encode(), hashlib.sha256).hexdigest()
+
+
+def _new_secret() -> tuple[str, str]:
+    """(prefix, full key)."""
+    prefix = KEY_PREFIX + secrets.token_hex(PREFIX_HEX // 2)
+    return prefix, f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def _checked(label: str, scopes: list[str]) -> tuple[str, list[str]]:
+    label = label.strip()
+    if not label or len(label) > MAX_LABEL:
+        raise ApiKeyError(f"A key needs a label of 1-{MAX_LABEL} characters.")
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ApiKeyError(f"Unknown scope(s): {', '.join(unknown)}. Scopes are: {', '.join(SCOPES)}.")
+    return label, [scope for scope in SCOPES if scope in scopes]
+
+
+def create_key(db: Session, organisation_id: int, label: str, scopes: list[str],
+               expires_at: datetime | None = None, created_by: int | None = None) -> tuple[ApiKey, str]:
+    """A new key and its secret, which is shown once and never stored."""
+    label, scopes = _checked(label, scopes or list(SCOPES))
+    prefix, raw = _new_secret()
+    key = ApiKey(organisation_id=organisation_id, label=label, prefix=prefix, key_hash=_hash(raw),
+                 scopes=scopes, expires_at=expires_at, created_by=created_by)
+    db.add(key)
+    db.flush()
+    db.add(AuditLog(user_id=created_by, action="api_key_created", target=f"api_key:{key.id}",
+                    data={"prefix": prefix, "organisation_id": organisation_id, "scopes": scopes}))
+    return key, raw
+
+
+def keys_of(db: Session, organisation_id: int | None) -> list[tuple[ApiKey, Organisation]]:
+    """The keys of an organisation (None: of all), newest first."""
+    query = select(ApiKey, Organisation).join(Organisation, Organisation.id == ApiKey.organisation_id)
+    if organisation_id is not None:
+        query = query.where(ApiKey.organisation_id == organisation_id)
+    return list(db.exec(query.order_by(ApiKey.created_at.desc(), ApiKey.id.desc())).all())
+
+
+def _key_of(db: Session, key_id: int, organisation_id: int | None) -> ApiKey:
+    key = db.get(ApiKey, key_id)
+    if key is None or (organisation_id is not None and key.organisation_id != organisation_id):
+        raise ApiKeyError("No such key.")
+    return key
+
+
+def revoke_key(db: Session, key_id: int, organisation_id: int | None, by: int | None = None,
+               now: datetime | None = None) -> ApiKey:
+    """Revoke a key of `organisation_id` (None: of any); revoking it again changes nothing."""
+    key = _key_of(db, key_id, organisation_id)
+    if key.revoked_at is None:
+        key.revoked_at = now or utcnow()
+        db.add(key)
+        db.add(AuditLog(user_id=by, action="api_key_revoked", target=f"api_key:{key.id}",
+                        data={"prefix": key.prefix}))
+    return key
+
+
+def rotate_key(db: Session, key_id: int, organisation_id: int | None, by: int | None = None,
+               now: datetime | None = None) -> tuple[ApiKey, str]:
+    """A successor with the same label, scopes and expiry; the old key ends after ROTATION_OVERLAP."""
+    now = now or utcnow()
+    old = _key_of(db, key_id, organisation_id)
+    if old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= now):
+        raise ApiKeyError("A revoked or expired key cannot be rotated; create a new one.")
+    new, raw = create_key(db, old.organisation_id, old.label, list(old.scopes), old.expires_at, by)
+    old.replaced_by = new.id
+    old.expires_at = min(old.expires_at or now + ROTATION_OVERLAP, now + ROTATION_OVERLAP)
+    db.add(old)
+    db.add(AuditLog(user_id=by, action="api_key_rotated", target=f"api_key:{old.id}",
+                    data={"prefix": old.prefix, "successor": new.prefix}))
+    return new, raw
+
+
+def authenticate(db: Session | Connection, raw: str, now: datetime | None = None) -> KeyPrincipal | None:
+    """The key's principal, or None when the key is unknown, wrong, revoked or expired. Plain
+    columns, no ORM: it runs on every API request (a Connection from connection_scope will do)."""
+    now = now or utcnow()
+    prefix = raw[:len(KEY_PREFIX) + PREFIX_HEX]
+    if not prefix.startswith(KEY_PREFIX) or len(raw) > 100:
+        return None
+    key = db.execute(select(ApiKey.id, ApiKey.organisation_id, ApiKey.key_hash, ApiKey.scopes, ApiKey.revoked_at,
+                            ApiKey.expires_at, ApiKey.last_used_at).where(ApiKey.prefix == prefix)).first()
+    if key is None or not hmac.compare_digest(key.key_hash, _hash(raw)):
+        return None
+    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+        return None
+    if key.last_used_at is None or key.last_used_at < now - LAST_USE_RESOLUTION:
+        # Conditional, so concurrent requests write it once a minute at most, without a lock.
+        db.execute(update(ApiKey).where(ApiKey.id == key.id, or_(
+            ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USE_RESOLUTION))
+            .values(last_used_at=now))
+    return KeyPrincipal(key.id, key.organisation_id, frozenset(key.scopes))
+
+
+def key_reads_attempt(db: Session, key_id: int, attempt_id: int, now: datetime | None = None) -> bool:
+    """Whether the key is valid now, may read recordings, and the attempt is its organisation's."""
+    now = now or utcnow()
+    key = db.get(ApiKey, key_id)
+    if key is None or key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+        return False
+    organisation_id = db.exec(select(Exam.organisation_id).join(Attempt, Attempt.exam_id == Exam.id)
+                              .where(Attempt.id == attempt_id)).first()
+    return "recordings:read" in key.scopes and organisation_id == key.organisation_id

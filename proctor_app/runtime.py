@@ -54,10 +54,11 @@ def job_worker(concurrency: int | None = None) -> Worker:
                   concurrency=concurrency or (lambda: int(settings()["processing_concurrency"])))
 
 
-# The app process's own job worker (started in its lifespan), watched by readiness.
+# The app process's own job worker (started in its lifespan unless PROCTOR_IN_APP_WORKER=0),
+# watched by readiness.
 app_worker = job_worker()
-readiness = Readiness(storage_root=lambda: config.storage_dir, ingest_pool=ingest_pool, worker=app_worker,
-                      monotonic=clock.monotonic)
+readiness = Readiness(storage_root=lambda: config.storage_dir, ingest_pool=ingest_pool,
+                      worker=app_worker if config.in_app_worker else None, monotonic=clock.monotonic)
 
 
 def background_schedule() -> Schedule:

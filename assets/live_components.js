@@ -10,20 +10,27 @@ function useLatest(value) {
   return ref;
 }
 
+// A new object on every render: compared by content, so only a real change reconnects.
+function configKey(rtcConfig) {
+  return JSON.stringify(rtcConfig || {});
+}
+
 // A <video> playing one live stream; re-attaches by itself. onState({state, detail}).
-export function LiveVideo({ src, onState, id, className, style }) {
+export function LiveVideo({ src, rtcConfig, onState, id, className, style }) {
   const videoRef = useRef(null);
   const onStateRef = useLatest(onState);
+  const config = configKey(rtcConfig);
   useEffect(() => {
     if (!src) return undefined;
     const viewer = new LiveViewer({
       url: src,
       video: videoRef.current,
       onState: (s) => onStateRef.current?.(s),
+      rtcConfig: JSON.parse(config),
     });
     viewer.start();
     return () => viewer.stop();
-  }, [src]);
+  }, [src, config]);
   return h("video", {
     ref: videoRef, id, className, autoPlay: true, muted: true, playsInline: true,
     "data-live-src": src,
@@ -42,8 +49,9 @@ function recorderScreen() {
 
 // Publishes the camera, and with `screen` the recorder's screen share, while mounted. Renders
 // nothing. onStatus({status, detail}).
-export function LivePublish({ url, token, screen, onStatus }) {
+export function LivePublish({ url, token, screen, rtcConfig, onStatus }) {
   const onStatusRef = useLatest(onStatus);
+  const config = configKey(rtcConfig);
   useEffect(() => {
     if (!url || !token) return undefined;
     let cancelled = false;
@@ -52,7 +60,7 @@ export function LivePublish({ url, token, screen, onStatus }) {
     let cameraFailures = 0;
     let started = false;
     const publisher = new LivePublisher({
-      url, token, onStatus: (s) => onStatusRef.current?.(s),
+      url, token, onStatus: (s) => onStatusRef.current?.(s), rtcConfig: JSON.parse(config),
     });
     const screenStream = () => (screen ? recorderScreen() : null);
     let published = null;
@@ -107,6 +115,6 @@ export function LivePublish({ url, token, screen, onStatus }) {
       publisher.stop();
       camera?.getTracks().forEach((t) => t.stop());
     };
-  }, [url, token, screen]);
+  }, [url, token, screen, config]);
   return null;
 }

@@ -6,7 +6,7 @@
 // or a new camera. Live video is independent of the recording: nothing here touches the
 // recorder, and a failure here only retries.
 
-import { ReconnectingConnection, negotiate, pinVp8 } from "./webrtc_signal.js";
+import { ReconnectingConnection, negotiate, peerConnection, pinVp8 } from "./webrtc_signal.js";
 
 const LOW_RESOLUTION = { width: { max: 320 }, height: { max: 240 }, frameRate: { max: 15 } };
 const MAX_BITRATE = { camera: 600_000, camera_low: 150_000, screen: 800_000 };
@@ -23,10 +23,12 @@ export class LivePublisher extends ReconnectingConnection {
   // url: the WHIP endpoint; token: the attempt's upload token; onStatus({status, detail}) with
   // status connecting | live | retrying | refused | stopped. start({camera, screen}) publishes
   // those MediaStreams (screen may be null); the camera goes at full and at low resolution.
-  constructor({ url, token, onStatus }) {
+  // rtcConfig: the RTCPeerConnection configuration (ICE servers, transport policy).
+  constructor({ url, token, onStatus, rtcConfig }) {
     super(onStatus, "status", "live");
     this.url = url;
     this.token = token;
+    this.rtcConfig = rtcConfig;
     this.camera = null;
     this.screen = null;
     this.link = null;
@@ -95,7 +97,7 @@ export class LivePublisher extends ReconnectingConnection {
     const generation = this.nextAttempt();
     if (keepCurrent && this.link) this.retiring.push(this.link);
     else closeLink(this.link);
-    const link = { pc: new RTCPeerConnection({ iceServers: [] }), clones: [] };
+    const link = { pc: peerConnection(this.rtcConfig), clones: [] };
     this.link = link;
     const { pc } = link;
     // A newer connect() or a stop() took over while this one waited: it has closed `link`.

@@ -4,14 +4,16 @@
 // The server keeps the viewer attached while the candidate reconnects, so a candidate's
 // outage needs nothing here.
 
-import { ReconnectingConnection, negotiate, pinVp8 } from "./webrtc_signal.js";
+import { ReconnectingConnection, negotiate, peerConnection, pinVp8 } from "./webrtc_signal.js";
 
 export class LiveViewer extends ReconnectingConnection {
   // url: the WHEP endpoint of one stream; video: the <video> element to play it in;
-  // onState({state, detail}) with state connecting | playing | retrying | refused | stopped.
-  constructor({ url, video, onState }) {
+  // onState({state, detail}) with state connecting | playing | retrying | refused | stopped;
+  // rtcConfig: the RTCPeerConnection configuration (ICE servers, transport policy).
+  constructor({ url, video, onState, rtcConfig }) {
     super(onState, "state", "playing");
     this.url = url;
+    this.rtcConfig = rtcConfig;
     this.video = video;
     this.pc = null;
     this.location = null;
@@ -32,7 +34,7 @@ export class LiveViewer extends ReconnectingConnection {
     const generation = this.nextAttempt();
     this.closeConnection(false);
     this.reportAttempt();
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const pc = peerConnection(this.rtcConfig);
     this.pc = pc;
     try {
       pinVp8(pc.addTransceiver("video", { direction: "recvonly" }), RTCRtpReceiver);

@@ -16,6 +16,13 @@ function backoffDelay(failures) {
   return base * (0.8 + 0.4 * Math.random());
 }
 
+// The page's RTCPeerConnection configuration (iceServers with TURN credentials minted by the
+// server, iceTransportPolicy); none means host candidates only.
+export function peerConnection(rtcConfig) {
+  const config = rtcConfig && rtcConfig.iceServers ? rtcConfig : {};
+  return new RTCPeerConnection({ iceServers: [], ...config });
+}
+
 export function pinVp8(transceiver, capabilities) {
   const codecs = capabilities.getCapabilities("video").codecs.filter(
     (c) => c.mimeType === "video/VP8" || c.mimeType === "video/rtx");

@@ -24,6 +24,12 @@ class Config:
     ingest_processes: int
     # Where users reach the app (e.g. https://proctor.example.edu); https:// turns on HSTS.
     public_url: str = ""
+    # Live video's ICE (media/live/ice.py): STUN/TURN URLs, the TURN REST shared secret, the
+    # server's public IPv4 address behind a 1:1 NAT, and "relay" to send browsers through TURN only.
+    ice_servers: str = ""
+    turn_secret: str = ""
+    public_ip: str = ""
+    ice_transport_policy: str = "all"
 
 
 def _persisted_secret(data_dir: Path) -> str:
@@ -50,6 +56,10 @@ def load_config() -> Config:
         redis_url=os.environ.get("REFLEX_REDIS_URL") or None,
         ingest_processes=int(os.environ.get("PROCTOR_INGEST_PROCESSES", min(4, os.cpu_count() or 1))),
         public_url=os.environ.get("PROCTOR_PUBLIC_URL", "").strip(),
+        ice_servers=os.environ.get("PROCTOR_ICE_SERVERS", ""),
+        turn_secret=os.environ.get("PROCTOR_TURN_SECRET", ""),
+        public_ip=os.environ.get("PROCTOR_PUBLIC_IP", "").strip(),
+        ice_transport_policy=os.environ.get("PROCTOR_ICE_TRANSPORT_POLICY", "all").strip() or "all",
     )
 
 

@@ -20,7 +20,7 @@ from proctor_app.db import session_scope
 from proctor_app.media.ingest.errors import IngestError
 from proctor_app.media.live.relay import LIVE_STREAMS, LiveRequestError
 from proctor_app.models import Attempt, AttemptStatus, Exam
-from proctor_app.runtime import relay, upload_store
+from proctor_app.runtime import ice_servers, relay, upload_store
 from proctor_app.services.live import live_streams, may_watch
 
 MAX_OFFER_BYTES = 64 * 1024
@@ -58,9 +58,12 @@ async def _offer(request: Request) -> str:
         raise Refused(400, "The offer is not text.") from None
 
 
-def _created(session_id: str, answer: str) -> Response:
-    return Response(answer, status_code=201, media_type="application/sdp",
-                    headers={"Location": f"{SESSIONS}/{session_id}", "Cache-Control": "no-store"})
+def _created(session_id: str, answer: str, who: str) -> Response:
+    response = Response(answer, status_code=201, media_type="application/sdp",
+                        headers={"Location": f"{SESSIONS}/{session_id}", "Cache-Control": "no-store"})
+    for link in ice_servers.link_headers(who):
+        response.headers.append("Link", link)
+    return response
 
 
 def _publish_check(token: str | None, attempt_id: int, streams: list[str]) -> None:
@@ -93,7 +96,7 @@ async def publish(request: Request) -> Response:
         return refused.response
     except LiveRequestError as exc:
         return PlainTextResponse(str(exc), status_code=400)
-    return _created(session_id, answer)
+    return _created(session_id, answer, f"attempt:{attempt_id}")
 
 
 def _viewer(request: Request) -> CurrentUser:
@@ -133,7 +136,7 @@ async def view(request: Request) -> Response:
         return refused.response
     except LiveRequestError as exc:
         return PlainTextResponse(str(exc), status_code=400)
-    return _created(session_id, answer)
+    return _created(session_id, answer, f"user:{user.id}")
 
 
 def _caller(request: Request) -> str | None:

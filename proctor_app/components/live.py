@@ -13,6 +13,8 @@ class LiveVideo(rx.NoSSRComponent):
     tag = "LiveVideo"
 
     src: rx.Var[str]
+    # RTCPeerConnection's configuration: iceServers, iceTransportPolicy.
+    rtc_config: rx.Var[dict]
     on_state: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
 
 
@@ -29,6 +31,7 @@ class LivePublish(rx.NoSSRComponent):
     url: rx.Var[str]
     token: rx.Var[str]
     screen: rx.Var[bool]
+    rtc_config: rx.Var[dict]
     on_status: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
 
 

@@ -4,6 +4,7 @@ reports. Publishing uses the upload token of the recording part (ExamRecordingSt
 from proctor_app.auth.roles import CANDIDATE
 from proctor_app.db import session_scope
 from proctor_app.models import AttemptStatus, Exam
+from proctor_app.runtime import ice_servers
 from proctor_app.services import attempts
 from proctor_app.services.attempts import AttemptError
 from proctor_app.services.live import live_streams
@@ -17,6 +18,8 @@ class ExamLiveState(AuthState):
     # The WHIP endpoint of the candidate's attempt; "" when live video is off.
     publish_url: str = ""
     publish_screen: bool = False
+    # RTCPeerConnection's configuration, TURN credentials minted for this attempt.
+    rtc_config: dict = {}
     status: str = ""
 
     @requires(CANDIDATE)
@@ -31,6 +34,7 @@ class ExamLiveState(AuthState):
         if attempt.status == AttemptStatus.in_progress and streams:
             self.publish_url = f"/api/live/attempts/{attempt.id}/publish"
             self.publish_screen = "screen" in streams
+            self.rtc_config = ice_servers.rtc_configuration(f"attempt:{attempt.id}")
 
     @requires(CANDIDATE)
     def on_status(self, report: dict):

@@ -17,6 +17,7 @@ from aiortc.sdp import SessionDescription
 
 from proctor_app.clock import Clock, system_clock
 from proctor_app.media.live.channel import Channel
+from proctor_app.media.live.ice import IceServers
 from proctor_app.media.live.passthrough import ViewerTrack, tap_receiver, vp8_only, without_bandwidth_estimate
 from proctor_app.media.live.status import OFFLINE, AttemptLive, LiveSnapshot, LiveStatus, next_status
 
@@ -62,8 +63,10 @@ class LiveRelay:
     as they are needed (admin settings), `on_transition` stores each live status change."""
 
     def __init__(self, offline_after_s: Callable[[], float], on_transition: TransitionHook,
-                 enabled: Callable[[], bool] = lambda: True, clock: Clock = system_clock):
+                 enabled: Callable[[], bool] = lambda: True, clock: Clock = system_clock,
+                 ice: IceServers | None = None):
         self.clock = clock
+        self._ice = ice or IceServers(clock=clock)
         self._offline_after_s = offline_after_s
         self._enabled = enabled
         self._on_transition = on_transition
@@ -302,9 +305,8 @@ class LiveRelay:
         task.add_done_callback(self._tasks.discard)
 
     def _new_pc(self) -> RTCPeerConnection:
-        # Host candidates only: browsers reach the server directly, so no STUN (which aiortc
-        # would otherwise ask on the internet) and no TURN.
-        return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # Only the configured servers: aiortc would otherwise ask a STUN server on the internet.
+        return RTCPeerConnection(RTCConfiguration(iceServers=self._ice.for_aiortc()))
 
     async def _answer(self, pc: RTCPeerConnection, offer_sdp: str) -> str:
         try:
@@ -313,7 +315,7 @@ class LiveRelay:
         except Exception as exc:
             await pc.close()
             raise LiveRequestError(f"cannot answer this offer ({exc}); VP8 video is required") from exc
-        return pc.localDescription.sdp
+        return self._ice.advertise_public_ip(pc.localDescription.sdp)
 
     def _channel(self, attempt_id: int, stream: str) -> Channel:
         key = (attempt_id, stream)

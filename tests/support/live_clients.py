@@ -51,8 +51,8 @@ def vp8_only(transceiver, codec: str = "video/VP8") -> None:
                                      if c.mimeType in (codec, "video/rtx")])
 
 
-def new_pc() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+def new_pc(config: RTCConfiguration | None = None) -> RTCPeerConnection:
+    return RTCPeerConnection(config or RTCConfiguration(iceServers=[]))
 
 
 class NumberedCamera(MediaStreamTrack):
@@ -145,10 +145,11 @@ class EncodedSource(MediaStreamTrack):
 class Publisher:
     """A candidate's browser: sends `tracks` (stream name -> track), one video section each."""
 
-    def __init__(self, tracks: dict[str, MediaStreamTrack], codec: str = "video/VP8"):
+    def __init__(self, tracks: dict[str, MediaStreamTrack], codec: str = "video/VP8",
+                 config: RTCConfiguration | None = None):
         self.tracks = tracks
         self.codec = codec
-        self.pc = new_pc()
+        self.pc = new_pc(config)
         self.senders = {}
 
     async def start(self, signal: Signal) -> None:
@@ -171,9 +172,9 @@ class Viewer:
     only counted, which keeps a benchmark's load generator cheap.
     """
 
-    def __init__(self, decode: bool = True):
+    def __init__(self, decode: bool = True, config: RTCConfiguration | None = None):
         self.decode = decode
-        self.pc = new_pc()
+        self.pc = new_pc(config)
         self.started_at = 0.0
         self.frames: list[tuple[float, int, int, int]] = []  # (time, width, height, number)
         self.encoded: list[tuple[float, bool]] = []  # (time, keyframe) when not decoding

@@ -6,8 +6,9 @@ const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
 const GATHER_TIMEOUT_MS = 2000;
 // Chrome reports "disconnected" on short hiccups; give it this long to recover on its own.
 const DISCONNECTED_GRACE_MS = 3000;
-// Refusals (token, session, attempt over, live video off) do not get better by retrying.
-const REFUSALS = [401, 403, 404, 409, 415];
+// Refusals (token, session, attempt over, live video off, an offer the server cannot answer) do
+// not get better by retrying.
+const REFUSALS = [401, 403, 404, 409, 415, 422];
 
 class Refused extends Error {}
 

@@ -1,7 +1,10 @@
 """WebRTC signalling for live proctoring, in the WHIP shape (RFC 9725) and its WHEP twin.
 
-POST an SDP offer, get 201 + Location + the SDP answer; DELETE the Location to end. The server
-answers with all its ICE candidates, so there is nothing to trickle: PATCH answers 405.
+POST an SDP offer, get 201 + Location + the SDP answer (and `Link: rel="ice-server"` headers with
+TURN credentials); DELETE the Location to end. The server answers with all its ICE candidates, so
+there is nothing to trickle: PATCH answers 405. OPTIONS says `Accept-Post: application/sdp`
+(cross-origin preflights are answered by the app's CORS middleware). Refusals: 400 malformed,
+415 not application/sdp, 422 an offer the relay cannot answer, 503 too many viewers.
 - Publish (candidate): authorised by the attempt's upload token (`Authorization: Bearer`).
 - View (proctor, supervisor, admin): authorised by the login session cookie; proctors only for
   exams they are assigned to.
@@ -63,7 +66,14 @@ def _created(session_id: str, answer: str, who: str) -> Response:
                         headers={"Location": f"{SESSIONS}/{session_id}", "Cache-Control": "no-store"})
     for link in ice_servers.link_headers(who):
         response.headers.append("Link", link)
+    # Clients on other origins (RFC 9725 players, tools) read these.
+    response.headers["Access-Control-Expose-Headers"] = "Location, Link"
     return response
+
+
+async def offer_options(request: Request) -> Response:
+    return Response(status_code=204, headers={"Accept-Post": "application/sdp", "Allow": "POST, OPTIONS",
+                                              "Cache-Control": "no-store"})
 
 
 def _publish_check(token: str | None, attempt_id: int, streams: list[str]) -> None:
@@ -95,7 +105,7 @@ async def publish(request: Request) -> Response:
     except Refused as refused:
         return refused.response
     except LiveRequestError as exc:
-        return PlainTextResponse(str(exc), status_code=400)
+        return PlainTextResponse(str(exc), status_code=exc.status)
     return _created(session_id, answer, f"attempt:{attempt_id}")
 
 
@@ -135,7 +145,7 @@ async def view(request: Request) -> Response:
     except Refused as refused:
         return refused.response
     except LiveRequestError as exc:
-        return PlainTextResponse(str(exc), status_code=400)
+        return PlainTextResponse(str(exc), status_code=exc.status)
     return _created(session_id, answer, f"user:{user.id}")
 
 
@@ -181,7 +191,9 @@ async def no_trickle(request: Request) -> Response:
 
 routes = [
     Route("/api/live/attempts/{attempt_id}/publish", publish, methods=["POST"]),
+    Route("/api/live/attempts/{attempt_id}/publish", offer_options, methods=["OPTIONS"]),
     Route("/api/live/attempts/{attempt_id}/streams/{stream}/view", view, methods=["POST"]),
+    Route("/api/live/attempts/{attempt_id}/streams/{stream}/view", offer_options, methods=["OPTIONS"]),
     Route(SESSIONS + "/{session_id}", end, methods=["DELETE"]),
     Route(SESSIONS + "/{session_id}", no_trickle, methods=["PATCH"]),
 ]

@@ -46,9 +46,11 @@ async def eventually(condition: Callable[[], bool], timeout: float) -> bool:
     return condition()
 
 
-def vp8_only(transceiver, codec: str = "video/VP8") -> None:
+def prefer_codecs(transceiver, *codecs: str) -> None:
+    """Offer `codecs` only (VP8 by default), with retransmission."""
+    wanted = codecs or ("video/VP8",)
     transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
-                                     if c.mimeType in (codec, "video/rtx")])
+                                     if c.mimeType in (*wanted, "video/rtx")])
 
 
 def new_pc(config: RTCConfiguration | None = None) -> RTCPeerConnection:
@@ -155,7 +157,8 @@ class Publisher:
     async def start(self, signal: Signal) -> None:
         for stream, track in self.tracks.items():
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
-            vp8_only(transceiver, self.codec)
+            if track.kind == "video":
+                prefer_codecs(transceiver, self.codec)
             self.senders[stream] = transceiver.sender
         await self.pc.setLocalDescription(await self.pc.createOffer())
         answer = await signal(self.pc.localDescription.sdp)
@@ -172,19 +175,25 @@ class Viewer:
     only counted, which keeps a benchmark's load generator cheap.
     """
 
-    def __init__(self, decode: bool = True, config: RTCConfiguration | None = None):
+    def __init__(self, decode: bool = True, config: RTCConfiguration | None = None,
+                 codecs: tuple[str, ...] = ("video/VP8",), audio: bool = False):
         self.decode = decode
+        self.codecs = codecs
+        self.audio = audio  # also receive the attempt's sound (decoded audio frames counted)
+        self.audio_frames = 0
         self.pc = new_pc(config)
         self.started_at = 0.0
         self.frames: list[tuple[float, int, int, int]] = []  # (time, width, height, number)
         self.encoded: list[tuple[float, bool]] = []  # (time, keyframe) when not decoding
         self.receiver = None
         self._reader: asyncio.Task | None = None
+        self._audio_reader: asyncio.Task | None = None
 
     async def start(self, signal: Signal) -> None:
         transceiver = self.pc.addTransceiver("video", direction="recvonly")
-        vp8_only(transceiver)
+        prefer_codecs(transceiver, *self.codecs)
         self.receiver = transceiver.receiver
+        audio = self.pc.addTransceiver("audio", direction="recvonly").receiver if self.audio else None
         if not self.decode:
             tap_receiver(self.receiver, lambda f: self.encoded.append(
                 (time.monotonic(), vp8_is_keyframe(f.data))))
@@ -194,6 +203,21 @@ class Viewer:
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         if self.decode:
             self._reader = asyncio.ensure_future(self._read(self.receiver.track))
+        if audio:
+            self._audio_reader = asyncio.ensure_future(self._count_audio(audio.track))
+
+    async def _count_audio(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                await track.recv()
+                self.audio_frames += 1
+        except MediaStreamError:
+            pass
+
+    @property
+    def codec(self) -> str:
+        """The video codec the answer chose."""
+        return self.pc.getTransceivers()[0]._codecs[0].mimeType
 
     async def _read(self, track: MediaStreamTrack) -> None:
         try:
@@ -215,8 +239,9 @@ class Viewer:
             await self.receiver._send_rtcp_pli(source.source)
 
     async def close(self) -> None:
-        if self._reader:
-            self._reader.cancel()
+        for reader in (self._reader, self._audio_reader):
+            if reader:
+                reader.cancel()
         await self.pc.close()
 
 
@@ -236,7 +261,7 @@ class StockRelay:
         receivers = []
         for _ in streams:
             transceiver = pc.addTransceiver("video", direction="recvonly")
-            vp8_only(transceiver)
+            prefer_codecs(transceiver)
             receivers.append(transceiver.receiver)
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         await pc.setLocalDescription(await pc.createAnswer())
@@ -249,7 +274,7 @@ class StockRelay:
         self._pcs.append(pc)
         transceiver = pc.addTransceiver(self._relay.subscribe(self._tracks[(attempt_id, stream)]),
                                         direction="sendonly")
-        vp8_only(transceiver)
+        prefer_codecs(transceiver)
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         await pc.setLocalDescription(await pc.createAnswer())
         return str(id(pc)), pc.localDescription.sdp

@@ -16,7 +16,8 @@ function configKey(rtcConfig) {
 }
 
 // A <video> playing one live stream; re-attaches by itself. onState({state, detail}).
-export function LiveVideo({ src, rtcConfig, onState, id, className, style }) {
+// With `audio`, the attempt's sound is received and played too (muted otherwise).
+export function LiveVideo({ src, rtcConfig, audio, onState, id, className, style }) {
   const videoRef = useRef(null);
   const onStateRef = useLatest(onState);
   const config = configKey(rtcConfig);
@@ -27,12 +28,13 @@ export function LiveVideo({ src, rtcConfig, onState, id, className, style }) {
       video: videoRef.current,
       onState: (s) => onStateRef.current?.(s),
       rtcConfig: JSON.parse(config),
+      audio: Boolean(audio),
     });
     viewer.start();
     return () => viewer.stop();
-  }, [src, config]);
+  }, [src, config, audio]);
   return h("video", {
-    ref: videoRef, id, className, autoPlay: true, muted: true, playsInline: true,
+    ref: videoRef, id, className, autoPlay: true, muted: !audio, playsInline: true,
     "data-live-src": src,
     style: { width: "100%", aspectRatio: "4 / 3", background: "#111", objectFit: "contain", ...style },
   });
@@ -49,7 +51,7 @@ function recorderScreen() {
 
 // Publishes the camera, and with `screen` the recorder's screen share, while mounted. Renders
 // nothing. onStatus({status, detail}).
-export function LivePublish({ url, token, screen, rtcConfig, onStatus }) {
+export function LivePublish({ url, token, screen, audio, rtcConfig, onStatus }) {
   const onStatusRef = useLatest(onStatus);
   const config = configKey(rtcConfig);
   useEffect(() => {
@@ -68,7 +70,7 @@ export function LivePublish({ url, token, screen, rtcConfig, onStatus }) {
     // The camera is our own capture, so a failure here never touches the recording's.
     const acquireCamera = async () => {
       try {
-        const stream = await navigator.mediaDevices.getUserMedia(CAMERA);
+        const stream = await navigator.mediaDevices.getUserMedia({ ...CAMERA, audio: Boolean(audio) });
         if (cancelled) {
           stream.getTracks().forEach((t) => t.stop());
           return;
@@ -115,6 +117,6 @@ export function LivePublish({ url, token, screen, rtcConfig, onStatus }) {
       publisher.stop();
       camera?.getTracks().forEach((t) => t.stop());
     };
-  }, [url, token, screen, config]);
+  }, [url, token, screen, audio, config]);
   return null;
 }

@@ -1,6 +1,7 @@
 // What the live publisher and viewer share: the WHIP/WHEP exchange with our server (POST the
-// complete SDP offer, get 201 + Location + the answer), VP8 pinned on both legs (the relay passes
-// frames through and cannot transcode), and their reconnect loop with its backoff.
+// complete SDP offer, get 201 + Location + the answer), the codecs (the relay passes frames
+// through and cannot transcode: our pages publish VP8, viewers take VP8 or H.264, whichever the
+// publisher sends), and their reconnect loop with its backoff.
 
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
 const GATHER_TIMEOUT_MS = 2000;
@@ -24,9 +25,10 @@ export function peerConnection(rtcConfig) {
   return new RTCPeerConnection({ iceServers: [], ...config });
 }
 
-export function pinVp8(transceiver, capabilities) {
+// Offer only `mimeTypes` (and retransmission) on a video transceiver.
+export function pinCodecs(transceiver, capabilities, mimeTypes = ["video/VP8"]) {
   const codecs = capabilities.getCapabilities("video").codecs.filter(
-    (c) => c.mimeType === "video/VP8" || c.mimeType === "video/rtx");
+    (c) => mimeTypes.includes(c.mimeType) || c.mimeType === "video/rtx");
   transceiver.setCodecPreferences(codecs);
 }
 

@@ -24,7 +24,7 @@ from proctor_app.media.ingest.errors import IngestError
 from proctor_app.media.live.relay import LIVE_STREAMS, LiveRequestError
 from proctor_app.models import Attempt, AttemptStatus, Exam
 from proctor_app.runtime import ice_servers, relay, upload_store
-from proctor_app.services.live import live_streams, may_watch
+from proctor_app.services.live import live_audio, live_streams, may_watch
 
 MAX_OFFER_BYTES = 64 * 1024
 SESSIONS = "/api/live/sessions"
@@ -76,7 +76,8 @@ async def offer_options(request: Request) -> Response:
                                               "Cache-Control": "no-store"})
 
 
-def _publish_check(token: str | None, attempt_id: int, streams: list[str]) -> None:
+def _publish_check(token: str | None, attempt_id: int, streams: list[str]) -> bool:
+    """Refuses what the token or the exam does not allow; returns whether audio may go live."""
     try:
         scope = upload_store.authorize(token, attempt_id)
     except IngestError as exc:
@@ -86,12 +87,14 @@ def _publish_check(token: str | None, attempt_id: int, streams: list[str]) -> No
         attempt = db.get(Attempt, attempt_id)
         if attempt.status != AttemptStatus.in_progress:
             raise Refused(409, "The attempt is not in progress.")
-        allowed = live_streams(db, db.get(Exam, attempt.exam_id))
+        exam = db.get(Exam, attempt.exam_id)
+        allowed, audio = live_streams(db, exam), live_audio(db, exam)
     if not allowed:
         raise Refused(403, "Live video is off for this exam.")
     for stream in streams:
         if stream not in allowed or (stream == "screen" and "screen" not in scope.streams):
             raise Refused(403, f"This attempt does not publish the {stream} stream live.")
+    return audio
 
 
 async def publish(request: Request) -> Response:
@@ -99,9 +102,10 @@ async def publish(request: Request) -> Response:
         attempt_id = _attempt_id(request)
         streams = [s for s in request.query_params.get("streams", "camera").split(",") if s]
         token = bearer_token(request)
-        await run_in_threadpool(_publish_check, token, attempt_id, streams)
+        audio = await run_in_threadpool(_publish_check, token, attempt_id, streams)
         offer = await _offer(request)
-        session_id, answer = await relay.publish(attempt_id, f"token:{token_hash(token)}", offer, streams)
+        session_id, answer = await relay.publish(attempt_id, f"token:{token_hash(token)}", offer, streams,
+                                                 allow_audio=audio)
     except Refused as refused:
         return refused.response
     except LiveRequestError as exc:

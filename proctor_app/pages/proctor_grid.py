@@ -74,7 +74,8 @@ def _focus() -> rx.Component:
                 rx.grid(
                     rx.flex(
                         rx.vstack(rx.text("Camera", size="2", weight="bold"),
-                                  _video_or_note(focus.camera_src, "Live video off", id="focus-camera"),
+                                  _video_or_note(focus.camera_src, "Live video off", id="focus-camera",
+                                                 audio=True),
                                   flex="1", min_width="0"),
                         rx.cond(focus.screen_src != "",
                                 rx.vstack(rx.text("Screen", size="2", weight="bold"),

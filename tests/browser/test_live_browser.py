@@ -17,6 +17,7 @@ from playwright.sync_api import expect
 from tests.support.live_clients import EncodedSource, Publisher, encode_clip
 from tests.support.live_exams import LiveExam, candidate_attempt_id, live_events, make_live_exam, publish_url
 from tests.support.live_pages import (
+    AUDIO_PACKETS,
     FRAMES_DECODED,
     TRACK_PEER_CONNECTIONS,
     open_grid,
@@ -190,6 +191,12 @@ def test_the_exam_page_publishes_while_the_exam_runs(new_context):
     # The screen the recorder shares (one prompt for both) is published too.
     proctor.click(f"#tile-{attempt_id}")
     proctor.wait_for_function("document.querySelector('#focus-screen')?.videoWidth > 320")
+    # So is the microphone (recorded in this exam): heard in the focused view, not on the tiles.
+    proctor.wait_for_function("document.querySelector('#focus-camera')?.srcObject?.getAudioTracks().length === 1")
+    assert proctor.eval_on_selector("#focus-camera", "v => v.muted") is False
+    assert proctor.eval_on_selector(f"#tile-{attempt_id} video",
+                                    "v => v.muted && v.srcObject.getAudioTracks().length === 0")
+    assert wait_until(lambda: proctor.evaluate(AUDIO_PACKETS) > 50, timeout=10)
 
     # The camera is lost (unplugged): the page takes it again and publishes on a new connection.
     candidate.evaluate("""() => {

@@ -27,6 +27,16 @@ FRAMES_DECODED = """async () => {
   }
   return frames;
 }"""
+AUDIO_PACKETS = """async () => {
+  let packets = 0;
+  for (const { pc } of window.__pcs) {
+    if (pc.connectionState !== "connected") continue;
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "audio") packets += r.packetsReceived;
+    });
+  }
+  return packets;
+}"""
 # The ICE candidate pair each connected peer connection uses: local and remote candidate types and
 # the local relay candidate's protocol to the TURN server ("udp", "tcp"; null for other types).
 SELECTED_PAIRS = """async () => {

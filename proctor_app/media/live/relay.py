@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
-from aiortc.sdp import SessionDescription
 
 from proctor_app.clock import Clock, system_clock
 from proctor_app.media.live.channel import Channel
 from proctor_app.media.live.ice import IceServers
+from proctor_app.media.live.offers import LiveRequestError, codec_of, offer_media
 from proctor_app.media.live.passthrough import (
     PASSTHROUGH_CODECS,
     AudioViewerTrack,
     ViewerTrack,
-    offered_codec,
     only,
     tap_receiver,
     without_bandwidth_estimate,
@@ -43,16 +42,6 @@ FORGET_AFTER_S = 3600
 # A leaving page closes its connection and sends its DELETE at once, in either order: a DELETE
 # this late after the connection closed still counts.
 LATE_DELETE_S = 30.0
-
-
-class LiveRequestError(ValueError):
-    """An offer the relay cannot serve; the message is meant for the client, `status` is the
-    HTTP status that says why (RFC 9725: 422 for an offer that cannot be answered)."""
-
-    def __init__(self, message: str, status: int = 422):
-        super().__init__(message)
-        self.status = status
-
 
 
 @dataclass
@@ -102,7 +91,7 @@ class LiveRelay:
     # -- signalling -------------------------------------------------------------------------
 
     async def publish(self, attempt_id: int, owner: str, offer_sdp: str,
-                      streams: list[str]) -> tuple[str, str]:
+                      streams: list[str], allow_audio: bool = True) -> tuple[str, str]:
         """Accept a publisher's offer (video m-lines in the order of `streams`, and at most one
         audio m-line); returns (session id, answer SDP). Each section keeps the first codec of
         the offer that can pass through. A new publisher for the attempt replaces the old one."""
@@ -110,14 +99,16 @@ class LiveRelay:
         if not streams or len(set(streams)) != len(streams) \
                 or any(s not in LIVE_STREAMS for s in streams):
             raise LiveRequestError(f"streams must be distinct names from {', '.join(LIVE_STREAMS)}", 400)
-        media = _offer_media(offer_sdp)
+        media = offer_media(offer_sdp)
         kinds = [m.kind for m in media]
         if kinds.count("video") != len(streams) or kinds.count("audio") > 1 \
                 or len(kinds) != len(streams) + kinds.count("audio"):
             raise LiveRequestError(f"the offer must have {len(streams)} video sections and at most one "
                                    "audio section")
+        if "audio" in kinds and not allow_audio:
+            raise LiveRequestError("this exam does not relay the microphone", 403)
         names = iter(streams)
-        plan = [(next(names) if m.kind == "video" else AUDIO, m.kind, _codec_of(m)) for m in media]
+        plan = [(next(names) if m.kind == "video" else AUDIO, m.kind, codec_of(m)) for m in media]
         pc = self._new_pc()
         session = Session(secrets.token_urlsafe(18), "publish", attempt_id, owner, pc, tuple(streams),
                           self.clock.monotonic())
@@ -168,7 +159,7 @@ class LiveRelay:
         self._start()
         if stream not in LIVE_STREAMS:
             raise LiveRequestError(f"stream must be one of {', '.join(LIVE_STREAMS)}", 400)
-        media = _offer_media(offer_sdp)
+        media = offer_media(offer_sdp)
         if sorted(m.kind for m in media) not in (["video"], ["audio", "video"]):
             raise LiveRequestError("the offer must have one video section and at most one audio section")
         if self.viewer_count(attempt_id, stream) >= MAX_VIEWERS_PER_CHANNEL:
@@ -395,22 +386,3 @@ class LiveRelay:
             if key[0] == session.attempt_id and not channel.viewers and channel.receiver is None:
                 del self._channels[key]
         await session.pc.close()
-
-
-def _offer_media(sdp: str) -> list:
-    try:
-        media = SessionDescription.parse(sdp).media
-    except Exception as exc:
-        raise LiveRequestError("the body is not an SDP offer", 400) from exc
-    if not sdp.startswith("v=0") or not media:
-        raise LiveRequestError("the body is not an SDP offer", 400)
-    return media
-
-
-def _codec_of(media) -> str:
-    codec = offered_codec(media)
-    if codec is None:
-        names = " or ".join(PASSTHROUGH_CODECS.get(media.kind, ("nothing",)))
-        raise LiveRequestError(f"the offer's {media.kind} section has no codec the relay passes on ({names})")
-    return codec
-

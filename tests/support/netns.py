@@ -37,10 +37,12 @@ def _run(*args: str) -> None:
 
 
 @contextmanager
-def udp_blocked_namespace(subnet: int = 231):
-    """A namespace 10.<subnet>.<pid>/30 where every outgoing UDP datagram is dropped."""
+def _namespace(kind: str, subnet: int, nft_commands: list[str]):
+    """A namespace 10.<subnet>.<pid>/30 routed through this host, with `nft_commands` applied
+    inside."""
     tag = os.getpid() % 250
-    name, host_if, inside_if = f"proctor-noudp-{os.getpid()}", f"pnu{os.getpid()}h", f"pnu{os.getpid()}n"
+    name, host_if, inside_if = f"proctor-{kind}-{os.getpid()}", f"p{kind[:2]}{os.getpid()}h", \
+        f"p{kind[:2]}{os.getpid()}n"
     host_ip, inside_ip = f"10.{subnet}.{tag}.1", f"10.{subnet}.{tag}.2"
     _run("ip", "netns", "add", name)
     try:
@@ -53,13 +55,47 @@ def udp_blocked_namespace(subnet: int = 231):
         _run(*inside, "ip", "link", "set", inside_if, "up")
         _run(*inside, "ip", "link", "set", "lo", "up")
         _run(*inside, "ip", "route", "add", "default", "via", host_ip)
-        _run(*inside, "nft", "add table inet noudp")
-        _run(*inside, "nft", "add chain inet noudp out { type filter hook output priority 0 ; }")
-        _run(*inside, "nft", "add rule inet noudp out meta l4proto udp counter drop")
+        for command in nft_commands:
+            _run(*inside, "nft", command)
         yield Namespace(name, host_ip, inside_ip)
     finally:
         subprocess.run(["ip", "link", "del", host_if], capture_output=True)
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+@contextmanager
+def udp_blocked_namespace():
+    """A namespace where every outgoing UDP datagram is dropped."""
+    with _namespace("noudp", 231, [
+        "add table inet noudp",
+        "add chain inet noudp out { type filter hook output priority 0 ; }",
+        "add rule inet noudp out meta l4proto udp counter drop",
+    ]) as ns:
+        yield ns
+
+
+@contextmanager
+def namespace_behind_nat(public_ip: str, private_ip: str):
+    """A namespace from which this host's `private_ip` is reachable over UDP only as `public_ip`,
+    the way a client outside reaches a server behind a 1:1 NAT (cloud elastic IP)."""
+    with _namespace("nat", 232, [
+        "add table ip nat",
+        "add chain ip nat out { type nat hook output priority -100 ; }",
+        f"add rule ip nat out ip daddr {public_ip} dnat to {private_ip}",
+        "add table inet onlynat",
+        "add chain inet onlynat out { type filter hook output priority 0 ; }",
+        # Through the NAT (or replies within it) only: straight to the private address is dropped.
+        "add rule inet onlynat out meta l4proto udp ct status dnat accept",
+        "add rule inet onlynat out meta l4proto udp counter drop",
+    ]) as ns:
+        yield ns
+
+
+def private_ip() -> str:
+    """This host's address on its default route (what aiortc offers as its host candidate)."""
+    out = subprocess.run(["ip", "-4", "route", "get", "192.0.2.254"], check=True, capture_output=True,
+                         text=True).stdout
+    return out.split(" src ")[1].split()[0]
 
 
 def dropped_udp_packets(ns: Namespace) -> int:

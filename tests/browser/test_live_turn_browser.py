@@ -3,13 +3,21 @@ secret) and relay-only ICE for browsers (PROCTOR_ICE_TRANSPORT_POLICY=relay).
 - A candidate's exam page goes live over TURN/UDP; the proctor's grid plays it, also through TURN.
 - A candidate's Chromium in a network namespace whose outgoing UDP nftables drops goes live over
   TURN/TCP.
+- An outside WHIP client finds TURN servers and credentials in the 201 answer's Link headers, and
+  coturn accepts them.
 Both checked in getStats: the selected candidate pair's local candidate is a relay one.
 """
 
+import re
 import time
 
+import httpx
 import pytest
+from aiortc import RTCConfiguration, RTCIceServer
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from playwright.sync_api import expect
+
+from tests.support.live_clients import NumberedCamera, Publisher, eventually, run_async
 
 from tests.support.live_exams import candidate_attempt_id, make_live_exam
 from tests.support.live_pages import (
@@ -132,3 +140,41 @@ def test_a_candidate_whose_udp_is_dropped_goes_live_over_turn_tcp(new_context, b
     assert pairs and all(p["local"] == "relay" and p["relayProtocol"] == "tcp" for p in pairs), pairs
     assert dropped_udp_packets(no_udp_network) > 0  # it did try UDP
     proctor_sees_frames(new_context, live, candidate_attempt_id(live))
+
+
+LINK = re.compile(r'<([^>]+)>; rel="ice-server"'
+                  r'(?:; username="([^"]*)"; credential="([^"]*)"; credential-type="password")?')
+
+
+def test_whip_answers_carry_turn_servers_with_credentials_coturn_accepts(turn_app):
+    live = make_live_exam()
+
+    async def scenario():
+        async with httpx.AsyncClient(base_url=turn_app.url) as client:
+            answers = []
+
+            async def signal(offer: str) -> str:
+                response = await client.post(f"{live.publish_url}?streams=camera", content=offer, headers={
+                    "Authorization": f"Bearer {live.token}", "Content-Type": "application/sdp"})
+                assert response.status_code == 201, response.text
+                answers.append((offer, response.headers.get_list("link")))
+                return response.text
+
+            first = Publisher({"camera": NumberedCamera()})
+            await first.start(signal)
+            links = [LINK.fullmatch(link).groups() for link in answers[0][1]]
+            # A client of its own (OBS, say) takes them for its next connection: relay only.
+            second = Publisher({"camera": NumberedCamera()}, config=RTCConfiguration(
+                iceServers=[RTCIceServer(url, username, credential) for url, username, credential in links],
+                iceTransportPolicy=RTCIceTransportPolicy.RELAY))
+            await second.start(signal)
+            connected = await eventually(lambda: second.pc.connectionState == "connected", 15)
+            for peer in (second, first):
+                await peer.close()
+            return links, answers[1][0], connected
+
+    links, relayed_offer, connected = run_async(scenario())
+    assert {url.split("?")[1] for url, *_ in links} == {"transport=udp", "transport=tcp"}
+    assert all(username.endswith(f":attempt:{live.attempt_id}") and credential for _, username, credential in links)
+    assert " typ relay" in relayed_offer and " typ host" not in relayed_offer
+    assert connected

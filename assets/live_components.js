@@ -1,5 +1,5 @@
 // React wrappers around the live video modules, for Reflex (proctor_app/components/live.py).
-import { createElement as h, useEffect, useRef } from "react";
+import { Fragment, createElement as h, useEffect, useRef, useState } from "react";
 import { LivePublisher } from "./live_publish.js";
 import { LiveViewer } from "./live_view.js";
 
@@ -15,29 +15,43 @@ function configKey(rtcConfig) {
   return JSON.stringify(rtcConfig || {});
 }
 
-// A <video> playing one live stream; re-attaches by itself. onState({state, detail}).
-// With `audio`, the attempt's sound is received and played too (muted otherwise).
+// A <video> playing one live stream; re-attaches by itself. onState({state, detail}). When the
+// server refuses it (the viewer's access changed: signed out, deactivated, unassigned), it stops
+// and says so under the video instead of trying again. With `audio`, the attempt's sound is
+// received and played too (muted otherwise).
 export function LiveVideo({ src, rtcConfig, audio, onState, id, className, style }) {
   const videoRef = useRef(null);
   const onStateRef = useLatest(onState);
+  const [refused, setRefused] = useState("");
   const config = configKey(rtcConfig);
   useEffect(() => {
     if (!src) return undefined;
+    setRefused("");
     const viewer = new LiveViewer({
       url: src,
       video: videoRef.current,
-      onState: (s) => onStateRef.current?.(s),
+      onState: (s) => {
+        if (s.state === "refused") setRefused(s.detail || "refused");
+        onStateRef.current?.(s);
+      },
       rtcConfig: JSON.parse(config),
       audio: Boolean(audio),
     });
     viewer.start();
     return () => viewer.stop();
   }, [src, config, audio]);
-  return h("video", {
+  const video = h("video", {
     ref: videoRef, id, className, autoPlay: true, muted: !audio, playsInline: true,
-    "data-live-src": src,
+    "data-live-src": src, "data-refused": refused ? "true" : undefined,
     style: { width: "100%", aspectRatio: "4 / 3", background: "#111", objectFit: "contain", ...style },
   });
+  if (!refused) return video;
+  return h(Fragment, null, video,
+    h("div", { className: "live-refused", role: "alert", title: refused,
+               style: { color: "var(--red-11)", fontSize: "var(--font-size-2)" } },
+      /^40[13]\b/.test(refused)
+        ? "Live view closed: your access changed. Reload the page to see what you may watch."
+        : `Live view ended (${refused}).`));
 }
 
 const CAMERA = { video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 15 } } };

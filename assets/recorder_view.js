@@ -33,11 +33,19 @@ function statusOf(session) {
     // Shown here only: uploads quicker than BACKLOG_AFTER_MS are just traffic.
     offline,
     pending: offline || !recordingPhase ? queue.pending : queue.backlog(BACKLOG_AFTER_MS),
+    // The server revoked the upload token: uploads stopped, what waits stays in this browser.
+    revoked: queue.revoked,
     progress: Math.round((100 * done) / Math.max(1, done + queue.pending)),
   };
 }
 
 const MUTED = { fontSize: "var(--font-size-2)", color: "var(--gray-11)" };
+
+function Revoked({ status }) {
+  return h("div", { id: "upload-revoked", role: "alert", style: { color: "var(--red-11)" } },
+    `Uploads stopped: ${status.revoked}`,
+    status.pending > 0 ? ` ${status.pending} waiting upload(s) are kept in this browser.` : "");
+}
 
 function Indicator({ status }) {
   return h("div", { id: "recording-indicator", style: { display: "flex", gap: "1rem", alignItems: "center" } },
@@ -75,7 +83,7 @@ export function ExamRecorder(props) {
     const session = new ExamRecording(props, () => {
       const shown = statusOf(session);
       setStatus(shown);
-      const { offline, pending, progress, ...forThePage } = shown;
+      const { offline, pending, progress, revoked, ...forThePage } = shown;
       const key = JSON.stringify(forThePage);
       if (key !== lastReported) {
         lastReported = key;
@@ -100,6 +108,7 @@ export function ExamRecorder(props) {
 
   const session = sessionRef.current;
   const view = !status || status.state === "idle" ? null
+    : status.revoked ? h(Revoked, { status })
     : status.state === "recording" ? h(Indicator, { status }) : h(FlushProgress, { status });
   return h("div", { style: { marginBottom: view ? "1rem" : 0 } },
     // Read by tests and support: what the queue holds and has had acknowledged.

@@ -6,7 +6,8 @@
 // is sent while the browser is offline. When IndexedDB refuses a write (quota), the item is kept
 // in memory and the problem is reported as an event: data is never dropped for lack of storage.
 // The only items given up are those the server refuses for good (too large, conflicting, upload
-// window closed); each is reported with its cause.
+// window closed); each is reported with its cause. A revoked token (the candidate lost access)
+// stops all sending, keeping everything here, until a page load brings a new token.
 import { getBackendURL } from "$/utils/state";
 
 const DB_NAME = "proctor-recorder";
@@ -93,6 +94,8 @@ export class UploadQueue {
     this.lastEventSend = 0;
     this.storageError = "";
     this.authRefused = false;
+    // The server's message once it revoked the token: nothing is sent with it any more.
+    this.revoked = "";
     this.listeners = new Set();
     this.ready = this.open();
     this.running = false;
@@ -130,6 +133,7 @@ export class UploadQueue {
     if (token && token !== this.token) {
       this.token = token;
       this.authRefused = false;
+      this.revoked = "";
       this.kick();
     }
   }
@@ -246,6 +250,10 @@ export class UploadQueue {
         await this.sleep(BACKOFF_CAP_MS);
         continue;
       }
+      if (this.revoked) {  // only a new token (setToken) ends this
+        await this.sleep(AUTH_RETRY_MS);
+        continue;
+      }
       if (!this.token || this.authRefused) {
         await this.sleep(this.authRefused ? AUTH_RETRY_MS : EVENT_BATCH_MS);
         this.authRefused = false;
@@ -260,6 +268,7 @@ export class UploadQueue {
       }
       const item = eventsDue ? null : this.items[0];
       const outcome = item ? await this.send(item) : await this.sendEvents();
+      if (outcome === "halt") continue;
       if (outcome === "retry" && item && this.items[0] === item) {
         // The server takes chunks in any order: one that keeps failing does not hold up the rest.
         this.items.push(this.items.shift());
@@ -301,10 +310,18 @@ export class UploadQueue {
     }
   }
 
-  // What an answer means for an item: "ok" (stored), "retry" (keep it), "drop" (refused for good).
+  // What an answer means for an item: "ok" (stored), "retry" (keep it), "drop" (refused for good),
+  // "halt" (keep it and everything else, send nothing more with this token).
   classify(status, answer) {
     if (status >= 200 && status < 300) return "ok";
     this.lastError = `${status || "network"} ${answer.error || ""}`.trim();
+    if (answer.error === "token_revoked") {
+      if (!this.revoked) {
+        this.revoked = answer.message || "Access to this attempt was withdrawn.";
+        this.changed({ type: "revoked", message: this.revoked });
+      }
+      return "halt";
+    }
     if (status === 401) {  // missing or expired token: the next page load brings a new one
       this.authRefused = true;
       return "retry";
@@ -361,7 +378,7 @@ export class UploadQueue {
       "POST", `/api/attempts/${this.attemptId}/events`, { "Content-Type": "application/json" },
       JSON.stringify({ events: batch.map(({ id, kind, at, data }) => ({ id, kind, at, data })) }));
     const outcome = this.classify(status, answer);
-    if (outcome === "retry") return outcome;
+    if (outcome === "retry" || outcome === "halt") return outcome;
     if (outcome === "drop") {
       // Refused for good; events cannot report their own loss, so the console does.
       console.error("proctoring events refused", status, answer, batch);

@@ -13,6 +13,8 @@ const REFUSALS = [401, 403, 404, 409, 415, 422];
 
 class Refused extends Error {}
 
+const watchedTransports = new WeakSet();
+
 function backoffDelay(failures) {
   const base = BACKOFF_MS[Math.min(failures, BACKOFF_MS.length - 1)];
   return base * (0.8 + 0.4 * Math.random());
@@ -122,6 +124,7 @@ export class ReconnectingConnection {
     const state = pc.connectionState;
     if (state === "connected") {
       this.failures = 0;
+      this.watchServerClose(pc, generation);
       this.connected();
       this.report(this.connectedState);
     } else if (state === "failed" || state === "closed") {
@@ -129,6 +132,17 @@ export class ReconnectingConnection {
     } else if (state === "disconnected") {
       this.graceTimer = setTimeout(() => this.drop("connection lost"), DISCONNECTED_GRACE_MS);
     }
+  }
+
+  // The server ends a session (its access was revoked) by closing the DTLS transport, which the
+  // connection state does not show (a closed transport counts as connected); its own state does.
+  watchServerClose(pc, generation) {
+    const transport = pc.getTransceivers()[0]?.receiver.transport;
+    if (!transport || watchedTransports.has(transport)) return;
+    watchedTransports.add(transport);
+    transport.addEventListener("statechange", () => {
+      if (transport.state === "closed" && !this.superseded(generation)) this.drop("closed by the server");
+    });
   }
 
   // The new connection is up.

@@ -18,7 +18,6 @@ PROCTOR_* variables).
 import argparse
 import asyncio
 import getpass
-import logging
 import signal
 import sys
 
@@ -136,7 +135,6 @@ def create_admin(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     parser = argparse.ArgumentParser(prog="python -m proctor_app", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)

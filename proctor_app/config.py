@@ -30,6 +30,9 @@ class Config:
     turn_secret: str = ""
     public_ip: str = ""
     ice_transport_policy: str = "all"
+    # /metrics: answered to these client addresses (networks), or to a request with this token.
+    metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    metrics_token: str = ""
 
 
 def _persisted_secret(data_dir: Path) -> str:
@@ -60,6 +63,9 @@ def load_config() -> Config:
         turn_secret=os.environ.get("PROCTOR_TURN_SECRET", ""),
         public_ip=os.environ.get("PROCTOR_PUBLIC_IP", "").strip(),
         ice_transport_policy=os.environ.get("PROCTOR_ICE_TRANSPORT_POLICY", "all").strip() or "all",
+        metrics_allow=tuple(part.strip() for part in
+                            os.environ.get("PROCTOR_METRICS_ALLOW", "127.0.0.1,::1").split(",") if part.strip()),
+        metrics_token=os.environ.get("PROCTOR_METRICS_TOKEN", "").strip(),
     )
 
 

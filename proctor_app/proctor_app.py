@@ -4,6 +4,7 @@ from proctor_app.api import build_api
 from proctor_app.api.headers import with_security_headers
 from proctor_app.config import config
 from proctor_app.pages.admin_exams import admin_exam_edit_page, admin_exams_page
+from proctor_app.pages.admin_health import admin_health_page
 from proctor_app.pages.admin_settings import admin_settings_page
 from proctor_app.pages.admin_users import admin_users_page
 from proctor_app.pages.attempt_video import attempt_video_page
@@ -14,6 +15,7 @@ from proctor_app.pages.proctor_grid import proctor_grid_page
 from proctor_app.pages.setup import setup_page
 from proctor_app.pages.take_exam import take_exam_page
 from proctor_app.state.admin_exams import AdminExamEditState, AdminExamListState
+from proctor_app.state.admin_health import AdminHealthState
 from proctor_app.state.admin_settings import AdminSettingsState
 from proctor_app.state.admin_users import AdminUsersState
 from proctor_app.state.attempt_video import AttemptVideoState
@@ -39,6 +41,7 @@ app.add_page(admin_exam_edit_page, route="/admin/exams/[exam_id]", on_load=Admin
              title="Exam")
 app.add_page(admin_settings_page, route="/admin/settings", on_load=AdminSettingsState.on_load,
              title="Settings")
+app.add_page(admin_health_page, route="/admin/health", on_load=AdminHealthState.on_load, title="Health")
 app.add_page(candidate_home_page, route="/candidate", on_load=CandidateHomeState.on_load,
              title="My exams")
 app.add_page(take_exam_page, route="/candidate/exams/[exam_id]", on_load=TakeExamState.on_load,

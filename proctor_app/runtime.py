@@ -1,19 +1,22 @@
 """The composition root: what runs in each process, built in one place.
 
 - App process (server.py's lifespan): the live relay, the ingest pool (or an in-process upload
-  store), a job worker with the job handlers, the daily retention schedule, the overdue sweeper.
+  store), a job worker with the job handlers, the schedule (daily retention, health samples),
+  the overdue sweeper, readiness, and what a revocation ends in them (apply_revocations).
 - Ingest process (`python -m proctor_app.runtime ingest FD`, started by the pool): an upload store
   serving the app's socket.
 - Processing worker (`python -m proctor_app worker`): a job worker alone.
 Each gets the one settings cache and the one clock.
 """
 
+import asyncio
 import logging
 import socket
 import sys
 
 from proctor_app.clock import system_clock
 from proctor_app.config import config
+from proctor_app.logs import configure_logging
 from proctor_app.media.ingest.processes import IngestPool, serve
 from proctor_app.media.ingest.store import UploadStore
 from proctor_app.media.jobs.worker import Worker
@@ -22,9 +25,14 @@ from proctor_app.media.live.relay import LiveRelay
 from proctor_app.schedule import Schedule
 from proctor_app.services.live import store_live_transition
 from proctor_app.services.processing import job_handlers
+from proctor_app.services.readiness import Readiness
+from proctor_app.services.revocation import Revoked, RevokedListener
 from proctor_app.services.settings import settings_cache
 
 INGEST_COMMAND = [sys.executable, "-m", "proctor_app.runtime", "ingest"]
+
+# Every process imports this module first: its log lines are configured here.
+configure_logging()
 
 clock = system_clock
 settings = settings_cache
@@ -45,13 +53,41 @@ def job_worker(concurrency: int | None = None) -> Worker:
                   concurrency=concurrency or (lambda: int(settings()["processing_concurrency"])))
 
 
-def retention_schedule() -> Schedule:
-    return Schedule(clock)
+# The app process's own job worker (started in its lifespan), watched by readiness.
+app_worker = job_worker()
+readiness = Readiness(storage_root=lambda: config.storage_dir, ingest_pool=ingest_pool, worker=app_worker,
+                      monotonic=clock.monotonic)
+
+
+def background_schedule() -> Schedule:
+    """The daily retention run and the health sample every minute."""
+    return Schedule(clock, live_publishers=lambda: relay.session_counts()["publish"])
+
+
+def apply_revocations(loop: asyncio.AbstractEventLoop) -> RevokedListener:
+    """What this app process does once a revocation committed (services/revocation.py), from the
+    thread that committed it: its upload store forgets the tokens at once; on `loop` (the app's),
+    the ingest processes forget them and the relay ends the user's views and the publications
+    opened with the tokens."""
+    async def close(revoked: Revoked) -> None:
+        try:
+            if ingest_pool is not None and revoked.token_hashes:
+                await ingest_pool.forget_tokens(sorted(revoked.token_hashes))
+            await relay.close_sessions([f"token:{h}" for h in revoked.token_hashes])
+            if revoked.viewer_id is not None:
+                await relay.close_sessions([f"user:{revoked.viewer_id}"], revoked.attempt_ids)
+        except Exception:  # nobody awaits this; the token revalidation still bounds the uploads
+            logging.getLogger("proctor_app.revocation").exception("applying a revocation failed")
+
+    def apply(revoked: Revoked) -> None:
+        upload_store.forget_tokens(revoked.token_hashes)
+        asyncio.run_coroutine_threadsafe(close(revoked), loop)
+
+    return apply
 
 
 def run_ingest_process(fd: int) -> None:
     """An ingest process: stores the chunks the app passes over the socket `fd` until it closes."""
-    logging.basicConfig(level=logging.WARNING)
     serve(socket.socket(fileno=fd), UploadStore(settings, clock))
 
 

@@ -9,9 +9,10 @@ from contextlib import asynccontextmanager
 from proctor_app.config import config
 from proctor_app.db import migrate, session_scope, startup_lock
 from proctor_app.demo import demo_mode, describe_demo, disable_demo_accounts, seed_demo
-from proctor_app.runtime import ingest_pool, job_worker, relay, retention_schedule
+from proctor_app.runtime import app_worker, apply_revocations, background_schedule, ingest_pool, relay
 from proctor_app.services.attempts import close_overdue_attempts
 from proctor_app.services.first_run import issue_setup_code
+from proctor_app.services.revocation import on_revoked
 
 log = logging.getLogger("proctor_app")
 SWEEP_INTERVAL_S = 5
@@ -55,15 +56,18 @@ async def lifespan():
         print(describe_demo(f"http://localhost:{config.port}/"), flush=True)
     if ingest_pool is not None:
         await ingest_pool.start()
+    # Access taken away in this process also ends its live sessions and cached upload tokens.
+    stop_revocations = on_revoked(apply_revocations(asyncio.get_running_loop()))
     sweeper = asyncio.create_task(_sweep_overdue_attempts())
     # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again.
-    worker = asyncio.create_task(job_worker().run())
-    # The daily retention run (the database lock keeps it to one process at a time).
-    schedule = retention_schedule()
+    worker = asyncio.create_task(app_worker.run())
+    # The daily retention run (the database lock keeps it to one process at a time), health samples.
+    schedule = background_schedule()
     schedule.start()
     try:
         yield
     finally:
+        stop_revocations()
         schedule.shutdown()
         sweeper.cancel()
         worker.cancel()

@@ -11,6 +11,7 @@ reads bodies and answers.
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -21,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from proctor_app.config import config
+from proctor_app.logs import Throttled, current_attempt
 from proctor_app.media.ingest.checks import (
     MAX_SEGMENT,
     MAX_SEQ,
@@ -30,6 +32,7 @@ from proctor_app.media.ingest.checks import (
 )
 from proctor_app.media.ingest.errors import IngestError
 from proctor_app.media.ingest.processes import THREADS_PER_PROCESS
+from proctor_app.metrics import count_chunk_upload
 from proctor_app.runtime import ingest_pool, settings, upload_store
 
 MAX_EVENT_BATCH_BYTES = 512 * 1024
@@ -54,6 +57,8 @@ BODY_GRACE_S = 5.0
 BODY_MIN_RATE = 16 * 1024
 BODY_SLACK_S = 5.0
 _in_flight: dict[int, int] = {}  # attempt id -> uploads under way (the event loop's own)
+# Refusals are normal in bursts (a busy server, a client retrying): one line per kind a minute.
+_refusals = Throttled(logging.getLogger("proctor_app.ingest"))
 
 
 def bearer_token(request: Request) -> str | None:
@@ -62,6 +67,8 @@ def bearer_token(request: Request) -> str | None:
 
 
 def _error(exc: IngestError) -> JSONResponse:
+    _refusals.warning(f"{exc.status} {exc.code}", "upload refused: %s %s: %s", exc.status, exc.code,
+                      exc.message)
     headers = {"Cache-Control": "no-store"}
     if exc.status == 503:
         headers["Retry-After"] = str(RETRY_AFTER_S)
@@ -148,9 +155,17 @@ def _attempt_id(request: Request) -> int:
 
 
 async def put_chunk(request: Request) -> JSONResponse:
+    started = time.perf_counter()
+    response = await _put_chunk(request)
+    count_chunk_upload(response.status_code, time.perf_counter() - started)
+    return response
+
+
+async def _put_chunk(request: Request) -> JSONResponse:
     params = request.path_params
     try:
         attempt_id = _attempt_id(request)
+        current_attempt.set(attempt_id)
         stream = params["stream"]
         segment = parse_index(params["segment"], "segment", MAX_SEGMENT)
         seq = parse_index(params["seq"], "seq", MAX_SEQ)
@@ -177,6 +192,7 @@ async def put_chunk(request: Request) -> JSONResponse:
 async def put_snapshot(request: Request) -> JSONResponse:
     try:
         attempt_id = _attempt_id(request)
+        current_attempt.set(attempt_id)
         seq = parse_index(request.path_params["seq"], "seq", MAX_SEQ)
         await _authorize(request, attempt_id, "camera")  # snapshots come with the camera recording
         async with _admitted(attempt_id, _other_slots):
@@ -194,6 +210,7 @@ async def put_snapshot(request: Request) -> JSONResponse:
 async def post_events(request: Request) -> JSONResponse:
     try:
         attempt_id = _attempt_id(request)
+        current_attempt.set(attempt_id)
         await _authorize(request, attempt_id, None)
         async with _admitted(attempt_id, _other_slots):
             body = await _body(request, MAX_EVENT_BATCH_BYTES)

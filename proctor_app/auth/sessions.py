@@ -97,10 +97,13 @@ def user_for_token(token: str | None, db: Session | None = None, now: datetime |
     return _as_current(user)
 
 
-def revoke_user_sessions(db: Session, user_id: int) -> None:
-    """Used on deactivation and password reset."""
+def revoke_user_sessions(db: Session, user_id: int) -> int:
+    """Ends every open session of the user (deactivation, password reset, role change, logging
+    out everywhere); returns how many."""
     now = utcnow()
-    for row in db.exec(select(LoginSession).where(LoginSession.user_id == user_id,
-                                                   LoginSession.revoked_at.is_(None))):
+    rows = list(db.exec(select(LoginSession).where(LoginSession.user_id == user_id,
+                                                   LoginSession.revoked_at.is_(None))))
+    for row in rows:
         row.revoked_at = now
         db.add(row)
+    return len(rows)

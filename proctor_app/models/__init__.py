@@ -14,6 +14,7 @@ from proctor_app.models.exams import (
     ReviewStatus,
     Severity,
 )
+from proctor_app.models.health import HealthSample
 from proctor_app.models.jobs import Job, JobStatus
 from proctor_app.models.recording import (
     Chunk,
@@ -27,7 +28,7 @@ from proctor_app.models.recording import (
 from proctor_app.models.base import utcnow
 
 __all__ = [
-    "Answer", "Attempt", "AttemptStatus", "AuditLog", "Chunk", "Exam", "ExamAssignment", "Job",
+    "Answer", "Attempt", "AttemptStatus", "AuditLog", "Chunk", "Exam", "ExamAssignment", "HealthSample", "Job",
     "JobStatus", "LoginSession", "ProctoringEvent", "Question", "QuestionKind", "Recording",
     "RecordingStatus", "ReviewStatus", "Role", "Segment", "Setting", "Severity", "Snapshot",
     "StreamKind", "UploadToken", "User", "utcnow",

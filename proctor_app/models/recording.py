@@ -32,6 +32,8 @@ class UploadToken(SQLModel, table=True):
     streams: list = Field(default_factory=list, sa_column=json_column())
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
+    # Set when its candidate lost access (services/revocation.py): refused from then on.
+    revoked_at: datetime | None = None
 
 
 class Recording(SQLModel, table=True):

@@ -67,6 +67,8 @@ def _user_row(user: UserRow) -> rx.Component:
                 ),
                 rx.button("Reset password", size="1", variant="soft", id=f"reset-{user.id}",
                           on_click=AdminUsersState.open_reset(user.id)),
+                rx.button("Log out everywhere", size="1", variant="soft", id=f"logout-all-{user.id}",
+                          on_click=AdminUsersState.logout_everywhere(user.id)),
                 spacing="2",
             ),
         ),

@@ -5,13 +5,14 @@ import reflex as rx
 from proctor_app.demo import DEMO_PASSWORD, demo_mode
 from proctor_app.state.auth import AuthState
 from proctor_app.state.login import LoginState
+from proctor_app.state.sessions import SessionsState
 
 NAV_BY_ROLE = {
     "candidate": [("My exams", "/candidate")],
     "proctor": [("Live", "/proctor"), ("Attempts", "/attempts")],
     "supervisor": [("Attempts", "/attempts"), ("Live", "/proctor")],
     "admin": [("Users", "/admin/users"), ("Exams", "/admin/exams"), ("Attempts", "/attempts"),
-              ("Live", "/proctor"), ("Settings", "/admin/settings")],
+              ("Live", "/proctor"), ("Settings", "/admin/settings"), ("Health", "/admin/health")],
 }
 
 
@@ -49,6 +50,8 @@ def page_frame(*children, title: str) -> rx.Component:
             # Present once the page's on_load handlers have finished (its guard included).
             rx.cond(rx.State.is_hydrated, rx.el.span(id="page-loaded", hidden=True)),
             rx.button("Log out", on_click=LoginState.logout, variant="soft", id="logout"),
+            rx.button("Log out everywhere", on_click=SessionsState.logout_everywhere, variant="ghost",
+                      id="logout-everywhere"),
             align="center", padding="0.75em 1.5em", border_bottom="1px solid var(--gray-5)",
             width="100%", spacing="5",
         ),

@@ -1,4 +1,5 @@
-"""User administration: create, deactivate, reset passwords, change roles. Every change is audited.
+"""User administration: create, deactivate, reset passwords, change roles, log out everywhere.
+Every change is audited.
 
 Plain Python on a database session; the caller (the admin page state) has checked the role already.
 """
@@ -10,6 +11,13 @@ from sqlmodel import Session, select
 from proctor_app.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from proctor_app.auth.sessions import revoke_user_sessions
 from proctor_app.models import AuditLog, Role, User
+from proctor_app.services.revocation import (
+    Revoked,
+    clear_assignments,
+    notify_after_commit,
+    open_attempt_ids,
+    revoke_upload_tokens,
+)
 
 # Deliberately loose: one @, no spaces, a dot in the domain. Delivery is what proves an address.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -75,7 +83,8 @@ def create_user(db: Session, actor_id: int, email: str, name: str, role: str, pa
 
 
 def set_active(db: Session, actor_id: int, user_id: int, active: bool) -> User:
-    """Deactivating also ends every open session of that user at once."""
+    """Deactivating ends at once every open session of that user, their live views and, for a
+    candidate, the uploads and live video of their attempts in progress (revocation.py)."""
     user = _get_user(db, user_id)
     if user.id == actor_id and not active:
         raise AccountError("You cannot deactivate your own account.")
@@ -83,10 +92,26 @@ def set_active(db: Session, actor_id: int, user_id: int, active: bool) -> User:
         return user
     user.active = active
     db.add(user)
-    if not active:
-        revoke_user_sessions(db, user.id)
-    _audit(db, actor_id, "user_reactivated" if active else "user_deactivated", user)
+    if active:
+        _audit(db, actor_id, "user_reactivated", user)
+        return user
+    sessions = revoke_user_sessions(db, user.id)
+    tokens = revoke_upload_tokens(db, open_attempt_ids(db, user.id)) if user.role == Role.candidate \
+        else frozenset()
+    _audit(db, actor_id, "user_deactivated", user, sessions_revoked=sessions,
+           upload_tokens_revoked=len(tokens))
+    notify_after_commit(db, Revoked(viewer_id=user.id, token_hashes=tokens))
     return user
+
+
+def logout_everywhere(db: Session, actor_id: int, user_id: int) -> int:
+    """End every open session of the user, on every device, and their live views; returns how
+    many sessions ended. The user (or an admin for them) signs in again to go on."""
+    user = _get_user(db, user_id)
+    sessions = revoke_user_sessions(db, user.id)
+    _audit(db, actor_id, "sessions_revoked", user, sessions_revoked=sessions)
+    notify_after_commit(db, Revoked(viewer_id=user.id))
+    return sessions
 
 
 def reset_password(db: Session, actor_id: int, user_id: int, password: str) -> User:
@@ -101,6 +126,7 @@ def reset_password(db: Session, actor_id: int, user_id: int, password: str) -> U
     db.add(user)
     revoke_user_sessions(db, user.id)
     _audit(db, actor_id, "password_reset", user)
+    notify_after_commit(db, Revoked(viewer_id=user.id))
     return user
 
 
@@ -116,5 +142,13 @@ def change_role(db: Session, actor_id: int, user_id: int, role: str) -> User:
     old = user.role
     user.role = role
     db.add(user)
-    _audit(db, actor_id, "role_changed", user, old=old, new=role)
+    # What the old role could do ends now: its sessions (pages built for it), its live views, a
+    # candidate's uploads, and its assignments, which meant "takes" or "watches" for the old role.
+    sessions = revoke_user_sessions(db, user.id)
+    tokens = revoke_upload_tokens(db, open_attempt_ids(db, user.id)) if old == Role.candidate \
+        else frozenset()
+    cleared = clear_assignments(db, user.id)
+    _audit(db, actor_id, "role_changed", user, old=old, new=role, sessions_revoked=sessions,
+           upload_tokens_revoked=len(tokens), assignments_cleared=cleared)
+    notify_after_commit(db, Revoked(viewer_id=user.id, token_hashes=tokens))
     return user

@@ -25,6 +25,7 @@ from proctor_app.models import (
     User,
     utcnow,
 )
+from proctor_app.services.revocation import Revoked, exam_attempt_ids, notify_after_commit
 from proctor_app.services.settings import get_settings
 
 DURATION_RANGE = (1, 600)
@@ -306,7 +307,8 @@ def assigned_user_ids(db: Session, exam_id: int) -> set[int]:
 
 
 def set_assignments(db: Session, actor_id: int, exam_id: int, user_ids: Iterable[int]) -> None:
-    """Make exactly `user_ids` assigned. Candidates who have started the exam stay assigned."""
+    """Make exactly `user_ids` assigned. Candidates who have started the exam stay assigned;
+    proctors removed stop watching it at once."""
     get_exam(db, exam_id)
     wanted = set(user_ids)
     current = assigned_user_ids(db, exam_id)
@@ -335,3 +337,10 @@ def set_assignments(db: Session, actor_id: int, exam_id: int, user_ids: Iterable
         db.delete(assignment)
     _audit(db, actor_id, "exam_assignments_changed", exam_id,
            added=sorted(added), removed=sorted(removed))
+    # A removed proctor's live views of this exam end at once. (A removed candidate has not
+    # started, so has no upload token to revoke.)
+    proctors = [user_id for user_id in removed if users[user_id].role == Role.proctor]
+    if proctors:
+        attempt_ids = exam_attempt_ids(db, exam_id)
+        for user_id in proctors:
+            notify_after_commit(db, Revoked(viewer_id=user_id, attempt_ids=attempt_ids))

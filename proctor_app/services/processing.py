@@ -70,6 +70,8 @@ def finalize_handler(settings: Callable[[], Mapping[str, Any]]) -> Handler:
     async def run(ctx: JobContext) -> None:
         if not await asyncio.to_thread(_settled, ctx.attempt_id):
             raise Defer(SETTLE_RECHECK_S, "waiting for the browser's last uploads")
+        log.info("finalize of attempt %s started (job %s, try %s of %s)", ctx.attempt_id, ctx.id,
+                 ctx.tries, ctx.max_tries)
 
         def ready(stream: str, status: str) -> None:
             log.info("attempt %s: %s recording %s", ctx.attempt_id, stream, status)

@@ -78,6 +78,16 @@ class AdminUsersState(AuthState):
                     lambda user: f"{user.email} is now a {user.role}.")
 
     @requires(ADMIN)
+    def logout_everywhere(self, user_id: int):
+        actor = self._user.id
+
+        def log_out(db: Session) -> User:
+            accounts.logout_everywhere(db, actor, int(user_id))
+            return db.get(User, int(user_id))
+
+        self._apply(log_out, lambda user: f"{user.email} is logged out everywhere.")
+
+    @requires(ADMIN)
     def open_reset(self, user_id: int):
         row = next((u for u in self.users if u.id == int(user_id)), None)
         if row is not None:

@@ -8,8 +8,10 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from proctor_app.db import session_scope
-from proctor_app.models import Exam, ExamAssignment, QuestionKind, User
+from proctor_app.demo import DEMO_PASSWORD
+from proctor_app.models import AuditLog, Exam, ExamAssignment, QuestionKind, Role, User
 from proctor_app.services import exam_admin
+from tests.support.factories import make_user
 from tests.support.pages import login
 
 pytestmark = pytest.mark.browser
@@ -81,6 +83,36 @@ def test_created_candidate_logs_in_until_reset_and_deactivated(page, browser, ap
         expect(candidate.locator("#login-error")).to_contain_text("deactivated")
     finally:
         candidate_context.close()
+
+
+def test_logging_out_everywhere_ends_the_other_sessions_too(page, browser, app_server):
+    """From the top bar for oneself, and from the users page for someone else."""
+    with session_scope() as db:
+        user = make_user(db, role=Role.proctor, password=DEMO_PASSWORD)
+        email, user_id = user.email, user.id
+    contexts = [browser.new_context(base_url=app_server.url) for _ in range(2)]
+    try:
+        laptop, phone = [ctx.new_page() for ctx in contexts]
+        for device in (laptop, phone):
+            login(device, email)
+        laptop.click("#logout-everywhere")
+        laptop.wait_for_url("**/login")
+        phone.goto("/attempts")
+        phone.wait_for_url(_login_url_for("/attempts"))
+
+        login(phone, email)
+        login(page, "admin@example.com")
+        page.click(f"#logout-all-{user_id}")
+        expect(page.locator("#users-notice")).to_contain_text(f"{email} is logged out everywhere")
+        phone.goto("/attempts")
+        phone.wait_for_url(_login_url_for("/attempts"))
+    finally:
+        for ctx in contexts:
+            ctx.close()
+    with session_scope() as db:
+        actions = db.exec(select(AuditLog.user_id).where(AuditLog.action == "sessions_revoked",
+                                                         AuditLog.target == f"user:{user_id}")).all()
+    assert actions == [user_id, _user("admin@example.com").id]
 
 
 def test_admin_cannot_deactivate_or_demote_themself_in_the_page(page):
@@ -193,7 +225,8 @@ def test_handlers_check_the_role_again(page, browser, app_server):
 
         victim = f"never-{uuid.uuid4().hex[:8]}@example.com"
         _create_user_in_form(other, victim, "Never Created", "candidate", password)
-        other.wait_for_url("**/forbidden")
+        # The role change ended the session: sent to sign in again (as a supervisor now).
+        other.wait_for_url(_login_url_for("/admin/users"))
         with session_scope() as db:
             assert db.exec(select(User).where(User.email == victim)).first() is None
     finally:

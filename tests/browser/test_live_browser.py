@@ -232,4 +232,118 @@ def test_with_live_video_off_the_exam_makes_no_webrtc_connection(new_context):
     expect(proctor.locator(".live-tile video")).to_have_count(0)
 
 
+# -- revocation: access taken away ends what is open ----------------------------------------
+
+# A bare viewer (the grid's module without the grid), its states in window.viewStates.
+VIEW = """async (url) => {
+  const { LiveViewer } = await import("/live_view.js");
+  const video = document.createElement("video");
+  document.body.append(video);
+  window.viewStates = [];
+  new LiveViewer({ url, video, onState: (s) => window.viewStates.push(s.state) }).start();
+}"""
+CONNECTED = "window.__pcs.some(({ pc }) => pc.connectionState === 'connected')"
+
+
+def admin_page(new_context, path: str):
+    page = new_context().new_page()
+    login(page, "admin@example.com")
+    page.goto(path)
+    expect(page.locator("#page-loaded")).to_be_attached()
+    return page
+
+
+def user_id_of(email: str) -> int:
+    with session_scope() as db:
+        return db.exec(select(User.id).where(User.email == email)).one()
+
+
+@pytest.mark.browser
+def test_a_deactivated_proctors_live_view_closes_within_seconds_and_says_why(new_context):
+    live = make_live_exam()
+    start_publishing(new_context, live)
+    proctor = open_grid(new_context, live.proctors[0])
+    colleague = open_grid(new_context, live.proctors[1])
+    for page in (proctor, colleague):
+        tile_video_playing(page, live.attempt_id)
+    admin = admin_page(new_context, "/admin/users")
+
+    proctor_id = user_id_of(live.proctors[0])
+    clicked_at = time.monotonic()
+    admin.click(f"#deactivate-{proctor_id}")
+    expect(admin.locator(f"#active-{proctor_id}")).to_have_text("deactivated")
+    # Polled: the relay ends the view, the page tries once more, is refused and says so.
+    refused = proctor.locator(f"#tile-{live.attempt_id} .live-refused")
+    expect(refused).to_contain_text("your access changed", timeout=10000)
+    closed_after = time.monotonic() - clicked_at
+    assert not proctor.evaluate(CONNECTED)
+    print(f"the deactivated proctor's view closed {closed_after:.1f} s after the deactivation")
+    # It stays closed (no reconnect loop); the other proctor watches on.
+    frames = colleague.evaluate(FRAMES_DECODED)
+    assert wait_until(lambda: colleague.evaluate(FRAMES_DECODED) > frames + 10, timeout=5)
+    assert not proctor.evaluate(CONNECTED) and refused.is_visible()
+
+
+@pytest.mark.browser
+def test_an_unassigned_proctors_live_view_closes_within_seconds(new_context, app_server):
+    live = make_live_exam()
+    start_publishing(new_context, live)
+    viewer = new_context(track_connections=True).new_page()
+    login(viewer, live.proctors[0])
+    viewer.evaluate(VIEW, live.view_url("camera"))
+    viewer.wait_for_function("window.viewStates.includes('playing')")
+
+    admin = admin_page(new_context, f"/admin/exams/{live.exam_id}")
+    admin.click(f"#assign-{user_id_of(live.proctors[0])}")  # unticked
+    admin.click("#save-assignments")
+    expect(admin.locator("#exam-notice")).to_have_text("Assignments saved.")
+    viewer.wait_for_function("window.viewStates.at(-1) === 'refused'", timeout=10000)
+    assert not viewer.evaluate(CONNECTED)
+    # Refused for good: no further attempts.
+    states = viewer.evaluate("window.viewStates.length")
+    assert not wait_until(lambda: viewer.evaluate("window.viewStates.length") > states, timeout=3)
+
+
+# Counts the page's upload requests (PUT/POST under /api/attempts/) from here on.
+COUNT_UPLOADS = """() => {
+  window.uploadRequests = 0;
+  const nativeFetch = window.fetch;
+  window.fetch = (input, init) => {
+    if (String(input).includes("/api/attempts/")) window.uploadRequests += 1;
+    return nativeFetch(input, init);
+  };
+}"""
+
+
+@pytest.mark.browser
+def test_a_deactivated_candidates_upload_queue_stops_and_keeps_its_chunks(new_context):
+    live = make_live_exam(start=False)
+    candidate = new_context(track_connections=True).new_page()
+    take_exam_until_started(candidate, live)
+    candidate.wait_for_function(
+        "Number(document.querySelector('#recorder-state')?.dataset.acked) > 0", timeout=20000)
+    candidate.wait_for_function(CONNECTED)
+    # The queue outlives the exam page (it goes on sending what the stopped recorders hand it).
+    candidate.evaluate("window.queue = window.proctorRecorder.queue")
+    candidate.evaluate(COUNT_UPLOADS)
+
+    admin = admin_page(new_context, "/admin/users")
+    candidate_id = user_id_of(live.candidate)
+    admin.click(f"#deactivate-{candidate_id}")
+    expect(admin.locator(f"#active-{candidate_id}")).to_have_text("deactivated")
+    # Signed out at once; the recorders stop and hand over their last chunks, which the server
+    # refuses as revoked: the queue stops sending and keeps them (in IndexedDB).
+    candidate.wait_for_url("**/login**")
+    candidate.wait_for_function("Boolean(window.queue.revoked)", timeout=20000)
+    assert "withdrawn" in candidate.evaluate("window.queue.revoked")
+    kept = candidate.evaluate("window.queue.items.map((item) => item.id)")
+    assert kept, "the refused chunks are kept"
+    sent = candidate.evaluate("window.uploadRequests")
+    assert not wait_until(lambda: candidate.evaluate("window.uploadRequests") > sent, timeout=5), \
+        "a revoked token is not tried again"
+    assert candidate.evaluate("window.queue.items.map((item) => item.id)") == kept
+    # The live publication ended too, and is not taken up again.
+    candidate.wait_for_function(f"!({CONNECTED})", timeout=10000)
+
+
 # -- refusals of the HTTP routes -------------------------------------------------------------

@@ -29,6 +29,7 @@ PAGES = {
     "/admin/exams": {"admin"},
     "/admin/exams/{exam_id}": {"admin"},
     "/admin/settings": {"admin"},
+    "/admin/health": {"admin"},
     "/candidate": {"candidate"},
     "/candidate/exams/{exam_id}": {"candidate"},
     "/attempts": STAFF,

@@ -94,8 +94,8 @@ def test_change_role_is_audited_with_old_and_new(admin_id, user):
     token, _ = sessions.login(user.email, PASSWORD)
     with session_scope() as db:
         accounts.change_role(db, admin_id, user.id, Role.supervisor)
-    # The role is read from the database at every request: the open session sees it at once.
-    assert sessions.user_for_token(token).role == "supervisor"
+    # What the old role could do ends: its open sessions too (tests/integration/test_revocation.py).
+    assert sessions.user_for_token(token) is None
     with session_scope() as db:
         row = db.exec(select(AuditLog).where(AuditLog.target == f"user:{user.id}",
                                              AuditLog.action == "role_changed")).one()

@@ -9,10 +9,12 @@ threads and answer; every process has its own GIL, and the cores share the work.
 
 A frame is a fixed header (request id, header length, body length) then a JSON header and the
 body; the answer is (request id, length) then JSON: {"ack": {...}} or {"error": [status, code,
-message]}. An ingest process ends when its socket closes, so it never outlives the app; if it
-dies, its uploads in flight are answered 503 (the browser sends them again) and a new one starts.
-A new process says READY once it has imported what it needs, so the app does not take uploads
-before it can store them, and one that cannot start fails the start-up with its reason.
+message]}. A header {"forget": [token hashes]} (no body) drops revoked upload tokens from the
+process's cache before it reads the next frame. An ingest process ends when its socket closes, so
+it never outlives the app; if it dies, its uploads in flight are answered 503 (the browser sends
+them again) and a new one starts. A new process says READY once it has imported what it needs,
+so the app does not take uploads before it can store them, and one that cannot start fails the
+start-up with its reason.
 """
 
 import asyncio
@@ -28,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
 from proctor_app.config import PROJECT_ROOT
+from proctor_app.logs import current_attempt
 from proctor_app.media.ingest.checks import ChunkAck, ChunkUpload
 from proctor_app.media.ingest.errors import IngestError
 from proctor_app.media.ingest.store import UploadStore
@@ -78,21 +81,29 @@ class IngestProcess:
                                "its error is in the app's log")
         return cls(process, reader, writer, on_exit)
 
-    async def store(self, token: str | None, upload: ChunkUpload) -> ChunkAck:
+    async def _ask(self, header: dict, body: bytes = b"") -> dict:
         request_id = next(self._ids)
         answer = asyncio.get_running_loop().create_future()
         self.waiting[request_id] = answer
-        header = json.dumps({"token": token, "upload": {k: v for k, v in asdict(upload).items()
-                                                         if k != "body"}}).encode()
-        self.writer.write(REQUEST.pack(request_id, len(header), len(upload.body)) + header)
-        self.writer.write(upload.body)
+        encoded = json.dumps(header).encode()
+        self.writer.write(REQUEST.pack(request_id, len(encoded), len(body)) + encoded)
+        self.writer.write(body)
         try:
             await self.writer.drain()
-            result = await answer
-        except ConnectionError:  # it died while the chunk was being passed on
-            result = {"error": _LOST}
+            return await answer
+        except ConnectionError:  # it died while the request was being passed on
+            return {"error": _LOST}
         finally:
             self.waiting.pop(request_id, None)
+
+    async def forget_tokens(self, token_hashes: list[str]) -> None:
+        """Revoked upload tokens: the process looks them up again before it stores anything more
+        with them. Returns once it has (or has died, taking its cache along)."""
+        await self._ask({"forget": token_hashes})
+
+    async def store(self, token: str | None, upload: ChunkUpload) -> ChunkAck:
+        result = await self._ask({"token": token, "upload": {k: v for k, v in asdict(upload).items()
+                                                             if k != "body"}}, upload.body)
         if "error" in result:
             raise IngestError(*result["error"])
         return ChunkAck(**result["ack"])
@@ -176,6 +187,11 @@ class IngestPool:
         # segment folders are then looked up and locked in one process, not in each.
         return await alive[upload.attempt_id % len(alive)].store(token, upload)
 
+    async def forget_tokens(self, token_hashes: list[str]) -> None:
+        """Tell every process to drop these revoked tokens from its cache; a process started
+        later has an empty one."""
+        await asyncio.gather(*(p.forget_tokens(token_hashes) for p in self.processes if p.alive))
+
     async def close(self) -> None:
         self._closing = True
         for replacement in list(self._replacements):
@@ -191,6 +207,7 @@ class IngestPool:
 
 def _answer(store: UploadStore, sock: socket.socket, sending: threading.Lock, request_id: int,
             header: dict, body: bytes) -> None:
+    current_attempt.set(header["upload"].get("attempt_id"))
     try:
         ack = store.store_chunk(header["token"], ChunkUpload(**header["upload"], body=body))
         result = {"ack": ack.as_json()}
@@ -199,6 +216,10 @@ def _answer(store: UploadStore, sock: socket.socket, sending: threading.Lock, re
     except Exception:
         log.exception("storing a chunk failed")
         result = {"error": [500, "ingest_failed", _LOST[2]]}
+    _send(sock, sending, request_id, result)
+
+
+def _send(sock: socket.socket, sending: threading.Lock, request_id: int, result: dict) -> None:
     data = json.dumps(result).encode()
     with sending:
         sock.sendall(ANSWER.pack(request_id, len(data)) + data)
@@ -213,5 +234,11 @@ def serve(sock: socket.socket, store: UploadStore) -> None:
         while head := incoming.read(REQUEST.size):
             request_id, header_length, body_length = REQUEST.unpack(head)
             header = json.loads(incoming.read(header_length))
-            threads.submit(_answer, store, sock, sending, request_id, header, incoming.read(body_length))
+            body = incoming.read(body_length)
+            if "forget" in header:
+                # At once, in the order it came: chunks sent after it are checked anew.
+                store.forget_tokens(header["forget"])
+                _send(sock, sending, request_id, {"forgotten": len(header["forget"])})
+            else:
+                threads.submit(_answer, store, sock, sending, request_id, header, body)
 

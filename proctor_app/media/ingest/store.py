@@ -11,7 +11,7 @@ acknowledge what it has not made durable, and to answer a repeated upload the sa
 Uploads are authorised by the attempt's upload token (tokens.py).
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -42,7 +42,7 @@ class UploadStore:
 
     def __init__(self, settings: Settings, clock: Clock = system_clock, files: Storage = storage):
         self.settings, self.clock, self.files = settings, clock, files
-        self.tokens = TokenScopes()
+        self.tokens = TokenScopes(clock)
         self.targets = UploadTargets(clock)
         self.commits = GroupCommit()
 
@@ -53,6 +53,10 @@ class UploadStore:
     def token_cached(self, token: str | None) -> bool:
         """Whether `authorize` answers this token without the database."""
         return self.tokens.cached(token)
+
+    def forget_tokens(self, token_hashes: Iterable[str]) -> None:
+        """Revoked tokens: their next use is looked up again (and refused)."""
+        self.tokens.forget(token_hashes)
 
     def max_chunk_bytes(self) -> int:
         return int(self.settings()["max_chunk_mb"]) * 1024 * 1024

@@ -4,10 +4,12 @@ backoff, failed, or put back without counting the try)."""
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from proctor_app.db import SessionFactory, session_scope
+from proctor_app.logs import current_attempt
 from proctor_app.media.jobs.errors import Defer, PermanentError
 from proctor_app.media.jobs.queue import (
     claim,
@@ -19,6 +21,7 @@ from proctor_app.media.jobs.queue import (
     requeue_stale,
     worker_id,
 )
+from proctor_app.metrics import job_seconds
 from proctor_app.models import Job
 
 log = logging.getLogger("proctor_app.jobs")
@@ -68,6 +71,8 @@ class Worker:
 
     def __post_init__(self):
         self._active: dict[int, asyncio.Task] = {}
+        # time.monotonic() of the last round of the loop (None: not running): readiness reads it.
+        self.round_at: float | None = None
 
     def _limit_now(self) -> int:
         return self.concurrency() if callable(self.concurrency) else self.concurrency
@@ -100,6 +105,7 @@ class Worker:
         last_sweep = loop.time()
         try:
             while True:
+                self.round_at = time.monotonic()
                 try:
                     limit = await asyncio.to_thread(self._limit_now)
                     while len(self._active) < limit:
@@ -122,6 +128,7 @@ class Worker:
                 except TimeoutError:
                     pass
         finally:
+            self.round_at = None
             tasks = list(self._active.values())
             for task in tasks:
                 task.cancel()
@@ -149,6 +156,18 @@ class Worker:
                 return
 
     async def _execute(self, ctx: JobContext) -> None:
+        current_attempt.set(ctx.attempt_id)  # on every log line of the job (its tasks and threads)
+        started = time.monotonic()
+        outcome = await self._try(ctx)
+        seconds = time.monotonic() - started
+        job_seconds.labels(ctx.kind, outcome).observe(seconds)
+        # A job waiting for something (deferred) comes back every few seconds: not an operator's news.
+        level = {"retry": logging.WARNING, "failed": logging.WARNING, "deferred": logging.DEBUG}.get(
+            outcome, logging.INFO)
+        log.log(level, "job %s (%s) %s after %.1f s", ctx.id, ctx.kind, outcome, seconds)
+
+    async def _try(self, ctx: JobContext) -> str:
+        """Runs the handler once; the outcome: done, deferred, retry or failed."""
         handler = self.handlers[ctx.kind]
         runner = asyncio.create_task(handler.run(ctx))
         beat = asyncio.create_task(self._beat(ctx, runner))
@@ -157,12 +176,14 @@ class Worker:
         except asyncio.CancelledError:
             if not runner.cancelled():
                 runner.cancel()
+            log.info("job %s (%s) interrupted: put back", ctx.id, ctx.kind)
             # Shutting down (or the job was handed on): not the job's fault, no try counted.
             await asyncio.shield(asyncio.to_thread(self._write, put_back, ctx.id, self.name, 0,
                                                    "interrupted: the worker stopped"))
             raise
         except Defer as exc:
             await asyncio.to_thread(self._write, put_back, ctx.id, self.name, exc.seconds, str(exc))
+            return "deferred"
         except Exception as exc:
             permanent = isinstance(exc, PermanentError)
             if not permanent:
@@ -170,10 +191,13 @@ class Worker:
             reason = str(exc) or type(exc).__name__
             final = permanent or ctx.last_try
             if final:
+                log.error("job %s (%s) failed for good: %s", ctx.id, ctx.kind, reason)
                 # Its subject first: should the process die now, the job runs again.
                 await asyncio.to_thread(self._failed_hook, ctx.kind, ctx.attempt_id, reason)
             await asyncio.to_thread(self._write, fail_or_retry, ctx.id, self.name, ctx.tries, final, reason)
+            return "failed" if final else "retry"
         else:
             await asyncio.to_thread(self._write, finish, ctx.id, self.name)
+            return "done"
         finally:
             beat.cancel()

@@ -7,6 +7,9 @@ from aiortc import RTCRtpReceiver
 
 from proctor_app.clock import Clock
 from proctor_app.media.live.passthrough import EncodedFrame, ViewerTrack, is_keyframe
+from proctor_app.metrics import relay_bytes
+
+_relayed_in, _relayed_out = relay_bytes.labels("in"), relay_bytes.labels("out")
 
 # Keyframe requests to one publisher, at most this often; later ones are deferred, not lost.
 PLI_INTERVAL_S = 0.25
@@ -51,6 +54,8 @@ class Channel:
                              is_keyframe(self.codec, jitter_frame.data), self.source)
         for viewer in self.viewers:
             viewer.push(frame)
+        _relayed_in.inc(len(frame.data))
+        _relayed_out.inc(len(frame.data) * len(self.viewers))
         self._on_frame_seen(self.attempt_id)
 
     def activate(self, viewer: ViewerTrack) -> None:

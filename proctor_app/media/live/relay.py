@@ -8,7 +8,7 @@ One relay per process: with several app workers, each has its own publishers and
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -210,6 +210,18 @@ class LiveRelay:
         self._evaluate(attempt_id)
         return True
 
+    async def close_sessions(self, owners: Iterable[str], attempt_ids: Iterable[int] | None = None) -> int:
+        """End every session opened by one of `owners` (on `attempt_ids` only, when given): their
+        access was taken away. Returns how many ended. A viewer's page then finds its way back
+        refused; a publisher's attempt goes offline at once, as when the candidate leaves."""
+        owners = set(owners)
+        attempts = None if attempt_ids is None else set(attempt_ids)
+        ended = [s.id for s in self._sessions.values()
+                 if s.owner in owners and (attempts is None or s.attempt_id in attempts)]
+        for session_id in ended:
+            await self.end(session_id)
+        return len(ended)
+
     async def close(self) -> None:
         if self._monitor is not None:
             self._monitor.cancel()
@@ -226,6 +238,13 @@ class LiveRelay:
         if state is None:
             return OFFLINE
         return LiveSnapshot(state.status, state.changed_at, state.streams)
+
+    def session_counts(self) -> dict[str, int]:
+        """Live sessions by role (publish, view)."""
+        counts = {"publish": 0, "view": 0}
+        for session in self._sessions.values():
+            counts[session.role] += 1
+        return counts
 
     def viewer_count(self, attempt_id: int, stream: str) -> int:
         channel = self._channels.get((attempt_id, stream))

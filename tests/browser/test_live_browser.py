@@ -13,7 +13,10 @@ from contextlib import contextmanager
 import httpx
 import pytest
 from playwright.sync_api import expect
+from sqlmodel import select
 
+from proctor_app.db import session_scope
+from proctor_app.models import User
 from tests.support.live_clients import EncodedSource, Publisher, encode_clip
 from tests.support.live_exams import LiveExam, candidate_attempt_id, live_events, make_live_exam, publish_url
 from tests.support.live_pages import (
@@ -25,6 +28,7 @@ from tests.support.live_pages import (
     take_exam_until_started,
     tile_video_playing,
 )
+from tests.support.pages import login
 
 # The candidate's side without the exam page: the publisher module on a page of the app's origin.
 PUBLISH = """async ([url, token, withScreen]) => {

@@ -30,6 +30,12 @@ class Config:
     cors_origins: tuple[str, ...] = ()
     # Peers whose X-Forwarded-For names the client (the reverse proxy), as IPs or CIDRs.
     trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+    # Live video's ICE (media/live/ice.py): STUN/TURN URLs, the TURN REST shared secret, the
+    # server's public IPv4 address behind a 1:1 NAT, and "relay" to send browsers through TURN only.
+    ice_servers: str = ""
+    turn_secret: str = ""
+    public_ip: str = ""
+    ice_transport_policy: str = "all"
     # /metrics: answered to these client addresses (networks), or to a request with this token.
     metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
     metrics_token: str = ""
@@ -70,6 +76,10 @@ def load_config() -> Config:
         public_url=os.environ.get("PROCTOR_PUBLIC_URL", "").strip(),
         cors_origins=_list(os.environ.get("PROCTOR_CORS_ORIGINS", "")),
         trusted_proxies=_list(os.environ.get("PROCTOR_TRUSTED_PROXIES", "127.0.0.1")),
+        ice_servers=os.environ.get("PROCTOR_ICE_SERVERS", ""),
+        turn_secret=os.environ.get("PROCTOR_TURN_SECRET", ""),
+        public_ip=os.environ.get("PROCTOR_PUBLIC_IP", "").strip(),
+        ice_transport_policy=os.environ.get("PROCTOR_ICE_TRANSPORT_POLICY", "all").strip() or "all",
         metrics_allow=tuple(part.strip() for part in
                             os.environ.get("PROCTOR_METRICS_ALLOW", "127.0.0.1,::1").split(",") if part.strip()),
         metrics_token=os.environ.get("PROCTOR_METRICS_TOKEN", "").strip(),

@@ -147,13 +147,13 @@ def test_standard_clients_get_options_cors_and_the_rfc_status_codes(app_server):
             options = client.options(url)
             assert options.status_code == 204, url
             assert options.headers["accept-post"] == "application/sdp"
-            # A browser on another origin asks first (answered by the app's CORS middleware).
+            # A browser player on another origin asks first; the app's CORS middleware grants only
+            # PROCTOR_CORS_ORIGINS, and this server lists none.
             preflight = client.options(url, headers={
                 "Origin": "https://player.example", "Access-Control-Request-Method": "POST",
                 "Access-Control-Request-Headers": "authorization, content-type"})
-            assert preflight.status_code == 200
-            assert preflight.headers["access-control-allow-origin"] == "https://player.example"
-            assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+            assert preflight.status_code == 400
+            assert "access-control-allow-origin" not in preflight.headers
 
         sdp = {"Content-Type": "application/sdp", "Authorization": f"Bearer {live.token}"}
         post = lambda body, headers=sdp: client.post(f"{live.publish_url}?streams=camera",  # noqa: E731

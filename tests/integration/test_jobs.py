@@ -503,3 +503,23 @@ def test_ending_an_attempt_queues_its_finalize_job_in_the_same_transaction():
     assert by_exam[timed_out].status == AttemptStatus.expired
     assert set(queued) == {by_exam[submitted].id, by_exam[timed_out].id}
     assert by_exam[failed].status == AttemptStatus.in_progress  # rolled back, and so was its job
+
+
+def test_a_worker_stops_when_cancelled_just_as_it_is_woken():
+    # A job ending wakes the loop; a stop arriving in the same instant must still end the worker
+    # (Python 3.11's wait_for dropped such a cancel, and the worker ran on after the stop).
+    async def stop_at(ticks: int) -> None:
+        worker = Worker(handlers={_kind(): Handler(lambda ctx: asyncio.sleep(0))}, poll_s=60)
+        task = asyncio.create_task(worker.run())
+        while worker.round_at is None:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # asleep on its wake-up event
+        worker._wake.set()
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        assert done, f"the worker ran on after a stop {ticks} ticks after its wake-up"
+
+    for ticks in range(4):
+        asyncio.run(stop_at(ticks))

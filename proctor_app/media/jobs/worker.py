@@ -123,8 +123,11 @@ class Worker:
                 except Exception:  # a database hiccup must not end the worker
                     log.exception("job worker loop")
                 self._wake.clear()
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancel that arrives
+                # while the event is set (a job ending as the worker stops), and the loop ran on.
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                    async with asyncio.timeout(self.poll_s):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
         finally:

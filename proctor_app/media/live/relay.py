@@ -255,8 +255,9 @@ class LiveRelay:
         current version. Proctor pages await this instead of polling."""
         if self.version == version:
             changed = self._changed
-            try:
-                await asyncio.wait_for(changed.wait(), timeout)
+            try:  # asyncio.timeout keeps a cancel that arrives with the change (see jobs/worker.py)
+                async with asyncio.timeout(timeout):
+                    await changed.wait()
             except TimeoutError:
                 pass
         return self.version

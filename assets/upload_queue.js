@@ -6,7 +6,9 @@
 // is sent while the browser is offline. When IndexedDB refuses a write (quota), the item is kept
 // in memory and the problem is reported as an event: data is never dropped for lack of storage.
 // The only items given up are those the server refuses for good (too large, conflicting, upload
-// window closed); each is reported with its cause.
+// window closed); each is reported with its cause. The queue asks for persistent storage
+// (navigator.storage.persist()), so that a browser under storage pressure does not evict chunks
+// not yet uploaded; whether it was granted is in `persistence` once `ready` resolves.
 import { getBackendURL } from "$/utils/state";
 
 const DB_NAME = "proctor-recorder";
@@ -63,6 +65,19 @@ function backoffMs(failures) {
   return Math.round(step / 2 + (Math.random() * step) / 2);
 }
 
+// Storage the browser may not evict under pressure, asked once per page; granted silently or not
+// at all by Chromium (site engagement), by a prompt in Firefox.
+async function askPersistentStorage() {
+  if (!navigator.storage?.persist) return { persisted: false, error: "not supported by this browser" };
+  try {
+    const persisted = await navigator.storage.persist();
+    const { quota = 0, usage = 0 } = await navigator.storage.estimate?.() ?? {};
+    return { persisted, quota_mb: Math.round(quota / 2 ** 20), usage_mb: Math.round(usage / 2 ** 20) };
+  } catch (err) {
+    return { persisted: false, error: `${err?.name || "Error"}: ${err?.message || err}`.slice(0, 300) };
+  }
+}
+
 export async function sha256Hex(buffer) {
   const digest = await crypto.subtle.digest("SHA-256", buffer);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -92,6 +107,8 @@ export class UploadQueue {
     this.acked = 0;
     this.lastEventSend = 0;
     this.storageError = "";
+    // {persisted: bool, quota_mb, usage_mb} or {persisted: false, error}: what the browser granted.
+    this.persistence = null;
     this.authRefused = false;
     this.listeners = new Set();
     this.ready = this.open();
@@ -113,6 +130,7 @@ export class UploadQueue {
       this.db = null;
       this.storageProblem(err);
     }
+    this.persistence = await askPersistentStorage();
     this.changed();
   }
 

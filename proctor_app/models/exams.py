@@ -42,6 +42,8 @@ class Exam(SQLModel, table=True):
     recording: bool = True
     screen_recording: bool = False
     recording_required: bool = True
+    # Camera stills every snapshot_interval_s, whether or not video is recorded.
+    snapshots: bool = True
     snapshot_interval_s: int = 60
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -101,14 +101,16 @@ def test_the_screen_sound_reaches_the_screen_recording_mp4(page):
     # Chromium's fake capture (--use-fake-device-for-media-stream --use-fake-ui-for-media-stream)
     # hands getDisplayMedia({audio: true}) a "Fake audio" track: a beep every second.
     email, exam_id = candidate_with_exam(recording=False, screen_recording=True, snapshots=False)
-    attempt_id = start_exam(page, email, exam_id)
+    attempt_id = start_exam(page, email, exam_id, device_check=False)
     expect(page.locator("#screen-audio")).to_have_attribute("data-shared", "true")
     page.wait_for_timeout(8000)
     submit(page)
     expect(page.locator("#flush-done")).to_be_visible(timeout=30_000)
     started, = [e.data for e in events(attempt_id) if e.kind == "segment_started"]
     assert started["stream"] == "screen" and started["audio"] is True and "opus" in started["mime_type"]
-    wait_for(lambda: recording_of(attempt_id, "screen").status == RecordingStatus.completed,
+    # Partial when the screen share started a moment after the exam: that moment is a gap.
+    wait_for(lambda: recording_of(attempt_id, "screen").status in (RecordingStatus.completed,
+                                                                    RecordingStatus.partial),
              timeout=120, what="the screen recording's MP4")
     rec = recording_of(attempt_id, "screen")
     mp4 = storage.absolute(rec.mp4_path)
@@ -116,4 +118,5 @@ def test_the_screen_sound_reaches_the_screen_recording_mp4(page):
         assert container.streams.audio[0].codec_context.name == "aac"
     volume = volume_db(mp4)
     print(f"screen recording MP4 audio: {volume}")
-    assert volume["max_volume"] > -20, volume
+    # Silence would be about -91 dB; measured here: mean -21.8 dB, max 0.0 dB.
+    assert volume["max_volume"] > -20 and volume["mean_volume"] > -50, volume

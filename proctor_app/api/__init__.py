@@ -2,8 +2,9 @@
 
 from starlette.applications import Starlette
 
-from proctor_app.api import clock, ingest, live, media, preview
+from proctor_app.api import clock, evidence, ingest, live, media, preview
 
 
 def build_api() -> Starlette:
-    return Starlette(routes=[*clock.routes, *ingest.routes, *preview.routes, *media.routes, *live.routes])
+    return Starlette(routes=[*clock.routes, *ingest.routes, *preview.routes, *media.routes, *evidence.routes,
+                               *live.routes])

@@ -1,11 +1,13 @@
 """What the candidate's browser captures besides the recorded video: an exam that streams live only,
 or records nothing, still takes a snapshot every interval and reports tab and focus changes (shown
 on the attempt video page) and uploads no video; the upload queue asks for persistent storage; a
-screen recording keeps the screen's sound in its MP4."""
+screen recording keeps the screen's sound in its MP4, and its evidence bundle, downloaded from the
+attempt video page, verifies."""
 
 import io
 import re
 import subprocess
+from pathlib import Path
 
 import av
 import imageio_ffmpeg
@@ -15,7 +17,9 @@ from sqlmodel import select
 
 from proctor_app.db import session_scope
 from proctor_app.media.storage import storage
-from proctor_app.models import Recording, RecordingStatus, Snapshot
+from proctor_app.media.evidence.signing import install_key, public_key_text
+from proctor_app.media.evidence.verify import verify_bundle
+from proctor_app.models import AuditLog, Recording, RecordingStatus, Snapshot
 from tests.support.exam_pages import candidate_with_exam, events, kinds, start_exam, submit
 from tests.support.finalized import recording_of
 from tests.support.pages import login
@@ -120,3 +124,21 @@ def test_the_screen_sound_reaches_the_screen_recording_mp4(page):
     print(f"screen recording MP4 audio: {volume}")
     # Silence would be about -91 dB; measured here: mean -21.8 dB, max 0.0 dB.
     assert volume["max_volume"] > -20 and volume["mean_volume"] > -50, volume
+
+    # A supervisor downloads the attempt's evidence bundle from its page: it verifies on its own.
+    page.context.clear_cookies()
+    login(page, "supervisor@example.com")
+    page.goto(f"/attempts/{attempt_id}/video")
+    with page.expect_download() as download:
+        page.locator("#evidence-download").click()
+    report = verify_bundle(Path(download.value.path()), public_key_text(install_key()))
+    assert report.ok, report.problems
+    with session_scope() as db:
+        assert db.exec(select(AuditLog).where(AuditLog.action == "evidence_downloaded",
+                                              AuditLog.target == f"attempt:{attempt_id}")).one()
+
+
+def test_the_admin_settings_page_shows_the_signing_key(page):
+    login(page, "admin@example.com")
+    page.goto("/admin/settings")
+    expect(page.locator("#signing-key")).to_have_text(public_key_text(install_key()))

@@ -29,6 +29,7 @@ from proctor_app.media.evidence.signing import fingerprint, install_key, public_
 from proctor_app.media.evidence.verify import verify_attempt, verify_bundle
 from proctor_app.media.playback.links import evidence_link
 from proctor_app.media.processing import finalize
+from proctor_app.media.retention import plan as retention_plan
 from proctor_app.media.storage import storage
 from proctor_app.models import AuditLog, Chunk, Segment, utcnow
 from proctor_app.runtime import upload_store
@@ -194,3 +195,14 @@ def test_the_signing_key_and_the_bundle_over_http(app_server, attempt_id, tokens
                       cookies={SESSION_COOKIE: tokens["proctor@example.com"]}) as http:
         answer = http.get(evidence_link(user_id("proctor@example.com"), attempt_id))
     assert answer.status_code == 403
+
+
+def test_retention_deletes_the_manifests_with_the_media(attempt_id):
+    """Bundles are built on request and never stored: the signed manifests beside the MP4s are the
+    evidence's only files of its own, and retention deletes them with the attempt's folders."""
+    rec = recording_of(attempt_id)
+    with session_scope() as db:
+        due = retention_plan.plan(db, utcnow() + timedelta(days=3650), 1)  # a dry plan: deletes nothing
+    item = next(i for i in due.items if i.attempt_id == attempt_id)
+    assert {manifest_path(rec), rec.mp4_path} <= set(item.files)
+    assert any(manifest_path(rec).startswith(folder + "/") for folder in item.folders)

@@ -55,11 +55,13 @@ def write_manifest(db: Session, recording: Recording, files: Storage, key,
     to the storage folder)."""
     chain = chunk_chain(db, recording.id)
     mp4 = files.absolute(recording.mp4_path)
+    # Finalize hashed the MP4 it verified a moment ago; older rows may lack it.
+    mp4_sha256 = recording.sha256 or file_sha256(mp4)
     document = {
         "format": FORMAT, "attempt_id": recording.attempt_id, "stream": recording.stream,
         "status": recording.status, "gaps": recording.gaps, "chunks": chain,
         "chain_head": chain[-1]["hash"] if chain else GENESIS,
-        "mp4": {"file": f"{recording.stream}.mp4", "size": mp4.stat().st_size, "sha256": file_sha256(mp4),
+        "mp4": {"file": f"{recording.stream}.mp4", "size": mp4.stat().st_size, "sha256": mp4_sha256,
                 "duration_s": recording.duration_s},
         "signed_at": (now or utcnow()).isoformat(),
     }

@@ -15,7 +15,7 @@ from proctor_app.media.evidence.manifest import manifest_path
 from proctor_app.media.evidence.signing import sign
 from proctor_app.media.evidence.verify import BUNDLE_INDEX
 from proctor_app.media.storage import Storage
-from proctor_app.models import Attempt, ProctoringEvent, Recording, Snapshot, utcnow
+from proctor_app.models import Attempt, ProctoringEvent, Recording, RecordingStatus, Snapshot, utcnow
 
 FORMAT = "proctor-evidence-bundle/1"
 
@@ -34,7 +34,8 @@ def write_bundle(attempt_id: int, target: Path, files: Storage, key) -> dict:
         if attempt is None or attempt.media_expired_at is not None:
             raise LookupError("no media")
         recordings = db.exec(select(Recording).where(Recording.attempt_id == attempt_id,
-                                                     Recording.mp4_path != "")).all()
+                                                     Recording.mp4_path != "",
+                                                     Recording.status != RecordingStatus.expired)).all()
         events = db.exec(select(ProctoringEvent).where(ProctoringEvent.attempt_id == attempt_id)
                          .order_by(ProctoringEvent.server_time, ProctoringEvent.id)).all()
         snapshots = db.exec(select(Snapshot).where(Snapshot.attempt_id == attempt_id)

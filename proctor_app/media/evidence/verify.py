@@ -15,7 +15,7 @@ from proctor_app.db import session_scope
 from proctor_app.media.evidence.manifest import GENESIS, entry_hash, manifest_path
 from proctor_app.media.evidence.signing import fingerprint, install_key, public_key_text, signature_problem
 from proctor_app.media.storage import Storage, storage
-from proctor_app.models import Chunk, Recording, Segment
+from proctor_app.models import Chunk, Recording, RecordingStatus, Segment
 
 BUNDLE_INDEX = "bundle.json"
 
@@ -76,7 +76,8 @@ def verify_attempt(attempt_id: int, files: Storage = storage) -> Report:
     trusted = public_key_text(install_key())
     with session_scope() as db:
         recordings = db.exec(select(Recording).where(Recording.attempt_id == attempt_id,
-                                                     Recording.mp4_path != "")
+                                                     Recording.mp4_path != "",
+                                                     Recording.status != RecordingStatus.expired)
                              .order_by(Recording.stream)).all()
         for rec in recordings:
             try:

@@ -110,6 +110,8 @@ export function ExamRecorder(props) {
     // Read by tests and support: what the queue holds and has had acknowledged.
     h("span", { id: "recorder-state", hidden: true, "data-state": status?.state ?? "",
                 "data-pending": session?.queue.pending ?? 0, "data-acked": session?.queue.acked ?? 0,
-                "data-persisted": String(session?.queue.persistence?.persisted ?? "") }),
+                "data-persisted": String(session?.queue.persistence?.persisted ?? ""),
+                // The live publisher (live_components.js) watches it to publish the screen share.
+                "data-screen": session?.streams.screen?.state ?? "" }),
     view);
 }

@@ -120,7 +120,7 @@ export function LivePublish({ url, token, screen, audio, rtcConfig, onStatus }) 
     // The recorder's element may mount after this one: watch the page for it.
     if (screen) {
       screenWatch.observe(document.body, {
-        subtree: true, attributes: true, attributeFilter: ["data-state", "data-recording"],
+        subtree: true, attributes: true, attributeFilter: ["data-state", "data-recording", "data-screen"],
       });
     }
     acquireCamera();

@@ -1,6 +1,8 @@
 // The recording session of one exam attempt in the candidate's browser: the segments and chunks
 // of each captured stream (recorder_stream.js), a JPEG snapshot every N seconds, the proctoring
-// events the page can see, and the flush of what is left once the exam ends.
+// events the page can see, and the flush of what is left once the exam ends. Snapshots and events
+// are their own capture: they run with or without recorded streams (live video only, recording
+// off), from the recorded camera when there is one, else from a camera of their own.
 //
 // Each MediaRecorder instance is a segment: its chunks, concatenated in seq order, are one
 // self-contained stream (later chunks alone do not decode). A reload, a re-acquired device, a
@@ -8,7 +10,7 @@
 // server-corrected clock (performance.now() from the last sync, so a changed computer clock changes
 // nothing) and go through the durable queue in upload_queue.js.
 import { measureClockOffset } from "$/public/exam_clock.js";
-import { DeviceStream, describe, pickMimeType } from "$/public/recorder_stream.js";
+import { DeviceStream, StillCamera, describe, pickMimeType } from "$/public/recorder_stream.js";
 import { queueFor, sha256Hex } from "$/public/upload_queue.js";
 
 const AUDIO_BITS_PER_SECOND = 32_000;
@@ -33,7 +35,7 @@ class SegmentRecorder {
   }
 
   async begin(reason) {
-    const mimeType = pickMimeType(this.kind);
+    const mimeType = pickMimeType(this.stream.hasAudio);
     const bitrate = this.kind === "screen" ? this.props.screenBitrateKbps : this.props.cameraBitrateKbps;
     const recorder = new MediaRecorder(this.stream.media, {
       mimeType, videoBitsPerSecond: bitrate * 1000, audioBitsPerSecond: AUDIO_BITS_PER_SECOND,
@@ -49,7 +51,7 @@ class SegmentRecorder {
     const previous = this.segment;
     this.segment = segment;
     this.session.event("segment_started", {
-      stream: this.kind, segment: number, mime_type: recorder.mimeType || mimeType,
+      stream: this.kind, segment: number, mime_type: recorder.mimeType || mimeType, audio: this.stream.hasAudio,
       reason: reason === "start" && number > 0 ? "page_load" : reason,
       navigation: performance.getEntriesByType("navigation")[0]?.type || "",
     });
@@ -167,8 +169,10 @@ export class ExamRecording {
     this.queue.setToken(this.props.uploadToken);
     this.queue.start();
     this.cleanups.push(this.queue.subscribe((what) => this.onQueue(what)));
-    this.queue.ready.then(() => this.queue.storageError &&
-                                this.onQueue({ type: "storage", error: this.queue.storageError }));
+    this.queue.ready.then(() => {
+      if (this.queue.storageError) this.onQueue({ type: "storage", error: this.queue.storageError });
+      if (this.props.active) this.event("storage_persistence", this.queue.persistence);
+    });
     this.listen();
     this.syncClock();
     const clockTimer = setInterval(() => this.syncClock(), CLOCK_RESYNC_MS);
@@ -180,6 +184,7 @@ export class ExamRecording {
   unmount() {
     this.cleanups.forEach((cleanup) => cleanup());
     clearTimeout(this.snapshotTimer);
+    this.stillCamera?.release();
     // The queue lives on with the page and keeps sending what the stopped recorders hand it.
     Object.values(this.streams).forEach((stream) => stream.stop());
   }
@@ -268,7 +273,7 @@ export class ExamRecording {
     for (const kind of this.props.streams) {
       this.streams[kind] = new DeviceStream(this, kind, (stream) => new SegmentRecorder(this, stream));
     }
-    if (this.streams.camera) this.scheduleSnapshot(FIRST_SNAPSHOT_MS);
+    if (this.props.snapshotIntervalS > 0) this.scheduleSnapshot(FIRST_SNAPSHOT_MS);
     await Promise.all(Object.values(this.streams).map((stream) => stream.start("start")));
   }
 
@@ -281,6 +286,7 @@ export class ExamRecording {
   async stopAndFlush() {
     this.phase = "stopping";
     clearTimeout(this.snapshotTimer);
+    this.stillCamera?.release();
     this.publish();
     await Promise.all(Object.values(this.streams).map((stream) => stream.stop()));
     await this.flush();
@@ -309,10 +315,28 @@ export class ExamRecording {
     }, ms);
   }
 
-  async snapshot() {
+  // The recorded camera's picture while it records; without a recorded camera, a camera of the
+  // snapshots' own. Null (nothing taken) while the recorded camera is down: its loss is an event.
+  async snapshotSource() {
     const camera = this.streams.camera;
-    const video = camera?.state === "recording" ? await camera.frameSource() : null;
-    if (!video) return;
+    if (camera) return camera.state === "recording" ? camera.frameSource() : null;
+    this.stillCamera ??= new StillCamera(this.props.cameraResolution);
+    try {
+      const video = await this.stillCamera.frameSource();
+      if (!video) throw new Error("the camera showed no picture");
+      this.snapshotFailure = "";
+      return video;
+    } catch (err) {
+      const failure = describe(err);
+      if (failure !== this.snapshotFailure) this.event("snapshot_failed", { error: failure });
+      this.snapshotFailure = failure;
+      return null;
+    }
+  }
+
+  async snapshot() {
+    const video = await this.snapshotSource();
+    if (!video || this.phase !== "recording") return;
     try {
       const takenAt = this.now();
       const canvas = document.createElement("canvas");

@@ -5,12 +5,13 @@
 // begin(reason) starts a segment from `media` (throws if it cannot), end() finishes it.
 
 // H.264 first (Chromium records it as video/x-matroska;codecs=avc1,opus; processing copies it
-// without re-encoding), then VP9, VP8 WebM, and MP4 for Safari.
-const CAMERA_TYPES = [
+// without re-encoding), then VP9, VP8 WebM, and MP4 for Safari. With audio: the camera's
+// microphone, or the sound a screen share carries when the browser offers it.
+const WITH_AUDIO_TYPES = [
   "video/x-matroska;codecs=avc1,opus", "video/webm;codecs=h264,opus", "video/webm;codecs=vp9,opus",
   "video/webm;codecs=vp8,opus", "video/webm", "video/mp4;codecs=avc1,mp4a.40.2", "video/mp4",
 ];
-const SCREEN_TYPES = [
+const VIDEO_ONLY_TYPES = [
   "video/x-matroska;codecs=avc1", "video/webm;codecs=h264", "video/webm;codecs=vp9",
   "video/webm;codecs=vp8", "video/webm", "video/mp4;codecs=avc1", "video/mp4",
 ];
@@ -18,9 +19,9 @@ const CAMERA_FRAME_RATE = 15;
 const REACQUIRE_MS = 5000;
 const FIRST_FRAME_WAIT_MS = 3000;
 
-// The recording format for a stream of this kind; throws where the browser records none.
-export function pickMimeType(kind) {
-  const candidates = kind === "screen" ? SCREEN_TYPES : CAMERA_TYPES;
+// The recording format for a stream with or without audio; throws where the browser records none.
+export function pickMimeType(withAudio) {
+  const candidates = withAudio ? WITH_AUDIO_TYPES : VIDEO_ONLY_TYPES;
   const type = typeof MediaRecorder === "undefined" ? null
     : candidates.find((candidate) => MediaRecorder.isTypeSupported(candidate));
   if (!type) throw failure("NotSupportedError", "no supported recording format");
@@ -65,6 +66,51 @@ function explain(err, kind) {
   }
 }
 
+function detachedVideo(media) {
+  const video = document.createElement("video");
+  Object.assign(video, { muted: true, playsInline: true, srcObject: media });
+  video.play().catch(() => {});
+  return video;
+}
+
+// The video once it shows a frame, or null when none came in time.
+async function firstFrame(video) {
+  if (!video.videoWidth) {
+    await new Promise((resolve) => {
+      video.addEventListener("loadeddata", resolve, { once: true });
+      setTimeout(resolve, FIRST_FRAME_WAIT_MS);
+    });
+  }
+  return video.videoWidth ? video : null;
+}
+
+// The camera for snapshots when no camera stream is recorded (live video only, or recording off):
+// video only, acquired at the first snapshot and kept until the exam ends.
+export class StillCamera {
+  constructor(resolution) {
+    this.resolution = resolution;
+    this.media = null;
+    this.video = null;
+  }
+
+  async frameSource() {
+    const live = this.media?.getVideoTracks().some((track) => track.readyState === "live");
+    if (!live) {
+      this.release();
+      if (!navigator.mediaDevices) throw failure("NotSupportedError", "no mediaDevices");
+      this.media = await navigator.mediaDevices.getUserMedia({ video: size(this.resolution), audio: false });
+      this.video = detachedVideo(this.media);
+    }
+    return firstFrame(this.video);
+  }
+
+  release() {
+    this.media?.getTracks().forEach((track) => track.stop());
+    if (this.video) this.video.srcObject = null;
+    this.media = this.video = null;
+  }
+}
+
 export function describe(err) {
   return `${err?.name || "Error"}: ${err?.message || err}`.slice(0, 300);
 }
@@ -99,7 +145,9 @@ export class DeviceStream {
     const media = await navigator.mediaDevices.getDisplayMedia({
       video: { ...size(props.screenResolution), frameRate: { ideal: props.screenFrameRate, max: props.screenFrameRate },
                displaySurface: "monitor" },
-      audio: false,
+      // The screen's sound where the browser offers it (Chrome and Edge: the tab's, or the
+      // system's on Windows and ChromeOS, if the candidate ticks it); otherwise video only.
+      audio: true, systemAudio: "include",
     });
     // A shared window or tab would hide everything else the candidate does.
     const surface = media.getVideoTracks()[0]?.getSettings().displaySurface;
@@ -121,7 +169,9 @@ export class DeviceStream {
     }
     if (this.state === "stopped") return this.release();
     if (this.kind === "camera") this.frameSource();
-    for (const track of this.media.getTracks()) {
+    // A screen share's sound may end on its own (its tab closed): the screen goes on recording.
+    const watched = this.kind === "screen" ? this.media.getVideoTracks() : this.media.getTracks();
+    for (const track of watched) {
       track.addEventListener("ended", () => this.lost(track), { once: true });
     }
     try {
@@ -181,19 +231,13 @@ export class DeviceStream {
   // A detached, muted <video> of the camera, playing from acquisition on, for snapshots.
   async frameSource() {
     if (!this.media) return null;
-    if (!this.preview) {
-      this.preview = document.createElement("video");
-      Object.assign(this.preview, { muted: true, playsInline: true, srcObject: this.media });
-      this.preview.play().catch(() => {});
-    }
-    const video = this.preview;
-    if (!video.videoWidth) {
-      await new Promise((resolve) => {
-        video.addEventListener("loadeddata", resolve, { once: true });
-        setTimeout(resolve, FIRST_FRAME_WAIT_MS);
-      });
-    }
-    return video.videoWidth ? video : null;
+    this.preview ??= detachedVideo(this.media);
+    return firstFrame(this.preview);
+  }
+
+  // Whether the stream carries sound: the microphone, or the screen's shared audio.
+  get hasAudio() {
+    return Boolean(this.media?.getAudioTracks().some((track) => track.readyState === "live"));
   }
 
   async stop() {

@@ -32,6 +32,8 @@ function statusOf(session) {
     flushed: session.phase === "flushed",
     // Shown here only: uploads quicker than BACKLOG_AFTER_MS are just traffic.
     offline,
+    // Shown next to the indicator: whether the screen recording has the screen's sound.
+    screenAudio: session.streams.screen?.state === "recording" ? session.streams.screen.hasAudio : null,
     pending: offline || !recordingPhase ? queue.pending : queue.backlog(BACKLOG_AFTER_MS),
     // The server revoked the upload token: uploads stopped, what waits stays in this browser.
     revoked: queue.revoked,
@@ -54,6 +56,9 @@ function Indicator({ status }) {
           h("span", { style: { width: "0.7em", height: "0.7em", borderRadius: "50%", background: "var(--red-9)" } }),
           "Recording")
       : h("span", { style: MUTED }, "Not recording"),
+    status.screenAudio === null ? null
+      : h("span", { id: "screen-audio", "data-shared": String(status.screenAudio), style: MUTED },
+          status.screenAudio ? "Screen sound shared" : "Screen sound not shared"),
     h("span", { id: "upload-status", style: MUTED },
       status.offline ? "Offline. " : "",
       status.pending > 0 ? `${status.pending} waiting to upload` : "All uploaded"));
@@ -83,7 +88,7 @@ export function ExamRecorder(props) {
     const session = new ExamRecording(props, () => {
       const shown = statusOf(session);
       setStatus(shown);
-      const { offline, pending, progress, revoked, ...forThePage } = shown;
+      const { offline, pending, progress, revoked, screenAudio, ...forThePage } = shown;
       const key = JSON.stringify(forThePage);
       if (key !== lastReported) {
         lastReported = key;
@@ -113,6 +118,9 @@ export function ExamRecorder(props) {
   return h("div", { style: { marginBottom: view ? "1rem" : 0 } },
     // Read by tests and support: what the queue holds and has had acknowledged.
     h("span", { id: "recorder-state", hidden: true, "data-state": status?.state ?? "",
-                "data-pending": session?.queue.pending ?? 0, "data-acked": session?.queue.acked ?? 0 }),
+                "data-pending": session?.queue.pending ?? 0, "data-acked": session?.queue.acked ?? 0,
+                "data-persisted": String(session?.queue.persistence?.persisted ?? ""),
+                // The live publisher (live_components.js) watches it to publish the screen share.
+                "data-screen": session?.streams.screen?.state ?? "" }),
     view);
 }

@@ -7,7 +7,10 @@
 // in memory and the problem is reported as an event: data is never dropped for lack of storage.
 // The only items given up are those the server refuses for good (too large, conflicting, upload
 // window closed); each is reported with its cause. A revoked token (the candidate lost access)
-// stops all sending, keeping everything here, until a page load brings a new token.
+// stops all sending, keeping everything here, until a page load brings a new token. The queue asks
+// for persistent storage (navigator.storage.persist()), so that a browser under storage pressure
+// does not evict chunks not yet uploaded; whether it was granted is in `persistence` once `ready`
+// resolves.
 import { getBackendURL } from "$/utils/state";
 
 const DB_NAME = "proctor-recorder";
@@ -64,6 +67,19 @@ function backoffMs(failures) {
   return Math.round(step / 2 + (Math.random() * step) / 2);
 }
 
+// Storage the browser may not evict under pressure, asked once per page; granted silently or not
+// at all by Chromium (site engagement), by a prompt in Firefox.
+async function askPersistentStorage() {
+  if (!navigator.storage?.persist) return { persisted: false, error: "not supported by this browser" };
+  try {
+    const persisted = await navigator.storage.persist();
+    const { quota = 0, usage = 0 } = await navigator.storage.estimate?.() ?? {};
+    return { persisted, quota_mb: Math.round(quota / 2 ** 20), usage_mb: Math.round(usage / 2 ** 20) };
+  } catch (err) {
+    return { persisted: false, error: `${err?.name || "Error"}: ${err?.message || err}`.slice(0, 300) };
+  }
+}
+
 export async function sha256Hex(buffer) {
   const digest = await crypto.subtle.digest("SHA-256", buffer);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -93,6 +109,8 @@ export class UploadQueue {
     this.acked = 0;
     this.lastEventSend = 0;
     this.storageError = "";
+    // {persisted: bool, quota_mb, usage_mb} or {persisted: false, error}: what the browser granted.
+    this.persistence = null;
     this.authRefused = false;
     // The server's message once it revoked the token: nothing is sent with it any more.
     this.revoked = "";
@@ -116,6 +134,7 @@ export class UploadQueue {
       this.db = null;
       this.storageProblem(err);
     }
+    this.persistence = await askPersistentStorage();
     this.changed();
   }
 

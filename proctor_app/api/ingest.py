@@ -194,7 +194,7 @@ async def put_snapshot(request: Request) -> JSONResponse:
         attempt_id = _attempt_id(request)
         current_attempt.set(attempt_id)
         seq = parse_index(request.path_params["seq"], "seq", MAX_SEQ)
-        await _authorize(request, attempt_id, "camera")  # snapshots come with the camera recording
+        await _authorize(request, attempt_id, None)  # whatever the video flags
         async with _admitted(attempt_id, _other_slots):
             body = await _body(request, MAX_SNAPSHOT_BYTES)
             result = await run_in_threadpool(

@@ -43,6 +43,8 @@ class Exam(SQLModel, table=True):
     recording: bool = True
     screen_recording: bool = False
     recording_required: bool = True
+    # Camera stills every snapshot_interval_s, whether or not video is recorded.
+    snapshots: bool = True
     snapshot_interval_s: int = 60
     organisation_id: int = Field(default=DEFAULT_ORGANISATION_ID, foreign_key="organisations.id", index=True)
     # The hidden exam of one API session: it carries the session's settings, and the exam pages

@@ -18,6 +18,7 @@ FLAG_LABELS = {
     "recording": "Record camera and microphone",
     "screen_recording": "Record the screen",
     "recording_required": "Recording required (no recording, no exam)",
+    "snapshots": "Camera snapshots (also without video recording)",
 }
 
 

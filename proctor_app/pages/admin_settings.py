@@ -107,6 +107,19 @@ def _storage() -> rx.Component:
     )
 
 
+def _signing_key() -> rx.Component:
+    return rx.card(
+        rx.heading("Evidence signing key", size="4", margin_bottom="0.5em"),
+        rx.text("Recordings and evidence bundles are signed with this install's Ed25519 key. Anyone "
+                "verifying a bundle (python -m proctor_app.media verify --bundle PATH --public-key KEY) "
+                "compares it with this public key, also served at /api/v1/signing-key.", size="2"),
+        rx.code(AdminSettingsState.signing_key, id="signing-key"),
+        rx.text("SHA-256 fingerprint: ", rx.code(AdminSettingsState.signing_key_fingerprint,
+                                                 id="signing-key-fingerprint"), size="2"),
+        width="100%",
+    )
+
+
 def _plan_row(row: PlanRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.link(row.attempt_id, href=f"/attempts/{row.attempt_id}/video")),
@@ -212,7 +225,7 @@ def admin_settings_page() -> rx.Component:
     return page_frame(
         rx.cond(
             AdminSettingsState.loaded,
-            rx.vstack(_messages(), _settings_form(), _storage(), _retention(), _legal_holds(),
+            rx.vstack(_messages(), _settings_form(), _storage(), _retention(), _legal_holds(), _signing_key(),
                       spacing="5", width="100%"),
             rx.center(rx.spinner(), min_height="40vh"),
         ),

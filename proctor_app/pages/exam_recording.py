@@ -42,8 +42,9 @@ def recording_panel(step: rx.Var[str], question_id: rx.Var[int], answer: rx.Var[
     return rx.cond(
         (step == "exam") | (step == "done"),
         rx.box(
-            # A token without streams is live video's alone: nothing to record then.
-            rx.cond((R.upload_token != "") & (R.streams.length() > 0), rx.fragment(
+            # Any proctored exam has a token: its browser events (and snapshots) are captured
+            # whatever the video flags.
+            rx.cond(R.upload_token != "", rx.fragment(
                 recorder,
                 rx.cond((step == "exam") & (R.warning != ""),
                         rx.callout(R.warning, color_scheme="orange", id="recording-warning",

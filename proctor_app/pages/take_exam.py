@@ -58,6 +58,11 @@ def check_step() -> rx.Component:
             rx.text("This exam does not use your camera or microphone: there is nothing to check.",
                     id="no-devices-needed"),
         ),
+        rx.cond(S.records_screen,
+                rx.callout("This exam records your screen. When the browser asks what to share, "
+                           "choose your entire screen; tick \"Share audio\" (Chrome, Edge) to include "
+                           "the sound it plays. Once recording, the indicator says whether the sound "
+                           "is shared.", id="screen-audio-note", size="1")),
         rx.text("The time starts when you press Start.", size="2", color_scheme="gray"),
         rx.button("Start the exam", on_click=S.start_exam, disabled=blocked, id="start-exam"),
         spacing="3", align="start",

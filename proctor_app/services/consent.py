@@ -20,15 +20,22 @@ class CapturePlan:
     screen_recording: bool
     live_video: bool  # proctors watch the camera live
     required: bool  # the exam cannot start without the recording working
+    snapshots: bool  # camera stills, whatever the video flags
     snapshot_interval_s: int
 
     @property
     def uses_camera(self) -> bool:
-        return self.camera_recording or self.live_video
+        return self.camera_recording or self.live_video or self.snapshots
 
     @property
-    def captures_anything(self) -> bool:
+    def proctored(self) -> bool:
+        """Whether the browser captures anything: then it also reports tab, focus, fullscreen and
+        network events, whatever the video flags."""
         return self.uses_camera or self.screen_recording
+
+    @property
+    def stores_media(self) -> bool:
+        return self.camera_recording or self.screen_recording or self.snapshots
 
 
 def capture_plan(db: Session, exam: Exam) -> CapturePlan:
@@ -40,6 +47,7 @@ def capture_plan(db: Session, exam: Exam) -> CapturePlan:
         screen_recording=screen,
         live_video=exam.live_video and settings["live_video_enabled"],
         required=exam.recording_required and (camera or screen),
+        snapshots=exam.snapshots,
         snapshot_interval_s=exam.snapshot_interval_s,
     )
 
@@ -50,19 +58,24 @@ def consent_lines(plan: CapturePlan, retention_days: int) -> list[str]:
     if plan.camera_recording:
         lines.append("Your camera (video) and microphone (audio) are recorded for the whole exam.")
     if plan.screen_recording:
-        lines.append("Your screen is recorded for the whole exam.")
+        lines.append("Your screen is recorded for the whole exam, with the sound it plays if you "
+                     "share it: your browser's sharing dialog asks (Chrome and Edge only), and the "
+                     "recording indicator shows whether the sound is shared.")
     if plan.live_video:
         lines.append("Proctors can watch your camera live while you take the exam.")
-    if plan.uses_camera:
+    if plan.snapshots:
         lines.append(f"A still picture (snapshot) is taken from your camera every "
                      f"{plan.snapshot_interval_s} seconds.")
-    if not plan.captures_anything:
+    if plan.proctored:
+        lines.append("Your browser reports when you switch to another tab or window, leave full "
+                     "screen, or go offline, and these events are stored with the exam time.")
+    else:
         lines.append("Nothing is recorded from your camera, microphone or screen in this exam.")
     lines.append("Your answers and exam events (start, questions viewed, answers saved, "
                  "submission, device checks) are stored with the exam time.")
     lines.append("What is recorded, your answers and the events can be seen by proctors, "
                  "supervisors and administrators of this platform.")
-    if plan.captures_anything:
+    if plan.stores_media:
         lines.append(f"Recordings and snapshots are deleted automatically {retention_days} days "
                      "after the exam, unless an administrator places the attempt on legal hold.")
     return lines

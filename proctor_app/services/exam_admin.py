@@ -34,7 +34,7 @@ MAX_TITLE_LENGTH = 200
 MAX_PROMPT_LENGTH = 5000
 MAX_OPTION_LENGTH = 500
 MAX_OPTIONS = 20
-FLAGS = ("live_video", "recording", "screen_recording", "recording_required")
+FLAGS = ("live_video", "recording", "screen_recording", "recording_required", "snapshots")
 EXAM_FIELDS = ("title", "description", "duration_minutes", "snapshot_interval_s", *FLAGS)
 ASSIGNABLE_ROLES = (Role.candidate, Role.proctor)
 
@@ -105,6 +105,7 @@ def new_exam_defaults(db: Session) -> dict[str, Any]:
         "recording": settings["recording_enabled"],
         "screen_recording": False,
         "recording_required": settings["recording_enabled"] and settings["recording_required_default"],
+        "snapshots": True,
     }
 
 

@@ -41,14 +41,17 @@ class UploadGrant:
     # The first segment number per stream and snapshot seq the server has not seen yet.
     next_segment: dict[str, int]
     next_snapshot_seq: int
+    # 0: no snapshots in this exam.
+    snapshot_interval_s: int
 
 
 def issue_upload_token(db: Session, attempt: Attempt, now: datetime | None = None) -> UploadGrant | None:
-    """A new token for a started attempt whose upload window is open, when its exam records or
-    streams live; None otherwise. After the end it only serves to flush what the browser holds.
+    """A new token for a started attempt whose upload window is open, when its exam is proctored
+    (records, streams live or takes snapshots); None otherwise. After the end it only serves to
+    flush what the browser holds.
 
-    Its scope is the recorded streams: with live video only it uploads no media (the live
-    publisher authenticates with it). Also creates the recording rows (not_started), so every
+    Its scope is the recorded streams; snapshots and browser events come with any token of the
+    attempt, whatever the video flags (the live publisher authenticates with it too). Also creates the recording rows (not_started), so every
     expected stream shows up. The attempt keeps its MAX_TOKENS_PER_ATTEMPT newest tokens; an
     older one still cached by a process works there until that process restarts.
     """
@@ -58,7 +61,7 @@ def issue_upload_token(db: Session, attempt: Attempt, now: datetime | None = Non
     plan = capture_plan(db, db.get(Exam, attempt.exam_id))
     streams = ([StreamKind.camera] if plan.camera_recording else []) + \
               ([StreamKind.screen] if plan.screen_recording else [])
-    if not streams and not plan.live_video:
+    if not plan.proctored:
         return None
     for stream in streams:
         recording_id(db, attempt.id, stream)
@@ -81,6 +84,7 @@ def issue_upload_token(db: Session, attempt: Attempt, now: datetime | None = Non
         next_segment={str(s): (last_segment[s] + 1 if last_segment.get(s) is not None else 0)
                       for s in streams},
         next_snapshot_seq=0 if last_snapshot is None else last_snapshot + 1,
+        snapshot_interval_s=plan.snapshot_interval_s if plan.snapshots else 0,
     )
 
 

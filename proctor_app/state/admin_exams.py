@@ -55,6 +55,7 @@ class AdminExamEditState(AuthState):
     recording: bool = False
     screen_recording: bool = False
     recording_required: bool = False
+    snapshots: bool = False
     questions: list[QuestionRow] = []
     people: list[AssigneeRow] = []
     # The question form: editing_question_id 0 adds a new question.

@@ -9,7 +9,7 @@ from typing import Any
 from proctor_app.auth.roles import ADMIN
 from proctor_app.db import session_scope
 from proctor_app.models import utcnow
-from proctor_app.services import legal_holds, retention
+from proctor_app.services import evidence, legal_holds, retention
 from proctor_app.services.review import format_time
 from proctor_app.services.settings import (
     SPECS,
@@ -148,6 +148,8 @@ class AdminSettingsState(AuthState):
     running: bool = False
     run_summary: str = ""
     run_error: str = ""
+    signing_key: str = ""
+    signing_key_fingerprint: str = ""
 
     def _show_settings(self, values: dict[str, Any]) -> None:
         self.text_values = {k: str(v) for k, v in values.items() if not isinstance(v, bool)}
@@ -169,6 +171,7 @@ class AdminSettingsState(AuthState):
         self.run_summary = self.run_error = self.hold_error = ""
         with session_scope() as db:
             self._show_settings(get_settings(db))
+        self.signing_key, self.signing_key_fingerprint = await asyncio.to_thread(evidence.signing_key)
         await self._refresh_overview()
 
     @requires(ADMIN)

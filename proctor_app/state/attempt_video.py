@@ -16,7 +16,7 @@ from proctor_app.models import (
     ReviewStatus,
     Snapshot,
 )
-from proctor_app.services import legal_holds, organisations, review
+from proctor_app.services import evidence, legal_holds, organisations, review
 from proctor_app.state.auth import AuthState, requires
 
 PLAYABLE = (RecordingStatus.completed, RecordingStatus.partial)
@@ -98,6 +98,8 @@ class AttemptVideoState(AuthState):
     sprite: dict[str, Any] = {}
     events: list[EventRow] = []
     snapshots: list[SnapshotRow] = []
+    # The signed link of the evidence bundle (supervisors and admins, once there is an MP4).
+    evidence_url: str = ""
     retention_notice: str = ""
     legal_hold: bool = False
     media_deleted: bool = False
@@ -158,6 +160,8 @@ class AttemptVideoState(AuthState):
             self._load_recordings(attempt, recordings, user_id)
             self._load_events(attempt, media.events)
             self._load_snapshots(attempt, media.snapshots, user_id)
+            self.evidence_url = evidence.bundle_link(
+                self._user, attempt.id, attempt.media_expired_at is None and any(r.mp4_path for r in recordings))
             self.retention_notice = media.retention_notice
             self.legal_hold, self.media_deleted = attempt.legal_hold, attempt.media_expired_at is not None
             self.may_hold = self._user.role in LEGAL_HOLD

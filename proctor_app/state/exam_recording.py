@@ -27,7 +27,7 @@ class ExamRecordingState(AuthState):
     chunk_interval_s: int = SPECS["chunk_interval_s"].default
     camera_bitrate_kbps: int = SPECS["camera_bitrate_kbps"].default
     screen_bitrate_kbps: int = SPECS["screen_bitrate_kbps"].default
-    snapshot_interval_s: int = SPECS["snapshot_interval_s"].default
+    snapshot_interval_s: int = 0  # 0: no snapshots
     camera_resolution: str = SPECS["camera_resolution"].default
     screen_resolution: str = SPECS["screen_resolution"].default
     screen_frame_rate: int = SPECS["screen_frame_rate"].default
@@ -53,12 +53,12 @@ class ExamRecordingState(AuthState):
                 exam = db.get(Exam, attempt.exam_id)
                 settings = get_settings(db)
                 self.required = capture_plan(db, exam).required
-                self.snapshot_interval_s = exam.snapshot_interval_s
                 self.clock_offset_ms = attempt.clock_offset_ms or 0
         except AttemptError:
             return
         self.attempt_id, self.upload_token, self.streams = grant.attempt_id, grant.token, grant.streams
         self.next_segment, self.next_snapshot_seq = grant.next_segment, grant.next_snapshot_seq
+        self.snapshot_interval_s = grant.snapshot_interval_s
         for key in ("chunk_interval_s", "camera_bitrate_kbps", "screen_bitrate_kbps", "camera_resolution",
                     "screen_resolution", "screen_frame_rate"):
             setattr(self, key, settings[key])

@@ -51,6 +51,7 @@ class TakeExamState(AuthState):
     consent_checked: bool = False
 
     uses_camera: bool = False
+    records_screen: bool = False
     devices_required: bool = False
     device_round: int = 0
     # "" while checking, then "ok" or "failed".
@@ -103,6 +104,7 @@ class TakeExamState(AuthState):
         if attempt.status == AttemptStatus.not_started:
             plan = capture_plan(db, exam)
             self.uses_camera, self.devices_required = plan.uses_camera, plan.required
+            self.records_screen = plan.screen_recording
             self.consent = consent_lines(plan, get_setting(db, "retention_days"))
             self._consent_text = "\n".join(self.consent)
             self.step = "check" if attempt.consent_at else "consent"

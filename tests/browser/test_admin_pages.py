@@ -129,6 +129,7 @@ def test_admin_builds_an_exam_with_questions_and_assigns_alice(page):
     page.click("#new-exam")
     page.wait_for_url("**/admin/exams/new")
     expect(page.locator("#exam-recording")).to_be_checked()  # default from the settings
+    expect(page.locator("#exam-snapshots")).to_be_checked()
 
     page.fill("#exam-title", title)
     page.fill("#exam-duration", "601")
@@ -139,12 +140,13 @@ def test_admin_builds_an_exam_with_questions_and_assigns_alice(page):
 
     page.fill("#exam-duration", "25")
     page.click("#exam-screen_recording")
+    page.click("#exam-snapshots")
     page.click("#save-exam")
     page.wait_for_url(re.compile(r"/admin/exams/\d+$"))
     exam_id = int(page.url.rsplit("/", 1)[1])
     with session_scope() as db:
         exam = db.get(Exam, exam_id)
-    assert (exam.title, exam.duration_minutes, exam.screen_recording) == (title, 25, True)
+    assert (exam.title, exam.duration_minutes, exam.screen_recording, exam.snapshots) == (title, 25, True, False)
 
     page.fill("#question-prompt", "Which colour is the sky?")
     page.fill("#question-options", "Green")

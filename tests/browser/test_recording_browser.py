@@ -5,7 +5,6 @@ failing devices block (required) or warn (optional) as the exam says."""
 import hashlib
 import io
 import time
-import uuid
 
 import av
 import pytest
@@ -13,13 +12,11 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from proctor_app.db import session_scope
-from proctor_app.demo import DEMO_PASSWORD
 from proctor_app.media.storage import storage
 from proctor_app.models import (
     Attempt,
     AttemptStatus,
     Chunk,
-    ProctoringEvent,
     Question,
     Recording,
     RecordingStatus,
@@ -28,7 +25,7 @@ from proctor_app.models import (
     UploadToken,
 )
 from proctor_app.services import uploads
-from tests.support.factories import assign, make_exam, make_user
+from tests.support.exam_pages import candidate_with_exam, events, kinds, start_exam, submit
 from tests.support.pages import login
 from tests.support.polling import wait_for
 
@@ -58,32 +55,6 @@ END_CAMERA_TRACK = """() => {
 }"""
 
 
-def candidate_with_exam(**flags) -> tuple[str, int]:
-    """A candidate of the test's own with an exam of its own (2 questions), so tests never share."""
-    tag = uuid.uuid4().hex[:10]
-    with session_scope() as db:
-        user = make_user(db, email=f"rec-{tag}@example.com", name=f"Rec {tag}", password=DEMO_PASSWORD)
-        exam = make_exam(db, title=f"Recording test {tag}", duration_minutes=20, live_video=False,
-                         questions=[dict(position=0, prompt="Pick one", options=["yes", "no"]),
-                                    dict(position=1, prompt="Pick again", options=["up", "down"])],
-                         **{"recording": True, "recording_required": True, **flags})
-        assign(db, exam, user)
-        return user.email, exam.id
-
-
-def start_exam(page, email: str, exam_id: int, device_check: bool = True) -> int:
-    login(page, email)
-    page.goto(f"/candidate/exams/{exam_id}")
-    page.locator("#consent-checkbox").click()
-    page.locator("#consent-accept").click()
-    if device_check:
-        expect(page.locator("#device-ok")).to_be_visible()
-    page.locator("#start-exam").click()
-    expect(page.locator("#question-prompt")).to_be_visible()
-    with session_scope() as db:
-        return db.exec(select(Attempt.id).where(Attempt.exam_id == exam_id)).one()
-
-
 def recorder(page) -> dict:
     return page.locator("#recorder-state").evaluate("e => ({...e.dataset})")
 
@@ -104,16 +75,6 @@ def segments(attempt_id: int, stream: str = "camera") -> dict[int, list[Chunk]]:
     return found
 
 
-def events(attempt_id: int) -> list[ProctoringEvent]:
-    with session_scope() as db:
-        return db.exec(select(ProctoringEvent).where(ProctoringEvent.attempt_id == attempt_id)
-                       .order_by(ProctoringEvent.id)).all()
-
-
-def kinds(attempt_id: int) -> list[str]:
-    return [e.kind for e in events(attempt_id)]
-
-
 def assert_complete_and_decodable(chunks: list[Chunk]) -> float:
     """The segment's chunks are 0..n without a hole, each file matches its hash, and together they
     decode for as long as they cover on the clock; returns that duration (s)."""
@@ -131,12 +92,6 @@ def assert_complete_and_decodable(chunks: list[Chunk]) -> float:
     assert len(times) > 5
     assert max(times) - min(times) == pytest.approx(covered, abs=1.5)
     return covered
-
-
-def submit(page) -> None:
-    page.locator("#submit-exam").click()
-    page.locator("#confirm-submit").click()
-    expect(page.locator("#done-message")).to_be_visible()
 
 
 def test_recorded_chunks_arrive_intact_decode_and_flush_after_submit(page):
@@ -360,7 +315,7 @@ def test_optional_recording_warns_and_the_exam_goes_on(browser, app_server):
 
 
 def test_with_recording_off_nothing_records_or_uploads(page):
-    email, exam_id = candidate_with_exam(recording=False)
+    email, exam_id = candidate_with_exam(recording=False, snapshots=False)
     requests = []
     page.on("request", lambda r: "/api/attempts/" in r.url and requests.append(r.url))
     attempt_id = start_exam(page, email, exam_id, device_check=False)

@@ -93,9 +93,10 @@ def test_alice_takes_reloads_and_submits_the_demo_exam(page):
 
     consent = page.locator("#consent-text")
     for phrase in ["camera (video) and microphone (audio) are recorded", "every 60 seconds",
-                   "proctors, supervisors and administrators", "deleted automatically 30 days"]:
+                   "proctors, supervisors and administrators", "deleted automatically 30 days",
+                   "switch to another tab or window"]:
         expect(consent).to_contain_text(phrase)
-    expect(consent).not_to_contain_text("screen")
+    expect(consent).not_to_contain_text("Your screen is recorded")
     expect(page.locator("#consent-accept")).to_be_disabled()
     page.locator("#consent-checkbox").click()
     page.locator("#consent-accept").click()

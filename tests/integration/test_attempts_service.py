@@ -250,16 +250,27 @@ def test_consent_text_follows_the_exam_flags_and_the_settings():
         recorded = capture_plan(db, _add_exam(db, recording=True, screen_recording=True,
                                               live_video=False, snapshot_interval_s=45))
         nothing = capture_plan(db, _add_exam(db, recording=False, screen_recording=False,
-                                             live_video=False, recording_required=False))
+                                             live_video=False, recording_required=False,
+                                             snapshots=False))
+        stills = capture_plan(db, _add_exam(db, recording=False, screen_recording=False,
+                                            live_video=False, recording_required=False,
+                                            snapshot_interval_s=30))
     text = "\n".join(consent_lines(recorded, 14))
     for phrase in ["camera (video) and microphone (audio) are recorded", "screen is recorded",
-                   "every 45 seconds", "proctors, supervisors and administrators", "14 days"]:
+                   "every 45 seconds", "switch to another tab or window", "proctors, supervisors and administrators", "14 days"]:
         assert phrase in text
     assert "watch your camera live" not in text
     assert recorded.required and recorded.uses_camera
     quiet = "\n".join(consent_lines(nothing, 14))
     assert "Nothing is recorded" in quiet and "snapshot" not in quiet and "days" not in quiet
-    assert not nothing.uses_camera and not nothing.required
+    assert "switch to another tab" not in quiet
+    assert not nothing.uses_camera and not nothing.required and not nothing.proctored
+    # Snapshots without any video: stills and browser events, and their deletion.
+    text = "\n".join(consent_lines(stills, 14))
+    for phrase in ["every 30 seconds", "switch to another tab or window", "14 days"]:
+        assert phrase in text
+    assert "are recorded" not in text and "Nothing is recorded" not in text
+    assert stills.uses_camera and stills.proctored and not stills.required
 
 
 def test_admin_switches_override_the_exam_flags():

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.usefixtures("demo_db")
 def _fields(**overrides) -> dict:
     fields = {"title": f"Exam {uuid.uuid4().hex[:6]}", "description": "", "duration_minutes": "45",
               "snapshot_interval_s": "30", "live_video": True, "recording": True,
-              "screen_recording": False, "recording_required": True}
+              "screen_recording": False, "recording_required": True,
+              "snapshots": True}
     return {**fields, **overrides}
 
 
@@ -201,4 +202,4 @@ def test_assignments_take_only_candidates_and_proctors(admin_id, exam):
     with session_scope() as db:
         summary = next(s for s in exam_admin.list_exams(db) if s.id == exam.id)
     assert (summary.candidates, summary.proctors, summary.questions, summary.attempts) == (0, 1, 0, 0)
-    assert summary.flags == "live video, recording, recording required"
+    assert summary.flags == "live video, recording, recording required, snapshots"

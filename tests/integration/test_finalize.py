@@ -14,6 +14,7 @@ import pytest
 from sqlmodel import Session, select
 
 from proctor_app.db import get_engine, session_scope
+from proctor_app.media.evidence.manifest import manifest_path
 from proctor_app.media.processing import graphs, timeline
 from proctor_app.media.storage import storage
 from proctor_app.models import AuditLog, RecordingStatus, utcnow
@@ -171,7 +172,8 @@ def test_kept_raw_chunks_allow_reprocessing_into_the_same_single_output(clip, ke
     assert again.mp4_path == first.mp4_path and again.gaps == first.gaps
     folder = storage.absolute(again.mp4_path).parent
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [Path(again.mp4_path).name, Path(again.poster_path).name, Path(again.sprite_path).name])
+        [Path(again.mp4_path).name, Path(again.poster_path).name, Path(again.sprite_path).name,
+         Path(manifest_path(again)).name])
 
 
 def test_reprocessing_after_the_raw_chunks_were_deleted_is_refused_clearly(clip):

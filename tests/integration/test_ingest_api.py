@@ -167,26 +167,33 @@ def test_expired_foreign_and_out_of_scope_tokens_are_refused(client, grant):
     assert files_of(other.attempt_id) == []
 
 
-def test_no_token_for_exams_that_record_nothing_or_attempts_not_started(app_server):
+def test_no_token_for_exams_that_capture_nothing_or_attempts_not_started(app_server):
     with session_scope() as db:
-        assert uploads.issue_upload_token(db, new_attempt(db, recording=False)) is None
+        assert uploads.issue_upload_token(db, new_attempt(db, recording=False, snapshots=False)) is None
         assert uploads.issue_upload_token(db, new_attempt(db, start=False)) is None
         both = uploads.issue_upload_token(db, new_attempt(db, screen=True))
     assert both.streams == ["camera", "screen"] and both.next_segment == {"camera": 0, "screen": 0}
 
 
-def test_a_live_only_token_uploads_no_media(client, app_server):
+@pytest.mark.parametrize("live", [True, False], ids=["live-only", "recording-off"])
+def test_without_recording_a_token_uploads_snapshots_and_events_but_no_video(client, app_server, live):
     with session_scope() as db:
-        live = uploads.issue_upload_token(db, new_attempt(db, recording=False, live=True))
-        assert db.exec(select(Recording).where(Recording.attempt_id == live.attempt_id)).all() == []
-    assert live.streams == [] and live.next_segment == {}
-    answer = put_chunk(client, live, 0, b"data")
+        grant = uploads.issue_upload_token(db, new_attempt(db, recording=False, live=live))
+        assert db.exec(select(Recording).where(Recording.attempt_id == grant.attempt_id)).all() == []
+    assert grant.streams == [] and grant.next_segment == {} and grant.snapshot_interval_s == 60
+    answer = put_chunk(client, grant, 0, b"data")
     assert (answer.status_code, answer.json()["error"]) == (403, "stream_not_allowed")
-    answer = client.put(f"/api/attempts/{live.attempt_id}/snapshots/0", content=JPEG, headers={
-        "Authorization": f"Bearer {live.token}", "X-Content-SHA256": hashlib.sha256(JPEG).hexdigest(),
+    assert files_of(grant.attempt_id) == []
+    answer = client.put(f"/api/attempts/{grant.attempt_id}/snapshots/0", content=JPEG, headers={
+        "Authorization": f"Bearer {grant.token}", "X-Content-SHA256": hashlib.sha256(JPEG).hexdigest(),
         "X-Taken-Ms": str(int(time.time() * 1000))})
-    assert (answer.status_code, answer.json()["error"]) == (403, "stream_not_allowed")
-    assert files_of(live.attempt_id) == []
+    assert answer.status_code == 201
+    answer = client.post(f"/api/attempts/{grant.attempt_id}/events", headers={
+        "Authorization": f"Bearer {grant.token}"}, json={"events": [
+            {"id": "e1", "kind": "tab_hidden", "at": int(time.time() * 1000)},
+            {"id": "e2", "kind": "window_blur", "at": int(time.time() * 1000)}]})
+    assert answer.json() == {"stored": 2, "duplicates": 0}
+    assert len(files_of(grant.attempt_id)) == 1
 
 
 def test_a_new_token_continues_after_what_the_server_holds(client, grant):

@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlmodel import Session, SQLModel, select
 
 from proctor_app.db import engine_for, session_scope
+from proctor_app.media.evidence.manifest import manifest_path
 from proctor_app.media.jobs import queue
 from proctor_app.media.jobs.errors import Defer, PermanentError
 from proctor_app.media.jobs.worker import Handler, JobContext, Worker
@@ -460,7 +461,8 @@ def test_a_worker_killed_mid_job_is_taken_over_and_leaves_exactly_one_output(tmp
     assert job.tries == 2 and rec.status == RecordingStatus.completed
     folder = tmp_path / "storage" / Path(rec.mp4_path).parent
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [Path(rec.mp4_path).name, Path(rec.poster_path).name, Path(rec.sprite_path).name])
+        [Path(rec.mp4_path).name, Path(rec.poster_path).name, Path(rec.sprite_path).name,
+         Path(manifest_path(rec)).name])
     mp4.verify_mp4(folder / Path(rec.mp4_path).name, 40)
     # Raw chunks deleted with their folders (the shared month folders stay).
     assert [p.relative_to(tmp_path / "storage") for p in (tmp_path / "storage" / "raw").rglob("*")] == [

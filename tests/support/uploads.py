@@ -16,12 +16,12 @@ MIME = "video/x-matroska;codecs=avc1,opus"
 
 
 def new_attempt(db: Session, recording: bool = True, screen: bool = False, start: bool = True,
-                live: bool = False) -> Attempt:
+                live: bool = False, snapshots: bool = True) -> Attempt:
     """A candidate of this test's own taking an exam of its own (so tests never share attempts)."""
     tag = uuid.uuid4().hex[:10]
     user = make_user(db, email=f"ingest-{tag}@example.com", name=f"Ingest {tag}")
     exam = make_exam(db, title=f"Ingest test {tag}", recording=recording, screen_recording=screen,
-                     recording_required=True, live_video=live)
+                     recording_required=True, live_video=live, snapshots=snapshots)
     assign(db, exam, user)
     if start:
         return start_attempt(db, exam, user)

@@ -46,6 +46,8 @@ BROWSER_EVENTS: dict[str, str] = {
     "storage_quota": Severity.warning,
     "chunks_missing": Severity.critical,
     "uploads_flushed": Severity.info,
+    "snapshot_failed": Severity.warning,
+    "storage_persistence": Severity.info,
 }
 
 

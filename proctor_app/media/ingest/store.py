@@ -123,7 +123,7 @@ class UploadStore:
                        sha256: str | None, taken_ms: str | None, now: datetime | None = None) -> dict:
         """One camera still (JPEG); idempotent like chunks. Raises IngestError."""
         now = now or self.clock.now()
-        self.tokens.authorize(token, attempt_id, "camera", now)  # snapshots come with the camera recording
+        self.tokens.authorize(token, attempt_id, None, now)  # whatever the video flags
         return snapshots.store_snapshot(self.files, attempt_id, seq, body, sha256, taken_ms, now)
 
     def record_browser_events(self, token: str | None, attempt_id: int, batch,

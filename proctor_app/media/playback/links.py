@@ -77,3 +77,8 @@ def key_recording_link(key_id: int, attempt_id: int, stream: str, asset: str, no
 
 def snapshot_link(user_id: int, attempt_id: int, seq: int, now: float | None = None) -> str:
     return _link(user_id, f"{PREFIX}/{attempt_id}/snapshots/{seq}", False, now)
+
+
+def evidence_link(user_id: int, attempt_id: int, now: float | None = None) -> str:
+    """A signed link for `user_id` to download the attempt's evidence bundle."""
+    return _link(user_id, f"{PREFIX}/{attempt_id}/evidence", True, now)

@@ -1,5 +1,6 @@
-"""Finalizing an ended attempt: every recording converted (convert.py) and its result saved,
-then raw chunks deleted (unless kept), previews dropped and thumbnails made.
+"""Finalizing an ended attempt: every recording converted (convert.py) and its result saved and
+signed (its evidence manifest), then raw chunks deleted (unless kept), previews dropped and
+thumbnails made.
 
 Completed or partial recordings are only tidied unless forced; a recording being processed is
 marked "processing" first, so ingest refuses more chunks for it.
@@ -13,6 +14,8 @@ from datetime import timedelta
 from sqlmodel import select
 
 from proctor_app.db import session_scope
+from proctor_app.media.evidence.manifest import manifest_path, write_manifest
+from proctor_app.media.evidence.signing import install_key
 from proctor_app.media.processing.convert import Outcome, convert
 from proctor_app.media.processing.ffmpeg import ProgressFn
 from proctor_app.media.processing.sources import Plan, load_plan
@@ -116,6 +119,11 @@ def _save_progress(recording_id: int, value: float) -> None:
             db.add(rec)
 
 
+def _sign(recording_id: int) -> None:
+    with session_scope() as db:
+        write_manifest(db, db.get(Recording, recording_id), storage, install_key())
+
+
 async def _thumbnails(recording_id: int) -> None:
     try:
         await make_thumbnails(session_scope, recording_id)
@@ -139,6 +147,9 @@ async def finalize_attempt(attempt_id: int, *, keep_raw: bool, force: bool = Fal
     plans, finished = started
     results = {rec.stream: rec.status for rec, _ in finished}
     for rec, chunk_paths in finished:
+        # Signed if an earlier run stopped before it (or predates manifests).
+        if rec.mp4_path and not storage.absolute(manifest_path(rec)).exists():
+            await asyncio.to_thread(_sign, rec.id)
         if rec.raw_deleted_at is not None:
             await asyncio.to_thread(delete_raw, chunk_paths)
         if not (rec.poster_path and rec.sprite_path):
@@ -176,6 +187,7 @@ async def finalize_attempt(attempt_id: int, *, keep_raw: bool, force: bool = Fal
             if on_ready:
                 on_ready(plan.stream, outcome.status)
             if outcome.mp4_path:
+                await asyncio.to_thread(_sign, plan.recording_id)
                 # The live preview (preview.py) has served its purpose.
                 for stale in storage.absolute(plan.out_dir).glob(f"{plan.stream}_preview.*"):
                     stale.unlink(missing_ok=True)

@@ -45,17 +45,17 @@ def _build(attempt_id: int) -> tuple[Path, dict]:
 async def evidence_bundle(request: Request) -> Response:
     attempt_id = request.path_params["attempt_id"]
     with session_scope() as db:
-        user = authorize_viewer(request, db)
-        if isinstance(user, Response):
-            return user
-        if user.role not in EVIDENCE:
+        viewer = authorize_viewer(request, db)
+        if isinstance(viewer, Response):
+            return viewer
+        if viewer.role not in EVIDENCE:
             return refuse(403, "Only supervisors and administrators may download evidence bundles.")
     try:
         path, index = await run_in_threadpool(_build, attempt_id)
     except LookupError:
         return refuse(410, "This attempt's media was deleted under the retention policy.")
     with session_scope() as db:
-        db.add(AuditLog(user_id=user.id, action="evidence_downloaded", target=f"attempt:{attempt_id}",
+        db.add(AuditLog(user_id=viewer.user_id, action="evidence_downloaded", target=f"attempt:{attempt_id}",
                         data={"files": len(index["files"]), "created_at": index["created_at"]}))
     return FileResponse(path, media_type="application/zip", filename=f"attempt-{attempt_id}-evidence.zip",
                         headers={"Cache-Control": "private, no-store"},

@@ -38,6 +38,7 @@ class Viewer:
 
     user_id: int | None
     api_key_id: int | None = None
+    role: str | None = None  # the staff user's
 
 
 def _authorize_key(request: Request, db: Session, key_param: str) -> Viewer | Response:
@@ -78,7 +79,7 @@ def authorize_viewer(request: Request, db: Session) -> Viewer | Response:
         return refuse(404, "No such attempt.")
     if not may_review(db, user, attempt):
         return refuse(403, "You may not see recordings of this exam.")
-    return Viewer(user.id)
+    return Viewer(user.id, role=user.role)
 
 
 def _audit(db: Session, viewer: Viewer, target: str, download: bool, status: int) -> None:

@@ -9,7 +9,14 @@ from contextlib import asynccontextmanager
 from proctor_app.config import config
 from proctor_app.db import migrate, session_scope, startup_lock
 from proctor_app.demo import demo_mode, describe_demo, disable_demo_accounts, seed_demo
-from proctor_app.runtime import app_worker, apply_revocations, background_schedule, ingest_pool, relay
+from proctor_app.runtime import (
+    app_worker,
+    apply_revocations,
+    background_schedule,
+    ingest_pool,
+    relay,
+    webhook_sender,
+)
 from proctor_app.services.attempts import close_overdue_attempts
 from proctor_app.services.first_run import issue_setup_code
 from proctor_app.services.revocation import on_revoked
@@ -61,6 +68,7 @@ async def lifespan():
     sweeper = asyncio.create_task(_sweep_overdue_attempts())
     # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again.
     worker = asyncio.create_task(app_worker.run())
+    webhooks = asyncio.create_task(webhook_sender.run())
     # The daily retention run (the database lock keeps it to one process at a time), health samples.
     schedule = background_schedule()
     schedule.start()
@@ -71,7 +79,8 @@ async def lifespan():
         schedule.shutdown()
         sweeper.cancel()
         worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        webhooks.cancel()
+        await asyncio.gather(worker, webhooks, return_exceptions=True)
         await relay.close()
         if ingest_pool is not None:
             await ingest_pool.close()

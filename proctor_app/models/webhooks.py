@@ -4,7 +4,7 @@ of the change each reports), one delivery per event and endpoint, and the log of
 from datetime import datetime
 
 from sqlalchemy import Index
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Relationship, SQLModel
 
 from proctor_app.models.base import json_column, utcnow
 
@@ -58,6 +58,8 @@ class WebhookDelivery(SQLModel, table=True):
     last_status_code: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     delivered_at: datetime | None = None
+    # Lets the outbox add an event and its deliveries in one flush (the event's id comes first).
+    event: WebhookEvent = Relationship()
 
 
 class WebhookAttempt(SQLModel, table=True):

@@ -5,7 +5,8 @@ A due delivery is leased (compare-and-set), so processes share the work and one 
 it to be taken again when the lease runs out. Each try: 10 s timeout; 2xx delivered; 410 disables
 the endpoint; anything else retries with exponential backoff and jitter for about a day, after
 which the endpoint is paused (its later events kept until it is enabled again). The webhook-id is
-the event's, the same on every try."""
+the event's, the same on every try. Endpoints are served side by side, each one's deliveries in
+the order of their events (a retried one comes later: receivers order by the envelope's timestamp)."""
 
 import asyncio
 import json
@@ -73,13 +74,14 @@ def claim_due(db: Session, now: datetime, limit: int) -> list[Due]:
                    .order_by(WebhookDelivery.next_try_at, WebhookDelivery.id).limit(limit)).all()
     taken = []
     for delivery, event, endpoint in rows:
+        tries = delivery.tries + 1  # (read first: the update below refreshes the object)
         # Only if no other process leased it since it was read (its lease would not be past).
         leased = db.execute(update(WebhookDelivery).where(
             WebhookDelivery.id == delivery.id, WebhookDelivery.status == "pending",
             or_(WebhookDelivery.leased_until.is_(None), WebhookDelivery.leased_until < now)
         ).values(leased_until=now + LEASE, tries=WebhookDelivery.tries + 1)).rowcount == 1
         if leased:
-            taken.append(Due(delivery.id, endpoint.id, delivery.tries + 1, event.public_id,
+            taken.append(Due(delivery.id, endpoint.id, tries, event.public_id,
                              json.dumps(event.envelope, separators=(",", ":")), endpoint.url,
                              signing_secrets(endpoint, now)))
     db.commit()
@@ -165,8 +167,15 @@ class DeliveryLoop:
     async def run_once(self) -> int:
         """Send what is due now; how many were sent."""
         due = await asyncio.to_thread(self._claim)
-        if due:
-            await asyncio.gather(*(self.send(d) for d in due))
+        by_endpoint: dict[int, list[Due]] = {}
+        for delivery in due:
+            by_endpoint.setdefault(delivery.endpoint_id, []).append(delivery)
+
+        async def in_order(deliveries: list[Due]) -> None:
+            for delivery in deliveries:
+                await self.send(delivery)
+
+        await asyncio.gather(*(in_order(group) for group in by_endpoint.values()))
         return len(due)
 
     async def run(self) -> None:

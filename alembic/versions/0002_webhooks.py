@@ -1,4 +1,4 @@
-"""webhooks: endpoints, the event outbox, deliveries and their tries
+"""webhooks: endpoints, the event outbox, deliveries and their tries; health samples count the tries
 
 Revision ID: 0005
 Revises: 0004
@@ -86,9 +86,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'))
     op.create_index('ix_webhook_attempts_delivery_id', 'webhook_attempts', ['delivery_id'])
     op.create_index('ix_webhook_attempts_at', 'webhook_attempts', ['at'])
+    with op.batch_alter_table('health_samples') as batch:
+        batch.add_column(sa.Column('webhook_tries_ok', sa.Integer(), nullable=False, server_default='0'))
+        batch.add_column(sa.Column('webhook_tries_failed', sa.Integer(), nullable=False, server_default='0'))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('health_samples') as batch:
+        batch.drop_column('webhook_tries_failed')
+        batch.drop_column('webhook_tries_ok')
     op.drop_table('webhook_attempts')
     op.drop_table('webhook_deliveries')
     op.drop_table('webhook_events')

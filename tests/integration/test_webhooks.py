@@ -4,22 +4,26 @@ real receiver that verifies every signature with the standardwebhooks library.""
 
 import asyncio
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import delete
 from sqlmodel import select
 from standardwebhooks import Webhook
 
 from proctor_app.db import session_scope
-from proctor_app.models import ApiSession, Attempt, Organisation, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
+from proctor_app.models import ApiSession, Attempt, HealthSample, Organisation, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 from proctor_app.services import attempts, uploads
 from proctor_app.services.webhooks import endpoints
 from proctor_app.services.webhooks.delivery import DeliveryLoop, Due, signed_headers
+from proctor_app.services.webhooks.notices import announce_expiring, announce_started_alerts
 from proctor_app.services.webhooks.outbox import record
 from tests.support import samples
-from tests.support.api import make_caller, session_body
+from tests.support.api import make_caller, session_body, wrap_attempt
 from tests.support.finalized import CLIP_S
 from tests.support.polling import wait_for
+from tests.support.retention_media import NOW, make_media_attempt
 from tests.support.server import free_port
 from tests.support.uploads import chunk_headers, chunk_url
 from tests.support.webhook_receiver import Receiver
@@ -197,6 +201,47 @@ def test_private_addresses_are_refused_unless_allowed(api, caller, receiver, mon
     assert tried.excerpt.startswith("not sent:") and tried.status_code is None
 
 
+def test_media_expiring_then_deleted_by_erasure_with_its_cause(api, caller, receiver):
+    _endpoint(api, receiver, "/media", events=["media.expiring", "media.deleted"])
+    with session_scope() as db:
+        made = make_media_attempt(db, ended_ago=timedelta(days=28))
+        session = wrap_attempt(db, caller.organisation_id, made.attempt_id)
+        session_id = session.public_id
+    with session_scope() as db:  # retention keeps 30 days; the notice goes 3 days before
+        assert announce_expiring(db, NOW) >= 1
+    with session_scope() as db:
+        assert announce_expiring(db, NOW) == 0  # once per attempt
+    assert api.delete(f"/sessions/{session_id}/media").status_code == 200
+    wait_for(lambda: len(receiver.acknowledged("/media")) == 2, timeout=30, what="both media events")
+    expiring, deleted = (r.envelope for r in receiver.acknowledged("/media"))
+    assert expiring["type"] == "media.expiring" and expiring["data"]["session_id"] == session_id
+    assert expiring["data"]["deleted_after"].startswith("2026-11-24")
+    assert deleted["type"] == "media.deleted" and deleted["data"]["cause"] == "Erasure requested through the API."
+
+
+def test_an_alert_that_starts_goes_to_the_install_endpoint(receiver):
+    at = utcnow() + timedelta(days=400)  # samples of its own, newer than the server's
+    with session_scope() as db:
+        endpoint = endpoints.create_endpoint(db, None, receiver.url("/operator"), ["operator.alert"])
+        receiver.secrets["/operator"] = endpoint.secret
+        db.add_all([HealthSample(taken_at=at - timedelta(minutes=1), jobs_done=10),
+                    HealthSample(taken_at=at, jobs_done=5, jobs_failed=5)])
+    try:
+        with session_scope() as db:
+            assert announce_started_alerts(db, at) == 1
+            # The next sample still crosses: the same alert goes on, nothing new is sent.
+            db.add(HealthSample(taken_at=at + timedelta(minutes=1), jobs_done=5, jobs_failed=5))
+            db.flush()
+            assert announce_started_alerts(db, at + timedelta(minutes=1)) == 0
+        wait_for(lambda: receiver.acknowledged("/operator"), timeout=30, what="operator.alert")
+        data = receiver.acknowledged("/operator")[0].envelope["data"]
+        assert data["alert"] == "failure_rate" and "5 of 10" in data["message"]
+    finally:
+        with session_scope() as db:
+            db.exec(delete(HealthSample).where(HealthSample.taken_at >= at - timedelta(minutes=1)))
+            endpoints.update_endpoint(db, db.get(WebhookEndpoint, endpoint.id), enabled=False)
+
+
 def test_a_delivery_due_while_the_server_is_down_is_sent_after_its_restart(api, app_server, caller):
     # Last in the module: it restarts the session's server.
     port = free_port()
@@ -213,5 +258,3 @@ def test_a_delivery_due_while_the_server_is_down_is_sent_after_its_restart(api, 
         assert receiver.bad_signatures == []
     finally:
         receiver.stop()
-
-

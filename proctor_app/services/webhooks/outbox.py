@@ -1,5 +1,5 @@
 """The outbox: every change a webhook reports writes its event, and one delivery per endpoint
-that wants it, in the transaction of the change itself (a flush listener on every ORM session,
+that wants it, in the transaction of the change itself (flush listeners on every ORM session,
 so the many places that end attempts, save recordings or delete media need not know about it).
 The delivery loop (delivery.py) sends them afterwards."""
 
@@ -130,32 +130,41 @@ def _json_ready(value):
     return value
 
 
-def _before_flush(session: OrmSession, _context, _instances) -> None:
-    if session.info.get("webhooks_writing"):
-        return
-    db = session
-    found = []
-    with db.no_autoflush:
-        for obj in list(db.new) + list(db.dirty):
-            is_new = obj in db.new
+PENDING = "webhook_events_found"
+
+
+def _after_flush(session: OrmSession, _context) -> None:
+    """Ids are assigned and each attribute's history still says what this flush changed."""
+    found = session.info.setdefault(PENDING, [])
+    with session.no_autoflush:
+        for obj in list(session.new) + list(session.dirty):
+            is_new = obj in session.new
             if isinstance(obj, Attempt):
-                found += _attempt_events(db, obj, is_new)
+                found += _attempt_events(session, obj, is_new)
             elif isinstance(obj, Recording) and not is_new:
                 found += _recording_events(obj)
             elif isinstance(obj, ProctoringEvent) and is_new:
-                found += _critical_events(db, obj)
-        if not found:
-            return
-        db.info["webhooks_writing"] = True
-        try:
-            for type_, attempt_id, data in found:
-                organisation_id, ids = subject_ids(db, attempt_id)
-                record(db, type_, organisation_id, _json_ready({**ids, **data}), attempt_id)
-        finally:
-            db.info["webhooks_writing"] = False
+                found += _critical_events(session, obj)
+
+
+def _after_flush_postexec(session: OrmSession, _context) -> None:
+    """The events found, added to the session: the commit flushes them in the same transaction."""
+    found = session.info.pop(PENDING, None)
+    if not found:
+        return
+    with session.no_autoflush:
+        for type_, attempt_id, data in found:
+            organisation_id, ids = subject_ids(session, attempt_id)
+            record(session, type_, organisation_id, _json_ready({**ids, **data}), attempt_id)
+
+
+def _forget(session: OrmSession, *_args) -> None:
+    session.info.pop(PENDING, None)
 
 
 def install() -> None:
     """Register the outbox on every ORM session of this process (once)."""
-    if not event.contains(OrmSession, "before_flush", _before_flush):
-        event.listen(OrmSession, "before_flush", _before_flush)
+    for name, listener in (("after_flush", _after_flush), ("after_flush_postexec", _after_flush_postexec),
+                           ("after_rollback", _forget)):
+        if not event.contains(OrmSession, name, listener):
+            event.listen(OrmSession, name, listener)

@@ -29,6 +29,7 @@ from tests.support.uploads import chunk_headers, chunk_url
 from tests.support.webhook_receiver import Receiver
 
 PROBLEM = "application/problem+json"
+pytestmark = pytest.mark.usefixtures("demo_db")
 
 
 @pytest.fixture
@@ -219,7 +220,7 @@ def test_media_expiring_then_deleted_by_erasure_with_its_cause(api, caller, rece
     assert deleted["type"] == "media.deleted" and deleted["data"]["cause"] == "Erasure requested through the API."
 
 
-def test_an_alert_that_starts_goes_to_the_install_endpoint(receiver):
+def test_an_alert_that_starts_goes_to_the_install_endpoint(app_server, receiver):
     at = utcnow() + timedelta(days=400)  # samples of its own, newer than the server's
     with session_scope() as db:
         endpoint = endpoints.create_endpoint(db, None, receiver.url("/operator"), ["operator.alert"])

@@ -70,7 +70,7 @@ def record(db: Session, type_: str, organisation_id: int | None, data: dict,
                        envelope={"type": type_, "timestamp": at.isoformat().replace("+00:00", "Z"), "data": data})
     db.add(row)
     for endpoint in endpoints:
-        db.add(WebhookDelivery(event=row, endpoint_id=endpoint.id, next_try_at=at, created_at=at))
+        db.add(WebhookDelivery(event=row, endpoint_id=endpoint.id))
     return row
 
 

@@ -56,6 +56,16 @@ class Due:
     secrets: list[str]
 
 
+@dataclass(frozen=True)
+class Tried:
+    due: Due
+    at: datetime
+    status_code: int | None  # None: no answer (refused address, timeout, connection error)
+    latency_ms: float
+    excerpt: str
+    refused: bool
+
+
 def signed_headers(webhook_id: str, body: str, secrets: list[str], at: datetime) -> dict[str, str]:
     """The three Standard Webhooks headers; one signature per secret during a rotation."""
     signatures = " ".join(Webhook(secret).sign(webhook_id, at, body) for secret in secrets)
@@ -88,17 +98,17 @@ def claim_due(db: Session, now: datetime, limit: int) -> list[Due]:
     return taken
 
 
-def save_result(db: Session, due: Due, now: datetime, status_code: int | None, latency_ms: float,
-                excerpt: str) -> str:
-    """Write the try and what it means for the delivery and the endpoint; returns the outcome."""
-    ok = status_code is not None and 200 <= status_code < 300
-    db.add(WebhookAttempt(delivery_id=due.delivery_id, at=now, number=due.tries, status_code=status_code,
-                          latency_ms=round(latency_ms, 1), excerpt=excerpt[:EXCERPT_CHARS], ok=ok))
+def save_result(db: Session, tried: "Tried") -> str:
+    """Write the try and what it means for the delivery and the endpoint (the caller commits);
+    returns the outcome."""
+    due, now, status_code = tried.due, tried.at, tried.status_code
     delivery = db.get(WebhookDelivery, due.delivery_id)
     endpoint = db.get(WebhookEndpoint, due.endpoint_id)
     if delivery is None or endpoint is None:  # the endpoint was deleted meanwhile
-        db.rollback()
         return "dropped"
+    ok = status_code is not None and 200 <= status_code < 300
+    db.add(WebhookAttempt(delivery_id=due.delivery_id, at=now, number=due.tries, status_code=status_code,
+                          latency_ms=round(tried.latency_ms, 1), excerpt=tried.excerpt[:EXCERPT_CHARS], ok=ok))
     delivery.last_status_code, delivery.leased_until = status_code, None
     if ok:
         delivery.status, delivery.delivered_at, outcome = "delivered", now, "delivered"
@@ -112,7 +122,6 @@ def save_result(db: Session, due: Due, now: datetime, status_code: int | None, l
     else:
         delivery.next_try_at, outcome = now + timedelta(seconds=retry_delay_s(due.tries)), "retry"
     db.add_all([delivery, endpoint])
-    db.commit()
     return outcome
 
 
@@ -130,39 +139,46 @@ def redeliver(db: Session, delivery_id: int, now: datetime) -> bool:
 class DeliveryLoop:
     sessions: SessionFactory = session_scope
     clock: Clock = system_clock
-    concurrency: int = 16
+    # Deliveries leased per round (each endpoint's sent in order, endpoints side by side).
+    batch: int = 100
     poll_s: float = 0.5
     _client: httpx.AsyncClient | None = field(default=None, init=False)
 
     def _claim(self) -> list[Due]:
         with self.sessions() as db:
-            return claim_due(db, self.clock.now(), self.concurrency)
+            return claim_due(db, self.clock.now(), self.batch)
 
-    def _save(self, *args) -> str:
+    def _save_all(self, tries: list[Tried]) -> list[str]:
+        """The results of a round in one transaction (a crash before it: the leases run out and
+        those deliveries are sent again, as at-least-once allows)."""
         with self.sessions() as db:
-            return save_result(db, *args)
+            outcomes = [save_result(db, tried) for tried in tries]
+            db.commit()
+        for tried, outcome in zip(tries, outcomes):
+            webhook_deliveries.labels("refused" if tried.refused and outcome == "retry" else outcome).inc()
+            if outcome != "delivered":
+                log.info("webhook %s to %s: %s (try %s, %s)", tried.due.webhook_id, tried.due.url, outcome,
+                         tried.due.tries, tried.status_code or tried.excerpt)
+        return outcomes
+
+    async def _try(self, due: Due) -> Tried:
+        refused = await asyncio.to_thread(refused_address, due.url)
+        if refused:
+            return Tried(due, self.clock.now(), None, 0.0, f"not sent: {refused}", True)
+        headers = signed_headers(due.webhook_id, due.body, due.secrets, self.clock.now())
+        status_code, started = None, time.monotonic()
+        try:
+            response = await self._client.post(due.url, content=due.body, headers=headers)
+            status_code, excerpt = response.status_code, response.text[:EXCERPT_CHARS]
+        except httpx.HTTPError as exc:
+            excerpt = f"{type(exc).__name__}: {exc}"
+        seconds = time.monotonic() - started
+        webhook_seconds.observe(seconds)
+        return Tried(due, self.clock.now(), status_code, seconds * 1000, excerpt, False)
 
     async def send(self, due: Due) -> str:
-        refused = await asyncio.to_thread(refused_address, due.url)
-        status_code, excerpt, started = None, "", time.monotonic()
-        if refused:
-            excerpt = f"not sent: {refused}"
-        else:
-            headers = signed_headers(due.webhook_id, due.body, due.secrets, self.clock.now())
-            try:
-                response = await self._client.post(due.url, content=due.body, headers=headers)
-                status_code, excerpt = response.status_code, response.text[:EXCERPT_CHARS]
-            except httpx.HTTPError as exc:
-                excerpt = f"{type(exc).__name__}: {exc}"
-        seconds = time.monotonic() - started
-        if not refused:
-            webhook_seconds.observe(seconds)
-        outcome = await asyncio.to_thread(self._save, due, self.clock.now(), status_code, seconds * 1000, excerpt)
-        webhook_deliveries.labels("refused" if refused and outcome == "retry" else outcome).inc()
-        if outcome != "delivered":
-            log.info("webhook %s to %s: %s (try %s, %s)", due.webhook_id, due.url, outcome, due.tries,
-                     status_code or excerpt)
-        return outcome
+        """One delivery now; its outcome (delivered, retry, failed, gone, dropped)."""
+        return (await asyncio.to_thread(self._save_all, [await self._try(due)]))[0]
 
     async def run_once(self) -> int:
         """Send what is due now; how many were sent."""
@@ -171,11 +187,12 @@ class DeliveryLoop:
         for delivery in due:
             by_endpoint.setdefault(delivery.endpoint_id, []).append(delivery)
 
-        async def in_order(deliveries: list[Due]) -> None:
-            for delivery in deliveries:
-                await self.send(delivery)
+        async def in_order(deliveries: list[Due]) -> list[Tried]:
+            return [await self._try(delivery) for delivery in deliveries]
 
-        await asyncio.gather(*(in_order(group) for group in by_endpoint.values()))
+        groups = await asyncio.gather(*(in_order(group) for group in by_endpoint.values()))
+        if due:
+            await asyncio.to_thread(self._save_all, [tried for group in groups for tried in group])
         return len(due)
 
     async def run(self) -> None:

@@ -50,6 +50,12 @@ def test_delivery_log_and_redelivery(page, app_server, receiver):
     expect(page.locator("#webhooks-notice")).to_contain_text("same webhook-id")
     wait_for(lambda: receiver.acknowledged("/log"), timeout=30, what="the redelivery")
     assert [r.webhook_id for r in receiver.received] == [webhook_id, webhook_id]
+
+    def logged_twice() -> bool:
+        with session_scope() as db:
+            return len(admin.delivery_log(db, organisation_id)) == 2
+
+    wait_for(logged_twice, timeout=10, what="the redelivery logged")
     page.click("#refresh-log")
     expect(page.locator(f"#try-{delivery_id}-2")).to_contain_text("200")
 

@@ -3,6 +3,7 @@ real changes (in this process and in the server's), delivered by the server's de
 real receiver that verifies every signature with the standardwebhooks library."""
 
 import asyncio
+import dataclasses
 import time
 from datetime import timedelta
 
@@ -16,7 +17,15 @@ from proctor_app.db import session_scope
 from proctor_app.models import ApiSession, Attempt, HealthSample, Organisation, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 from proctor_app.services import attempts, uploads
 from proctor_app.services.webhooks import endpoints
-from proctor_app.services.webhooks.delivery import DeliveryLoop, Due, signed_headers
+from proctor_app.services.webhooks.delivery import (
+    MAX_TRIES,
+    DeliveryLoop,
+    Due,
+    Tried,
+    retry_delay_s,
+    save_result,
+    signed_headers,
+)
 from proctor_app.services.webhooks.notices import announce_expiring, announce_started_alerts
 from proctor_app.services.webhooks.outbox import record
 from tests.support import samples
@@ -117,10 +126,15 @@ def test_a_500_is_retried_with_the_same_webhook_id_and_acknowledged_once(api, ca
     assert [r.answered for r in tries] == [500, 200]
     assert {r.webhook_id for r in tries} == {webhook_id}
     assert len(receiver.acknowledged("/flaky")) == 1
-    with session_scope() as db:
-        log = list(db.exec(select(WebhookAttempt).join(WebhookDelivery).join(WebhookEndpoint)
-                           .where(WebhookEndpoint.organisation_id == caller.organisation_id)
-                           .order_by(WebhookAttempt.number)))
+
+    def tried() -> list[WebhookAttempt]:
+        with session_scope() as db:
+            return list(db.exec(select(WebhookAttempt).join(WebhookDelivery).join(WebhookEndpoint)
+                                .where(WebhookEndpoint.organisation_id == caller.organisation_id)
+                                .order_by(WebhookAttempt.number)))
+
+    # (The sender writes a round's results once the round's requests are answered.)
+    log = wait_for(lambda: (found := tried()) and found[-1].ok and found, timeout=10, what="the second try logged")
     assert [(a.number, a.status_code, a.ok) for a in log] == [(1, 500, False), (2, 200, True)]
     assert log[0].excerpt == "no thanks" and log[1].latency_ms > 0
 
@@ -241,6 +255,31 @@ def test_an_alert_that_starts_goes_to_the_install_endpoint(app_server, receiver)
         with session_scope() as db:
             db.exec(delete(HealthSample).where(HealthSample.taken_at >= at - timedelta(minutes=1)))
             endpoints.update_endpoint(db, db.get(WebhookEndpoint, endpoint.id), enabled=False)
+
+
+def test_a_day_of_failures_pauses_the_endpoint_and_later_events_wait_for_it(caller, receiver):
+    with session_scope() as db:
+        endpoint = endpoints.create_endpoint(db, caller.organisation_id, receiver.url("/down"), ["*"])
+        event = record(db, "media.expiring", caller.organisation_id, {"n": 1})
+        db.flush()
+        delivery = db.exec(select(WebhookDelivery).where(WebhookDelivery.event_id == event.id)).one()
+        delivery.next_try_at = utcnow().replace(year=2100)  # out of the server's sender's reach
+        db.add(delivery)
+        due = Due(delivery.id, endpoint.id, MAX_TRIES - 1, event.public_id, "{}", endpoint.url, [endpoint.secret])
+        delays = [retry_delay_s(n) for n in range(1, MAX_TRIES)]
+    assert 18 * 3600 < sum(delays) < 40 * 3600  # retried for about a day
+    with session_scope() as db:
+        assert save_result(db, Tried(due, utcnow(), 503, 5.0, "busy", False)) == "retry"
+        assert save_result(db, Tried(dataclasses.replace(due, tries=MAX_TRIES), utcnow(), None, 10_000.0, "ReadTimeout", False)) == "failed"
+    with session_scope() as db:
+        paused = db.get(WebhookEndpoint, endpoint.id)
+        assert not paused.enabled and paused.disabled_reason.startswith("paused")
+        later = record(db, "media.expiring", caller.organisation_id, {"n": 2})
+        assert later is not None  # kept for when it is enabled again
+        db.flush()
+        kept = db.exec(select(WebhookDelivery).where(WebhookDelivery.event_id == later.id)).one()
+        assert kept.status == "pending"
+        db.delete(kept)  # not for the server's sender once another test enables endpoints
 
 
 def test_a_delivery_due_while_the_server_is_down_is_sent_after_its_restart(api, app_server, caller):

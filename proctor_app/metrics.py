@@ -28,6 +28,12 @@ retention_freed_bytes = Counter(
 relay_bytes = Counter(
     "proctor_live_relay_bytes", "Encoded live video bytes: in from publishers, out to viewers.",
     ["direction"], registry=registry)
+webhook_deliveries = Counter(
+    "proctor_webhook_deliveries", "Webhook delivery tries by outcome: delivered, retry, failed, gone, refused.",
+    ["outcome"], registry=registry)
+webhook_seconds = Histogram(
+    "proctor_webhook_seconds", "Webhook delivery tries: from the request to the receiver's answer.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=registry)
 storage_bytes = Gauge(
     "proctor_storage_bytes", "Bytes in the storage folder (counted once a minute).", registry=registry)
 

@@ -4,6 +4,7 @@ from proctor_app.api import build_api
 from proctor_app.api.headers import with_security_headers
 from proctor_app.config import config
 from proctor_app.pages.admin_api_keys import admin_api_keys_page
+from proctor_app.pages.admin_webhooks import admin_webhooks_page
 from proctor_app.pages.admin_exams import admin_exam_edit_page, admin_exams_page
 from proctor_app.pages.admin_health import admin_health_page
 from proctor_app.pages.admin_settings import admin_settings_page
@@ -16,6 +17,7 @@ from proctor_app.pages.proctor_grid import proctor_grid_page
 from proctor_app.pages.setup import setup_page
 from proctor_app.pages.take_exam import take_exam_page
 from proctor_app.state.admin_api_keys import AdminApiKeysState
+from proctor_app.state.admin_webhooks import AdminWebhooksState
 from proctor_app.state.admin_exams import AdminExamEditState, AdminExamListState
 from proctor_app.state.admin_health import AdminHealthState
 from proctor_app.state.admin_settings import AdminSettingsState
@@ -45,6 +47,8 @@ app.add_page(admin_settings_page, route="/admin/settings", on_load=AdminSettings
              title="Settings")
 app.add_page(admin_api_keys_page, route="/admin/api-keys", on_load=AdminApiKeysState.on_load,
              title="API keys")
+app.add_page(admin_webhooks_page, route="/admin/webhooks", on_load=AdminWebhooksState.on_load,
+             title="Webhooks")
 app.add_page(admin_health_page, route="/admin/health", on_load=AdminHealthState.on_load, title="Health")
 app.add_page(candidate_home_page, route="/candidate", on_load=CandidateHomeState.on_load,
              title="My exams")

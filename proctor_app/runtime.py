@@ -1,9 +1,9 @@
 """The composition root: what runs in each process, built in one place.
 
 - App process (server.py's lifespan): the live relay, the ingest pool (or an in-process upload
-  store), a job worker with the job handlers, the schedule (daily retention, health samples),
-  the overdue sweeper, readiness, and what a revocation ends in them (apply_revocations); the
-  login throttle.
+  store), a job worker with the job handlers, the webhook sender, the schedule (daily retention,
+  health samples), the overdue sweeper, readiness, and what a revocation ends in them
+  (apply_revocations); the login throttle.
 - Ingest process (`python -m proctor_app.runtime ingest FD`, started by the pool): an upload store
   serving the app's socket.
 - Processing worker (`python -m proctor_app worker`): a job worker alone.
@@ -30,11 +30,15 @@ from proctor_app.services.processing import job_handlers
 from proctor_app.services.readiness import Readiness
 from proctor_app.services.revocation import Revoked, RevokedListener
 from proctor_app.services.settings import settings_cache
+from proctor_app.services.webhooks import outbox
+from proctor_app.services.webhooks.delivery import DeliveryLoop
 
 INGEST_COMMAND = [sys.executable, "-m", "proctor_app.runtime", "ingest"]
 
-# Every process imports this module first: its log lines are configured here.
+# Every process imports this module first: its log lines are configured here, and every change
+# a webhook reports writes its event in its own transaction.
 configure_logging()
+outbox.install()
 
 clock = system_clock
 settings = settings_cache
@@ -60,6 +64,8 @@ def job_worker(concurrency: int | None = None) -> Worker:
 # The app process's own job worker (started in its lifespan unless PROCTOR_IN_APP_WORKER=0),
 # watched by readiness.
 app_worker = job_worker()
+# The app process's webhook sender (started in its lifespan).
+webhook_sender = DeliveryLoop(clock=clock)
 readiness = Readiness(storage_root=lambda: config.storage_dir, ingest_pool=ingest_pool,
                       worker=app_worker if config.in_app_worker else None, monotonic=clock.monotonic)
 

@@ -1,5 +1,6 @@
-"""Timed background work: the daily retention run, at the time (UTC) the admin set, and a health
-sample every minute (kept 30 days) for the Health page.
+"""Timed background work: the daily retention run, at the time (UTC) the admin set (then the
+media.expiring webhooks), and a health sample every minute (kept 30 days) for the Health page
+(then the operator.alert webhooks of alerts it started).
 
 Started from the server's lifespan, so every app process has one; the retention lock and the
 run's own check let only the first of them do the day's work.
@@ -20,6 +21,7 @@ from proctor_app.metrics import retention_freed_bytes, retention_runs, storage_b
 from proctor_app.services import health
 from proctor_app.services.retention import run_retention
 from proctor_app.services.settings import get_setting
+from proctor_app.services.webhooks.notices import announce_expiring, announce_started_alerts
 
 log = logging.getLogger("proctor_app.schedule")
 
@@ -59,6 +61,11 @@ def run_scheduled_retention(clock: Clock) -> None:
         log.info("retention: %d attempts, %d files, %d bytes freed, %d errors",
                  len(result.deleted_attempts), result.files_deleted, result.bytes_freed,
                  len(result.errors))
+        try:  # by the process that did the day's run, so once a day
+            with session_scope() as db:
+                log.info("webhooks: %d media.expiring notices", announce_expiring(db, clock.now()))
+        except Exception:
+            log.exception("media.expiring notices failed")
 
 
 def store_health_sample(clock: Clock, live_publishers: int) -> None:
@@ -66,7 +73,9 @@ def store_health_sample(clock: Clock, live_publishers: int) -> None:
     stored = health.storage_bytes()
     storage_bytes.set(stored)
     with session_scope() as db:
-        health.take_sample(db, clock.now(), live_publishers, stored)
+        if health.take_sample(db, clock.now(), live_publishers, stored) is not None:
+            db.flush()
+            announce_started_alerts(db, clock.now())  # by the process whose sample it is
 
 
 class Schedule:

@@ -9,7 +9,14 @@ from contextlib import asynccontextmanager
 from proctor_app.config import config
 from proctor_app.db import migrate, session_scope, startup_lock
 from proctor_app.demo import demo_mode, describe_demo, disable_demo_accounts, seed_demo
-from proctor_app.runtime import app_worker, apply_revocations, background_schedule, ingest_pool, relay
+from proctor_app.runtime import (
+    app_worker,
+    apply_revocations,
+    background_schedule,
+    ingest_pool,
+    relay,
+    webhook_sender,
+)
 from proctor_app.services.attempts import close_overdue_attempts
 from proctor_app.services.first_run import issue_setup_code
 from proctor_app.services.revocation import on_revoked
@@ -62,6 +69,7 @@ async def lifespan():
     # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again. Off with
     # PROCTOR_IN_APP_WORKER=0, when workers run in processes of their own.
     worker = asyncio.create_task(app_worker.run()) if config.in_app_worker else None
+    webhooks = asyncio.create_task(webhook_sender.run())
     # The daily retention run (the database lock keeps it to one process at a time), health samples.
     schedule = background_schedule()
     schedule.start()
@@ -71,9 +79,10 @@ async def lifespan():
         stop_revocations()
         schedule.shutdown()
         sweeper.cancel()
+        webhooks.cancel()
         if worker is not None:
             worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
+        await asyncio.gather(webhooks, *([worker] if worker else []), return_exceptions=True)
         await relay.close()
         if ingest_pool is not None:
             await ingest_pool.close()

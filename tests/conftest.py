@@ -19,16 +19,22 @@ _session_dir = Path(tempfile.mkdtemp(prefix="proctor-tests-"))
 os.environ["PROCTOR_DATA_DIR"] = str(_session_dir / "data")
 os.environ.pop("PROCTOR_DATABASE_URL", None)
 os.environ.pop("PROCTOR_STORAGE_DIR", None)
+# Webhook receivers in the tests listen on 127.0.0.1 (the app server inherits this).
+os.environ["PROCTOR_WEBHOOKS_ALLOW_PRIVATE"] = "1"
 
 from proctor_app.config import config  # noqa: E402
 from proctor_app.db import migrate, session_scope  # noqa: E402
 from proctor_app.demo import seed_demo  # noqa: E402
+from proctor_app.services.webhooks import outbox  # noqa: E402
 from tests.support import samples  # noqa: E402
 from tests.support.factories import user_id  # noqa: E402
 from tests.support.finalized import CLIP_S  # noqa: E402
 from tests.support.postgres import postgres_schema  # noqa: E402
 from tests.support.server import AppServer, free_port  # noqa: E402
 from tests.support.turn import TurnServer  # noqa: E402
+
+# As in the app's processes (runtime.py): changes made by the tests write their webhook events.
+outbox.install()
 
 BROWSER_TESTS = Path(__file__).resolve().parent / "browser"
 

@@ -27,11 +27,13 @@ from proctor_app.models.recording import (
 )
 from proctor_app.models.organisations import DEFAULT_ORGANISATION_ID, ApiKey, ApiSession, Organisation
 from proctor_app.models.base import utcnow
+from proctor_app.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
     "ApiKey", "ApiSession", "DEFAULT_ORGANISATION_ID", "Organisation", "Answer", "Attempt", "AttemptStatus",
     "AuditLog", "Chunk", "Exam", "ExamAssignment", "HealthSample", "Job",
     "JobStatus", "LoginSession", "ProctoringEvent", "Question", "QuestionKind", "Recording",
     "RecordingStatus", "ReviewStatus", "Role", "Segment", "Setting", "Severity", "Snapshot",
-    "StreamKind", "UploadToken", "User", "utcnow",
+    "StreamKind", "UploadToken", "User", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint",
+    "WebhookEvent", "utcnow",
 ]

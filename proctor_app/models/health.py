@@ -23,3 +23,6 @@ class HealthSample(SQLModel, table=True):
     disk_free_bytes: int = Field(default=0, sa_type=BigInteger)
     disk_total_bytes: int = Field(default=0, sa_type=BigInteger)
     live_publishers: int = 0
+    # Webhook delivery tries in the hour before: acknowledged (2xx) and not.
+    webhook_tries_ok: int = 0
+    webhook_tries_failed: int = 0

@@ -12,6 +12,7 @@ CHARTS = [
     ("chart-queue", "Oldest waiting job (min)", "queue_wait_min", "min"),
     ("chart-storage", "Storage in use (GB)", "storage_gb", "GB"),
     ("chart-disk", "Free disk (%)", "disk_free_pct", "%"),
+    ("chart-webhooks", "Webhook tries acknowledged (last hour, %)", "webhook_pct", "%"),
 ]
 
 

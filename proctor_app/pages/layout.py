@@ -13,7 +13,7 @@ NAV_BY_ROLE = {
     "supervisor": [("Attempts", "/attempts"), ("Live", "/proctor")],
     "admin": [("Users", "/admin/users"), ("Exams", "/admin/exams"), ("Attempts", "/attempts"),
               ("Live", "/proctor"), ("Settings", "/admin/settings"), ("API keys", "/admin/api-keys"),
-              ("Health", "/admin/health")],
+              ("Webhooks", "/admin/webhooks"), ("Health", "/admin/health")],
 }
 
 

@@ -2,6 +2,7 @@
 into `health_samples` for the Health page (and pruned), and read at scrape time for /metrics."""
 
 import shutil
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
 from proctor_app.media.storage import storage
-from proctor_app.models import HealthSample, Job, JobStatus
+from proctor_app.models import HealthSample, Job, JobStatus, WebhookAttempt
 from proctor_app.services.processing import FINALIZE
 
 SAMPLE_EVERY = timedelta(minutes=1)
@@ -64,13 +65,14 @@ def take_sample(db: Session, now: datetime, live_publishers: int, stored_bytes: 
     durations = [(finished - started).total_seconds() for status, started, finished in ended
                  if status == JobStatus.done and started and finished]
     depth, oldest = queue_figures(db, now)
+    tries = Counter(db.exec(select(WebhookAttempt.ok).where(WebhookAttempt.at > now - WINDOW)).all())
     free, total = disk_space(storage.root())
     sample = HealthSample(
         taken_at=now, jobs_done=sum(1 for row in ended if row[0] == JobStatus.done),
         jobs_failed=sum(1 for row in ended if row[0] == JobStatus.failed),
         processing_p95_s=_percentile(durations, 0.95), queue_depth=depth, oldest_wait_s=oldest,
         storage_bytes=stored_bytes, disk_free_bytes=free, disk_total_bytes=total,
-        live_publishers=live_publishers)
+        live_publishers=live_publishers, webhook_tries_ok=tries[True], webhook_tries_failed=tries[False])
     db.add(sample)
     db.exec(delete(HealthSample).where(HealthSample.taken_at < now - KEEP_SAMPLES))
     db.commit()

@@ -72,6 +72,8 @@ SPECS: dict[str, SettingSpec] = {
     "processing_concurrency": SettingSpec(1, "Processing jobs at once", _int_range(1, 16)),
     "keep_raw_chunks": SettingSpec(False, "Keep raw chunks after processing", _boolean),
     "live_offline_after_s": SettingSpec(20, "Offline after (seconds without a publisher)", _int_range(3, 600)),
+    "webhook_expiring_notice_days": SettingSpec(3, "media.expiring webhook (days before deletion, 0: none)",
+                                                _int_range(0, 365)),
 }
 
 

@@ -32,6 +32,7 @@ class AlertRow:
 
 def _point(sample: HealthSample, long_span: bool) -> dict[str, Any]:
     ended = sample.jobs_done + sample.jobs_failed
+    tries = sample.webhook_tries_ok + sample.webhook_tries_failed
     return {
         "time": sample.taken_at.strftime("%m-%d %H:%M" if long_span else "%H:%M"),
         "success_pct": round(100 * sample.jobs_done / ended, 1) if ended else None,
@@ -40,6 +41,7 @@ def _point(sample: HealthSample, long_span: bool) -> dict[str, Any]:
         "storage_gb": round(sample.storage_bytes / 1e9, 3),
         "disk_free_pct": (round(100 * sample.disk_free_bytes / sample.disk_total_bytes, 1)
                           if sample.disk_total_bytes else None),
+        "webhook_pct": round(100 * sample.webhook_tries_ok / tries, 1) if tries else None,
     }
 
 

@@ -31,6 +31,7 @@ PAGES = {
     "/admin/settings": {"admin"},
     "/admin/health": {"admin"},
     "/admin/api-keys": {"admin"},
+    "/admin/webhooks": {"admin"},
     "/candidate": {"candidate"},
     "/candidate/exams/{exam_id}": {"candidate"},
     "/attempts": STAFF,

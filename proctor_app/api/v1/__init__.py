@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.requests import Request
 
-from proctor_app.api.v1 import problems, sessions
+from proctor_app.api.v1 import metrics, problems, sessions, webhooks
 from proctor_app.api.v1.auth import ApiKeyAuth
 from proctor_app.api.v1.docs import docs_page
 from proctor_app.api.v1.schemas import Problem
@@ -19,6 +19,8 @@ def build_v1() -> FastAPI:
     app = FastAPI(title="Proctor integration API", version="1", description=DESCRIPTION,
                   openapi_url=None, docs_url=None, redoc_url=None)
     app.include_router(sessions.router)
+    app.include_router(webhooks.router)
+    app.include_router(metrics.router)
     problems.install(app)
 
     def document() -> dict:
@@ -45,5 +47,6 @@ def build_v1() -> FastAPI:
         return docs_page(document())
 
     # The router's own routes: the app's list holds the included router as one opaque entry.
-    app.add_middleware(ApiKeyAuth, routes=sessions.router.routes)
+    app.add_middleware(ApiKeyAuth, routes=[*sessions.router.routes, *webhooks.router.routes,
+                                         *metrics.router.routes])
     return app

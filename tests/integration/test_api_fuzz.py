@@ -2,14 +2,18 @@
 from the OpenAPI document the server serves (no 5xx; status codes, content types and bodies as
 documented). Bounded by examples per operation to a couple of minutes on 2 cores."""
 
+import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from proctor_app.db import session_scope
 from tests.support.api import make_caller, session_body
+from tests.support.server import ROOT
 
 MAX_EXAMPLES = 25
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
@@ -34,12 +38,16 @@ def test_schemathesis_finds_nothing(app_server, tmp_path: Path):
     result = subprocess.run(
         [schemathesis, "run", f"{app_server.url}/api/v1/openapi.json", "--checks", CHECKS,
          "--max-examples", str(MAX_EXAMPLES), "--workers", "1", "--seed", "1414",
+         # The stateful phase fills path parameters without the hooks' filter (see the hooks module).
+         "--phases", "examples,coverage,fuzzing",
          "-H", f"Authorization: Bearer {caller.key}", "--no-color"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, SCHEMATHESIS_HOOKS="tests.support.schemathesis_hooks", PYTHONPATH=str(ROOT)))
     summary = result.stdout[result.stdout.rfind("SUMMARY"):]
     tested = re.search(r"Tested: (\d+)", summary)
     cases = re.search(r"(\d+) generated", summary)
     print(f"schemathesis: operations {tested and tested.group(1)}, cases {cases and cases.group(1)}, "
           f"exit {result.returncode}")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert tested and int(tested.group(1)) == 6
+    operations = sum(len(methods) for methods in httpx.get(f"{app_server.url}/api/v1/openapi.json").json()["paths"].values())
+    assert tested and int(tested.group(1)) == operations

@@ -3,10 +3,11 @@
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from proctor_app.api import clock, ingest, live, media, monitoring, preview
+from proctor_app.api import clock, ingest, live, media, monitoring, preview, sdk
 from proctor_app.api.v1 import MOUNT, build_v1
 
 
 def build_api() -> Starlette:
     return Starlette(routes=[*clock.routes, *ingest.routes, *preview.routes, *media.routes, *live.routes,
-                             *monitoring.routes, Mount(MOUNT, app=build_v1())])
+                             *monitoring.routes, *sdk.routes,
+                             Mount(MOUNT, app=build_v1())])

@@ -2,6 +2,7 @@
 its organisation and, for API sessions, the caller's external id."""
 
 import re
+from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
@@ -29,6 +30,25 @@ def ensure_organisation(db: Session, slug: str, name: str | None = None) -> Orga
         db.add(organisation)
         db.flush()
     return organisation
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL, lower-case, as browsers send it in Origin; "" for none."""
+    parts = urlsplit(str(url).strip())
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+
+
+def set_allowed_origins(db: Session, organisation: Organisation, origins: list[str]) -> list[str]:
+    """The sites whose pages may embed the recorder (/sdk/proctor.js) for the organisation."""
+    allowed = []
+    for item in origins:
+        origin = origin_of(item)
+        if urlsplit(item.strip()).scheme not in ("http", "https") or origin != item.strip().rstrip("/").lower():
+            raise OrganisationError(f"{item!r} is not an origin (scheme://host[:port], no path).")
+        allowed.append(origin)
+    organisation.allowed_origins = sorted(set(allowed))
+    db.add(organisation)
+    return organisation.allowed_origins
 
 
 def origin_marks(db: Session, attempt_ids: list[int]) -> dict[int, str]:

@@ -6,7 +6,10 @@
 //   import { mount } from "https://proctor.example/sdk/proctor.js";
 //   const proctor = mount(document.getElementById("proctoring"), { token });
 //   proctor.addEventListener("status", (e) => ...);   // e.detail: {state, recording, pending, error}
-//   await proctor.end();                               // stops recording, resolves once uploaded
+//   await proctor.end();                               // ends the session, resolves once uploaded
+//
+// Ended elsewhere (POST /api/v1/sessions/{id}/end, or the time is up), the page notices within
+// seconds, stops and uploads the rest.
 //
 // `token` is the short-lived session token the integrator's server got from
 // POST /api/v1/sessions/{id}/token. Every call is answered only for the origins the organisation
@@ -17,6 +20,8 @@ import { ExamRecording } from "$/public/recorder_session.js";
 import { getBackendURL } from "$/utils/state";
 
 const STATUS_TICK_MS = 1000;
+// How soon the page notices that the session ended elsewhere (the integrator's API call, the time).
+const WATCH_MS = 3000;
 
 function element(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -138,15 +143,36 @@ class Proctor extends EventTarget {
     this.session = new ExamRecording({ ...props, active: true, questionId: 0, answerKey: "", required: props.required }, publish);
     this.session.mount();
     this.ticker = setInterval(publish, STATUS_TICK_MS);
+    this.watcher = setInterval(() => this.watch(), WATCH_MS);
   }
 
-  // Stops recording and resolves once everything recorded here is uploaded.
+  async watch() {
+    try {
+      const { status } = await call("/api/sdk/status", { token: this.session.props.uploadToken });
+      if (status !== "in_progress") await this.finish();
+    } catch {
+      // Offline or refused: the recorder's own queue reports what it cannot send.
+    }
+  }
+
+  // After the end: stops recording; resolves once everything recorded here is uploaded.
+  async finish() {
+    clearInterval(this.watcher);
+    if (this.finishing) return this.finishing;
+    this.finishing = (async () => {
+      if (this.session.phase === "recording") await this.session.stopAndFlush();
+      else await this.session.flush();
+      clearInterval(this.ticker);
+      this.session.publish();
+    })();
+    return this.finishing;
+  }
+
+  // The candidate ends the session here: recording stops, the rest is uploaded.
   async end() {
     if (!this.session) return;
-    if (this.session.phase === "recording") await this.session.stopAndFlush();
-    else await this.session.flush();
-    clearInterval(this.ticker);
-    this.session.publish();
+    await call("/api/sdk/end", { token: this.session.props.uploadToken }).catch((err) => this.report({ error: err.message }));
+    await this.finish();
   }
 }
 

@@ -106,6 +106,20 @@ def _start(body: dict, origin: str) -> dict:
         return _session_view(db, attempt)
 
 
+def _status(body: dict, origin: str) -> dict:
+    with session_scope() as db:
+        return {"status": sdk_sessions.recording(db, body.get("token", ""), origin).status}
+
+
+def _end(body: dict, origin: str) -> dict:
+    """The candidate ends the session from the SDK (as the End button of the launch page does)."""
+    with session_scope() as db:
+        attempt = sdk_sessions.recording(db, body.get("token", ""), origin)
+        if attempt.status == AttemptStatus.in_progress:
+            attempts.submit(db, attempt)
+        return {"status": attempt.status}
+
+
 def _sdk_call(action):
     async def endpoint(request: Request) -> Response:
         origin = request.headers.get("origin", "")
@@ -136,4 +150,7 @@ routes = [
     Route("/sdk/proctor.js", proctor_js, methods=["GET"]),
     Route("/api/sdk/session", _sdk_call(_describe), methods=["POST"]),
     Route("/api/sdk/start", _sdk_call(_start), methods=["POST"]),
+    # With the recording's upload token: it outlives the session token.
+    Route("/api/sdk/status", _sdk_call(_status), methods=["POST"]),
+    Route("/api/sdk/end", _sdk_call(_end), methods=["POST"]),
 ]

@@ -18,7 +18,17 @@ from sqlmodel import Session, select
 from proctor_app.auth.sessions import SESSION_LIFETIME
 from proctor_app.auth.tokens import new_token, token_hash
 from proctor_app.config import config
-from proctor_app.models import ApiSession, AuditLog, Attempt, Exam, LoginSession, Organisation, User, utcnow
+from proctor_app.models import (
+    ApiSession,
+    Attempt,
+    AuditLog,
+    Exam,
+    LoginSession,
+    Organisation,
+    UploadToken,
+    User,
+    utcnow,
+)
 from proctor_app.services import api_sessions
 from proctor_app.services.organisations import origin_of
 from proctor_app.services.settings import get_settings
@@ -102,6 +112,19 @@ def redeem(db: Session, token: str, origin: str, now: datetime | None = None) ->
         raise SdkRefused("This site is not allowed to record sessions of this organisation.")
     attempt = db.exec(select(Attempt).where(Attempt.id == session.attempt_id).with_for_update()).one()
     return session, attempt
+
+
+def recording(db: Session, upload_token: str, origin: str, now: datetime | None = None) -> Attempt:
+    """The attempt a recording SDK page holds the upload token of (its SDK token may have expired
+    meanwhile), when the page's origin is allowed."""
+    row = db.exec(select(UploadToken).where(UploadToken.token_hash == token_hash(str(upload_token)))).first()
+    if row is None or row.expires_at <= (now or utcnow()):
+        raise SdkRefused("The recording's token is not valid any more: reload the page.")
+    attempt = db.exec(select(Attempt).where(Attempt.id == row.attempt_id).with_for_update()).one()
+    exam = db.get(Exam, attempt.exam_id)
+    if not exam.api_session or not origin_allowed(db.get(Organisation, exam.organisation_id), origin):
+        raise SdkRefused("This site is not allowed to record sessions of this organisation.")
+    return attempt
 
 
 def recorder_props(db: Session, attempt: Attempt, grant: UploadGrant) -> dict:

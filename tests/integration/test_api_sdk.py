@@ -127,6 +127,16 @@ def test_the_sdk_records_only_from_an_allowed_origin(api, org_a):
     # A reload of the exam page: the same session goes on with a fresh upload token.
     again = api.post("/api/sdk/session", json={"token": _token(api, org_a, created["id"])}, headers={"Origin": SITE})
     assert again.json()["recorder"]["uploadToken"] != recorder["uploadToken"]
+    # Later calls go with the recording's upload token (the session token lasts minutes).
+    upload = {"token": recorder["uploadToken"]}
+    assert api.post("/api/sdk/status", json=upload, headers={"Origin": OTHER_SITE}).status_code == 403
+    assert api.post("/api/sdk/status", json={"token": "forged"}, headers={"Origin": SITE}).status_code == 403
+    assert api.post("/api/sdk/status", json=upload, headers={"Origin": SITE}).json() == {"status": "in_progress"}
+    assert api.post("/api/sdk/end", json=upload, headers={"Origin": OTHER_SITE}).status_code == 403
+    assert _row(created["id"])[1].status == AttemptStatus.in_progress
+    assert api.post("/api/sdk/end", json=upload, headers={"Origin": SITE}).json() == {"status": "submitted"}
+    assert _row(created["id"])[1].status == AttemptStatus.submitted
+    assert api.post("/api/sdk/status", json=upload, headers={"Origin": SITE}).json() == {"status": "submitted"}
 
 
 def test_bad_and_expired_sdk_tokens_are_refused(api, org_a):

@@ -24,6 +24,10 @@ class Config:
     ingest_processes: int
     # Where users reach the app (e.g. https://proctor.example.edu); https:// turns on HSTS.
     public_url: str = ""
+    # Other sites whose pages may call /api with the user's cookie (CORS); none by default.
+    cors_origins: tuple[str, ...] = ()
+    # Peers whose X-Forwarded-For names the client (the reverse proxy), as IPs or CIDRs.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
     # /metrics: answered to these client addresses (networks), or to a request with this token.
     metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
     metrics_token: str = ""
@@ -42,6 +46,10 @@ def _persisted_secret(data_dir: Path) -> str:
     return secret
 
 
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
 def load_config() -> Config:
     data_dir = Path(os.environ.get("PROCTOR_DATA_DIR", PROJECT_ROOT / "data")).resolve()
     return Config(
@@ -53,6 +61,8 @@ def load_config() -> Config:
         redis_url=os.environ.get("REFLEX_REDIS_URL") or None,
         ingest_processes=int(os.environ.get("PROCTOR_INGEST_PROCESSES", min(4, os.cpu_count() or 1))),
         public_url=os.environ.get("PROCTOR_PUBLIC_URL", "").strip(),
+        cors_origins=_list(os.environ.get("PROCTOR_CORS_ORIGINS", "")),
+        trusted_proxies=_list(os.environ.get("PROCTOR_TRUSTED_PROXIES", "127.0.0.1")),
         metrics_allow=tuple(part.strip() for part in
                             os.environ.get("PROCTOR_METRICS_ALLOW", "127.0.0.1,::1").split(",") if part.strip()),
         metrics_token=os.environ.get("PROCTOR_METRICS_TOKEN", "").strip(),

@@ -2,7 +2,8 @@
 
 - App process (server.py's lifespan): the live relay, the ingest pool (or an in-process upload
   store), a job worker with the job handlers, the schedule (daily retention, health samples),
-  the overdue sweeper, readiness, and what a revocation ends in them (apply_revocations).
+  the overdue sweeper, readiness, and what a revocation ends in them (apply_revocations); the
+  login throttle.
 - Ingest process (`python -m proctor_app.runtime ingest FD`, started by the pool): an upload store
   serving the app's socket.
 - Processing worker (`python -m proctor_app worker`): a job worker alone.
@@ -14,6 +15,7 @@ import logging
 import socket
 import sys
 
+from proctor_app.auth.throttle import LoginThrottle
 from proctor_app.clock import system_clock
 from proctor_app.config import config
 from proctor_app.logs import configure_logging
@@ -42,6 +44,8 @@ relay = LiveRelay(offline_after_s=lambda: settings()["live_offline_after_s"],
 # Snapshots and events are stored in the app process; chunks too when it has no ingest processes.
 upload_store = UploadStore(settings, clock)
 ingest_pool = IngestPool(config.ingest_processes, INGEST_COMMAND) if config.ingest_processes else None
+# Wrong-password windows in Redis when there is one, so every app process counts the same failures.
+login_throttle = LoginThrottle(config.redis_url or "memory://")
 
 
 def job_worker(concurrency: int | None = None) -> Worker:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from proctor_app.auth.sessions import SESSION_COOKIE, SESSION_LIFETIME
+from proctor_app.api.auth import set_session_cookie
 from proctor_app.config import config
 from proctor_app.db import session_scope
 from proctor_app.models import AttemptStatus, Exam
@@ -50,10 +50,7 @@ async def launch(request: Request) -> Response:
     except sdk_sessions.LaunchRefused as exc:
         return _refused_page(str(exc), 410)
     response = RedirectResponse(f"{SESSION_PAGE}{launched.exam_id}", status_code=303, headers=NO_STORE)
-    # Read by the page's state like a sign-in's cookie (state/auth.py).
-    response.set_cookie(SESSION_COOKIE, launched.login_token, path="/", samesite="strict",
-                        secure=config.public_url.lower().startswith("https://"),
-                        max_age=int(SESSION_LIFETIME.total_seconds()))
+    set_session_cookie(response, launched.login_token, config.public_url)
     return response
 
 

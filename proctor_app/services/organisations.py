@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
+from proctor_app.cors import origin_of
+from proctor_app.db import session_scope
 from proctor_app.models import ApiSession, Attempt, Exam, Organisation, User
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -32,12 +34,6 @@ def ensure_organisation(db: Session, slug: str, name: str | None = None) -> Orga
     return organisation
 
 
-def origin_of(url: str) -> str:
-    """scheme://host[:port] of a URL, lower-case, as browsers send it in Origin; "" for none."""
-    parts = urlsplit(str(url).strip())
-    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
-
-
 def set_allowed_origins(db: Session, organisation: Organisation, origins: list[str]) -> list[str]:
     """The sites whose pages may embed the recorder (/sdk/proctor.js) for the organisation."""
     allowed = []
@@ -49,6 +45,12 @@ def set_allowed_origins(db: Session, organisation: Organisation, origins: list[s
     organisation.allowed_origins = sorted(set(allowed))
     db.add(organisation)
     return organisation.allowed_origins
+
+
+def all_allowed_origins() -> frozenset[str]:
+    """Every organisation's SDK origins (for the CORS grant, proctor_app/cors.py)."""
+    with session_scope() as db:
+        return frozenset(origin for origins in db.exec(select(Organisation.allowed_origins)) for origin in origins or ())
 
 
 def origin_marks(db: Session, attempt_ids: list[int]) -> dict[int, str]:

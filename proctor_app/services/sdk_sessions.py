@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from proctor_app.auth.sessions import SESSION_LIFETIME
 from proctor_app.auth.tokens import new_token, token_hash
 from proctor_app.config import config
+from proctor_app.cors import origin_of
 from proctor_app.models import (
     ApiSession,
     Attempt,
@@ -30,7 +31,6 @@ from proctor_app.models import (
     utcnow,
 )
 from proctor_app.services import api_sessions
-from proctor_app.services.organisations import origin_of
 from proctor_app.services.settings import get_settings
 from proctor_app.services.uploads import UploadGrant
 

@@ -181,3 +181,14 @@ def test_the_cli_sets_an_organisations_origins(demo_db):
     refused = subprocess.run([sys.executable, "-m", "proctor_app", "organisations", "set-origins", "cli-origins",
                               "https://lms.example.org/path"], capture_output=True, text=True, check=False)
     assert refused.returncode == 2 and "Nothing changed" in refused.stderr
+
+
+def test_organisations_origins_extend_the_cors_grant(org_a, monkeypatch):
+    from proctor_app import cors
+
+    monkeypatch.setattr(cors, "ORGANISATION_ORIGINS_TTL_S", 0)
+    allowed = cors.cors_allowed_origins(("https://install.example",), "")
+    assert "https://install.example" in allowed and SITE in allowed
+    assert OTHER_SITE not in allowed and "*" not in allowed and SITE + "/path" not in allowed
+    # What the state socket gets: the configured list alone.
+    assert list(allowed) == ["https://install.example"]

@@ -124,6 +124,7 @@ def test_another_sites_page_records_a_session_with_the_sdk(app_server, context, 
             frames = sum(1 for _ in container.decode(container.streams.video[0]))
             duration_s = float(container.duration / av.time_base)
         assert frames > 0 and duration_s >= RECORD_S - 5, duration_s
+        print(f"SDK recording: MP4 {duration_s:.1f} s, {frames} frames, {len(video.content)} bytes")
         with session_scope() as db:
             kinds = set(db.exec(select(ProctoringEvent.kind).where(
                 ProctoringEvent.attempt_id == _attempt(created["id"]).id)))

@@ -43,12 +43,12 @@ class _OrganisationOrigins:
 organisation_origins = _OrganisationOrigins()
 
 
-class AllowedOrigins(tuple):
+class AllowedOrigins(list):
     """The configured origins (what iterating gives, e.g. the state socket's list), and for the
     CORS middleware's `origin in ...` also the organisations' SDK origins."""
 
     def __contains__(self, origin) -> bool:
-        if tuple.__contains__(self, origin):
+        if list.__contains__(self, origin):
             return True
         return origin != "*" and isinstance(origin, str) and origin_of(origin) == origin \
             and origin in organisation_origins()

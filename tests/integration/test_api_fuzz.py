@@ -42,4 +42,4 @@ def test_schemathesis_finds_nothing(app_server, tmp_path: Path):
     print(f"schemathesis: operations {tested and tested.group(1)}, cases {cases and cases.group(1)}, "
           f"exit {result.returncode}")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert tested and int(tested.group(1)) == 6
+    assert tested and int(tested.group(1)) == 7

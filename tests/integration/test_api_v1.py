@@ -254,7 +254,8 @@ def test_openapi_document_and_docs_page(api):
     document = api.get("/api/v1/openapi.json").json()
     assert document["openapi"].startswith("3.1")
     assert set(document["paths"]) == {"/sessions", "/sessions/{session_id}", "/sessions/{session_id}/end",
-                                      "/sessions/{session_id}/events", "/sessions/{session_id}/media"}
+                                      "/sessions/{session_id}/events", "/sessions/{session_id}/media",
+                                      "/sessions/{session_id}/token"}
     create = document["paths"]["/sessions"]["post"]
     assert create["x-required-scope"] == "sessions:write"
     assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/SessionCreate")

@@ -22,6 +22,7 @@ from proctor_app.logs import configure_logging
 from proctor_app.media.ingest.processes import IngestPool, serve
 from proctor_app.media.ingest.store import UploadStore
 from proctor_app.media.jobs.worker import Worker
+from proctor_app.media.live.ice import IceServers, IceSettings, parse_urls
 from proctor_app.media.live.relay import LiveRelay
 from proctor_app.schedule import Schedule
 from proctor_app.services.live import store_live_transition
@@ -38,9 +39,11 @@ configure_logging()
 clock = system_clock
 settings = settings_cache
 
+ice_servers = IceServers(IceSettings(parse_urls(config.ice_servers), config.turn_secret, config.public_ip,
+                                     config.ice_transport_policy), clock)
 relay = LiveRelay(offline_after_s=lambda: settings()["live_offline_after_s"],
                   on_transition=store_live_transition,
-                  enabled=lambda: settings()["live_video_enabled"], clock=clock)
+                  enabled=lambda: settings()["live_video_enabled"], clock=clock, ice=ice_servers)
 # Snapshots and events are stored in the app process; chunks too when it has no ingest processes.
 upload_store = UploadStore(settings, clock)
 ingest_pool = IngestPool(config.ingest_processes, INGEST_COMMAND) if config.ingest_processes else None
@@ -54,10 +57,11 @@ def job_worker(concurrency: int | None = None) -> Worker:
                   concurrency=concurrency or (lambda: int(settings()["processing_concurrency"])))
 
 
-# The app process's own job worker (started in its lifespan), watched by readiness.
+# The app process's own job worker (started in its lifespan unless PROCTOR_IN_APP_WORKER=0),
+# watched by readiness.
 app_worker = job_worker()
-readiness = Readiness(storage_root=lambda: config.storage_dir, ingest_pool=ingest_pool, worker=app_worker,
-                      monotonic=clock.monotonic)
+readiness = Readiness(storage_root=lambda: config.storage_dir, ingest_pool=ingest_pool,
+                      worker=app_worker if config.in_app_worker else None, monotonic=clock.monotonic)
 
 
 def background_schedule() -> Schedule:

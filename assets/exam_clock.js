@@ -1,29 +1,12 @@
 // The exam countdown. The deadline comes from the server (epoch ms); the local clock is corrected
 // by the offset measured here against /api/time, so a wrong computer clock changes nothing.
 import { createElement as h, useEffect, useRef, useState } from "react";
-import { getBackendURL } from "$/utils/state";
+import { measureClockOffset } from "$/public/clock_sync.js";
 
-const SAMPLES = 3;
 const TICK_MS = 250;
 // Fired again while the server still sees time left (its clock is the authority).
 const EXPIRE_RETRY_MS = 2000;
 const WARN_BELOW_MS = 60_000;
-
-// NTP-style: offset = server - (t0 + t1) / 2, keeping the sample with the shortest round trip.
-export async function measureClockOffset() {
-  const url = new URL("/api/time", getBackendURL());
-  let best = null;
-  for (let i = 0; i < SAMPLES; i++) {
-    const t0 = Date.now();
-    const response = await fetch(url, { cache: "no-store", credentials: "same-origin" });
-    const { server_ms } = await response.json();
-    const t1 = Date.now();
-    if (best === null || t1 - t0 < best.rtt_ms) {
-      best = { offset_ms: Math.round(server_ms - (t0 + t1) / 2), rtt_ms: t1 - t0 };
-    }
-  }
-  return best;
-}
 
 function formatLeft(ms) {
   const total = Math.ceil(ms / 1000);

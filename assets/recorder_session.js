@@ -9,7 +9,7 @@
 // recorder error and the periodic rotation each start a new segment. Chunks are timed on the
 // server-corrected clock (performance.now() from the last sync, so a changed computer clock changes
 // nothing) and go through the durable queue in upload_queue.js.
-import { measureClockOffset } from "$/public/exam_clock.js";
+import { measureClockOffset } from "$/public/clock_sync.js";
 import { DeviceStream, StillCamera, describe, pickMimeType } from "$/public/recorder_stream.js";
 import { queueFor, sha256Hex } from "$/public/upload_queue.js";
 

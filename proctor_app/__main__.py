@@ -15,6 +15,8 @@ PROCTOR_* variables).
         list jobs, newest first
     python -m proctor_app api-keys create|list|revoke ...
         API keys of organisations (see proctor_app/api_keys_cli.py)
+    python -m proctor_app organisations set-origins SLUG [ORIGIN ...]
+        the sites allowed to embed the recorder /sdk/proctor.js (see proctor_app/api_keys_cli.py)
 """
 
 import argparse

@@ -5,6 +5,8 @@
         on the last line of stdout
     api-keys list [--org SLUG]
     api-keys revoke PREFIX
+    organisations set-origins SLUG [ORIGIN ...]
+        the sites whose pages may embed the recorder (/sdk/proctor.js); replaces the list
 """
 
 import sys
@@ -68,7 +70,26 @@ def _revoke(args) -> int:
     return 0
 
 
+def _set_origins(args) -> int:
+    migrate()
+    try:
+        with session_scope() as db:
+            organisation = organisations.ensure_organisation(db, args.slug)
+            allowed = organisations.set_allowed_origins(db, organisation, args.origins)
+    except organisations.OrganisationError as exc:
+        print(f"organisations set-origins: {exc} Nothing changed.", file=sys.stderr)
+        return 2
+    print(f"Organisation {organisation.slug} allows the recorder on: {' '.join(allowed) or 'no site'}.")
+    return 0
+
+
 def add_commands(commands) -> None:
+    parser = commands.add_parser("organisations", help="settings of organisations")
+    actions = parser.add_subparsers(dest="action", required=True)
+    p = actions.add_parser("set-origins", help="the sites whose pages may embed /sdk/proctor.js (none: no site)")
+    p.add_argument("slug", help="organisation slug (created when missing)")
+    p.add_argument("origins", nargs="*", metavar="ORIGIN", help="e.g. https://lms.example.org")
+    p.set_defaults(run=_set_origins)
     parser = commands.add_parser("api-keys", help="create, list and revoke API keys")
     actions = parser.add_subparsers(dest="action", required=True)
     p = actions.add_parser("create", help="create a key; prints it once, alone on the last line")

@@ -5,6 +5,7 @@ from proctor_app.api.headers import with_security_headers
 from proctor_app.config import config
 from proctor_app.pages.admin_api_keys import admin_api_keys_page
 from proctor_app.pages.admin_webhooks import admin_webhooks_page
+from proctor_app.pages.api_session import api_session_page
 from proctor_app.pages.admin_exams import admin_exam_edit_page, admin_exams_page
 from proctor_app.pages.admin_health import admin_health_page
 from proctor_app.pages.admin_settings import admin_settings_page
@@ -18,6 +19,7 @@ from proctor_app.pages.setup import setup_page
 from proctor_app.pages.take_exam import take_exam_page
 from proctor_app.state.admin_api_keys import AdminApiKeysState
 from proctor_app.state.admin_webhooks import AdminWebhooksState
+from proctor_app.state.api_session import ApiSessionState
 from proctor_app.state.admin_exams import AdminExamEditState, AdminExamListState
 from proctor_app.state.admin_health import AdminHealthState
 from proctor_app.state.admin_settings import AdminSettingsState
@@ -54,6 +56,9 @@ app.add_page(candidate_home_page, route="/candidate", on_load=CandidateHomeState
              title="My exams")
 app.add_page(take_exam_page, route="/candidate/exams/[exam_id]", on_load=TakeExamState.on_load,
              title="Exam")
+# Opened through /launch/{token} (api/sdk.py): an API session's candidate page.
+app.add_page(api_session_page, route="/proctoring/[exam_id]",
+             on_load=[TakeExamState.on_load, ApiSessionState.on_load], title="Proctoring session")
 app.add_page(attempts_list_page, route="/attempts", on_load=AttemptsListState.on_load, title="Attempts")
 app.add_page(attempt_video_page, route="/attempts/[attempt_id]/video", on_load=AttemptVideoState.on_load,
              title="Attempt video")

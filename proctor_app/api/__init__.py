@@ -3,7 +3,7 @@
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from proctor_app.api import clock, evidence, ingest, live, media, monitoring, preview
+from proctor_app.api import clock, evidence, ingest, live, media, monitoring, preview, sdk
 from proctor_app.api.auth import auth_routes
 from proctor_app.api.v1 import MOUNT, build_v1
 from proctor_app.runtime import login_throttle
@@ -13,4 +13,4 @@ def build_api() -> Starlette:
     # evidence.routes (/api/v1/signing-key, public) come before the /api/v1 mount, which wants a key.
     return Starlette(routes=[*auth_routes(login_throttle), *clock.routes, *ingest.routes,
                              *preview.routes, *media.routes, *evidence.routes, *live.routes,
-                             *monitoring.routes, Mount(MOUNT, app=build_v1())])
+                             *monitoring.routes, *sdk.routes, Mount(MOUNT, app=build_v1())])

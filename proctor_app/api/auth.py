@@ -38,7 +38,7 @@ def _cross_site() -> JSONResponse:
     return problem(403, "cross_site", "Sign-in and sign-out are only accepted from this site's pages.")
 
 
-def _set_session_cookie(response: Response, token: str, public_url: str) -> None:
+def set_session_cookie(response: Response, token: str, public_url: str) -> None:
     response.set_cookie(sessions.SESSION_COOKIE, token, path="/", httponly=True, samesite="strict",
                         secure=public_url.lower().startswith("https://"),
                         max_age=int(sessions.SESSION_LIFETIME.total_seconds()))
@@ -103,7 +103,7 @@ def login_route(throttle: LoginThrottle, public_url: str, trusted_proxies: tuple
         response = JSONResponse({"next": next_or_home(target, HOME_BY_ROLE[user.role]),
                                  "name": user.name, "role": user.role},
                                 headers={"Cache-Control": "no-store"})
-        _set_session_cookie(response, token, public_url)
+        set_session_cookie(response, token, public_url)
         return response
 
     return login

@@ -2,9 +2,12 @@
 its organisation and, for API sessions, the caller's external id."""
 
 import re
+from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
+from proctor_app.cors import origin_of
+from proctor_app.db import session_scope
 from proctor_app.models import ApiSession, Attempt, Exam, Organisation, User
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -29,6 +32,25 @@ def ensure_organisation(db: Session, slug: str, name: str | None = None) -> Orga
         db.add(organisation)
         db.flush()
     return organisation
+
+
+def set_allowed_origins(db: Session, organisation: Organisation, origins: list[str]) -> list[str]:
+    """The sites whose pages may embed the recorder (/sdk/proctor.js) for the organisation."""
+    allowed = []
+    for item in origins:
+        origin = origin_of(item)
+        if urlsplit(item.strip()).scheme not in ("http", "https") or origin != item.strip().rstrip("/").lower():
+            raise OrganisationError(f"{item!r} is not an origin (scheme://host[:port], no path).")
+        allowed.append(origin)
+    organisation.allowed_origins = sorted(set(allowed))
+    db.add(organisation)
+    return organisation.allowed_origins
+
+
+def all_allowed_origins() -> frozenset[str]:
+    """Every organisation's SDK origins (for the CORS grant, proctor_app/cors.py)."""
+    with session_scope() as db:
+        return frozenset(origin for origins in db.exec(select(Organisation.allowed_origins)) for origin in origins or ())
 
 
 def origin_marks(db: Session, attempt_ids: list[int]) -> dict[int, str]:

@@ -143,3 +143,10 @@ class Erasure(BaseModel):
     id: str
     media_deleted_at: datetime | None
     deleted_now: bool = Field(description="false when the media was gone already")
+
+
+class SessionToken(BaseModel):
+    """A short-lived token for the embeddable recorder (/sdk/proctor.js) on your exam page."""
+
+    token: str = Field(description="hand it to `mount(element, {token})` of /sdk/proctor.js")
+    expires_at: datetime = Field(description="the recorder must have started by then; fetch a new one for a reload")

@@ -24,13 +24,14 @@ from proctor_app.api.v1.schemas import (
     SessionSettings,
     SessionStatus,
     SessionSummary,
+    SessionToken,
     Stream,
 )
 from proctor_app.config import config
 from proctor_app.db import session_scope
 from proctor_app.media.playback.links import key_recording_link
 from proctor_app.models import ApiSession, Attempt, Exam, RecordingStatus, utcnow
-from proctor_app.services import api_sessions, retention
+from proctor_app.services import api_sessions, retention, sdk_sessions
 from proctor_app.services.api_keys import KeyPrincipal
 from proctor_app.services.review import seconds_into
 
@@ -156,6 +157,18 @@ def end_session(session_id: SessionId, request: Request) -> SessionSummary:
         _found(db, principal, session_id)
         session, attempt = api_sessions.end_session(db, principal.organisation_id, session_id)
     return SessionSummary(**_summary(session, attempt))
+
+
+@router.post("/{session_id}/token", response_model=SessionToken, openapi_extra=required_scope("sessions:write"),
+             responses=ONE)
+def session_token(session_id: SessionId, request: Request) -> SessionToken:
+    """A token, valid for minutes, with which /sdk/proctor.js records this session on a page of
+    one of your organisation's allowed origins."""
+    principal = _principal(request)
+    with session_scope() as db:
+        session, _ = _found(db, principal, session_id)
+    token, expires_at = sdk_sessions.sdk_token(session)
+    return SessionToken(token=token, expires_at=expires_at)
 
 
 @router.get("/{session_id}/events", response_model=EventPage, openapi_extra=required_scope("sessions:read"),

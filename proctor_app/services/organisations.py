@@ -8,8 +8,8 @@ from sqlalchemy import true
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, select
 
-from proctor_app.auth.sessions import CurrentUser
-from proctor_app.models import ApiSession, Attempt, Exam, Organisation, Role, User
+from proctor_app.auth.sessions import CurrentUser, signed_in_form
+from proctor_app.models import ApiSession, Attempt, Exam, Organisation, User
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -76,5 +76,4 @@ def origin_marks(db: Session, attempt_ids: list[int]) -> dict[int, str]:
 def managed_organisation_id(db: Session, user_id: int) -> int | None:
     """Whose keys (and, later, webhooks) an admin manages: None for the install's admin (all
     organisations), else their own organisation's id."""
-    user = db.get(User, user_id)
-    return None if user.role == Role.admin and user.is_install_admin else user.organisation_id
+    return visible_organisation_id(signed_in_form(db.get(User, user_id)))

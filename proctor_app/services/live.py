@@ -47,13 +47,12 @@ def live_streams(db: Session, exam: Exam) -> list[str]:
 
 
 def watchable_exam_ids(db: Session, user: CurrentUser) -> list[int] | None:
-    """Exams whose attempts the user may watch: a proctor's assigned ones (of the organisations
-    they see); None means every exam of those organisations (`visible_to` narrows queries to them)."""
+    """Exams whose attempts the user may watch: a proctor's assigned ones (of their organisation);
+    None means every exam of the organisations they see (`visible_to` narrows queries to them)."""
     if user.role not in LIVE_VIEW:
         return []
     if user.role == Role.proctor:
-        return list(db.exec(select(Exam.id).where(Exam.id.in_(assigned_exam_ids(db, user.id)),
-                                                  visible_to(user, Exam.organisation_id))))
+        return assigned_exam_ids(db, user.id)
     return None
 
 

@@ -6,6 +6,7 @@ from proctor_app.config import config
 from proctor_app.pages.admin_api_keys import admin_api_keys_page
 from proctor_app.pages.admin_exams import admin_exam_edit_page, admin_exams_page
 from proctor_app.pages.admin_health import admin_health_page
+from proctor_app.pages.admin_organisations import admin_organisations_page
 from proctor_app.pages.admin_settings import admin_settings_page
 from proctor_app.pages.admin_users import admin_users_page
 from proctor_app.pages.attempt_video import attempt_video_page
@@ -18,6 +19,7 @@ from proctor_app.pages.take_exam import take_exam_page
 from proctor_app.state.admin_api_keys import AdminApiKeysState
 from proctor_app.state.admin_exams import AdminExamEditState, AdminExamListState
 from proctor_app.state.admin_health import AdminHealthState
+from proctor_app.state.admin_organisations import AdminOrganisationsState
 from proctor_app.state.admin_settings import AdminSettingsState
 from proctor_app.state.admin_users import AdminUsersState
 from proctor_app.state.attempt_video import AttemptVideoState
@@ -45,6 +47,8 @@ app.add_page(admin_settings_page, route="/admin/settings", on_load=AdminSettings
              title="Settings")
 app.add_page(admin_api_keys_page, route="/admin/api-keys", on_load=AdminApiKeysState.on_load,
              title="API keys")
+app.add_page(admin_organisations_page, route="/admin/organisations", on_load=AdminOrganisationsState.on_load,
+             title="Organisations")
 app.add_page(admin_health_page, route="/admin/health", on_load=AdminHealthState.on_load, title="Health")
 app.add_page(candidate_home_page, route="/candidate", on_load=CandidateHomeState.on_load,
              title="My exams")

@@ -14,7 +14,16 @@ from sqlmodel import Session, select
 
 from proctor_app.auth.passwords import hash_password, verify_password
 from proctor_app.auth.sessions import revoke_user_sessions
-from proctor_app.models import DEFAULT_ORGANISATION_ID, AuditLog, Exam, ExamAssignment, Question, QuestionKind, Role, User
+from proctor_app.models import (
+    DEFAULT_ORGANISATION_ID,
+    AuditLog,
+    Exam,
+    ExamAssignment,
+    Question,
+    QuestionKind,
+    Role,
+    User,
+)
 from proctor_app.services.organisations import ensure_organisation
 
 DEMO_PASSWORD = "demo-pass-1"

@@ -37,6 +37,7 @@ def _row(row: OrganisationRow) -> rx.Component:
         rx.table.cell(
             rx.form(
                 rx.hstack(
+                    rx.el.input(type="hidden", name="organisation_id", value=row.id),
                     rx.input(name="name", default_value=row.name, id=f"organisation-name-{row.id}"),
                     rx.text_area(name="origins", default_value=row.origins, rows="2", width="22em",
                                  placeholder="Allowed origins, one a line: https://lms.example.com",
@@ -44,7 +45,7 @@ def _row(row: OrganisationRow) -> rx.Component:
                     rx.button("Save", type="submit", size="1", id=f"organisation-save-{row.id}"),
                     spacing="2", align="center",
                 ),
-                on_submit=lambda form: AdminOrganisationsState.save(row.id, form),
+                on_submit=AdminOrganisationsState.save,
                 key=f"{AdminOrganisationsState.rows_key}-{row.id}",
             ),
         ),

@@ -63,8 +63,11 @@ class AdminOrganisationsState(AuthState):
             self.create_form_key += 1
 
     @requires(ADMIN, install_admin=True)
-    def save(self, organisation_id: int, form: dict):
-        actor = self._user.id
+    def save(self, form: dict):
+        actor, organisation_id = self._user.id, str(form.get("organisation_id", ""))
+        if not organisation_id.isdigit():
+            self.error, self.notice = "No such organisation.", ""
+            return
 
         def save(db: Session) -> str:
             organisations.rename_organisation(db, actor, int(organisation_id), str(form.get("name", "")))

@@ -10,13 +10,20 @@ function useLatest(value) {
   return ref;
 }
 
+// A new object on every render: compared by content, so only a real change reconnects.
+function configKey(rtcConfig) {
+  return JSON.stringify(rtcConfig || {});
+}
+
 // A <video> playing one live stream; re-attaches by itself. onState({state, detail}). When the
 // server refuses it (the viewer's access changed: signed out, deactivated, unassigned), it stops
-// and says so under the video instead of trying again.
-export function LiveVideo({ src, onState, id, className, style }) {
+// and says so under the video instead of trying again. With `audio`, the attempt's sound is
+// received and played too (muted otherwise).
+export function LiveVideo({ src, rtcConfig, audio, onState, id, className, style }) {
   const videoRef = useRef(null);
   const onStateRef = useLatest(onState);
   const [refused, setRefused] = useState("");
+  const config = configKey(rtcConfig);
   useEffect(() => {
     if (!src) return undefined;
     setRefused("");
@@ -27,12 +34,14 @@ export function LiveVideo({ src, onState, id, className, style }) {
         if (s.state === "refused") setRefused(s.detail || "refused");
         onStateRef.current?.(s);
       },
+      rtcConfig: JSON.parse(config),
+      audio: Boolean(audio),
     });
     viewer.start();
     return () => viewer.stop();
-  }, [src]);
+  }, [src, config, audio]);
   const video = h("video", {
-    ref: videoRef, id, className, autoPlay: true, muted: true, playsInline: true,
+    ref: videoRef, id, className, autoPlay: true, muted: !audio, playsInline: true,
     "data-live-src": src, "data-refused": refused ? "true" : undefined,
     style: { width: "100%", aspectRatio: "4 / 3", background: "#111", objectFit: "contain", ...style },
   });
@@ -56,8 +65,9 @@ function recorderScreen() {
 
 // Publishes the camera, and with `screen` the recorder's screen share, while mounted. Renders
 // nothing. onStatus({status, detail}).
-export function LivePublish({ url, token, screen, onStatus }) {
+export function LivePublish({ url, token, screen, audio, rtcConfig, onStatus }) {
   const onStatusRef = useLatest(onStatus);
+  const config = configKey(rtcConfig);
   useEffect(() => {
     if (!url || !token) return undefined;
     let cancelled = false;
@@ -66,7 +76,7 @@ export function LivePublish({ url, token, screen, onStatus }) {
     let cameraFailures = 0;
     let started = false;
     const publisher = new LivePublisher({
-      url, token, onStatus: (s) => onStatusRef.current?.(s),
+      url, token, onStatus: (s) => onStatusRef.current?.(s), rtcConfig: JSON.parse(config),
     });
     const screenStream = () => (screen ? recorderScreen() : null);
     let published = null;
@@ -74,7 +84,7 @@ export function LivePublish({ url, token, screen, onStatus }) {
     // The camera is our own capture, so a failure here never touches the recording's.
     const acquireCamera = async () => {
       try {
-        const stream = await navigator.mediaDevices.getUserMedia(CAMERA);
+        const stream = await navigator.mediaDevices.getUserMedia({ ...CAMERA, audio: Boolean(audio) });
         if (cancelled) {
           stream.getTracks().forEach((t) => t.stop());
           return;
@@ -121,6 +131,6 @@ export function LivePublish({ url, token, screen, onStatus }) {
       publisher.stop();
       camera?.getTracks().forEach((t) => t.stop());
     };
-  }, [url, token, screen]);
+  }, [url, token, screen, audio, config]);
   return null;
 }

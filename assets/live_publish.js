@@ -6,7 +6,7 @@
 // or a new camera. Live video is independent of the recording: nothing here touches the
 // recorder, and a failure here only retries.
 
-import { ReconnectingConnection, negotiate, pinVp8 } from "./webrtc_signal.js";
+import { ReconnectingConnection, negotiate, peerConnection, pinCodecs } from "./webrtc_signal.js";
 
 const LOW_RESOLUTION = { width: { max: 320 }, height: { max: 240 }, frameRate: { max: 15 } };
 const MAX_BITRATE = { camera: 600_000, camera_low: 150_000, screen: 800_000 };
@@ -23,10 +23,12 @@ export class LivePublisher extends ReconnectingConnection {
   // url: the WHIP endpoint; token: the attempt's upload token; onStatus({status, detail}) with
   // status connecting | live | retrying | refused | stopped. start({camera, screen}) publishes
   // those MediaStreams (screen may be null); the camera goes at full and at low resolution.
-  constructor({ url, token, onStatus }) {
+  // rtcConfig: the RTCPeerConnection configuration (ICE servers, transport policy).
+  constructor({ url, token, onStatus, rtcConfig }) {
     super(onStatus, "status", "live");
     this.url = url;
     this.token = token;
+    this.rtcConfig = rtcConfig;
     this.camera = null;
     this.screen = null;
     this.link = null;
@@ -78,6 +80,7 @@ export class LivePublisher extends ReconnectingConnection {
   }
 
   // The tracks to send, as [stream name, track]; the low-resolution clone belongs to `link`.
+  // The camera's stream may carry the microphone ("audio").
   liveTracks(link) {
     const tracks = [];
     const cam = this.camera && this.camera.getVideoTracks().find((t) => t.readyState === "live");
@@ -85,6 +88,8 @@ export class LivePublisher extends ReconnectingConnection {
       const low = cam.clone();
       link.clones.push(low);
       tracks.push(["camera", cam], ["camera_low", low]);
+      const mic = this.camera.getAudioTracks().find((t) => t.readyState === "live");
+      if (mic) tracks.push(["audio", mic]);
     }
     const scr = this.screen && this.screen.getVideoTracks().find((t) => t.readyState === "live");
     if (scr) tracks.push(["screen", scr]);
@@ -95,7 +100,7 @@ export class LivePublisher extends ReconnectingConnection {
     const generation = this.nextAttempt();
     if (keepCurrent && this.link) this.retiring.push(this.link);
     else closeLink(this.link);
-    const link = { pc: new RTCPeerConnection({ iceServers: [] }), clones: [] };
+    const link = { pc: peerConnection(this.rtcConfig), clones: [] };
     this.link = link;
     const { pc } = link;
     // A newer connect() or a stop() took over while this one waited: it has closed `link`.
@@ -109,9 +114,13 @@ export class LivePublisher extends ReconnectingConnection {
     this.reportAttempt();
     try {
       for (const [name, track] of tracks) {
+        if (name === "audio") {
+          pc.addTransceiver(track, { direction: "sendonly" });
+          continue;
+        }
         if (name === "camera_low") await track.applyConstraints(LOW_RESOLUTION).catch(() => {});
         const transceiver = pc.addTransceiver(track, { direction: "sendonly" });
-        pinVp8(transceiver, RTCRtpSender);
+        pinCodecs(transceiver, RTCRtpSender);
         const params = transceiver.sender.getParameters();
         if (params.encodings && params.encodings.length) {
           params.encodings[0].maxBitrate = MAX_BITRATE[name];
@@ -127,7 +136,7 @@ export class LivePublisher extends ReconnectingConnection {
         });
       }
       this.watch(pc, generation);
-      const streams = tracks.map(([name]) => name).join(",");
+      const streams = tracks.map(([name]) => name).filter((name) => name !== "audio").join(",");
       const location = await negotiate(pc, `${this.url}?streams=${streams}`,
                                        { Authorization: `Bearer ${this.token}` }, superseded);
       if (location) this.location = location;

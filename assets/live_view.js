@@ -4,14 +4,18 @@
 // The server keeps the viewer attached while the candidate reconnects, so a candidate's
 // outage needs nothing here.
 
-import { ReconnectingConnection, negotiate, pinVp8 } from "./webrtc_signal.js";
+import { ReconnectingConnection, negotiate, peerConnection, pinCodecs } from "./webrtc_signal.js";
 
 export class LiveViewer extends ReconnectingConnection {
   // url: the WHEP endpoint of one stream; video: the <video> element to play it in;
-  // onState({state, detail}) with state connecting | playing | retrying | refused | stopped.
-  constructor({ url, video, onState }) {
+  // onState({state, detail}) with state connecting | playing | retrying | refused | stopped;
+  // rtcConfig: the RTCPeerConnection configuration (ICE servers, transport policy); audio: also
+  // receive the attempt's sound.
+  constructor({ url, video, onState, rtcConfig, audio = false }) {
     super(onState, "state", "playing");
     this.url = url;
+    this.rtcConfig = rtcConfig;
+    this.audio = audio;
     this.video = video;
     this.pc = null;
     this.location = null;
@@ -32,12 +36,16 @@ export class LiveViewer extends ReconnectingConnection {
     const generation = this.nextAttempt();
     this.closeConnection(false);
     this.reportAttempt();
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const pc = peerConnection(this.rtcConfig);
     this.pc = pc;
     try {
-      pinVp8(pc.addTransceiver("video", { direction: "recvonly" }), RTCRtpReceiver);
+      pinCodecs(pc.addTransceiver("video", { direction: "recvonly" }), RTCRtpReceiver,
+                ["video/VP8", "video/H264"]);
+      if (this.audio) pc.addTransceiver("audio", { direction: "recvonly" });
+      const stream = new MediaStream();
       pc.addEventListener("track", (event) => {
-        this.video.srcObject = new MediaStream([event.track]);
+        stream.addTrack(event.track);
+        this.video.srcObject = stream;
         this.video.play().catch(() => {});
       });
       this.watch(pc, generation);

@@ -1,13 +1,15 @@
 // What the live publisher and viewer share: the WHIP/WHEP exchange with our server (POST the
-// complete SDP offer, get 201 + Location + the answer), VP8 pinned on both legs (the relay passes
-// frames through and cannot transcode), and their reconnect loop with its backoff.
+// complete SDP offer, get 201 + Location + the answer), the codecs (the relay passes frames
+// through and cannot transcode: our pages publish VP8, viewers take VP8 or H.264, whichever the
+// publisher sends), and their reconnect loop with its backoff.
 
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
 const GATHER_TIMEOUT_MS = 2000;
 // Chrome reports "disconnected" on short hiccups; give it this long to recover on its own.
 const DISCONNECTED_GRACE_MS = 3000;
-// Refusals (token, session, attempt over, live video off) do not get better by retrying.
-const REFUSALS = [401, 403, 404, 409, 415];
+// Refusals (token, session, attempt over, live video off, an offer the server cannot answer) do
+// not get better by retrying.
+const REFUSALS = [401, 403, 404, 409, 415, 422];
 
 class Refused extends Error {}
 
@@ -18,9 +20,17 @@ function backoffDelay(failures) {
   return base * (0.8 + 0.4 * Math.random());
 }
 
-export function pinVp8(transceiver, capabilities) {
+// The page's RTCPeerConnection configuration (iceServers with TURN credentials minted by the
+// server, iceTransportPolicy); none means host candidates only.
+export function peerConnection(rtcConfig) {
+  const config = rtcConfig && rtcConfig.iceServers ? rtcConfig : {};
+  return new RTCPeerConnection({ iceServers: [], ...config });
+}
+
+// Offer only `mimeTypes` (and retransmission) on a video transceiver.
+export function pinCodecs(transceiver, capabilities, mimeTypes = ["video/VP8"]) {
   const codecs = capabilities.getCapabilities("video").codecs.filter(
-    (c) => c.mimeType === "video/VP8" || c.mimeType === "video/rtx");
+    (c) => mimeTypes.includes(c.mimeType) || c.mimeType === "video/rtx");
   transceiver.setCodecPreferences(codecs);
 }
 

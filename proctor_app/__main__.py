@@ -20,14 +20,14 @@ PROCTOR_* variables).
 import argparse
 import asyncio
 import getpass
-import signal
 import sys
 
 from sqlmodel import select
 
 from proctor_app import api_keys_cli
-from proctor_app.db import migrate, session_scope
+from proctor_app.db import migrate, session_scope, startup_lock
 from proctor_app.models import Attempt, Job, JobStatus, User
+from proctor_app.platform import on_stop_signals
 from proctor_app.runtime import job_worker
 from proctor_app.services import accounts, first_run, organisations
 from proctor_app.services.processing import request_reprocess
@@ -79,15 +79,14 @@ def reprocess(args) -> int:
 
 async def _work_until_stopped(concurrency: int | None) -> None:
     task = asyncio.create_task(job_worker(concurrency).run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # Stopping puts a running job back in the queue for the next worker.
-        loop.add_signal_handler(sig, task.cancel)
+    # Stopping puts a running job back in the queue for the next worker.
+    on_stop_signals(asyncio.get_running_loop(), task.cancel)
     await asyncio.gather(task, return_exceptions=True)
 
 
 def worker(args) -> int:
-    migrate()
+    with startup_lock():  # the app may be migrating at the same moment (systemd starts both)
+        migrate()
     print("processing worker started (Ctrl-C to stop)", flush=True)
     asyncio.run(_work_until_stopped(args.concurrency))
     return 0

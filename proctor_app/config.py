@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from proctor_app.platform import SOCKET_PASSING
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -24,9 +26,22 @@ class Config:
     ingest_processes: int
     # Where users reach the app (e.g. https://proctor.example.edu); https:// turns on HSTS.
     public_url: str = ""
+    # Other sites whose pages may call /api with the user's cookie (CORS); none by default.
+    cors_origins: tuple[str, ...] = ()
+    # Peers whose X-Forwarded-For names the client (the reverse proxy), as IPs or CIDRs.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+    # Live video's ICE (media/live/ice.py): STUN/TURN URLs, the TURN REST shared secret, the
+    # server's public IPv4 address behind a 1:1 NAT, and "relay" to send browsers through TURN only.
+    ice_servers: str = ""
+    turn_secret: str = ""
+    public_ip: str = ""
+    ice_transport_policy: str = "all"
     # /metrics: answered to these client addresses (networks), or to a request with this token.
     metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
     metrics_token: str = ""
+    # Whether the app process runs a job worker too; off when `python -m proctor_app worker` runs
+    # in a process (or on a machine) of its own.
+    in_app_worker: bool = True
 
 
 def _persisted_secret(data_dir: Path) -> str:
@@ -42,6 +57,10 @@ def _persisted_secret(data_dir: Path) -> str:
     return secret
 
 
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
 def load_config() -> Config:
     data_dir = Path(os.environ.get("PROCTOR_DATA_DIR", PROJECT_ROOT / "data")).resolve()
     return Config(
@@ -51,11 +70,20 @@ def load_config() -> Config:
         secret_key=os.environ.get("PROCTOR_SECRET_KEY") or _persisted_secret(data_dir),
         port=int(os.environ.get("PROCTOR_PORT", "8000")),
         redis_url=os.environ.get("REFLEX_REDIS_URL") or None,
-        ingest_processes=int(os.environ.get("PROCTOR_INGEST_PROCESSES", min(4, os.cpu_count() or 1))),
+        # Ingest processes get their socket by descriptor passing (POSIX); elsewhere none.
+        ingest_processes=int(os.environ.get("PROCTOR_INGEST_PROCESSES", min(4, os.cpu_count() or 1)))
+        if SOCKET_PASSING else 0,
         public_url=os.environ.get("PROCTOR_PUBLIC_URL", "").strip(),
+        cors_origins=_list(os.environ.get("PROCTOR_CORS_ORIGINS", "")),
+        trusted_proxies=_list(os.environ.get("PROCTOR_TRUSTED_PROXIES", "127.0.0.1")),
+        ice_servers=os.environ.get("PROCTOR_ICE_SERVERS", ""),
+        turn_secret=os.environ.get("PROCTOR_TURN_SECRET", ""),
+        public_ip=os.environ.get("PROCTOR_PUBLIC_IP", "").strip(),
+        ice_transport_policy=os.environ.get("PROCTOR_ICE_TRANSPORT_POLICY", "all").strip() or "all",
         metrics_allow=tuple(part.strip() for part in
                             os.environ.get("PROCTOR_METRICS_ALLOW", "127.0.0.1,::1").split(",") if part.strip()),
         metrics_token=os.environ.get("PROCTOR_METRICS_TOKEN", "").strip(),
+        in_app_worker=os.environ.get("PROCTOR_IN_APP_WORKER", "1").strip() != "0",
     )
 
 

@@ -2,7 +2,8 @@
 
 - App process (server.py's lifespan): the live relay, the ingest pool (or an in-process upload
   store), a job worker with the job handlers, the schedule (daily retention, health samples),
-  the overdue sweeper, readiness, and what a revocation ends in them (apply_revocations).
+  the overdue sweeper, readiness, and what a revocation ends in them (apply_revocations); the
+  login throttle.
 - Ingest process (`python -m proctor_app.runtime ingest FD`, started by the pool): an upload store
   serving the app's socket.
 - Processing worker (`python -m proctor_app worker`): a job worker alone.
@@ -14,12 +15,14 @@ import logging
 import socket
 import sys
 
+from proctor_app.auth.throttle import LoginThrottle
 from proctor_app.clock import system_clock
 from proctor_app.config import config
 from proctor_app.logs import configure_logging
 from proctor_app.media.ingest.processes import IngestPool, serve
 from proctor_app.media.ingest.store import UploadStore
 from proctor_app.media.jobs.worker import Worker
+from proctor_app.media.live.ice import IceServers, IceSettings, parse_urls
 from proctor_app.media.live.relay import LiveRelay
 from proctor_app.schedule import Schedule
 from proctor_app.services.live import store_live_transition
@@ -36,12 +39,16 @@ configure_logging()
 clock = system_clock
 settings = settings_cache
 
+ice_servers = IceServers(IceSettings(parse_urls(config.ice_servers), config.turn_secret, config.public_ip,
+                                     config.ice_transport_policy), clock)
 relay = LiveRelay(offline_after_s=lambda: settings()["live_offline_after_s"],
                   on_transition=store_live_transition,
-                  enabled=lambda: settings()["live_video_enabled"], clock=clock)
+                  enabled=lambda: settings()["live_video_enabled"], clock=clock, ice=ice_servers)
 # Snapshots and events are stored in the app process; chunks too when it has no ingest processes.
 upload_store = UploadStore(settings, clock)
 ingest_pool = IngestPool(config.ingest_processes, INGEST_COMMAND) if config.ingest_processes else None
+# Wrong-password windows in Redis when there is one, so every app process counts the same failures.
+login_throttle = LoginThrottle(config.redis_url or "memory://")
 
 
 def job_worker(concurrency: int | None = None) -> Worker:
@@ -50,10 +57,11 @@ def job_worker(concurrency: int | None = None) -> Worker:
                   concurrency=concurrency or (lambda: int(settings()["processing_concurrency"])))
 
 
-# The app process's own job worker (started in its lifespan), watched by readiness.
+# The app process's own job worker (started in its lifespan unless PROCTOR_IN_APP_WORKER=0),
+# watched by readiness.
 app_worker = job_worker()
-readiness = Readiness(storage_root=lambda: config.storage_dir, ingest_pool=ingest_pool, worker=app_worker,
-                      monotonic=clock.monotonic)
+readiness = Readiness(storage_root=lambda: config.storage_dir, ingest_pool=ingest_pool,
+                      worker=app_worker if config.in_app_worker else None, monotonic=clock.monotonic)
 
 
 def background_schedule() -> Schedule:

@@ -59,8 +59,9 @@ async def lifespan():
     # Access taken away in this process also ends its live sessions and cached upload tokens.
     stop_revocations = on_revoked(apply_revocations(asyncio.get_running_loop()))
     sweeper = asyncio.create_task(_sweep_overdue_attempts())
-    # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again.
-    worker = asyncio.create_task(app_worker.run())
+    # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again. Off with
+    # PROCTOR_IN_APP_WORKER=0, when workers run in processes of their own.
+    worker = asyncio.create_task(app_worker.run()) if config.in_app_worker else None
     # The daily retention run (the database lock keeps it to one process at a time), health samples.
     schedule = background_schedule()
     schedule.start()
@@ -70,8 +71,9 @@ async def lifespan():
         stop_revocations()
         schedule.shutdown()
         sweeper.cancel()
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        if worker is not None:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
         await relay.close()
         if ingest_pool is not None:
             await ingest_pool.close()

@@ -28,6 +28,7 @@ from tests.support.factories import user_id  # noqa: E402
 from tests.support.finalized import CLIP_S  # noqa: E402
 from tests.support.postgres import postgres_schema  # noqa: E402
 from tests.support.server import AppServer, free_port  # noqa: E402
+from tests.support.turn import TurnServer  # noqa: E402
 
 BROWSER_TESTS = Path(__file__).resolve().parent / "browser"
 
@@ -62,6 +63,15 @@ def app_server(demo_db):
     except Exception:
         print(server.log_path.read_text()[-5000:])
         raise
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def turn_server(tmp_path_factory):
+    """coturn on loopback with the TURN REST shared secret (tests/support/turn.py)."""
+    server = TurnServer(tmp_path_factory.mktemp("turn"))
+    server.start()
     yield server
     server.stop()
 

@@ -1,7 +1,10 @@
 """WebRTC signalling for live proctoring, in the WHIP shape (RFC 9725) and its WHEP twin.
 
-POST an SDP offer, get 201 + Location + the SDP answer; DELETE the Location to end. The server
-answers with all its ICE candidates, so there is nothing to trickle: PATCH answers 405.
+POST an SDP offer, get 201 + Location + the SDP answer (and `Link: rel="ice-server"` headers with
+TURN credentials); DELETE the Location to end. The server answers with all its ICE candidates, so
+there is nothing to trickle: PATCH answers 405. OPTIONS says `Accept-Post: application/sdp`
+(cross-origin preflights are answered by the app's CORS middleware). Refusals: 400 malformed,
+415 not application/sdp, 422 an offer the relay cannot answer, 503 too many viewers.
 - Publish (candidate): authorised by the attempt's upload token (`Authorization: Bearer`).
 - View (proctor, supervisor, admin): authorised by the login session cookie; proctors only for
   exams they are assigned to.
@@ -20,8 +23,8 @@ from proctor_app.db import session_scope
 from proctor_app.media.ingest.errors import IngestError
 from proctor_app.media.live.relay import LIVE_STREAMS, LiveRequestError
 from proctor_app.models import Attempt, AttemptStatus, Exam
-from proctor_app.runtime import relay, upload_store
-from proctor_app.services.live import live_streams, may_watch
+from proctor_app.runtime import ice_servers, relay, upload_store
+from proctor_app.services.live import live_audio, live_streams, may_watch
 from proctor_app.services.organisations import sees_attempt
 
 MAX_OFFER_BYTES = 64 * 1024
@@ -59,12 +62,23 @@ async def _offer(request: Request) -> str:
         raise Refused(400, "The offer is not text.") from None
 
 
-def _created(session_id: str, answer: str) -> Response:
-    return Response(answer, status_code=201, media_type="application/sdp",
-                    headers={"Location": f"{SESSIONS}/{session_id}", "Cache-Control": "no-store"})
+def _created(session_id: str, answer: str, who: str) -> Response:
+    response = Response(answer, status_code=201, media_type="application/sdp",
+                        headers={"Location": f"{SESSIONS}/{session_id}", "Cache-Control": "no-store"})
+    for link in ice_servers.link_headers(who):
+        response.headers.append("Link", link)
+    # Clients on other origins (RFC 9725 players, tools) read these.
+    response.headers["Access-Control-Expose-Headers"] = "Location, Link"
+    return response
 
 
-def _publish_check(token: str | None, attempt_id: int, streams: list[str]) -> None:
+async def offer_options(request: Request) -> Response:
+    return Response(status_code=204, headers={"Accept-Post": "application/sdp", "Allow": "POST, OPTIONS",
+                                              "Cache-Control": "no-store"})
+
+
+def _publish_check(token: str | None, attempt_id: int, streams: list[str]) -> bool:
+    """Refuses what the token or the exam does not allow; returns whether audio may go live."""
     try:
         scope = upload_store.authorize(token, attempt_id)
     except IngestError as exc:
@@ -74,12 +88,14 @@ def _publish_check(token: str | None, attempt_id: int, streams: list[str]) -> No
         attempt = db.get(Attempt, attempt_id)
         if attempt.status != AttemptStatus.in_progress:
             raise Refused(409, "The attempt is not in progress.")
-        allowed = live_streams(db, db.get(Exam, attempt.exam_id))
+        exam = db.get(Exam, attempt.exam_id)
+        allowed, audio = live_streams(db, exam), live_audio(db, exam)
     if not allowed:
         raise Refused(403, "Live video is off for this exam.")
     for stream in streams:
         if stream not in allowed or (stream == "screen" and "screen" not in scope.streams):
             raise Refused(403, f"This attempt does not publish the {stream} stream live.")
+    return audio
 
 
 async def publish(request: Request) -> Response:
@@ -87,14 +103,15 @@ async def publish(request: Request) -> Response:
         attempt_id = _attempt_id(request)
         streams = [s for s in request.query_params.get("streams", "camera").split(",") if s]
         token = bearer_token(request)
-        await run_in_threadpool(_publish_check, token, attempt_id, streams)
+        audio = await run_in_threadpool(_publish_check, token, attempt_id, streams)
         offer = await _offer(request)
-        session_id, answer = await relay.publish(attempt_id, f"token:{token_hash(token)}", offer, streams)
+        session_id, answer = await relay.publish(attempt_id, f"token:{token_hash(token)}", offer, streams,
+                                                 allow_audio=audio)
     except Refused as refused:
         return refused.response
     except LiveRequestError as exc:
-        return PlainTextResponse(str(exc), status_code=400)
-    return _created(session_id, answer)
+        return PlainTextResponse(str(exc), status_code=exc.status)
+    return _created(session_id, answer, f"attempt:{attempt_id}")
 
 
 def _viewer(request: Request) -> CurrentUser:
@@ -133,8 +150,8 @@ async def view(request: Request) -> Response:
     except Refused as refused:
         return refused.response
     except LiveRequestError as exc:
-        return PlainTextResponse(str(exc), status_code=400)
-    return _created(session_id, answer)
+        return PlainTextResponse(str(exc), status_code=exc.status)
+    return _created(session_id, answer, f"user:{user.id}")
 
 
 def _caller(request: Request) -> str | None:
@@ -179,7 +196,9 @@ async def no_trickle(request: Request) -> Response:
 
 routes = [
     Route("/api/live/attempts/{attempt_id}/publish", publish, methods=["POST"]),
+    Route("/api/live/attempts/{attempt_id}/publish", offer_options, methods=["OPTIONS"]),
     Route("/api/live/attempts/{attempt_id}/streams/{stream}/view", view, methods=["POST"]),
+    Route("/api/live/attempts/{attempt_id}/streams/{stream}/view", offer_options, methods=["OPTIONS"]),
     Route(SESSIONS + "/{session_id}", end, methods=["DELETE"]),
     Route(SESSIONS + "/{session_id}", no_trickle, methods=["PATCH"]),
 ]

@@ -1,7 +1,7 @@
 """Routes for operators: liveness (/api/health), readiness (/api/ready) and Prometheus (/metrics).
 
 /metrics is answered to the allowed client addresses (PROCTOR_METRICS_ALLOW, default the local
-host) or to a request with the token (PROCTOR_METRICS_TOKEN), else 401/403 as problem details.
+host; behind a trusted proxy, the address it forwards) or to a request with the token (PROCTOR_METRICS_TOKEN), else 401/403 as problem details.
 """
 
 import hmac
@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from proctor_app.api.clients import client_address
 from proctor_app.api.ingest import bearer_token
 from proctor_app.config import config
 from proctor_app.db import session_scope
@@ -38,13 +39,14 @@ def problem(status: int, title: str, detail: str, headers: dict | None = None) -
 class MetricsAccess:
     allow: tuple[str, ...]
     token: str
+    trusted_proxies: tuple[str, ...]
 
     def refusal(self, request: Request) -> Response | None:
         """None when the request may read the metrics, else the answer refusing it."""
         given = bearer_token(request)
         if self.token and given and hmac.compare_digest(given.encode(), self.token.encode()):
             return None
-        if given is None and self._allowed_address(request.client.host if request.client else ""):
+        if given is None and self._allowed_address(client_address(request, self.trusted_proxies)):
             return None
         if self.token:
             return problem(401, "Unauthorized", "Send the metrics token as a bearer token.",
@@ -110,4 +112,5 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"}, headers=NO_STORE)
 
 
-routes = monitoring_routes(MetricsAccess(config.metrics_allow, config.metrics_token), readiness)
+routes = monitoring_routes(MetricsAccess(config.metrics_allow, config.metrics_token, config.trusted_proxies),
+                          readiness)

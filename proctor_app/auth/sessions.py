@@ -5,21 +5,23 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
-from proctor_app.auth.passwords import verify_password
+from proctor_app.auth.passwords import MAX_PASSWORD_LENGTH, verify_password_or_dummy
 from proctor_app.auth.tokens import new_token, token_hash
 from proctor_app.db import session_scope
 from proctor_app.models import DEFAULT_ORGANISATION_ID, LoginSession, Role, User, utcnow
 
 SESSION_LIFETIME = timedelta(hours=12)
 IDLE_TIMEOUT = timedelta(hours=2)
-# Wrong passwords per account before a lock-out, and how long the lock lasts.
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=5)
 SESSION_COOKIE = "proctor_session"
+WRONG_CREDENTIALS = "Wrong email or password."
 
 
 class LoginError(Exception):
-    pass
+    """Wrong email or password: one message for an unknown email and a wrong password alike."""
+
+
+class AccountDeactivated(LoginError):
+    """The right password of a deactivated account (only who knows the password learns this)."""
 
 
 @dataclass(frozen=True)
@@ -40,28 +42,20 @@ def signed_in_form(user: User) -> CurrentUser:
 
 
 def login(email: str, password: str, now: datetime | None = None) -> tuple[str, CurrentUser]:
-    """Check the password and open a new session; returns (token, user) or raises LoginError."""
+    """Check the password and open a new session; returns (token, user) or raises LoginError.
+
+    Blocking (argon2): run it off the event loop. An unknown email costs the same hash check as
+    a known one, and a wrong password answers the same whether or not the account is active.
+    """
     now = now or utcnow()
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise LoginError(WRONG_CREDENTIALS)
     with session_scope() as db:
         user = db.exec(select(User).where(User.email == email.strip().lower())).first()
-        if user is None:
-            raise LoginError("Wrong email or password.")
-        if user.locked_until and user.locked_until > now:
-            wait = int((user.locked_until - now).total_seconds() // 60) + 1
-            raise LoginError(f"Too many wrong passwords. Try again in {wait} minute(s).")
-        if not verify_password(password, user.password_hash):
-            user.failed_logins += 1
-            if user.failed_logins >= MAX_FAILED_LOGINS:
-                user.locked_until = now + LOCKOUT
-                user.failed_logins = 0
-            db.add(user)
-            db.commit()
-            raise LoginError("Wrong email or password.")
+        if not verify_password_or_dummy(password, user.password_hash if user else None):
+            raise LoginError(WRONG_CREDENTIALS)
         if not user.active:
-            raise LoginError("This account is deactivated.")
-        user.failed_logins = 0
-        user.locked_until = None
-        db.add(user)
+            raise AccountDeactivated("This account is deactivated.")
         token = new_token()
         db.add(LoginSession(user_id=user.id, token_hash=token_hash(token), created_at=now,
                             last_seen_at=now, expires_at=now + SESSION_LIFETIME))

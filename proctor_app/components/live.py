@@ -13,6 +13,10 @@ class LiveVideo(rx.NoSSRComponent):
     tag = "LiveVideo"
 
     src: rx.Var[str]
+    # RTCPeerConnection's configuration: iceServers, iceTransportPolicy.
+    rtc_config: rx.Var[dict]
+    # Also receive the attempt's sound, and play it (otherwise the video is muted).
+    audio: rx.Var[bool]
     on_state: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
 
 
@@ -29,6 +33,8 @@ class LivePublish(rx.NoSSRComponent):
     url: rx.Var[str]
     token: rx.Var[str]
     screen: rx.Var[bool]
+    rtc_config: rx.Var[dict]
+    audio: rx.Var[bool]  # publish the microphone too
     on_status: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
 
 

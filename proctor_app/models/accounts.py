@@ -26,9 +26,6 @@ class User(SQLModel, table=True):
     # An admin of the whole install (all organisations), not only of their own.
     is_install_admin: bool = False
     created_at: datetime = Field(default_factory=utcnow)
-    # Rate limiting of wrong passwords, per account.
-    failed_logins: int = 0
-    locked_until: datetime | None = None
 
 
 class LoginSession(SQLModel, table=True):

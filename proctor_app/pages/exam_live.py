@@ -15,6 +15,7 @@ def live_panel() -> rx.Component:
             (L.publish_url != "") & (R.upload_token != ""),
             rx.fragment(
                 live_publish(url=L.publish_url, token=R.upload_token, screen=L.publish_screen,
+                             rtc_config=L.rtc_config, audio=L.publish_audio,
                              on_status=L.on_status),
                 rx.text("Live proctoring: ", L.status, size="2", color_scheme="gray", id="live-status",
                         custom_attrs={"data-status": L.status}),

@@ -2,9 +2,9 @@
 
 import reflex as rx
 
+from proctor_app.components.auth_forms import logout_form
 from proctor_app.demo import DEMO_PASSWORD, demo_mode
 from proctor_app.state.auth import AuthState
-from proctor_app.state.login import LoginState
 from proctor_app.state.sessions import SessionsState
 
 NAV_BY_ROLE = {
@@ -52,7 +52,7 @@ def page_frame(*children, title: str) -> rx.Component:
             rx.text(AuthState.user_name, " (", AuthState.user_role, ")", id="signed-in-as"),
             # Present once the page's on_load handlers have finished (its guard included).
             rx.cond(rx.State.is_hydrated, rx.el.span(id="page-loaded", hidden=True)),
-            rx.button("Log out", on_click=LoginState.logout, variant="soft", id="logout"),
+            logout_form(rx.button("Log out", type="submit", variant="soft", id="logout")),
             rx.button("Log out everywhere", on_click=SessionsState.logout_everywhere, variant="ghost",
                       id="logout-everywhere"),
             align="center", padding="0.75em 1.5em", border_bottom="1px solid var(--gray-5)",

@@ -1,9 +1,9 @@
 import reflex as rx
 
 from proctor_app.auth.roles import HOME_BY_ROLE
+from proctor_app.components.auth_forms import login_form
 from proctor_app.pages.layout import demo_banner
 from proctor_app.state.auth import AuthState
-from proctor_app.state.login import LoginState
 
 
 def login_page() -> rx.Component:
@@ -13,19 +13,16 @@ def login_page() -> rx.Component:
 def _login_form() -> rx.Component:
     return rx.center(
         rx.card(
-            rx.form(
+            login_form(
                 rx.vstack(
                     rx.heading("Sign in", size="6"),
                     rx.input(name="email", placeholder="Email", type="email", required=True,
                              id="email", width="100%"),
                     rx.input(name="password", placeholder="Password", type="password",
                              required=True, id="password", width="100%"),
-                    rx.cond(LoginState.error != "",
-                            rx.callout(LoginState.error, color_scheme="red", id="login-error")),
                     rx.button("Sign in", type="submit", id="login-submit", width="100%"),
                     spacing="3", width="20em",
                 ),
-                on_submit=LoginState.submit,
             ),
         ),
         min_height="80vh",

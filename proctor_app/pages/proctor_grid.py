@@ -36,7 +36,7 @@ def _status_badge(tile: Tile, id_prefix: str) -> rx.Component:
 
 
 def _video_or_note(src, note: str, **props) -> rx.Component:
-    return rx.cond(src != "", live_video(src=src, **props),
+    return rx.cond(src != "", live_video(src=src, rtc_config=ProctorGridState.rtc_config, **props),
                    rx.center(rx.text(note, size="2", color_scheme="gray"),
                              aspect_ratio="4 / 3", background="var(--gray-3)", width="100%"))
 
@@ -74,11 +74,13 @@ def _focus() -> rx.Component:
                 rx.grid(
                     rx.flex(
                         rx.vstack(rx.text("Camera", size="2", weight="bold"),
-                                  _video_or_note(focus.camera_src, "Live video off", id="focus-camera"),
+                                  _video_or_note(focus.camera_src, "Live video off", id="focus-camera",
+                                                 audio=True),
                                   flex="1", min_width="0"),
                         rx.cond(focus.screen_src != "",
                                 rx.vstack(rx.text("Screen", size="2", weight="bold"),
-                                          live_video(src=focus.screen_src, id="focus-screen"),
+                                          live_video(src=focus.screen_src, rtc_config=ProctorGridState.rtc_config,
+                                                     id="focus-screen"),
                                           flex="1", min_width="0")),
                         gap="1em", width="100%",
                     ),

@@ -157,14 +157,12 @@ def logout_everywhere(db: Session, actor_id: int, user_id: int) -> int:
 
 
 def reset_password(db: Session, actor_id: int, user_id: int, password: str) -> User:
-    """A new password ends the user's open sessions and lifts a lock-out from wrong passwords."""
+    """A new password ends the user's open sessions."""
     user = _get_user(db, actor_id, user_id)
     problem = _password_problem(password)
     if problem:
         raise AccountError(problem)
     user.password_hash = hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
     db.add(user)
     revoke_user_sessions(db, user.id)
     _audit(db, actor_id, "password_reset", user)

@@ -46,6 +46,13 @@ def live_streams(db: Session, exam: Exam) -> list[str]:
     return ["camera", "camera_low"] + (["screen"] if plan.screen_recording else [])
 
 
+def live_audio(db: Session, exam: Exam) -> bool:
+    """Whether the candidate's microphone goes live too: only where it is recorded anyway, which
+    the candidate consented to."""
+    plan = capture_plan(db, exam)
+    return plan.live_video and plan.camera_recording
+
+
 def watchable_exam_ids(db: Session, user: CurrentUser) -> list[int] | None:
     """Exams whose attempts the user may watch: a proctor's assigned ones (of their organisation);
     None means every exam of the organisations they see (`visible_to` narrows queries to them)."""

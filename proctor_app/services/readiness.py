@@ -28,7 +28,7 @@ class Check:
 class Readiness:
     storage_root: Callable[[], Path]
     ingest_pool: IngestPool | None = None
-    worker: Worker | None = None
+    worker: Worker | None = None  # None: jobs run in processes of their own
     monotonic: Callable[[], float] = time.monotonic
 
     def database(self) -> Check:
@@ -52,7 +52,9 @@ class Readiness:
         return Check(alive > 0, f"{alive} of {self.ingest_pool.count} ingest processes alive")
 
     def job_worker(self) -> Check:
-        round_at = self.worker.round_at if self.worker else None
+        if self.worker is None:
+            return Check(True, "none in this process (PROCTOR_IN_APP_WORKER=0)")
+        round_at = self.worker.round_at
         if round_at is None:
             return Check(False, "not running")
         silent = self.monotonic() - round_at

@@ -1,3 +1,4 @@
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,12 +49,15 @@ class AdminUsersState(AuthState):
         self.organisation_options = [[str(org_id), slug] for org_id, slug in slugs.items()
                                      if visible is None or org_id == visible]
 
-    def _apply(self, change: Callable[[Session], User], done: Callable[[User], str]) -> bool:
-        """Run one account change; show its result or the rule it broke."""
-        try:
+    async def _apply(self, change: Callable[[Session], User], done: Callable[[User], str]) -> bool:
+        """Run one account change in a thread (passwords are hashed there, off the event loop);
+        show its result or the rule it broke."""
+        def run() -> str:
             with session_scope() as db:
-                user = change(db)
-                message = done(user)
+                return done(change(db))
+
+        try:
+            message = await asyncio.to_thread(run)
         except accounts.AccountError as exc:
             self.error, self.notice = str(exc), ""
             return False
@@ -68,10 +72,10 @@ class AdminUsersState(AuthState):
         self._reload()
 
     @requires(ADMIN)
-    def create_user(self, form: dict):
+    async def create_user(self, form: dict):
         actor = self._user.id
         organisation = str(form.get("organisation", ""))
-        created = self._apply(
+        created = await self._apply(
             lambda db: accounts.create_user(db, actor, email=form.get("email", ""),
                                             name=form.get("name", ""), role=form.get("role", ""),
                                             password=form.get("password", ""),
@@ -82,36 +86,36 @@ class AdminUsersState(AuthState):
             self.create_form_key += 1
 
     @requires(ADMIN)
-    def set_active(self, user_id: int, active: bool):
+    async def set_active(self, user_id: int, active: bool):
         actor = self._user.id
-        self._apply(lambda db: accounts.set_active(db, actor, int(user_id), bool(active)),
-                    lambda user: f"{user.email} is now {'active' if user.active else 'deactivated'}.")
+        await self._apply(lambda db: accounts.set_active(db, actor, int(user_id), bool(active)),
+                          lambda user: f"{user.email} is now {'active' if user.active else 'deactivated'}.")
 
     @requires(ADMIN)
-    def change_role(self, user_id: int, role: str):
+    async def change_role(self, user_id: int, role: str):
         actor = self._user.id
-        self._apply(lambda db: accounts.change_role(db, actor, int(user_id), role),
-                    lambda user: f"{user.email} is now a {user.role}.")
+        await self._apply(lambda db: accounts.change_role(db, actor, int(user_id), role),
+                          lambda user: f"{user.email} is now a {user.role}.")
 
     @requires(ADMIN)
-    def move_user(self, user_id: int, organisation_id: str):
+    async def move_user(self, user_id: int, organisation_id: str):
         actor = self._user.id
         if not str(organisation_id).isdigit():
             self.error, self.notice = "Choose an organisation.", ""
             return
-        self._apply(lambda db: accounts.move_user(db, actor, int(user_id), int(organisation_id)),
-                    lambda user: f"{user.email} now belongs to organisation {user.organisation_id}; "
-                                 "their sessions and assignments ended.")
+        await self._apply(lambda db: accounts.move_user(db, actor, int(user_id), int(organisation_id)),
+                          lambda user: f"{user.email} now belongs to organisation {user.organisation_id}; "
+                                       "their sessions and assignments ended.")
 
     @requires(ADMIN)
-    def logout_everywhere(self, user_id: int):
+    async def logout_everywhere(self, user_id: int):
         actor = self._user.id
 
         def log_out(db: Session) -> User:
             accounts.logout_everywhere(db, actor, int(user_id))
             return db.get(User, int(user_id))
 
-        self._apply(log_out, lambda user: f"{user.email} is logged out everywhere.")
+        await self._apply(log_out, lambda user: f"{user.email} is logged out everywhere.")
 
     @requires(ADMIN)
     def open_reset(self, user_id: int):
@@ -125,8 +129,8 @@ class AdminUsersState(AuthState):
         self.reset_user_id, self.reset_user_email = 0, ""
 
     @requires(ADMIN)
-    def reset_password(self, form: dict):
+    async def reset_password(self, form: dict):
         actor, user_id = self._user.id, self.reset_user_id
-        if self._apply(lambda db: accounts.reset_password(db, actor, user_id, form.get("password", "")),
-                       lambda user: f"New password set for {user.email}; their sessions were ended."):
+        if await self._apply(lambda db: accounts.reset_password(db, actor, user_id, form.get("password", "")),
+                             lambda user: f"New password set for {user.email}; their sessions were ended."):
             self.reset_user_id, self.reset_user_email = 0, ""

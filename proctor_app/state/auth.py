@@ -5,22 +5,26 @@ import inspect
 from collections.abc import Callable, Iterable
 
 import reflex as rx
+from starlette.requests import cookie_parser
 
 from proctor_app.auth.roles import HOME_BY_ROLE
 from proctor_app.auth.sessions import SESSION_COOKIE, CurrentUser, user_for_token
 
 
 class AuthState(rx.State):
-    session_token: str = rx.Cookie("", name=SESSION_COOKIE, path="/", same_site="strict",
-                                   max_age=12 * 3600)
     user_name: str = ""
     user_role: str = ""
     # What the navigation offers: the install's admins also manage organisations, settings, health.
     user_install_admin: bool = False
     _user: CurrentUser | None = None
 
+    def _session_token(self) -> str:
+        """The session cookie as the state socket's handshake carried it (HttpOnly: set by
+        /api/auth/login, which then loads the next page in full, so a new socket carries it)."""
+        return cookie_parser(self.router.headers.cookie).get(SESSION_COOKIE, "")
+
     def _signed_in_user(self) -> CurrentUser | None:
-        user = user_for_token(self.session_token)
+        user = user_for_token(self._session_token())
         self.user_name = user.name if user else ""
         self.user_role = user.role if user else ""
         self.user_install_admin = bool(user and user.is_install_admin)

@@ -4,9 +4,10 @@ reports. Publishing uses the upload token of the recording part (ExamRecordingSt
 from proctor_app.auth.roles import CANDIDATE
 from proctor_app.db import session_scope
 from proctor_app.models import AttemptStatus, Exam
+from proctor_app.runtime import ice_servers
 from proctor_app.services import attempts
 from proctor_app.services.attempts import AttemptError
-from proctor_app.services.live import live_streams
+from proctor_app.services.live import live_audio, live_streams
 from proctor_app.state.auth import AuthState, requires
 
 STATUS_TEXT = {"connecting": "connecting", "live": "on", "retrying": "reconnecting",
@@ -17,20 +18,26 @@ class ExamLiveState(AuthState):
     # The WHIP endpoint of the candidate's attempt; "" when live video is off.
     publish_url: str = ""
     publish_screen: bool = False
+    publish_audio: bool = False  # the microphone too
+    # RTCPeerConnection's configuration, TURN credentials minted for this attempt.
+    rtc_config: dict = {}
     status: str = ""
 
     @requires(CANDIDATE)
     def prepare(self):
-        self.publish_url, self.publish_screen, self.status = "", False, ""
+        self.publish_url, self.publish_screen, self.publish_audio, self.status = "", False, False, ""
         try:
             with session_scope() as db:
                 attempt = attempts.attempt_for_route(db, self.exam_id, self._user.id)
-                streams = live_streams(db, db.get(Exam, attempt.exam_id))
+                exam = db.get(Exam, attempt.exam_id)
+                streams, audio = live_streams(db, exam), live_audio(db, exam)
         except AttemptError:
             return
         if attempt.status == AttemptStatus.in_progress and streams:
             self.publish_url = f"/api/live/attempts/{attempt.id}/publish"
             self.publish_screen = "screen" in streams
+            self.publish_audio = audio
+            self.rtc_config = ice_servers.rtc_configuration(f"attempt:{attempt.id}")
 
     @requires(CANDIDATE)
     def on_status(self, report: dict):

@@ -15,7 +15,7 @@ from proctor_app.auth.roles import LIVE_VIEW
 from proctor_app.auth.sessions import CurrentUser
 from proctor_app.db import session_scope
 from proctor_app.models import ProctoringEvent, Severity, utcnow
-from proctor_app.runtime import clock, relay
+from proctor_app.runtime import clock, ice_servers, relay
 from proctor_app.services import live
 from proctor_app.services.live import LiveStatus
 from proctor_app.services.review import format_clock
@@ -140,6 +140,8 @@ class ProctorGridState(AuthState):
     search: str = ""
     focus: Tile = Tile()
     focus_events: list[EventLine] = []
+    # RTCPeerConnection's configuration for every tile, TURN credentials minted for this user.
+    rtc_config: dict = {}
     # Which background watcher is current: a newer page load retires the older one.
     _watcher: int = 0
 
@@ -186,6 +188,7 @@ class ProctorGridState(AuthState):
         self.search = ""
         self.page = 0
         self.focus, self.focus_events = Tile(), []
+        self.rtc_config = ice_servers.rtc_configuration(f"user:{self._user.id}")
         self._reload()
         return ProctorGridState.watch_live
 

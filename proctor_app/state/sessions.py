@@ -15,6 +15,5 @@ class SessionsState(AuthState):
         user_id = self._user.id
         with session_scope() as db:
             accounts.logout_everywhere(db, user_id, user_id)
-        self.session_token = ""
         self.user_name = self.user_role = ""
         return rx.redirect("/login")

@@ -1,3 +1,5 @@
+import asyncio
+
 import reflex as rx
 
 from proctor_app.db import session_scope, startup_lock
@@ -19,14 +21,18 @@ class SetupState(rx.State):
         if not is_open:
             return rx.redirect("/login")
 
-    def submit(self, form: dict):
-        try:
+    async def submit(self, form: dict):
+        def create() -> None:
             # One at a time (an advisory lock on PostgreSQL), so two forms cannot both pass the check.
             with startup_lock(), session_scope() as db:
                 first_run.create_first_admin(
                     db, code=form.get("code", ""), email=form.get("email", ""),
                     name=form.get("name", ""), password=form.get("password", ""),
                     password_again=form.get("password_again", ""))
+
+        try:
+            # In a thread: the password is hashed (argon2), off the event loop.
+            await asyncio.to_thread(create)
         except first_run.SetupError as exc:
             if str(exc) == first_run.SETUP_CLOSED:
                 return rx.redirect("/login")

@@ -17,32 +17,19 @@ from sqlmodel import select
 
 from proctor_app.db import session_scope
 from proctor_app.models import User
-from proctor_app.services import attempts
 from tests.support.live_clients import EncodedSource, Publisher, encode_clip
-from tests.support.live_exams import LiveExam, live_events, make_live_exam, publish_url
+from tests.support.live_exams import LiveExam, candidate_attempt_id, live_events, make_live_exam, publish_url
+from tests.support.live_pages import (
+    AUDIO_PACKETS,
+    FRAMES_DECODED,
+    TRACK_PEER_CONNECTIONS,
+    open_grid,
+    status_of,
+    take_exam_until_started,
+    tile_video_playing,
+)
 from tests.support.pages import login
 
-# Every RTCPeerConnection a page makes, with when it was made (for getStats and timings).
-TRACK_PEER_CONNECTIONS = """
-window.__pcs = [];
-const NativePeerConnection = window.RTCPeerConnection;
-window.RTCPeerConnection = function (...args) {
-  const pc = new NativePeerConnection(...args);
-  window.__pcs.push({ pc, created: performance.now() });
-  return pc;
-};
-window.RTCPeerConnection.prototype = NativePeerConnection.prototype;
-"""
-FRAMES_DECODED = """async () => {
-  let frames = 0;
-  for (const { pc } of window.__pcs) {
-    if (pc.connectionState !== "connected") continue;
-    (await pc.getStats()).forEach((r) => {
-      if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded;
-    });
-  }
-  return frames;
-}"""
 # The candidate's side without the exam page: the publisher module on a page of the app's origin.
 PUBLISH = """async ([url, token, withScreen]) => {
   const { LivePublisher } = await import("/live_publish.js");
@@ -85,21 +72,6 @@ def start_publishing(new_context, live: LiveExam, screen: bool = False):
     page.evaluate(PUBLISH, [live.publish_url, live.token, screen])
     page.wait_for_function("window.liveStatus.includes('live')")
     return ctx, page
-
-
-def open_grid(new_context, email: str):
-    page = new_context(track_connections=True).new_page()
-    login(page, email)
-    page.goto("/proctor")
-    return page
-
-
-def status_of(page, attempt_id: int):
-    return page.locator(f"#status-{attempt_id}")
-
-
-def tile_video_playing(page, attempt_id: int) -> None:
-    page.wait_for_function(f"document.querySelector('#tile-{attempt_id} video')?.videoWidth > 0")
 
 
 @pytest.mark.browser
@@ -210,31 +182,25 @@ def test_the_grid_plays_25_tiles_at_once(new_context, app_server):
         assert sum(b > a for a, b in zip(played, now)) == 25
 
 
-def take_exam_until_started(page, live: LiveExam) -> None:
-    login(page, live.candidate)
-    page.goto(f"/candidate/exams/{live.exam_id}")
-    page.locator("#consent-checkbox").click()
-    page.locator("#consent-accept").click()
-    expect(page.locator("#device-ok")).to_be_visible()
-    page.locator("#start-exam").click()
-    expect(page.locator("#question-prompt")).to_be_visible()
-
-
 @pytest.mark.browser
 def test_the_exam_page_publishes_while_the_exam_runs(new_context):
     live = make_live_exam(start=False, screen=True)
     candidate = new_context(track_connections=True).new_page()
     take_exam_until_started(candidate, live)
     expect(candidate.locator("#live-status")).to_have_attribute("data-status", "on")
-    with session_scope() as db:
-        attempt_id = attempts.attempt_for(db, live.exam_id, db.exec(
-            select(User.id).where(User.email == live.candidate)).one()).id
+    attempt_id = candidate_attempt_id(live)
     proctor = open_grid(new_context, live.proctors[0])
     expect(status_of(proctor, attempt_id)).to_have_attribute("data-status", "live")
     tile_video_playing(proctor, attempt_id)
     # The screen the recorder shares (one prompt for both) is published too.
     proctor.click(f"#tile-{attempt_id}")
     proctor.wait_for_function("document.querySelector('#focus-screen')?.videoWidth > 320")
+    # So is the microphone (recorded in this exam): heard in the focused view, not on the tiles.
+    proctor.wait_for_function("document.querySelector('#focus-camera')?.srcObject?.getAudioTracks().length === 1")
+    assert proctor.eval_on_selector("#focus-camera", "v => v.muted") is False
+    assert proctor.eval_on_selector(f"#tile-{attempt_id} video",
+                                    "v => v.muted && v.srcObject.getAudioTracks().length === 0")
+    assert wait_until(lambda: proctor.evaluate(AUDIO_PACKETS) > 50, timeout=10)
 
     # The camera is lost (unplugged): the page takes it again and publishes on a new connection.
     candidate.evaluate("""() => {

@@ -1,5 +1,9 @@
-import pytest
+import re
 
+import pytest
+from playwright.sync_api import expect
+
+from proctor_app.auth.sessions import SESSION_COOKIE, user_for_token
 from proctor_app.demo import DEMO_PASSWORD
 from tests.support.pages import login
 
@@ -38,3 +42,35 @@ def test_pages_run_under_the_content_security_policy(page):
         page.wait_for_load_state("networkidle")
     assert page.evaluate("document.title")
     assert refused == []
+
+
+def test_the_session_cookie_is_httponly_and_sign_out_ends_it(page, context):
+    login(page, "proctor@example.com")
+    cookie = next(c for c in context.cookies() if c["name"] == SESSION_COOKIE)
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    # No script of the page can read it.
+    assert SESSION_COOKIE not in page.evaluate("document.cookie")
+    token = cookie["value"]
+    assert user_for_token(token) is not None
+    page.click("#logout")
+    page.wait_for_url(re.compile(r"/login/?$"))
+    assert user_for_token(token) is None
+    assert all(c["name"] != SESSION_COOKIE for c in context.cookies())
+    page.goto("/proctor")
+    page.wait_for_url(re.compile(r"/login\?next=/proctor/?$"))
+
+
+def test_too_many_failures_show_when_to_try_again(page):
+    """The throttle's 429 reaches the form as its message (127.0.0.1 is the client here: an
+    unknown email of its own keeps the other tests' sign-ins clear of it)."""
+    page.goto("/login")
+    page.fill("#email", "nobody-throttled@example.com")
+    page.fill("#password", "not-the-password")
+    for _ in range(10):
+        with page.expect_response("**/api/auth/login") as answer:
+            page.click("#login-submit")
+        assert answer.value.status == 401
+    with page.expect_response("**/api/auth/login") as answer:
+        page.click("#login-submit")
+    assert answer.value.status == 429
+    expect(page.locator("#login-error")).to_contain_text("Too many failed sign-ins")

@@ -1,7 +1,6 @@
 """User administration rules (services/accounts.py) against the test session's real database."""
 
 import uuid
-from datetime import timedelta
 
 import pytest
 from sqlmodel import select
@@ -9,7 +8,7 @@ from sqlmodel import select
 from proctor_app.auth import sessions
 from proctor_app.auth.passwords import MIN_PASSWORD_LENGTH
 from proctor_app.db import session_scope
-from proctor_app.models import AuditLog, LoginSession, Role, User, utcnow
+from proctor_app.models import AuditLog, LoginSession, Role, User
 from proctor_app.services import accounts
 
 pytestmark = pytest.mark.usefixtures("demo_db")
@@ -104,12 +103,8 @@ def test_change_role_is_audited_with_old_and_new(admin_id, user):
         accounts.change_role(db, admin_id, user.id, "owner")
 
 
-def test_password_reset_ends_sessions_and_lifts_lockout(admin_id, user):
+def test_password_reset_ends_sessions(admin_id, user):
     token, _ = sessions.login(user.email, PASSWORD)
-    with session_scope() as db:
-        locked = db.get(User, user.id)
-        locked.failed_logins, locked.locked_until = 3, utcnow() + timedelta(minutes=5)
-        db.add(locked)
     with session_scope() as db:
         accounts.reset_password(db, admin_id, user.id, "second-pass-2")
     assert sessions.user_for_token(token) is None

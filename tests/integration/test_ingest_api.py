@@ -57,9 +57,10 @@ def stored_chunks(attempt_id: int, stream: str = "camera") -> list[tuple[int, in
 
 
 def files_of(attempt_id: int) -> list[str]:
-    """Every file under the storage folder that belongs to the attempt (temp files included)."""
+    """Every file under the storage folder that belongs to the attempt (temp files included):
+    KIND/YYYY/MM/ATTEMPT/... (matched by that part: attempt 11 is not every file of November)."""
     return sorted(str(p.relative_to(storage.root())) for p in storage.root().rglob("*")
-                  if p.is_file() and f"/{attempt_id}/" in f"/{p.relative_to(storage.root())}")
+                  if p.is_file() and p.relative_to(storage.root()).parts[3:4] == (str(attempt_id),))
 
 
 def test_chunks_are_stored_byte_identical_in_order_and_idempotently(client, grant):

@@ -4,6 +4,7 @@ viewing, and who may end a session (aiortc peers on an event loop of their own).
 import asyncio
 
 import httpx
+from aiortc import RTCConfiguration, RTCPeerConnection
 from sqlmodel import select
 
 from proctor_app.auth import sessions
@@ -34,6 +35,7 @@ async def publish_over_http(client: httpx.AsyncClient, live: LiveExam) -> tuple[
         assert response.status_code == 201, response.text
         assert response.headers["content-type"].startswith("application/sdp")
         location["url"] = response.headers["location"]
+        assert response.headers["access-control-expose-headers"] == "Location, Link"
         return response.text
 
     await publisher.start(signal)
@@ -126,3 +128,39 @@ def test_viewing_needs_a_proctor_of_the_exam_and_sessions_end_only_for_their_own
             await publisher.close()
 
     run_async(scenario())
+
+
+async def offer_with(*kinds: str) -> str:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    for kind in kinds:
+        pc.addTransceiver(kind, direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    await pc.close()
+    return pc.localDescription.sdp
+
+
+def test_standard_clients_get_options_cors_and_the_rfc_status_codes(app_server):
+    live = make_live_exam()
+    audio_only = run_async(offer_with("audio"))
+    with httpx.Client(base_url=app_server.url) as client:
+        for url in (live.publish_url, live.view_url("camera")):
+            options = client.options(url)
+            assert options.status_code == 204, url
+            assert options.headers["accept-post"] == "application/sdp"
+            # A browser player on another origin asks first; the app's CORS middleware grants only
+            # PROCTOR_CORS_ORIGINS, and this server lists none.
+            preflight = client.options(url, headers={
+                "Origin": "https://player.example", "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type"})
+            assert preflight.status_code == 400
+            assert "access-control-allow-origin" not in preflight.headers
+
+        sdp = {"Content-Type": "application/sdp", "Authorization": f"Bearer {live.token}"}
+        post = lambda body, headers=sdp: client.post(f"{live.publish_url}?streams=camera",  # noqa: E731
+                                                      content=body, headers=headers)
+        assert post(audio_only).status_code == 422  # a real offer, but no video section
+        assert post(audio_only, {**sdp, "Content-Type": "application/json"}).status_code == 415
+        assert post("not sdp").status_code == 400
+        viewer = signed_in(live.proctors[0]) | {"Content-Type": "application/sdp"}
+        refused = client.post(live.view_url("camera"), content=audio_only, headers=viewer)
+        assert refused.status_code == 422, refused.text

@@ -8,12 +8,21 @@ import time
 
 import pytest
 from aiortc import rtcrtpreceiver
+from aiortc.mediastreams import AudioStreamTrack
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpRrPacket
 
 from proctor_app.media.live.relay import LiveRelay, LiveRequestError
 from proctor_app.media.live.status import LiveStatus
-from tests.support.live_clients import NumberedCamera, Publisher, StockRelay, Viewer, eventually, run_async
+from tests.support.live_clients import (
+    NumberedCamera,
+    Publisher,
+    StockRelay,
+    Viewer,
+    eventually,
+    prefer_codecs,
+    run_async,
+)
 
 ATTEMPT = 7
 
@@ -258,15 +267,51 @@ def test_offers_the_relay_cannot_serve_are_refused(offer, streams, message):
     with_relay(scenario)
 
 
-def test_a_publisher_without_vp8_is_refused():
+def test_an_h264_and_opus_publisher_keeps_its_codecs_and_viewers_get_both():
     async def scenario(relay):
-        publisher = Publisher({"camera": NumberedCamera()}, codec="video/H264")
+        # Audio first, as OBS offers it: sections are matched by kind.
+        publisher = Publisher({"mic": AudioStreamTrack(), "camera": NumberedCamera()}, codec="video/H264")
 
         async def signal(sdp):
             return (await relay.publish(ATTEMPT, "token", sdp, ["camera"]))[1]
 
-        with pytest.raises(LiveRequestError, match="VP8"):
-            await publisher.start(signal)
+        await publisher.start(signal)
+        # Like a browser, the viewer offers VP8 and H.264: it is answered in the publisher's codec.
+        viewer = Viewer(codecs=("video/VP8", "video/H264"), audio=True)
+        await viewer.start(lambda sdp: _view_answer(relay, sdp))
+        assert await viewer.wait_frames(15, 15), viewer.count
+        assert viewer.codec == "video/H264"
+        assert await eventually(lambda: viewer.audio_frames >= 25, 10), viewer.audio_frames
+        numbers = [number for *_, number in viewer.frames]
+        assert numbers == sorted(numbers) and numbers[-1] - numbers[0] >= 14  # decoded pictures
+
+        # A viewer that cannot take H.264 is refused (422), not answered in a codec that fails.
+        vp8_viewer = Viewer()
+        with pytest.raises(LiveRequestError, match="H264") as refused:
+            await vp8_viewer.start(lambda sdp: _view_answer(relay, sdp))
+        assert refused.value.status == 422
+        for peer in (vp8_viewer, viewer, publisher):
+            await peer.close()
+
+    with_relay(scenario)
+
+
+async def _view_answer(relay, sdp):
+    return (await relay.view(ATTEMPT, "camera", "user:1", sdp))[1]
+
+
+def test_an_offer_without_a_codec_to_pass_on_is_refused_with_422():
+    async def scenario(relay):
+        publisher = Publisher({"camera": NumberedCamera()})
+        prefer_codecs(publisher.pc.addTransceiver(publisher.tracks["camera"], direction="sendonly"))
+        await publisher.pc.setLocalDescription(await publisher.pc.createOffer())
+        vp9_only = publisher.pc.localDescription.sdp.replace("VP8/90000", "VP9/90000")
+        with pytest.raises(LiveRequestError, match="no codec") as refused:
+            await relay.publish(ATTEMPT, "token", vp9_only, ["camera"])
+        assert refused.value.status == 422
+        with pytest.raises(LiveRequestError) as malformed:
+            await relay.publish(ATTEMPT, "token", "v=0\r\nnot an offer", ["camera"])
+        assert malformed.value.status == 400
         await publisher.close()
         assert relay.snapshot(ATTEMPT).status == LiveStatus.offline
 

@@ -78,15 +78,18 @@ def _app(access: MetricsAccess, readiness: Readiness | None = None) -> Starlette
     return Starlette(routes=monitoring_routes(access, readiness or Readiness(lambda: None)))
 
 
-async def _get(app, path: str, client_address=LOCAL, token: str | None = None) -> httpx.Response:
+async def _get(app, path: str, client_address=LOCAL, token: str | None = None,
+               forwarded_for: str | None = None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
     transport = httpx.ASGITransport(app=app, client=client_address)
     async with httpx.AsyncClient(transport=transport, base_url="http://proctor") as http:
         return await http.get(path, headers=headers)
 
 
 async def test_metrics_refused_to_a_foreign_address_without_the_token(demo_db):
-    by_address = _app(MetricsAccess(allow=("127.0.0.1", "::1"), token=""))
+    by_address = _app(MetricsAccess(allow=("127.0.0.1", "::1"), token="", trusted_proxies=("127.0.0.1",)))
     refused = await _get(by_address, "/metrics", FOREIGN)
     assert refused.status_code == 403
     assert refused.headers["content-type"] == "application/problem+json"
@@ -94,8 +97,11 @@ async def test_metrics_refused_to_a_foreign_address_without_the_token(demo_db):
     assert (await _get(by_address, "/metrics", FOREIGN, token="guess")).status_code == 403
     assert (await _get(by_address, "/metrics", LOCAL)).status_code == 200
     assert (await _get(by_address, "/metrics", ("10.1.2.3", 1))).status_code == 403
+    # Behind the reverse proxy on this host the peer is local: the forwarded client decides.
+    assert (await _get(by_address, "/metrics", LOCAL, forwarded_for=FOREIGN[0])).status_code == 403
+    assert (await _get(by_address, "/metrics", LOCAL, forwarded_for="127.0.0.1")).status_code == 200
 
-    with_token = _app(MetricsAccess(allow=("10.0.0.0/8",), token="s3cret-metrics"))
+    with_token = _app(MetricsAccess(allow=("10.0.0.0/8",), token="s3cret-metrics", trusted_proxies=()))
     refused = await _get(with_token, "/metrics", FOREIGN)
     assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
     assert (await _get(with_token, "/metrics", FOREIGN, token="s3cret-metric")).status_code == 401
@@ -110,11 +116,11 @@ async def test_readiness_fails_when_storage_is_unwritable(demo_db, tmp_path):
     running = asyncio.create_task(worker.run())
     try:
         await asyncio.to_thread(wait_for, lambda: worker.round_at is not None)
-        writable = _app(MetricsAccess((), ""), Readiness(lambda: tmp_path, worker=worker))
+        writable = _app(MetricsAccess((), "", ()), Readiness(lambda: tmp_path, worker=worker))
         assert (await _get(writable, "/api/ready")).status_code == 200
         # A storage folder that cannot take a file (its path goes through a regular file).
         (tmp_path / "file").write_bytes(b"")
-        broken = _app(MetricsAccess((), ""), Readiness(lambda: tmp_path / "file" / "storage", worker=worker))
+        broken = _app(MetricsAccess((), "", ()), Readiness(lambda: tmp_path / "file" / "storage", worker=worker))
         answer = await _get(broken, "/api/ready")
         assert answer.status_code == 503
         checks = answer.json()["checks"]
@@ -127,7 +133,7 @@ async def test_readiness_fails_when_storage_is_unwritable(demo_db, tmp_path):
 async def test_readiness_fails_when_the_job_worker_stops_or_hangs(demo_db, tmp_path):
     clock = {"now": 0.0}
     worker = Worker({}, poll_s=0.05)
-    app = _app(MetricsAccess((), ""), Readiness(lambda: tmp_path, worker=worker,
+    app = _app(MetricsAccess((), "", ()), Readiness(lambda: tmp_path, worker=worker,
                                                 monotonic=lambda: clock["now"]))
     answer = await _get(app, "/api/ready")
     assert answer.status_code == 503 and answer.json()["checks"]["job_worker"]["detail"] == "not running"

@@ -46,13 +46,15 @@ async def eventually(condition: Callable[[], bool], timeout: float) -> bool:
     return condition()
 
 
-def vp8_only(transceiver, codec: str = "video/VP8") -> None:
+def prefer_codecs(transceiver, *codecs: str) -> None:
+    """Offer `codecs` only (VP8 by default), with retransmission."""
+    wanted = codecs or ("video/VP8",)
     transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
-                                     if c.mimeType in (codec, "video/rtx")])
+                                     if c.mimeType in (*wanted, "video/rtx")])
 
 
-def new_pc() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+def new_pc(config: RTCConfiguration | None = None) -> RTCPeerConnection:
+    return RTCPeerConnection(config or RTCConfiguration(iceServers=[]))
 
 
 class NumberedCamera(MediaStreamTrack):
@@ -145,16 +147,18 @@ class EncodedSource(MediaStreamTrack):
 class Publisher:
     """A candidate's browser: sends `tracks` (stream name -> track), one video section each."""
 
-    def __init__(self, tracks: dict[str, MediaStreamTrack], codec: str = "video/VP8"):
+    def __init__(self, tracks: dict[str, MediaStreamTrack], codec: str = "video/VP8",
+                 config: RTCConfiguration | None = None):
         self.tracks = tracks
         self.codec = codec
-        self.pc = new_pc()
+        self.pc = new_pc(config)
         self.senders = {}
 
     async def start(self, signal: Signal) -> None:
         for stream, track in self.tracks.items():
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
-            vp8_only(transceiver, self.codec)
+            if track.kind == "video":
+                prefer_codecs(transceiver, self.codec)
             self.senders[stream] = transceiver.sender
         await self.pc.setLocalDescription(await self.pc.createOffer())
         answer = await signal(self.pc.localDescription.sdp)
@@ -171,19 +175,25 @@ class Viewer:
     only counted, which keeps a benchmark's load generator cheap.
     """
 
-    def __init__(self, decode: bool = True):
+    def __init__(self, decode: bool = True, config: RTCConfiguration | None = None,
+                 codecs: tuple[str, ...] = ("video/VP8",), audio: bool = False):
         self.decode = decode
-        self.pc = new_pc()
+        self.codecs = codecs
+        self.audio = audio  # also receive the attempt's sound (decoded audio frames counted)
+        self.audio_frames = 0
+        self.pc = new_pc(config)
         self.started_at = 0.0
         self.frames: list[tuple[float, int, int, int]] = []  # (time, width, height, number)
         self.encoded: list[tuple[float, bool]] = []  # (time, keyframe) when not decoding
         self.receiver = None
         self._reader: asyncio.Task | None = None
+        self._audio_reader: asyncio.Task | None = None
 
     async def start(self, signal: Signal) -> None:
         transceiver = self.pc.addTransceiver("video", direction="recvonly")
-        vp8_only(transceiver)
+        prefer_codecs(transceiver, *self.codecs)
         self.receiver = transceiver.receiver
+        audio = self.pc.addTransceiver("audio", direction="recvonly").receiver if self.audio else None
         if not self.decode:
             tap_receiver(self.receiver, lambda f: self.encoded.append(
                 (time.monotonic(), vp8_is_keyframe(f.data))))
@@ -193,6 +203,21 @@ class Viewer:
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         if self.decode:
             self._reader = asyncio.ensure_future(self._read(self.receiver.track))
+        if audio:
+            self._audio_reader = asyncio.ensure_future(self._count_audio(audio.track))
+
+    async def _count_audio(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                await track.recv()
+                self.audio_frames += 1
+        except MediaStreamError:
+            pass
+
+    @property
+    def codec(self) -> str:
+        """The video codec the answer chose."""
+        return self.pc.getTransceivers()[0]._codecs[0].mimeType
 
     async def _read(self, track: MediaStreamTrack) -> None:
         try:
@@ -214,8 +239,9 @@ class Viewer:
             await self.receiver._send_rtcp_pli(source.source)
 
     async def close(self) -> None:
-        if self._reader:
-            self._reader.cancel()
+        for reader in (self._reader, self._audio_reader):
+            if reader:
+                reader.cancel()
         await self.pc.close()
 
 
@@ -235,7 +261,7 @@ class StockRelay:
         receivers = []
         for _ in streams:
             transceiver = pc.addTransceiver("video", direction="recvonly")
-            vp8_only(transceiver)
+            prefer_codecs(transceiver)
             receivers.append(transceiver.receiver)
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         await pc.setLocalDescription(await pc.createAnswer())
@@ -248,7 +274,7 @@ class StockRelay:
         self._pcs.append(pc)
         transceiver = pc.addTransceiver(self._relay.subscribe(self._tracks[(attempt_id, stream)]),
                                         direction="sendonly")
-        vp8_only(transceiver)
+        prefer_codecs(transceiver)
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         await pc.setLocalDescription(await pc.createAnswer())
         return str(id(pc)), pc.localDescription.sdp

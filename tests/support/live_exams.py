@@ -8,7 +8,8 @@ from sqlmodel import select
 
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
-from proctor_app.models import ProctoringEvent, QuestionKind, Role
+from proctor_app.models import ProctoringEvent, QuestionKind, Role, User
+from proctor_app.services import attempts
 from proctor_app.services.uploads import issue_upload_token
 from tests.support.factories import assign, make_exam, make_user, start_attempt
 
@@ -70,3 +71,10 @@ def live_events(attempt_id: int) -> list[tuple[str, str]]:
                                                      ProctoringEvent.kind.startswith("live_"))
                        .order_by(ProctoringEvent.server_time, ProctoringEvent.id)).all()
         return [(e.kind, e.data.get("reason", "")) for e in rows]
+
+
+def candidate_attempt_id(live: LiveExam) -> int:
+    """The attempt the (first) candidate started on the exam page."""
+    with session_scope() as db:
+        candidate_id = db.exec(select(User.id).where(User.email == live.candidate)).one()
+        return attempts.attempt_for(db, live.exam_id, candidate_id).id

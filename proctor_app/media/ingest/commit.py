@@ -1,6 +1,5 @@
 """The rows of chunks on disk, committed together by one thread (group commit)."""
 
-import fcntl
 import os
 import queue
 import threading
@@ -26,6 +25,8 @@ from proctor_app.media.ingest.rows import (
     chunks_table,
 )
 from proctor_app.media.ingest.window import FLUSH_GRACE, check_accepting
+from proctor_app.platform import locked_file
+
 
 def _next_contiguous(conn, segment_id: int, contiguous: int) -> int:
     """Walk up from `contiguous` over stored seqs that arrived early."""
@@ -119,24 +120,14 @@ class WriteTurn:
     """On SQLite, the ingest processes take turns for the write transaction by a file lock: SQLite
     lets one writer in at a time and its busy handler waits by sleeping, up to 100 ms a try."""
 
-    def __init__(self) -> None:
-        self._files: dict[str, int] = {}
-
     @contextmanager
     def __call__(self) -> Iterator[None]:
         engine = database.get_engine()  # looked up each time: tests point it at PostgreSQL
         if engine.dialect.name != "sqlite":
             yield
             return
-        path = f"{engine.url.database}.write-turn"
-        fd = self._files.get(path)
-        if fd is None:
-            fd = self._files[path] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
+        with locked_file(f"{engine.url.database}.write-turn"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class GroupCommit:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Coroutine
 from aiortc import RTCRtpReceiver
 
 from proctor_app.clock import Clock
-from proctor_app.media.live.passthrough import EncodedFrame, ViewerTrack, vp8_is_keyframe
+from proctor_app.media.live.passthrough import EncodedFrame, ViewerTrack, is_keyframe
 from proctor_app.metrics import relay_bytes
 
 _relayed_in, _relayed_out = relay_bytes.labels("in"), relay_bytes.labels("out")
@@ -24,18 +24,23 @@ class Channel:
         self.clock, self._on_frame_seen, self._spawn = clock, on_frame_seen, spawn
         self.viewers: set[ViewerTrack] = set()
         self.receiver: RTCRtpReceiver | None = None
+        # The publisher's codec; it stays when the publisher goes, for viewers that come meanwhile.
+        self.codec: str | None = None
         self.source = 0
         self.last_frame_at: float | None = None
         self._last_pli = 0.0
         self._deferred_pli: asyncio.TimerHandle | None = None
 
-    def attach(self, receiver: RTCRtpReceiver) -> None:
+    def attach(self, receiver: RTCRtpReceiver, codec: str) -> set[ViewerTrack]:
+        """Returns the viewers that were answered in another codec: they cannot follow."""
         # last_frame_at stays: a publisher replaced by its own new connection is still live
         # while the new one connects.
         self.receiver = receiver
+        self.codec = codec
         self.source += 1
         for viewer in self.viewers:
             viewer.resync()
+        return {viewer for viewer in self.viewers if viewer.codec != codec}
 
     def detach(self, receiver: RTCRtpReceiver) -> None:
         if self.receiver is receiver:
@@ -46,7 +51,7 @@ class Channel:
             return  # a replaced publisher's last frames
         self.last_frame_at = self.clock.monotonic()
         frame = EncodedFrame(jitter_frame.data, jitter_frame.timestamp,
-                             vp8_is_keyframe(jitter_frame.data), self.source)
+                             is_keyframe(self.codec, jitter_frame.data), self.source)
         for viewer in self.viewers:
             viewer.push(frame)
         _relayed_in.inc(len(frame.data))
@@ -67,7 +72,7 @@ class Channel:
     def _send_pli(self) -> None:
         self._deferred_pli = None
         receiver = self.receiver
-        if receiver is None:
+        if receiver is None or not self.codec.startswith("video/"):
             return
         self._last_pli = self.clock.monotonic()
         for source in receiver.getSynchronizationSources():

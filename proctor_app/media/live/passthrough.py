@@ -4,7 +4,8 @@ aiortc's own relay (MediaRelay) decodes each received track once and re-encodes 
 viewer. Here a publisher's receiver hands its complete encoded frames (out of the jitter buffer)
 to a channel instead of to a decoder, and every viewer's sender packs them unchanged
 (`Encoder.pack`). That only works when:
-- both legs use one codec: VP8 is pinned in every answer;
+- both legs use one codec: each publisher's is kept (VP8 or H.264 video, Opus audio) and its
+  viewers are answered with it;
 - every frame reaches every viewer: a dropped encoded frame breaks decoding until the next
   keyframe, so a viewer that falls behind waits for a keyframe instead of skipping frames;
 - viewers' keyframe requests (PLI) go on to the publisher, and one is sent whenever a viewer
@@ -25,20 +26,51 @@ from aiortc import RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 VIDEO_TIME_BASE = Fraction(1, 90000)
-# Between a viewer's last frame from one publisher connection and its first from the next: 1/30 s.
+AUDIO_TIME_BASE = Fraction(1, 48000)
+# What can pass through, in the order taken when an offer has several: aiortc packs these.
+PASSTHROUGH_CODECS = {"video": ("video/VP8", "video/H264"), "audio": ("audio/opus",)}
+# Between a viewer's last frame from one publisher connection and its first from the next: 1/30 s
+# of video (a little more of audio, at 48 kHz).
 SOURCE_GAP_TICKS = 3000
 # A viewer this many frames behind is resynchronised at the next keyframe.
 MAX_QUEUED_FRAMES = 90
 
 
-def vp8_only() -> list:
-    return [c for c in RTCRtpReceiver.getCapabilities("video").codecs
-            if c.mimeType in ("video/VP8", "video/rtx")]
+def only(mime_type: str) -> list:
+    """aiortc's capabilities for one codec (and retransmission for video), for
+    setCodecPreferences."""
+    kind = mime_type.split("/")[0]
+    return [c for c in RTCRtpReceiver.getCapabilities(kind).codecs
+            if c.mimeType.lower() in (mime_type.lower(), "video/rtx")]
+
+
+def offered_codec(media) -> str | None:
+    """The first codec of an offer's media section (aiortc.sdp.MediaDescription) that can pass
+    through; H.264 only in packetization mode 1, the one aiortc packs."""
+    for codec in media.rtp.codecs:
+        for mime_type in PASSTHROUGH_CODECS.get(media.kind, ()):
+            if codec.mimeType.lower() == mime_type.lower() and (
+                    mime_type != "video/H264" or str(codec.parameters.get("packetization-mode")) == "1"):
+                return mime_type
+    return None
 
 
 def vp8_is_keyframe(data: bytes) -> bool:
     # RFC 6386 section 9.1: bit 0 of the frame tag is 0 for a key frame.
     return bool(data) and not data[0] & 0x01
+
+
+def h264_is_keyframe(data: bytes) -> bool:
+    # aiortc hands H.264 frames in Annex B: an IDR slice (NAL unit type 5) makes a keyframe.
+    return any(nal and nal[0] & 0x1F == 5 for nal in data.split(b"\x00\x00\x01")[1:])
+
+
+def is_keyframe(mime_type: str, data: bytes) -> bool:
+    if mime_type == "video/VP8":
+        return vp8_is_keyframe(data)
+    if mime_type == "video/H264":
+        return h264_is_keyframe(data)
+    return True  # audio: every frame decodes on its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +137,14 @@ class FrameSource(Protocol):
 
 
 class ViewerTrack(MediaStreamTrack):
-    """What one viewer's sender reads: the channel's encoded frames, as av.Packets."""
+    """What one viewer's sender reads: the channel's encoded frames, as av.Packets, in `codec`."""
 
     kind = "video"
+    time_base = VIDEO_TIME_BASE
 
-    def __init__(self):
+    def __init__(self, codec: str = "video/VP8"):
         super().__init__()
+        self.codec = codec
         self.channel: FrameSource | None = None
         self._queue: asyncio.Queue[EncodedFrame] = asyncio.Queue()
         self.active = False  # set once the viewer's connection is up
@@ -150,11 +184,19 @@ class ViewerTrack(MediaStreamTrack):
         self._last_ts = frame.timestamp + self._offset
         packet = av.Packet(frame.data)
         packet.pts = self._last_ts
-        packet.time_base = VIDEO_TIME_BASE
+        packet.time_base = self.time_base
         return packet
 
     def stop(self) -> None:
         super().stop()
         if self.channel is not None:
             self.channel.viewers.discard(self)
+
+
+class AudioViewerTrack(ViewerTrack):
+    kind = "audio"
+    time_base = AUDIO_TIME_BASE
+
+    def __init__(self, codec: str = "audio/opus"):
+        super().__init__(codec)
 

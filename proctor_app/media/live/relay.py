@@ -13,16 +13,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
-from aiortc.sdp import SessionDescription
 
 from proctor_app.clock import Clock, system_clock
 from proctor_app.media.live.channel import Channel
-from proctor_app.media.live.passthrough import ViewerTrack, tap_receiver, vp8_only, without_bandwidth_estimate
+from proctor_app.media.live.ice import IceServers
+from proctor_app.media.live.offers import LiveRequestError, codec_of, offer_media
+from proctor_app.media.live.passthrough import (
+    PASSTHROUGH_CODECS,
+    AudioViewerTrack,
+    ViewerTrack,
+    only,
+    tap_receiver,
+    without_bandwidth_estimate,
+)
 from proctor_app.media.live.status import OFFLINE, AttemptLive, LiveSnapshot, LiveStatus, next_status
 
 log = logging.getLogger("proctor_app.live")
 
 LIVE_STREAMS = ("camera", "camera_low", "screen")
+# The channel of a publisher's audio section (the microphone), whatever its video streams.
+AUDIO = "audio"
 # A peer connection that has not connected by then is given up.
 CONNECT_TIMEOUT_S = 20.0
 MONITOR_INTERVAL_S = 0.5
@@ -34,11 +44,6 @@ FORGET_AFTER_S = 3600
 LATE_DELETE_S = 30.0
 
 
-class LiveRequestError(ValueError):
-    """An offer the relay cannot serve; the message is meant for the client."""
-
-
-
 @dataclass
 class Session:
     id: str
@@ -48,8 +53,8 @@ class Session:
     pc: RTCPeerConnection
     streams: tuple[str, ...]
     created_at: float  # monotonic
-    receivers: list[tuple[str, RTCRtpReceiver]] = field(default_factory=list)
-    viewer: ViewerTrack | None = None
+    receivers: list[tuple[str, RTCRtpReceiver, str]] = field(default_factory=list)  # + codec
+    viewers: list[ViewerTrack] = field(default_factory=list)
 
 
 
@@ -62,8 +67,10 @@ class LiveRelay:
     as they are needed (admin settings), `on_transition` stores each live status change."""
 
     def __init__(self, offline_after_s: Callable[[], float], on_transition: TransitionHook,
-                 enabled: Callable[[], bool] = lambda: True, clock: Clock = system_clock):
+                 enabled: Callable[[], bool] = lambda: True, clock: Clock = system_clock,
+                 ice: IceServers | None = None):
         self.clock = clock
+        self._ice = ice or IceServers(clock=clock)
         self._offline_after_s = offline_after_s
         self._enabled = enabled
         self._on_transition = on_transition
@@ -84,27 +91,35 @@ class LiveRelay:
     # -- signalling -------------------------------------------------------------------------
 
     async def publish(self, attempt_id: int, owner: str, offer_sdp: str,
-                      streams: list[str]) -> tuple[str, str]:
-        """Accept a publisher's offer (video m-lines in the order of `streams`); returns
-        (session id, answer SDP). A new publisher for the attempt replaces the old one."""
+                      streams: list[str], allow_audio: bool = True) -> tuple[str, str]:
+        """Accept a publisher's offer (video m-lines in the order of `streams`, and at most one
+        audio m-line); returns (session id, answer SDP). Each section keeps the first codec of
+        the offer that can pass through. A new publisher for the attempt replaces the old one."""
         self._start()
         if not streams or len(set(streams)) != len(streams) \
                 or any(s not in LIVE_STREAMS for s in streams):
-            raise LiveRequestError(f"streams must be distinct names from {', '.join(LIVE_STREAMS)}")
-        kinds = _media_kinds(offer_sdp)
-        if kinds != ["video"] * len(streams):
-            raise LiveRequestError(f"the offer must have {len(streams)} video sections and nothing else")
+            raise LiveRequestError(f"streams must be distinct names from {', '.join(LIVE_STREAMS)}", 400)
+        media = offer_media(offer_sdp)
+        kinds = [m.kind for m in media]
+        if kinds.count("video") != len(streams) or kinds.count("audio") > 1 \
+                or len(kinds) != len(streams) + kinds.count("audio"):
+            raise LiveRequestError(f"the offer must have {len(streams)} video sections and at most one "
+                                   "audio section")
+        if "audio" in kinds and not allow_audio:
+            raise LiveRequestError("this exam does not relay the microphone", 403)
+        names = iter(streams)
+        plan = [(next(names) if m.kind == "video" else AUDIO, m.kind, codec_of(m)) for m in media]
         pc = self._new_pc()
         session = Session(secrets.token_urlsafe(18), "publish", attempt_id, owner, pc, tuple(streams),
                           self.clock.monotonic())
-        for stream in streams:
-            transceiver = pc.addTransceiver("video", direction="recvonly")
-            transceiver.setCodecPreferences(vp8_only())
+        for stream, kind, codec in plan:
+            transceiver = pc.addTransceiver(kind, direction="recvonly")
+            transceiver.setCodecPreferences(only(codec))
             receiver = transceiver.receiver
             tap_receiver(receiver, lambda jitter_frame, key=(attempt_id, stream), receiver=receiver:
                           self._publisher_frame(key, receiver, jitter_frame))
             without_bandwidth_estimate(receiver)
-            session.receivers.append((stream, receiver))
+            session.receivers.append((stream, receiver, codec))
         self._watch(session)
         answer = await self._answer(pc, offer_sdp)
         self._sessions[session.id] = session
@@ -127,33 +142,50 @@ class LiveRelay:
             del self._pending[attempt_id]
         old = self._publishers.get(attempt_id)
         self._publishers[attempt_id] = session
-        for stream, receiver in session.receivers:
-            self._channel(attempt_id, stream).attach(receiver)
+        for stream, receiver, codec in session.receivers:
+            stale = self._channel(attempt_id, stream).attach(receiver, codec)
+            # Viewers answered in the previous publisher's codec reconnect and get the new one.
+            for other in list(self._sessions.values()):
+                if stale.intersection(other.viewers):
+                    self._spawn(self._close(other))
         self._attempts[attempt_id].streams = session.streams
         if old is not None:
             self._spawn(self._close(old))
 
     async def view(self, attempt_id: int, stream: str, owner: str, offer_sdp: str) -> tuple[str, str]:
-        """Accept a viewer's offer (one receive-only video m-line); returns (session id, answer)."""
+        """Accept a viewer's offer (one receive-only video m-line, and one audio m-line for the
+        attempt's sound if wanted); returns (session id, answer). Viewers get the publisher's
+        codec (that of the last one, or the first passthrough codec while there is none)."""
         self._start()
         if stream not in LIVE_STREAMS:
-            raise LiveRequestError(f"stream must be one of {', '.join(LIVE_STREAMS)}")
-        if _media_kinds(offer_sdp) != ["video"]:
-            raise LiveRequestError("the offer must have exactly one video section")
+            raise LiveRequestError(f"stream must be one of {', '.join(LIVE_STREAMS)}", 400)
+        media = offer_media(offer_sdp)
+        if sorted(m.kind for m in media) not in (["video"], ["audio", "video"]):
+            raise LiveRequestError("the offer must have one video section and at most one audio section")
         if self.viewer_count(attempt_id, stream) >= MAX_VIEWERS_PER_CHANNEL:
-            raise LiveRequestError("too many viewers on this stream")
+            raise LiveRequestError("too many viewers on this stream", 503)
+        plan = []
+        for m in media:
+            name = stream if m.kind == "video" else AUDIO
+            existing = self._channels.get((attempt_id, name))
+            codec = existing.codec if existing and existing.codec else PASSTHROUGH_CODECS[m.kind][0]
+            if not any(c.mimeType.lower() == codec.lower() for c in m.rtp.codecs):
+                raise LiveRequestError(f"this attempt's {m.kind} is {codec}, which the offer lacks")
+            plan.append((name, (ViewerTrack if m.kind == "video" else AudioViewerTrack)(codec)))
         pc = self._new_pc()
-        viewer = ViewerTrack()
-        transceiver = pc.addTransceiver(viewer, direction="sendonly")
-        transceiver.setCodecPreferences(vp8_only())
+        transceivers = []
+        for _, track in plan:
+            transceivers.append(pc.addTransceiver(track, direction="sendonly"))
+            transceivers[-1].setCodecPreferences(only(track.codec))
         session = Session(secrets.token_urlsafe(18), "view", attempt_id, owner, pc, (stream,),
-                          self.clock.monotonic(), viewer=viewer)
+                          self.clock.monotonic(), viewers=[track for _, track in plan])
         self._watch(session)
         answer = await self._answer(pc, offer_sdp)
-        viewer.channel = self._channel(attempt_id, stream)
-        viewer.channel.viewers.add(viewer)
-        # The viewer's keyframe requests go to the publisher: the sender has no encoder to ask.
-        transceiver.sender._send_keyframe = viewer.channel.request_keyframe
+        for (name, track), transceiver in zip(plan, transceivers):
+            track.channel = self._channel(attempt_id, name)
+            track.channel.viewers.add(track)
+            # The viewer's keyframe requests go to the publisher: the sender has no encoder to ask.
+            transceiver.sender._send_keyframe = track.channel.request_keyframe
         self._sessions[session.id] = session
         return session.id, answer
 
@@ -321,9 +353,8 @@ class LiveRelay:
         task.add_done_callback(self._tasks.discard)
 
     def _new_pc(self) -> RTCPeerConnection:
-        # Host candidates only: browsers reach the server directly, so no STUN (which aiortc
-        # would otherwise ask on the internet) and no TURN.
-        return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # Only the configured servers: aiortc would otherwise ask a STUN server on the internet.
+        return RTCPeerConnection(RTCConfiguration(iceServers=self._ice.for_aiortc()))
 
     async def _answer(self, pc: RTCPeerConnection, offer_sdp: str) -> str:
         try:
@@ -331,8 +362,9 @@ class LiveRelay:
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:
             await pc.close()
-            raise LiveRequestError(f"cannot answer this offer ({exc}); VP8 video is required") from exc
-        return pc.localDescription.sdp
+            raise LiveRequestError(f"cannot answer this offer ({exc}); VP8 or H.264 video (packetization "
+                                   "mode 1, constrained baseline) and Opus audio can be relayed") from exc
+        return self._ice.advertise_public_ip(pc.localDescription.sdp)
 
     def _channel(self, attempt_id: int, stream: str) -> Channel:
         key = (attempt_id, stream)
@@ -344,8 +376,10 @@ class LiveRelay:
         @session.pc.on("connectionstatechange")
         async def on_state():
             state = session.pc.connectionState
-            if state == "connected" and session.viewer is not None and session.viewer.channel:
-                session.viewer.channel.activate(session.viewer)
+            if state == "connected" and session.viewers:
+                for viewer in session.viewers:
+                    if viewer.channel:
+                        viewer.channel.activate(viewer)
             elif state == "connected" and self._pending.get(session.attempt_id) is session:
                 self._promote(session)
             elif state in ("failed", "closed"):
@@ -363,23 +397,11 @@ class LiveRelay:
             del self._publishers[session.attempt_id]
             if session.attempt_id in self._pending:
                 self._promote(self._pending[session.attempt_id])
-        for stream, receiver in session.receivers:
+        for stream, receiver, _ in session.receivers:
             self._channel(session.attempt_id, stream).detach(receiver)
-        if session.viewer is not None:
-            session.viewer.stop()
-        for stream in session.streams:
-            channel = self._channels.get((session.attempt_id, stream))
-            if channel and not channel.viewers and channel.receiver is None:
-                del self._channels[(session.attempt_id, stream)]
+        for viewer in session.viewers:
+            viewer.stop()
+        for key, channel in list(self._channels.items()):
+            if key[0] == session.attempt_id and not channel.viewers and channel.receiver is None:
+                del self._channels[key]
         await session.pc.close()
-
-
-def _media_kinds(sdp: str) -> list[str]:
-    try:
-        kinds = [media.kind for media in SessionDescription.parse(sdp).media]
-    except Exception as exc:
-        raise LiveRequestError("the body is not an SDP offer") from exc
-    if not sdp.startswith("v=0") or not kinds:
-        raise LiveRequestError("the body is not an SDP offer")
-    return kinds
-

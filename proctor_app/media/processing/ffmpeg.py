@@ -2,19 +2,16 @@
 with progress from `-progress` and the tail of stderr in the error."""
 
 import asyncio
-import ctypes
-import os
-import signal
-import sys
 from collections.abc import Callable
 
 import ffmpeg
 import imageio_ffmpeg
 
+from proctor_app.platform import background_child
+
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 # ffmpeg runs below the web server's priority: submits and page loads come first.
 FFMPEG_NICE = 10
-PR_SET_PDEATHSIG = 1
 
 ProgressFn = Callable[[float], None]
 
@@ -24,14 +21,6 @@ class FfmpegError(RuntimeError):
 
 
 
-def _child_setup() -> None:
-    """In the ffmpeg child: lower priority, and die with the worker (Linux), so a crashed
-    worker leaves no ffmpeg writing into the folder the next try works in."""
-    os.nice(FFMPEG_NICE)
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 async def run_ffmpeg(stream_spec, duration_s: float, on_progress: ProgressFn | None = None) -> None:
     """Run an ffmpeg-python graph; progress (0..1) from `-progress`, stderr tail on failure."""
     args = ffmpeg.compile(stream_spec.global_args("-nostdin", "-hide_banner", "-loglevel", "error",
@@ -39,7 +28,10 @@ async def run_ffmpeg(stream_spec, duration_s: float, on_progress: ProgressFn | N
                           .overwrite_output(), cmd=FFMPEG)
     proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE,
-                                                preexec_fn=_child_setup)
+                                                # dies with the worker (Linux), so a crashed
+                                                # worker leaves no ffmpeg writing into the
+                                                # folder the next try works in
+                                                **background_child(FFMPEG_NICE))
     stderr = asyncio.create_task(proc.stderr.read())
     try:
         async for line in proc.stdout:

@@ -11,10 +11,9 @@ One run at a time across processes: a PostgreSQL advisory lock, or on SQLite a f
 the database file.
 """
 
-import fcntl
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
@@ -37,6 +36,7 @@ from proctor_app.models import (
     Snapshot,
     User,
 )
+from proctor_app.platform import locked_file
 
 log = logging.getLogger("proctor_app.retention")
 
@@ -96,15 +96,12 @@ def exclusive_run(db: Session) -> Iterator[None]:
         return
     path = _sqlite_lock_path(engine)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as lock_file:
+    with ExitStack() as held:
         try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.enter_context(locked_file(path, blocking=False))
         except BlockingIOError:
             raise RetentionBusy() from None
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
+        yield
 
 
 def _locked_attempt(db: Session, attempt_id: int) -> tuple[Attempt, list[Recording]]:

@@ -16,9 +16,6 @@ class Storage(Protocol):
     def write_durably(self, relative: str, data: bytes) -> Path:
         """The bytes on disk before it returns: a crash leaves the old file or the new, whole."""
 
-    def open_folder(self, folder: str | Path) -> int:
-        """A descriptor of the folder (to lock it or fsync it), made if missing."""
-
     def locked_folder(self, folder: str | Path) -> AbstractContextManager[None]:
         """Held by one writer at a time, across threads and processes."""
 

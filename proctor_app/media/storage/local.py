@@ -1,7 +1,6 @@
 """The local storage folder, and how files get there without ever being half-written."""
 
 import contextlib
-import fcntl
 import errno
 import hashlib
 import itertools
@@ -11,16 +10,9 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from proctor_app import platform
 from proctor_app.config import config
-
-
-def open_folder(folder: str | Path) -> int:
-    """A descriptor of the folder (to lock it, or fsync what was renamed into it), made if missing."""
-    try:
-        return os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)
-        return os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+from proctor_app.platform import O_DIRECT, Folder
 
 
 _temp_numbers = itertools.count()
@@ -56,17 +48,17 @@ def _write_direct(fd: int, data: bytes) -> None:
     os.ftruncate(fd, len(data))
 
 
-def _create(name: str, folder_fd: int, size: int) -> tuple[int, bool]:
+def _create(name: str, folder: Folder, size: int) -> tuple[int, bool]:
     """The new temp file's descriptor, and whether it writes around the page cache."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-    if size >= DIRECT_MIN_BYTES and not (_direct_refused and os.fstat(folder_fd).st_dev in _direct_refused):
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    if O_DIRECT and size >= DIRECT_MIN_BYTES and not (_direct_refused and folder.device() in _direct_refused):
         try:
-            return os.open(name, flags | os.O_DIRECT, 0o640, dir_fd=folder_fd), True
+            return folder.open(name, flags | O_DIRECT), True
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
-            _direct_refused.add(os.fstat(folder_fd).st_dev)
-    return os.open(name, flags, 0o640, dir_fd=folder_fd), False
+            _direct_refused.add(folder.device())
+    return folder.open(name, flags), False
 
 
 def write_file_durably(path: Path, data: bytes) -> Path:
@@ -76,9 +68,9 @@ def write_file_durably(path: Path, data: bytes) -> Path:
     pass through here, and every system call hands the GIL to another thread and back.
     """
     tmp = f".{path.name}.{os.getpid()}-{next(_temp_numbers)}.tmp"
-    folder_fd = open_folder(path.parent)
+    folder = Folder(path.parent)
     try:
-        fd, direct = _create(tmp, folder_fd, len(data))
+        fd, direct = _create(tmp, folder, len(data))
         try:
             try:
                 if direct:
@@ -88,14 +80,14 @@ def write_file_durably(path: Path, data: bytes) -> Path:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, path.name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+            folder.replace(tmp, path.name)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp, dir_fd=folder_fd)
+                folder.unlink(tmp)
             raise
-        os.fsync(folder_fd)
+        folder.sync()
     finally:
-        os.close(folder_fd)
+        folder.close()
     return path
 
 
@@ -122,18 +114,9 @@ class LocalStorage:
     def write_durably(self, relative: str, data: bytes) -> Path:
         return write_file_durably(self.absolute(relative), data)
 
-    def open_folder(self, folder: str | Path) -> int:
-        return open_folder(folder)
-
-    @contextlib.contextmanager
-    def locked_folder(self, folder: str | Path) -> Iterator[None]:
+    def locked_folder(self, folder: str | Path) -> contextlib.AbstractContextManager[None]:
         """Held by one writer at a time, across threads and processes (an flock on the folder)."""
-        fd = open_folder(folder)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return platform.locked_folder(folder)
 
     def files_under(self, folder: str) -> Iterator[tuple[str, int]]:
         """(relative path, bytes) of every file below a stored folder; links are not followed."""

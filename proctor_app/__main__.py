@@ -1,7 +1,7 @@
 """Processing and administration from the command line (same database and storage as the app:
 PROCTOR_* variables).
 
-    python -m proctor_app create-admin --email E [--name N] [--generate]
+    python -m proctor_app create-admin --email E [--name N] [--generate] [--org SLUG]
         create an active administrator (the first one in production); asks for the password twice
         on a terminal, else (or with --generate) prints a generated one once, as the last line.
         Exit 2 when the email exists or a value breaks the rules.
@@ -31,7 +31,7 @@ from proctor_app.db import migrate, session_scope, startup_lock
 from proctor_app.models import Attempt, Job, JobStatus, User
 from proctor_app.platform import on_stop_signals
 from proctor_app.runtime import job_worker
-from proctor_app.services import accounts, first_run
+from proctor_app.services import accounts, first_run, organisations
 from proctor_app.services.processing import request_reprocess
 
 FINAL = (JobStatus.done, JobStatus.failed)
@@ -127,11 +127,13 @@ def create_admin(args) -> int:
             return 2
     try:
         with session_scope() as db:
-            user = first_run.create_admin(db, email, args.name or "", password)
-    except accounts.AccountError as exc:
+            organisation_id = organisations.ensure_organisation(db, args.org).id if args.org else None
+            user = first_run.create_admin(db, email, args.name or "", password, organisation_id)
+    except (accounts.AccountError, organisations.OrganisationError) as exc:
         print(f"create-admin: {exc} Nothing changed.", file=sys.stderr)
         return 2
-    print(f"Created the administrator {user.email} (user {user.id}).")
+    scope = f"of the organisation {args.org}" if args.org else "of the install"
+    print(f"Created the administrator {user.email} (user {user.id}), {scope}.")
     if generated:
         print("Generated password (shown only now; the next line is the password alone):")
         print(password, flush=True)
@@ -147,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="", help="display name (default: the email's local part)")
     p.add_argument("--generate", action="store_true",
                    help="generate the password and print it (also without a terminal)")
+    p.add_argument("--org", default="", help="an admin of this organisation only (created when missing); "
+                                            "default: an admin of the whole install")
     p.set_defaults(run=create_admin)
     p = commands.add_parser("reprocess", help="process attempts' recordings again")
     p.add_argument("attempt_ids", type=int, nargs="+")

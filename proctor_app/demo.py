@@ -1,4 +1,6 @@
-"""Demo data: one admin, one proctor, one supervisor, three candidates and a demo exam.
+"""Demo data: one admin (of the whole install), one proctor, one supervisor, three candidates and
+a demo exam in the default organisation; and a second organisation with its own admin, proctor,
+candidate and exam, so that organisations can be seen not to see each other.
 
 Idempotent: running it again changes nothing that is already there. The demo accounts' password is
 published, so they are usable only while the app runs with PROCTOR_DEMO=1: a start without it
@@ -12,7 +14,17 @@ from sqlmodel import Session, select
 
 from proctor_app.auth.passwords import hash_password, verify_password
 from proctor_app.auth.sessions import revoke_user_sessions
-from proctor_app.models import AuditLog, Exam, ExamAssignment, Question, QuestionKind, Role, User
+from proctor_app.models import (
+    DEFAULT_ORGANISATION_ID,
+    AuditLog,
+    Exam,
+    ExamAssignment,
+    Question,
+    QuestionKind,
+    Role,
+    User,
+)
+from proctor_app.services.organisations import ensure_organisation
 
 DEMO_PASSWORD = "demo-pass-1"
 DEMO_USERS = [
@@ -24,6 +36,14 @@ DEMO_USERS = [
     ("carol@example.com", "Carol Candidate", Role.candidate),
 ]
 DEMO_EXAM_TITLE = "Demo exam: general knowledge"
+SECOND_ORGANISATION = ("northwind", "Northwind College")
+SECOND_DEMO_USERS = [
+    ("admin@northwind.example", "Nora Northwind-Admin", Role.admin),
+    ("proctor@northwind.example", "Nick Northwind-Proctor", Role.proctor),
+    ("dave@northwind.example", "Dave Candidate", Role.candidate),
+]
+SECOND_DEMO_EXAM_TITLE = "Northwind exam: general knowledge"
+ALL_DEMO_USERS = DEMO_USERS + SECOND_DEMO_USERS
 DEMO_QUESTIONS = [
     (QuestionKind.single_choice, "Which planet is closest to the Sun?",
      ["Venus", "Mercury", "Mars", "Earth"]),
@@ -40,7 +60,7 @@ def demo_mode() -> bool:
 def _with_demo_password(db: Session, active: bool) -> list[User]:
     """The demo emails' accounts in the given state whose password is still the published one
     (one argon2 check per demo account, none for any other user)."""
-    emails = [email for email, _, _ in DEMO_USERS]
+    emails = [email for email, _, _ in ALL_DEMO_USERS]
     rows = db.exec(select(User).where(User.email.in_(emails), User.active == active))  # noqa: E712
     return [user for user in rows if verify_password(DEMO_PASSWORD, user.password_hash)]
 
@@ -62,16 +82,40 @@ def disable_demo_accounts(db: Session) -> list[str]:
     return disabled
 
 
-def seed_demo(db: Session) -> None:
-    users = {}
-    for email, name, role in DEMO_USERS:
+def _seed_users(db: Session, specs: list, organisation_id: int) -> list[User]:
+    users = []
+    for email, name, role in specs:
         user = db.exec(select(User).where(User.email == email)).first()
         if user is None:
             user = User(email=email, name=name, role=role, password_hash=hash_password(DEMO_PASSWORD),
-                        is_install_admin=role == "admin")
+                        organisation_id=organisation_id,
+                        is_install_admin=role == Role.admin and organisation_id == DEFAULT_ORGANISATION_ID)
             db.add(user)
             db.flush()
-        users[email] = user
+        users.append(user)
+    return users
+
+
+def _seed_exam(db: Session, title: str, organisation_id: int, users: list[User]) -> None:
+    if db.exec(select(Exam).where(Exam.title == title)).first() is not None:
+        return
+    exam = Exam(title=title, duration_minutes=20, organisation_id=organisation_id,
+                description="Four short questions. Camera and microphone are recorded.",
+                live_video=True, recording=True, screen_recording=False,
+                recording_required=True, snapshot_interval_s=60)
+    db.add(exam)
+    db.flush()
+    for position, (kind, prompt, options) in enumerate(DEMO_QUESTIONS):
+        db.add(Question(exam_id=exam.id, position=position, kind=kind, prompt=prompt, options=options))
+    for user in users:
+        if user.role in (Role.candidate, Role.proctor):
+            db.add(ExamAssignment(exam_id=exam.id, user_id=user.id))
+
+
+def seed_demo(db: Session) -> None:
+    second = ensure_organisation(db, *SECOND_ORGANISATION)
+    users = _seed_users(db, DEMO_USERS, DEFAULT_ORGANISATION_ID)
+    second_users = _seed_users(db, SECOND_DEMO_USERS, second.id)
     # Turned off by an earlier start without PROCTOR_DEMO (not by an admin): on again.
     for user in _with_demo_password(db, active=False):
         last = db.exec(select(AuditLog.action).where(
@@ -83,22 +127,13 @@ def seed_demo(db: Session) -> None:
         user.active = True
         db.add(user)
         _audit(db, "demo_account_enabled", user)
-    exam = db.exec(select(Exam).where(Exam.title == DEMO_EXAM_TITLE)).first()
-    if exam is None:
-        exam = Exam(title=DEMO_EXAM_TITLE, duration_minutes=20,
-                    description="Four short questions. Camera and microphone are recorded.",
-                    live_video=True, recording=True, screen_recording=False,
-                    recording_required=True, snapshot_interval_s=60)
-        db.add(exam)
-        db.flush()
-        for position, (kind, prompt, options) in enumerate(DEMO_QUESTIONS):
-            db.add(Question(exam_id=exam.id, position=position, kind=kind, prompt=prompt, options=options))
-        for user in users.values():
-            if user.role in (Role.candidate, Role.proctor):
-                db.add(ExamAssignment(exam_id=exam.id, user_id=user.id))
+    _seed_exam(db, DEMO_EXAM_TITLE, DEFAULT_ORGANISATION_ID, users)
+    _seed_exam(db, SECOND_DEMO_EXAM_TITLE, second.id, second_users)
 
 
 def describe_demo(url: str) -> str:
     lines = [f"Proctor app running at {url}", f"Demo accounts (password: {DEMO_PASSWORD}):"]
     lines += [f"  {role:<10} {email}" for email, _, role in DEMO_USERS]
+    lines += [f"Organisation {SECOND_ORGANISATION[0]} (sees none of the above, nor they its data):"]
+    lines += [f"  {role:<10} {email}" for email, _, role in SECOND_DEMO_USERS]
     return "\n".join(lines)

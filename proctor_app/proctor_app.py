@@ -8,6 +8,7 @@ from proctor_app.pages.admin_webhooks import admin_webhooks_page
 from proctor_app.pages.api_session import api_session_page
 from proctor_app.pages.admin_exams import admin_exam_edit_page, admin_exams_page
 from proctor_app.pages.admin_health import admin_health_page
+from proctor_app.pages.admin_organisations import admin_organisations_page
 from proctor_app.pages.admin_settings import admin_settings_page
 from proctor_app.pages.admin_users import admin_users_page
 from proctor_app.pages.attempt_video import attempt_video_page
@@ -22,6 +23,7 @@ from proctor_app.state.admin_webhooks import AdminWebhooksState
 from proctor_app.state.api_session import ApiSessionState
 from proctor_app.state.admin_exams import AdminExamEditState, AdminExamListState
 from proctor_app.state.admin_health import AdminHealthState
+from proctor_app.state.admin_organisations import AdminOrganisationsState
 from proctor_app.state.admin_settings import AdminSettingsState
 from proctor_app.state.admin_users import AdminUsersState
 from proctor_app.state.attempt_video import AttemptVideoState
@@ -51,6 +53,8 @@ app.add_page(admin_api_keys_page, route="/admin/api-keys", on_load=AdminApiKeysS
              title="API keys")
 app.add_page(admin_webhooks_page, route="/admin/webhooks", on_load=AdminWebhooksState.on_load,
              title="Webhooks")
+app.add_page(admin_organisations_page, route="/admin/organisations", on_load=AdminOrganisationsState.on_load,
+             title="Organisations")
 app.add_page(admin_health_page, route="/admin/health", on_load=AdminHealthState.on_load, title="Health")
 app.add_page(candidate_home_page, route="/candidate", on_load=CandidateHomeState.on_load,
              title="My exams")

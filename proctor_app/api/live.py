@@ -25,6 +25,7 @@ from proctor_app.media.live.relay import LIVE_STREAMS, LiveRequestError
 from proctor_app.models import Attempt, AttemptStatus, Exam
 from proctor_app.runtime import ice_servers, relay, upload_store
 from proctor_app.services.live import live_audio, live_streams, may_watch
+from proctor_app.services.organisations import sees_attempt
 
 MAX_OFFER_BYTES = 64 * 1024
 SESSIONS = "/api/live/sessions"
@@ -126,7 +127,7 @@ def _view_check(request: Request, attempt_id: int, stream: str) -> CurrentUser:
     user = _viewer(request)
     with session_scope() as db:
         attempt = db.get(Attempt, attempt_id)
-        if attempt is None:
+        if not sees_attempt(db, user, attempt):
             raise Refused(404, "No such attempt.")
         if not may_watch(db, user, attempt):
             raise Refused(403, "You are not a proctor of this exam.")

@@ -21,6 +21,7 @@ from proctor_app.media.playback.ranges import serve_file
 from proctor_app.media.storage import storage
 from proctor_app.models import Attempt, AuditLog, Recording, RecordingStatus, Snapshot, StreamKind, utcnow
 from proctor_app.services.api_keys import key_reads_attempt
+from proctor_app.services.organisations import sees_attempt
 from proctor_app.services.review import may_review
 
 # A <video> fetches many ranges while someone watches; one audit row per viewer, file and window.
@@ -75,7 +76,7 @@ def authorize_viewer(request: Request, db: Session) -> Viewer | Response:
     except LinkError as exc:
         return refuse(403, str(exc))
     attempt = db.get(Attempt, request.path_params["attempt_id"])
-    if attempt is None:
+    if not sees_attempt(db, user, attempt):
         return refuse(404, "No such attempt.")
     if not may_review(db, user, attempt):
         return refuse(403, "You may not see recordings of this exam.")

@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 from proctor_app.auth.passwords import MAX_PASSWORD_LENGTH, verify_password_or_dummy
 from proctor_app.auth.tokens import new_token, token_hash
 from proctor_app.db import session_scope
-from proctor_app.models import LoginSession, User, utcnow
+from proctor_app.models import DEFAULT_ORGANISATION_ID, LoginSession, Role, User, utcnow
 
 SESSION_LIFETIME = timedelta(hours=12)
 IDLE_TIMEOUT = timedelta(hours=2)
@@ -30,10 +30,15 @@ class CurrentUser:
     email: str
     name: str
     role: str
+    organisation_id: int = DEFAULT_ORGANISATION_ID
+    # Admin of the whole install: only meaningful while the role is admin.
+    is_install_admin: bool = False
 
 
-def _as_current(user: User) -> CurrentUser:
-    return CurrentUser(id=user.id, email=user.email, name=user.name, role=user.role)
+def signed_in_form(user: User) -> CurrentUser:
+    return CurrentUser(id=user.id, email=user.email, name=user.name, role=user.role,
+                       organisation_id=user.organisation_id,
+                       is_install_admin=user.role == Role.admin and user.is_install_admin)
 
 
 def login(email: str, password: str, now: datetime | None = None) -> tuple[str, CurrentUser]:
@@ -54,7 +59,7 @@ def login(email: str, password: str, now: datetime | None = None) -> tuple[str, 
         token = new_token()
         db.add(LoginSession(user_id=user.id, token_hash=token_hash(token), created_at=now,
                             last_seen_at=now, expires_at=now + SESSION_LIFETIME))
-        return token, _as_current(user)
+        return token, signed_in_form(user)
 
 
 def logout(token: str) -> None:
@@ -88,7 +93,7 @@ def user_for_token(token: str | None, db: Session | None = None, now: datetime |
         row.last_seen_at = now
         db.add(row)
         db.commit()
-    return _as_current(user)
+    return signed_in_form(user)
 
 
 def revoke_user_sessions(db: Session, user_id: int) -> int:

@@ -222,12 +222,13 @@ def _legal_holds() -> rx.Component:
 
 
 def admin_settings_page() -> rx.Component:
-    return page_frame(
-        rx.cond(
-            AdminSettingsState.loaded,
-            rx.vstack(_messages(), _settings_form(), _storage(), _retention(), _legal_holds(), _signing_key(),
-                      spacing="5", width="100%"),
-            rx.center(rx.spinner(), min_height="40vh"),
-        ),
-        title="Settings",
+    settings = rx.cond(
+        AdminSettingsState.loaded,
+        rx.vstack(_messages(), _settings_form(), _storage(), _retention(), _legal_holds(), _signing_key(),
+                  spacing="5", width="100%"),
+        rx.center(rx.spinner(), min_height="40vh"),
     )
+    install_only = rx.callout(
+        "Settings (retention, recording defaults, flags) are the whole install's: only the install's "
+        "administrators see and change them. Ask them for a change.", id="settings-install-only")
+    return page_frame(rx.cond(AdminSettingsState.install_only, install_only, settings), title="Settings")

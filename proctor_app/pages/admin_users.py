@@ -31,6 +31,13 @@ def _create_form() -> rx.Component:
                     rx.input(name="password", type="password", id="new-user-password",
                              placeholder=f"Initial password ({MIN_PASSWORD_LENGTH}+ characters)",
                              width="18em"),
+                    rx.cond(AdminUsersState.all_organisations, rx.fragment(
+                        rx.el.select(rx.foreach(AdminUsersState.organisation_options,
+                                                lambda o: rx.el.option(o[1], value=o[0])),
+                                     name="organisation", id="new-user-organisation"),
+                        rx.el.label(rx.el.input(type="checkbox", name="install_admin", id="new-user-install-admin"),
+                                    " install admin"),
+                    )),
                     rx.button("Create user", type="submit", id="create-user"),
                     spacing="2", align="center", wrap="wrap",
                 ),
@@ -47,6 +54,17 @@ def _user_row(user: UserRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(user.name),
         rx.table.cell(user.email),
+        rx.table.cell(
+            rx.cond(
+                AdminUsersState.all_organisations & ~is_me,
+                rx.el.select(rx.foreach(AdminUsersState.organisation_options,
+                                        lambda o: rx.el.option(o[1], value=o[0])),
+                             value=user.organisation_id, id=f"organisation-{user.id}",
+                             on_change=lambda org: AdminUsersState.move_user(user.id, org)),
+                rx.text(user.organisation, id=f"organisation-{user.id}"),
+            ),
+            rx.cond(user.install_admin, rx.badge("install admin", color_scheme="purple")),
+        ),
         rx.table.cell(
             rx.el.select(*[rx.el.option(role, value=role) for role in ROLES],
                          value=user.role, disabled=is_me, id=f"role-{user.id}",
@@ -112,7 +130,7 @@ def admin_users_page() -> rx.Component:
         rx.table.root(
             rx.table.header(rx.table.row(
                 *[rx.table.column_header_cell(label)
-                  for label in ("Name", "Email", "Role", "Status", "Actions")])),
+                  for label in ("Name", "Email", "Organisation", "Role", "Status", "Actions")])),
             rx.table.body(rx.foreach(AdminUsersState.users, _user_row)),
             width="100%", id="users-table",
         ),

@@ -12,14 +12,17 @@ NAV_BY_ROLE = {
     "proctor": [("Live", "/proctor"), ("Attempts", "/attempts")],
     "supervisor": [("Attempts", "/attempts"), ("Live", "/proctor")],
     "admin": [("Users", "/admin/users"), ("Exams", "/admin/exams"), ("Attempts", "/attempts"),
-              ("Live", "/proctor"), ("Settings", "/admin/settings"), ("API keys", "/admin/api-keys"),
-              ("Webhooks", "/admin/webhooks"), ("Health", "/admin/health")],
+              ("Live", "/proctor"), ("API keys", "/admin/api-keys"), ("Webhooks", "/admin/webhooks")],
+    "install_admin": [("Organisations", "/admin/organisations"), ("Users", "/admin/users"),
+                      ("Exams", "/admin/exams"), ("Attempts", "/attempts"), ("Live", "/proctor"),
+                      ("Settings", "/admin/settings"), ("API keys", "/admin/api-keys"),
+                      ("Webhooks", "/admin/webhooks"), ("Health", "/admin/health")],
 }
 
 
 def _nav_links() -> rx.Component:
     return rx.match(
-        AuthState.user_role,
+        rx.cond(AuthState.user_install_admin, "install_admin", AuthState.user_role),
         *[(role, rx.hstack(*[rx.link(label, href=href) for label, href in links], spacing="4"))
           for role, links in NAV_BY_ROLE.items()],
         rx.fragment(),

@@ -48,8 +48,16 @@ def record_event(db: Session, attempt_id: int, kind: str, severity: str = Severi
     return event
 
 
+def _own_organisation_assignments(user_id: int):
+    """Assignments of the user to exams of their own organisation: one left over from another
+    organisation (a moved user) gives nothing."""
+    return (select(ExamAssignment.exam_id).join(Exam, Exam.id == ExamAssignment.exam_id)
+            .join(User, User.id == ExamAssignment.user_id)
+            .where(ExamAssignment.user_id == user_id, Exam.organisation_id == User.organisation_id))
+
+
 def assigned_exam_ids(db: Session, user_id: int) -> list[int]:
-    return list(db.exec(select(ExamAssignment.exam_id).where(ExamAssignment.user_id == user_id)))
+    return list(db.exec(_own_organisation_assignments(user_id)))
 
 
 def _find_attempt(db: Session, exam_id: int, candidate_id: int) -> Attempt | None:
@@ -245,8 +253,8 @@ class AssignedExam:
 def assigned_exams(db: Session, candidate_id: int, now: datetime | None = None) -> list[AssignedExam]:
     """The candidate's exams with the state of their attempt; overdue attempts are closed first."""
     now = now or utcnow()
-    exams = db.exec(select(Exam).join(ExamAssignment, ExamAssignment.exam_id == Exam.id)
-                    .where(ExamAssignment.user_id == candidate_id).order_by(Exam.title, Exam.id)).all()
+    exams = db.exec(select(Exam).where(Exam.id.in_(_own_organisation_assignments(candidate_id)))
+                    .order_by(Exam.title, Exam.id)).all()
     attempts = {a.exam_id: close_if_overdue(db, a, now)
                 for a in db.exec(select(Attempt).where(Attempt.candidate_id == candidate_id))}
     rows = []

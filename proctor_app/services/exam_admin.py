@@ -1,6 +1,8 @@
 """Exam administration: exam fields and flags, questions, assignments. Every change is audited.
 
 Plain Python on a database session; the caller (the admin page state) has checked the role already.
+Every exam is looked up for its actor: an organisation's admin finds only their organisation's
+exams ("no exam" for the others) and assigns only its users; new exams join the actor's organisation.
 Questions that already have answers keep their kind and every option somebody chose, so
 editing a running exam never leaves an answer pointing at something that is gone.
 """
@@ -25,6 +27,7 @@ from proctor_app.models import (
     User,
     utcnow,
 )
+from proctor_app.services.organisations import managed_organisation_id
 from proctor_app.services.revocation import Revoked, exam_attempt_ids, notify_after_commit
 from proctor_app.services.settings import get_settings
 
@@ -59,9 +62,11 @@ def _audit(db: Session, actor_id: int, action: str, exam_id: int, **data) -> Non
     db.add(AuditLog(user_id=actor_id, action=action, target=f"exam:{exam_id}", data=data))
 
 
-def get_exam(db: Session, exam_id: int) -> Exam:
+def get_exam(db: Session, actor_id: int, exam_id: int) -> Exam:
+    """The exam, if the actor may edit it: not another organisation's, nor an API session's."""
     exam = db.get(Exam, exam_id)
-    if exam is None:
+    managed = managed_organisation_id(db, actor_id)
+    if exam is None or exam.api_session or managed not in (None, exam.organisation_id):
         raise ExamAdminError(f"There is no exam with id {exam_id}.")
     return exam
 
@@ -70,7 +75,8 @@ def _counts_by_exam(db: Session, query) -> dict[int, int]:
     return {exam_id: count for exam_id, count in db.exec(query)}
 
 
-def list_exams(db: Session) -> list[ExamSummary]:
+def list_exams(db: Session, organisation_id: int | None) -> list[ExamSummary]:
+    """The exams of an organisation (None: of all), newest first."""
     questions = _counts_by_exam(db, select(Question.exam_id, func.count()).group_by(Question.exam_id))
     attempts = _counts_by_exam(db, select(Attempt.exam_id, func.count()).group_by(Attempt.exam_id))
     assigned = {}
@@ -79,8 +85,10 @@ def list_exams(db: Session) -> list[ExamSummary]:
             .join(User, User.id == ExamAssignment.user_id)
             .group_by(ExamAssignment.exam_id, User.role)):
         assigned[exam_id, role] = count
-    exams = db.exec(select(Exam).where(Exam.api_session.is_(False))
-                    .order_by(Exam.created_at.desc(), Exam.id.desc()))
+    query = select(Exam).where(Exam.api_session.is_(False))
+    if organisation_id is not None:
+        query = query.where(Exam.organisation_id == organisation_id)
+    exams = db.exec(query.order_by(Exam.created_at.desc(), Exam.id.desc()))
     return [ExamSummary(id=exam.id, title=exam.title, duration_minutes=exam.duration_minutes,
                         questions=questions.get(exam.id, 0),
                         candidates=assigned.get((exam.id, Role.candidate), 0),
@@ -156,7 +164,8 @@ def validate_exam_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_exam(db: Session, actor_id: int, fields: dict[str, Any]) -> Exam:
-    exam = Exam(**validate_exam_fields(fields))
+    """A new exam of the actor's own organisation."""
+    exam = Exam(**validate_exam_fields(fields), organisation_id=db.get(User, actor_id).organisation_id)
     db.add(exam)
     db.flush()
     _audit(db, actor_id, "exam_created", exam.id, title=exam.title)
@@ -164,7 +173,7 @@ def create_exam(db: Session, actor_id: int, fields: dict[str, Any]) -> Exam:
 
 
 def update_exam(db: Session, actor_id: int, exam_id: int, fields: dict[str, Any]) -> Exam:
-    exam = get_exam(db, exam_id)
+    exam = get_exam(db, actor_id, exam_id)
     clean = validate_exam_fields(fields)
     changes = {name: [getattr(exam, name), value] for name, value in clean.items()
                if getattr(exam, name) != value}
@@ -219,10 +228,11 @@ def _validate_question(kind: str, prompt: str, options: list[str]) -> tuple[str,
     return prompt, options
 
 
-def _get_question(db: Session, question_id: int) -> Question:
+def _get_question(db: Session, actor_id: int, question_id: int) -> Question:
     question = db.get(Question, question_id)
     if question is None:
         raise ExamAdminError("That question no longer exists.")
+    get_exam(db, actor_id, question.exam_id)
     return question
 
 
@@ -232,7 +242,7 @@ def _answer_values(db: Session, question_id: int) -> list[str]:
 
 def add_question(db: Session, actor_id: int, exam_id: int, kind: str, prompt: str,
                  options: list[str]) -> Question:
-    get_exam(db, exam_id)
+    get_exam(db, actor_id, exam_id)
     prompt, options = _validate_question(kind, prompt, options)
     last = db.exec(select(func.max(Question.position)).where(Question.exam_id == exam_id)).one()
     question = Question(exam_id=exam_id, position=0 if last is None else last + 1, kind=kind,
@@ -245,7 +255,7 @@ def add_question(db: Session, actor_id: int, exam_id: int, kind: str, prompt: st
 
 def update_question(db: Session, actor_id: int, question_id: int, kind: str, prompt: str,
                     options: list[str]) -> Question:
-    question = _get_question(db, question_id)
+    question = _get_question(db, actor_id, question_id)
     prompt, options = _validate_question(kind, prompt, options)
     answers = _answer_values(db, question_id)
     if answers and kind != question.kind:
@@ -263,7 +273,7 @@ def update_question(db: Session, actor_id: int, question_id: int, kind: str, pro
 
 
 def delete_question(db: Session, actor_id: int, question_id: int) -> None:
-    question = _get_question(db, question_id)
+    question = _get_question(db, actor_id, question_id)
     answers = _answer_values(db, question_id)
     if answers:
         raise ExamAdminError(f"This question already has {len(answers)} answer(s) and cannot "
@@ -278,7 +288,7 @@ def delete_question(db: Session, actor_id: int, question_id: int) -> None:
 
 def move_question(db: Session, actor_id: int, question_id: int, offset: int) -> None:
     """Move a question up (offset -1) or down (+1); moving past either end changes nothing."""
-    question = _get_question(db, question_id)
+    question = _get_question(db, actor_id, question_id)
     questions = list_questions(db, question.exam_id)
     index = next(i for i, q in enumerate(questions) if q.id == question_id)
     target = index + offset
@@ -299,8 +309,9 @@ def _renumber(db: Session, questions: list[Question]) -> None:
 
 # Assignments
 
-def assignable_users(db: Session) -> list[User]:
-    return list(db.exec(select(User).where(User.role.in_(ASSIGNABLE_ROLES))
+def assignable_users(db: Session, organisation_id: int) -> list[User]:
+    """Who may be assigned to an exam of the organisation: its candidates and proctors."""
+    return list(db.exec(select(User).where(User.role.in_(ASSIGNABLE_ROLES), User.organisation_id == organisation_id)
                         .order_by(User.role, User.name, User.email)))
 
 
@@ -311,7 +322,7 @@ def assigned_user_ids(db: Session, exam_id: int) -> set[int]:
 def set_assignments(db: Session, actor_id: int, exam_id: int, user_ids: Iterable[int]) -> None:
     """Make exactly `user_ids` assigned. Candidates who have started the exam stay assigned;
     proctors removed stop watching it at once."""
-    get_exam(db, exam_id)
+    exam = get_exam(db, actor_id, exam_id)
     wanted = set(user_ids)
     current = assigned_user_ids(db, exam_id)
     added, removed = wanted - current, current - wanted
@@ -319,7 +330,7 @@ def set_assignments(db: Session, actor_id: int, exam_id: int, user_ids: Iterable
     problems = []
     for user_id in sorted(added):
         user = users.get(user_id)
-        if user is None:
+        if user is None or user.organisation_id != exam.organisation_id:
             problems.append(f"There is no user with id {user_id}.")
         elif user.role not in ASSIGNABLE_ROLES:
             problems.append(f"{user.name} is a {user.role}; only candidates and proctors are assigned.")

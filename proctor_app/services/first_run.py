@@ -43,13 +43,13 @@ def generate_password() -> str:
     return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
 
 
-def create_admin(db: Session, email: str, name: str, password: str) -> User:
-    """An active install admin, created by the operator (no signed-in actor); AccountError on any rule."""
+def create_admin(db: Session, email: str, name: str, password: str, organisation_id: int | None = None) -> User:
+    """An active admin, created by the operator (no signed-in actor): of the whole install, or with
+    `organisation_id` of that organisation only; AccountError on any rule."""
     email = accounts.normalise_email(email)
-    user = accounts.create_user(db, None, email=email, name=name or email.split("@")[0],
-                                role=Role.admin, password=password)
-    user.is_install_admin = True
-    return user
+    return accounts.create_user(db, None, email=email, name=name or email.split("@")[0], role=Role.admin,
+                                password=password, organisation_id=organisation_id,
+                                install_admin=organisation_id is None)
 
 
 def issue_setup_code(db: Session) -> str | None:
@@ -90,7 +90,7 @@ def create_first_admin(db: Session, code: str, email: str, name: str, password: 
     check_setup(db, code)
     if password != password_again:
         raise accounts.AccountError("The two passwords differ.")
-    user = accounts.create_user(db, None, email=email, name=name, role=Role.admin, password=password)
-    user.is_install_admin = True
+    user = accounts.create_user(db, None, email=email, name=name, role=Role.admin, password=password,
+                                install_admin=True)
     db.delete(db.get(Setting, SETUP_CODE_KEY))
     return user

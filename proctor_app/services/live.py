@@ -29,6 +29,7 @@ from proctor_app.models import (
 )
 from proctor_app.services.attempts import assigned_exam_ids, record_event
 from proctor_app.services.consent import capture_plan
+from proctor_app.services.organisations import sees_attempt, visible_to
 from proctor_app.services.settings import get_setting
 
 # Recorded media this far behind the clock is still on its way from the browser.
@@ -53,7 +54,8 @@ def live_audio(db: Session, exam: Exam) -> bool:
 
 
 def watchable_exam_ids(db: Session, user: CurrentUser) -> list[int] | None:
-    """Exams whose attempts the user may watch: a proctor's assigned ones; None means all."""
+    """Exams whose attempts the user may watch: a proctor's assigned ones (of their organisation);
+    None means every exam of the organisations they see (`visible_to` narrows queries to them)."""
     if user.role not in LIVE_VIEW:
         return []
     if user.role == Role.proctor:
@@ -62,8 +64,10 @@ def watchable_exam_ids(db: Session, user: CurrentUser) -> list[int] | None:
 
 
 def may_watch(db: Session, user: CurrentUser, attempt: Attempt) -> bool:
+    """Callers answer 404 first when `sees_attempt` is false: another organisation's attempt is not there."""
     exam_ids = watchable_exam_ids(db, user)
-    return user.role in LIVE_VIEW and (exam_ids is None or attempt.exam_id in exam_ids)
+    return (user.role in LIVE_VIEW and sees_attempt(db, user, attempt)
+            and (exam_ids is None or attempt.exam_id in exam_ids))
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,8 @@ class LiveAttempt:
 def exams_in_progress(db: Session, user: CurrentUser) -> list[tuple[int, str]]:
     """(id, title) of the exams the user may watch that have an attempt in progress."""
     query = select(Exam.id, Exam.title).where(
-        Exam.id.in_(select(Attempt.exam_id).where(Attempt.status == AttemptStatus.in_progress)))
+        Exam.id.in_(select(Attempt.exam_id).where(Attempt.status == AttemptStatus.in_progress)),
+        visible_to(user, Exam.organisation_id))
     exam_ids = watchable_exam_ids(db, user)
     if exam_ids is not None:
         query = query.where(Exam.id.in_(exam_ids))
@@ -106,7 +111,8 @@ def attempts_in_progress(db: Session, user: CurrentUser, flt: LiveFilter) -> lis
     by candidate name: the grid filters by live status and pages through these."""
     query = (select(Attempt.id, User.name, Exam.title)
              .join(User, User.id == Attempt.candidate_id).join(Exam, Exam.id == Attempt.exam_id)
-             .where(Attempt.status == AttemptStatus.in_progress, Attempt.deadline_at > utcnow()))
+             .where(Attempt.status == AttemptStatus.in_progress, Attempt.deadline_at > utcnow(),
+                    visible_to(user, Exam.organisation_id)))
     exam_ids = watchable_exam_ids(db, user)
     if exam_ids is not None:
         query = query.where(Attempt.exam_id.in_(exam_ids))

@@ -31,6 +31,7 @@ from proctor_app.media.playback.links import recording_link as recording_link
 from proctor_app.media.playback.links import snapshot_link as snapshot_link
 from proctor_app.media.storage import storage
 from proctor_app.services.live import watchable_exam_ids
+from proctor_app.services.organisations import sees_attempt, visible_to
 from proctor_app.services.processing import finalize_pending, request_reprocess
 from proctor_app.services.settings import get_setting
 
@@ -67,23 +68,25 @@ def reviewable_exam_ids(db: Session, user: CurrentUser) -> list[int] | None:
     return watchable_exam_ids(db, user)
 
 
-def reviewable_exams(db: Session, exam_ids: list[int] | None) -> list[Exam]:
-    """The exams of `exam_ids` (None: all), by title: the attempts list's exam filter. The hidden
-    exams of API sessions are not offered (one per session)."""
-    query = select(Exam).where(Exam.api_session.is_(False)).order_by(Exam.title)
+def reviewable_exams(db: Session, user: CurrentUser, exam_ids: list[int] | None) -> list[Exam]:
+    """The exams of `exam_ids` (None: all) of the organisations the user sees, by title: the
+    attempts list's exam filter. The hidden exams of API sessions are not offered (one per session)."""
+    query = select(Exam).where(Exam.api_session.is_(False), visible_to(user, Exam.organisation_id)).order_by(Exam.title)
     if exam_ids is not None:
         query = query.where(Exam.id.in_(exam_ids))
     return list(db.exec(query))
 
 
 def may_review(db: Session, user: CurrentUser, attempt: Attempt) -> bool:
+    """Callers answer 404 first when `sees_attempt` is false: another organisation's attempt is not there."""
     exam_ids = reviewable_exam_ids(db, user)
-    return exam_ids is None or attempt.exam_id in exam_ids
+    return sees_attempt(db, user, attempt) and (exam_ids is None or attempt.exam_id in exam_ids)
 
 
 @dataclass(frozen=True)
 class AttemptFilter:
-    # The exams the reviewer may see at all (None: all); the others narrow within them.
+    # The organisation and exams the reviewer may see at all (None: all); the others narrow within them.
+    organisation_id: int | None = None
     allowed_exam_ids: tuple[int, ...] | None = None
     exam_id: int | None = None
     review_status: str = ""
@@ -105,6 +108,8 @@ def list_attempts(db: Session, flt: AttemptFilter, page: int = 0,
                   page_size: int = PAGE_SIZE) -> tuple[list[AttemptListing], int]:
     """One page of attempts, newest start first, and the number of attempts matching in all."""
     conditions = []
+    if flt.organisation_id is not None:
+        conditions.append(Attempt.exam_id.in_(select(Exam.id).where(Exam.organisation_id == flt.organisation_id)))
     if flt.allowed_exam_ids is not None:
         conditions.append(Attempt.exam_id.in_(flt.allowed_exam_ids))
     if flt.exam_id is not None:
@@ -243,7 +248,7 @@ def save_review(db: Session, attempt_id: int, status: str, notes: str, reviewer:
     if len(notes) > MAX_NOTES:
         raise ReviewError(f"Notes are limited to {MAX_NOTES} characters.")
     attempt = db.get(Attempt, attempt_id)
-    if attempt is None:
+    if not sees_attempt(db, reviewer, attempt):
         raise ReviewError("No such attempt.")
     if not may_review(db, reviewer, attempt):
         raise ReviewError("You may not review attempts of this exam.")
@@ -280,7 +285,7 @@ def attempt_media(db: Session, user: CurrentUser, attempt_id: int) -> AttemptMed
     """The attempt's media and record for a reviewer; None when there is no such attempt. Raises
     ReviewError when the user may not review it."""
     attempt = db.get(Attempt, attempt_id)
-    if attempt is None:
+    if not sees_attempt(db, user, attempt):
         return None
     if not may_review(db, user, attempt):
         raise ReviewError("You may not review attempts of this exam.")

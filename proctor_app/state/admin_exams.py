@@ -7,8 +7,8 @@ from sqlmodel import Session
 
 from proctor_app.auth.roles import ADMIN
 from proctor_app.db import session_scope
-from proctor_app.models import Exam, QuestionKind
-from proctor_app.services import exam_admin
+from proctor_app.models import QuestionKind
+from proctor_app.services import exam_admin, organisations
 from proctor_app.services.exam_admin import ExamSummary
 from proctor_app.state.auth import AuthState, requires
 
@@ -21,7 +21,7 @@ class AdminExamListState(AuthState):
     @requires(ADMIN)
     def on_load(self):
         with session_scope() as db:
-            self.exams = exam_admin.list_exams(db)
+            self.exams = exam_admin.list_exams(db, organisations.visible_organisation_id(self._user))
 
 
 @dataclass
@@ -77,7 +77,7 @@ class AdminExamEditState(AuthState):
             setattr(self, name, value)
 
     def _reload(self, db: Session) -> None:
-        exam = exam_admin.get_exam(db, self.current_exam_id)
+        exam = exam_admin.get_exam(db, self._user.id, self.current_exam_id)
         self._show_exam(exam_admin.exam_fields(exam))
         self.questions = [QuestionRow(id=q.id, number=i + 1, kind=q.kind, prompt=q.prompt,
                                       options=list(q.options))
@@ -85,7 +85,7 @@ class AdminExamEditState(AuthState):
         assigned = exam_admin.assigned_user_ids(db, exam.id)
         self.people = [AssigneeRow(id=u.id, name=u.name, email=u.email, role=u.role,
                                    active=u.active, assigned=u.id in assigned)
-                       for u in exam_admin.assignable_users(db)]
+                       for u in exam_admin.assignable_users(db, exam.organisation_id)]
 
     def _clear_question_form(self) -> None:
         self.editing_question_id = 0
@@ -121,12 +121,16 @@ class AdminExamEditState(AuthState):
             if raw_id == NEW_EXAM:
                 self._show_exam(exam_admin.new_exam_defaults(db))
                 return
-            # At most 18 digits: anything longer is no row id and would overflow the database integer.
-            if re.fullmatch(r"[0-9]{1,18}", raw_id) and db.get(Exam, int(raw_id)) is not None:
-                self.current_exam_id = int(raw_id)
-                self._reload(db)
-            else:
-                self.not_found = f"There is no exam with id {raw_id}."
+            try:
+                # At most 18 digits: anything longer is no row id and would overflow the database integer.
+                if not re.fullmatch(r"[0-9]{1,18}", raw_id):
+                    raise exam_admin.ExamAdminError(f"There is no exam with id {raw_id}.")
+                exam_admin.get_exam(db, self._user.id, int(raw_id))
+            except exam_admin.ExamAdminError as exc:
+                self.not_found = str(exc)
+                return
+            self.current_exam_id = int(raw_id)
+            self._reload(db)
 
     @requires(ADMIN)
     def save_exam(self, form: dict):

@@ -66,15 +66,15 @@ class AdminHealthState(AuthState):
         self.points, self.alerts, self.latest_sample = await asyncio.to_thread(
             _figures, SPANS[self.span], utcnow())
 
-    @requires(ADMIN)
+    @requires(ADMIN, install_admin=True)
     async def on_load(self):
         await self._refresh()
 
-    @requires(ADMIN)
+    @requires(ADMIN, install_admin=True)
     async def refresh(self):
         await self._refresh()
 
-    @requires(ADMIN)
+    @requires(ADMIN, install_admin=True)
     async def choose_span(self, span: str):
         if span in SPANS:
             self.span = span

@@ -126,6 +126,8 @@ class AdminSettingsState(AuthState):
     switch_values: dict[str, bool] = {}
     form_key: int = 0
     loaded: bool = False
+    # An organisation's admin: settings are the install's, so the page only says who sets them.
+    install_only: bool = False
     # setting key -> the full message, e.g. "Retention (days) must be between 1 and 3650."
     errors: dict[str, str] = {}
     notice: str = ""
@@ -166,6 +168,10 @@ class AdminSettingsState(AuthState):
 
     @requires(ADMIN)
     async def on_load(self):
+        # Settings are the install's, not an organisation's: the page says so to other admins.
+        self.install_only = not self._user.is_install_admin
+        if self.install_only:
+            return
         self.errors, self.notice = {}, ""
         self.plan_rows, self.plan_summary = [], ""
         self.run_summary = self.run_error = self.hold_error = ""
@@ -174,7 +180,7 @@ class AdminSettingsState(AuthState):
         self.signing_key, self.signing_key_fingerprint = await asyncio.to_thread(evidence.signing_key)
         await self._refresh_overview()
 
-    @requires(ADMIN)
+    @requires(ADMIN, install_admin=True)
     async def save(self, form: dict):
         try:
             with session_scope() as db:
@@ -191,7 +197,7 @@ class AdminSettingsState(AuthState):
         self._show_settings(saved)
         await self._refresh_overview()
 
-    @requires(ADMIN)
+    @requires(ADMIN, install_admin=True)
     async def dry_run(self):
         result = await asyncio.to_thread(_dry_run)
         items = result.plan.items
@@ -207,13 +213,13 @@ class AdminSettingsState(AuthState):
                                  f"{result.plan.total_files} files, "
                                  f"{format_bytes(result.plan.total_bytes)}.{more}")
 
-    @requires(ADMIN)
+    @requires(ADMIN, install_admin=True)
     def start_run(self):
         # Shown at once; the run itself is the next event.
         self.running, self.run_summary, self.run_error = True, "", ""
         return AdminSettingsState.run_now
 
-    @requires(ADMIN)
+    @requires(ADMIN, install_admin=True)
     async def run_now(self):
         try:
             result = await asyncio.to_thread(_run_now, self._user.id)
@@ -242,11 +248,11 @@ class AdminSettingsState(AuthState):
         await self._refresh_overview()
         return True
 
-    @requires(ADMIN)
+    @requires(ADMIN, install_admin=True)
     def set_hold_reason(self, reason: str):
         self.hold_reason = reason
 
-    @requires(ADMIN)
+    @requires(ADMIN, install_admin=True)
     async def place_hold(self, form: dict):
         entered = str(form.get("attempt_id", "")).strip().lstrip("#")
         if not entered.isdigit():
@@ -255,7 +261,7 @@ class AdminSettingsState(AuthState):
         if await self._set_hold(int(entered), True):
             self.hold_form_key += 1
 
-    @requires(ADMIN)
+    @requires(ADMIN, install_admin=True)
     async def release_hold(self, attempt_id: int):
         """Released with the reason typed in the hold form's reason field."""
         await self._set_hold(int(attempt_id), False)

@@ -2,12 +2,12 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from proctor_app.auth.roles import ADMIN
 from proctor_app.db import session_scope
-from proctor_app.models import User
-from proctor_app.services import accounts
+from proctor_app.models import Organisation, User
+from proctor_app.services import accounts, organisations
 from proctor_app.state.auth import AuthState, requires
 
 
@@ -18,6 +18,9 @@ class UserRow:
     email: str
     role: str
     active: bool
+    organisation_id: str
+    organisation: str
+    install_admin: bool
 
 
 class AdminUsersState(AuthState):
@@ -29,12 +32,22 @@ class AdminUsersState(AuthState):
     create_form_key: int = 0
     reset_user_id: int = 0
     reset_user_email: str = ""
+    # Install admins see every organisation's users and may choose and change the organisation.
+    all_organisations: bool = False
+    organisation_options: list[list[str]] = []
 
     def _reload(self) -> None:
         self.my_user_id = self._user.id
+        visible = organisations.visible_organisation_id(self._user)
         with session_scope() as db:
-            self.users = [UserRow(id=u.id, name=u.name, email=u.email, role=u.role, active=u.active)
-                          for u in accounts.list_users(db)]
+            slugs = {org.id: org.slug for org in db.exec(select(Organisation).order_by(Organisation.slug))}
+            self.users = [UserRow(id=u.id, name=u.name, email=u.email, role=u.role, active=u.active,
+                                  organisation_id=str(u.organisation_id), organisation=slugs[u.organisation_id],
+                                  install_admin=u.is_install_admin)
+                          for u in accounts.list_users(db, visible)]
+        self.all_organisations = visible is None
+        self.organisation_options = [[str(org_id), slug] for org_id, slug in slugs.items()
+                                     if visible is None or org_id == visible]
 
     async def _apply(self, change: Callable[[Session], User], done: Callable[[User], str]) -> bool:
         """Run one account change in a thread (passwords are hashed there, off the event loop);
@@ -61,10 +74,13 @@ class AdminUsersState(AuthState):
     @requires(ADMIN)
     async def create_user(self, form: dict):
         actor = self._user.id
+        organisation = str(form.get("organisation", ""))
         created = await self._apply(
             lambda db: accounts.create_user(db, actor, email=form.get("email", ""),
                                             name=form.get("name", ""), role=form.get("role", ""),
-                                            password=form.get("password", "")),
+                                            password=form.get("password", ""),
+                                            organisation_id=int(organisation) if organisation.isdigit() else None,
+                                            install_admin=bool(form.get("install_admin"))),
             lambda user: f"Created {user.email} ({user.role}).")
         if created:
             self.create_form_key += 1
@@ -80,6 +96,16 @@ class AdminUsersState(AuthState):
         actor = self._user.id
         await self._apply(lambda db: accounts.change_role(db, actor, int(user_id), role),
                           lambda user: f"{user.email} is now a {user.role}.")
+
+    @requires(ADMIN)
+    async def move_user(self, user_id: int, organisation_id: str):
+        actor = self._user.id
+        if not str(organisation_id).isdigit():
+            self.error, self.notice = "Choose an organisation.", ""
+            return
+        await self._apply(lambda db: accounts.move_user(db, actor, int(user_id), int(organisation_id)),
+                          lambda user: f"{user.email} now belongs to organisation {user.organisation_id}; "
+                                       "their sessions and assignments ended.")
 
     @requires(ADMIN)
     async def logout_everywhere(self, user_id: int):

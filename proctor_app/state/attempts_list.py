@@ -67,13 +67,14 @@ class AttemptsListState(AuthState):
         with session_scope() as db:
             allowed = review.reviewable_exam_ids(db, self._user)
         flt = review.AttemptFilter(
+            organisation_id=organisations.visible_organisation_id(self._user),
             allowed_exam_ids=None if allowed is None else tuple(allowed),
             exam_id=int(self.exam_filter) if self.exam_filter.isdigit() else None,
             review_status="" if self.review_filter == ANY else self.review_filter,
             recording_status="" if self.recording_filter == ANY else self.recording_filter,
             started_from=_date(self.date_from), started_to=_date(self.date_to), candidate=self.search)
         with session_scope() as db:
-            self.exam_options = [[str(e.id), e.title] for e in review.reviewable_exams(db, allowed)]
+            self.exam_options = [[str(e.id), e.title] for e in review.reviewable_exams(db, self._user, allowed)]
             listings, self.total = review.list_attempts(db, flt, self.page)
             self.pages = max(1, -(-self.total // review.PAGE_SIZE))
             if self.page >= self.pages:

@@ -14,6 +14,8 @@ from proctor_app.auth.sessions import SESSION_COOKIE, CurrentUser, user_for_toke
 class AuthState(rx.State):
     user_name: str = ""
     user_role: str = ""
+    # What the navigation offers: the install's admins also manage organisations, settings, health.
+    user_install_admin: bool = False
     _user: CurrentUser | None = None
 
     def _session_token(self) -> str:
@@ -25,6 +27,7 @@ class AuthState(rx.State):
         user = user_for_token(self._session_token())
         self.user_name = user.name if user else ""
         self.user_role = user.role if user else ""
+        self.user_install_admin = bool(user and user.is_install_admin)
         return user
 
     @rx.var
@@ -38,8 +41,9 @@ def _denied(user: CurrentUser | None, path: str):
     return rx.redirect("/forbidden")
 
 
-def requires(roles: Iterable[str]) -> Callable:
-    """Run the handler only for a signed-in user with one of `roles`; others are redirected.
+def requires(roles: Iterable[str], install_admin: bool = False) -> Callable:
+    """Run the handler only for a signed-in user with one of `roles` (and, with `install_admin`,
+    an admin of the whole install); others are redirected.
 
     The handler finds the user in `self._user` for the length of the call.
     """
@@ -48,7 +52,7 @@ def requires(roles: Iterable[str]) -> Callable:
     def wrap(handler):
         def authorize(self):
             user = self._signed_in_user()
-            if user is None or user.role not in allowed:
+            if user is None or user.role not in allowed or (install_admin and not user.is_install_admin):
                 return _denied(user, self.router.url.path)
             self._user = user
             return None

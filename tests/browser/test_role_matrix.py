@@ -1,14 +1,17 @@
 """Every page against every role and anonymous access: allowed pages load for the user, the others
-send signed-in users to /forbidden and anonymous visitors to /login."""
+send signed-in users to /forbidden and anonymous visitors to /login. "admin" is the install's
+administrator; the org_* users are of the demo's second organisation, which finds the default
+organisation's exam and attempt (the ids below) not there."""
 
 import time
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import expect
 from sqlmodel import select
 
 from proctor_app.db import session_scope
-from proctor_app.demo import DEMO_EXAM_TITLE
+from proctor_app.demo import DEMO_EXAM_TITLE, SECOND_DEMO_EXAM_TITLE
 from proctor_app.models import Attempt, Exam, User
 from tests.support.factories import make_attempt
 from tests.support.pages import login
@@ -20,20 +23,26 @@ ROLE_EMAILS = {
     "proctor": "proctor@example.com",
     "supervisor": "supervisor@example.com",
     "candidate": "carol@example.com",
+    "org_admin": "admin@northwind.example",
+    "org_proctor": "proctor@northwind.example",
+    "org_candidate": "dave@northwind.example",
     "anonymous": None,
 }
-STAFF = {"admin", "proctor", "supervisor"}
+ADMINS = {"admin", "org_admin"}
+CANDIDATES = {"candidate", "org_candidate"}
+STAFF = {"admin", "proctor", "supervisor", "org_admin", "org_proctor"}
 # route template -> roles allowed to open it
 PAGES = {
-    "/admin/users": {"admin"},
-    "/admin/exams": {"admin"},
-    "/admin/exams/{exam_id}": {"admin"},
-    "/admin/settings": {"admin"},
+    "/admin/users": ADMINS,
+    "/admin/exams": ADMINS,
+    "/admin/exams/{exam_id}": ADMINS,
+    "/admin/settings": ADMINS,  # for org admins, only the notice that settings are the install's
     "/admin/health": {"admin"},
-    "/admin/api-keys": {"admin"},
-    "/admin/webhooks": {"admin"},
-    "/candidate": {"candidate"},
-    "/candidate/exams/{exam_id}": {"candidate"},
+    "/admin/api-keys": ADMINS,
+    "/admin/webhooks": ADMINS,
+    "/admin/organisations": {"admin"},
+    "/candidate": CANDIDATES,
+    "/candidate/exams/{exam_id}": CANDIDATES,
     "/attempts": STAFF,
     "/attempts/{attempt_id}/video": STAFF,
     "/proctor": STAFF,
@@ -93,5 +102,62 @@ def test_every_page_admits_exactly_its_roles(browser, app_server, ids, role):
             outcomes[path] = (landed, expected)
         wrong = {p: o for p, o in outcomes.items() if o[0] != o[1]}
         assert not wrong, f"{role}: (landed, expected) {wrong}"
+    finally:
+        ctx.close()
+
+
+# What users of the second organisation find of the default one's exam, attempt and users.
+NOT_THERE = {
+    "org_admin": [("/admin/exams/{exam_id}", "#exam-not-found"), ("/attempts/{attempt_id}/video", "#attempt-missing"),
+                  ("/admin/settings", "#settings-install-only")],
+    "org_proctor": [("/attempts/{attempt_id}/video", "#attempt-missing")],
+    "org_candidate": [("/candidate/exams/{exam_id}", "#refused")],
+}
+
+
+@pytest.mark.parametrize("role", NOT_THERE)
+def test_another_organisations_exam_attempt_and_users_are_not_there(browser, app_server, ids, role):
+    ctx = browser.new_context(base_url=app_server.url, permissions=["camera", "microphone"])
+    try:
+        page = ctx.new_page()
+        login(page, ROLE_EMAILS[role])
+        for template, state in NOT_THERE[role]:
+            page.goto(template.format(**ids))
+            expect(page.locator(state)).to_be_visible(timeout=20_000)
+        if role == "org_candidate":
+            page.goto("/candidate")
+            expect(page.locator(".exam-row", has_text=SECOND_DEMO_EXAM_TITLE)).to_be_visible(timeout=20_000)
+            expect(page.locator(".exam-row", has_text=DEMO_EXAM_TITLE)).to_have_count(0)
+            return
+        page.goto("/attempts")
+        expect(page.locator("#attempts-table")).to_be_visible(timeout=20_000)
+        expect(page.locator(f"#open-attempt-{ids['attempt_id']}")).to_have_count(0)
+        if role == "org_admin":
+            page.goto("/admin/users")
+            expect(page.locator("#users-table")).to_contain_text("dave@northwind.example", timeout=20_000)
+            expect(page.locator("#users-table")).not_to_contain_text("carol@example.com")
+            page.goto("/admin/exams")
+            expect(page.get_by_text(SECOND_DEMO_EXAM_TITLE)).to_be_visible(timeout=20_000)
+            expect(page.get_by_text(DEMO_EXAM_TITLE)).to_have_count(0)
+    finally:
+        ctx.close()
+
+
+def test_the_install_admin_sees_both_organisations(browser, app_server, ids):
+    ctx = browser.new_context(base_url=app_server.url)
+    try:
+        page = ctx.new_page()
+        login(page, ROLE_EMAILS["admin"])
+        page.goto("/admin/users")
+        expect(page.locator("#users-table")).to_contain_text("dave@northwind.example", timeout=20_000)
+        expect(page.locator("#users-table")).to_contain_text("carol@example.com")
+        page.goto("/admin/organisations")
+        expect(page.locator("#organisation-northwind")).to_be_visible(timeout=20_000)
+        expect(page.locator("#organisation-default")).to_be_visible()
+        page.goto(f"/attempts/{ids['attempt_id']}/video")
+        expect(page.locator("#attempt-missing")).to_have_count(0)
+        page.goto("/admin/exams")
+        expect(page.get_by_text(SECOND_DEMO_EXAM_TITLE)).to_be_visible(timeout=20_000)
+        expect(page.get_by_text(DEMO_EXAM_TITLE)).to_be_visible()
     finally:
         ctx.close()

@@ -200,6 +200,6 @@ def test_assignments_take_only_candidates_and_proctors(admin_id, exam):
     assert changes == [{"added": sorted([bob, proctor]), "removed": []}, {"added": [], "removed": [bob]}]
 
     with session_scope() as db:
-        summary = next(s for s in exam_admin.list_exams(db) if s.id == exam.id)
+        summary = next(s for s in exam_admin.list_exams(db, None) if s.id == exam.id)
     assert (summary.candidates, summary.proctors, summary.questions, summary.attempts) == (0, 1, 0, 0)
     assert summary.flags == "live video, recording, recording required, snapshots"

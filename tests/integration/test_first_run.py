@@ -14,7 +14,7 @@ from proctor_app.__main__ import main
 from proctor_app.auth import sessions
 from proctor_app.auth.passwords import verify_password
 from proctor_app.db import engine_for, migrate, session_scope
-from proctor_app.demo import DEMO_PASSWORD, DEMO_USERS, disable_demo_accounts, seed_demo
+from proctor_app.demo import ALL_DEMO_USERS, DEMO_PASSWORD, disable_demo_accounts, seed_demo
 from proctor_app.models import AuditLog, Role, Setting, User
 from proctor_app.services import accounts, first_run
 
@@ -162,7 +162,7 @@ def test_start_without_demo_disables_demo_accounts_with_the_published_password(f
     db.commit()
     disabled = disable_demo_accounts(db)
     db.commit()
-    assert sorted(disabled) == sorted(e for e, _, _ in DEMO_USERS if e not in ("bob@example.com",
+    assert sorted(disabled) == sorted(e for e, _, _ in ALL_DEMO_USERS if e not in ("bob@example.com",
                                                                                "carol@example.com"))
     for email in disabled:
         db.refresh(users[email])

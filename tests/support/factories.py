@@ -12,7 +12,7 @@ import uuid
 from sqlmodel import Session, select
 
 from proctor_app.auth.passwords import hash_password
-from proctor_app.auth.sessions import CurrentUser
+from proctor_app.auth.sessions import CurrentUser, signed_in_form
 from proctor_app.db import session_scope
 from proctor_app.models import Attempt, Exam, ExamAssignment, Question, Role, User
 from proctor_app.services import attempts
@@ -91,7 +91,7 @@ def user_id(email: str) -> int:
 
 def as_current(user: User) -> CurrentUser:
     """The signed-in form of a user row, as the services take it."""
-    return CurrentUser(id=user.id, email=user.email, name=user.name, role=user.role)
+    return signed_in_form(user)
 
 
 def current_user(email: str) -> CurrentUser:

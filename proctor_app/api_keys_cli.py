@@ -75,7 +75,8 @@ def _set_origins(args) -> int:
     try:
         with session_scope() as db:
             organisation = organisations.ensure_organisation(db, args.slug)
-            allowed = organisations.set_allowed_origins(db, organisation, args.origins)
+            allowed = organisations.set_allowed_origins(db, None, organisation.id,
+                                                        " ".join(args.origins)).allowed_origins
     except organisations.OrganisationError as exc:
         print(f"organisations set-origins: {exc} Nothing changed.", file=sys.stderr)
         return 2

@@ -11,7 +11,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, select
 
 from proctor_app.auth.sessions import CurrentUser, signed_in_form
-from proctor_app.cors import origin_of
 from proctor_app.db import session_scope
 from proctor_app.models import ApiSession, Attempt, AuditLog, Exam, Organisation, User
 
@@ -62,19 +61,6 @@ def ensure_organisation(db: Session, slug: str, name: str | None = None) -> Orga
         db.add(organisation)
         db.flush()
     return organisation
-
-
-def set_allowed_origins(db: Session, organisation: Organisation, origins: list[str]) -> list[str]:
-    """The sites whose pages may embed the recorder (/sdk/proctor.js) for the organisation."""
-    allowed = []
-    for item in origins:
-        origin = origin_of(item)
-        if urlsplit(item.strip()).scheme not in ("http", "https") or origin != item.strip().rstrip("/").lower():
-            raise OrganisationError(f"{item!r} is not an origin (scheme://host[:port], no path).")
-        allowed.append(origin)
-    organisation.allowed_origins = sorted(set(allowed))
-    db.add(organisation)
-    return organisation.allowed_origins
 
 
 def all_allowed_origins() -> frozenset[str]:

@@ -46,7 +46,10 @@ class AdminUsersState(AuthState):
                                   install_admin=u.is_install_admin)
                           for u in accounts.list_users(db, visible)]
         self.all_organisations = visible is None
-        self.organisation_options = [[str(org_id), slug] for org_id, slug in slugs.items()
+        # The admin's own organisation first: it is the form's default.
+        own = self._user.organisation_id
+        self.organisation_options = [[str(org_id), slug] for org_id, slug in
+                                     sorted(slugs.items(), key=lambda item: (item[0] != own, item[1]))
                                      if visible is None or org_id == visible]
 
     async def _apply(self, change: Callable[[Session], User], done: Callable[[User], str]) -> bool:

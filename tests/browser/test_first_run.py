@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from sqlmodel import Session, select
 
 from proctor_app.db import engine_for, migrate
-from proctor_app.demo import DEMO_PASSWORD, seed_demo
+from proctor_app.demo import ALL_DEMO_USERS, DEMO_PASSWORD, seed_demo
 from proctor_app.models import AuditLog, User
 from tests.support.pages import login
 from tests.support.server import AppServer, free_port
@@ -77,7 +77,8 @@ def test_start_without_demo_disables_demo_accounts_and_setup_creates_the_first_a
     code = _setup_code(server)
     with Session(engine_for(url)) as db:
         assert not any(u.active for u in db.exec(select(User)))
-        assert len(db.exec(select(AuditLog).where(AuditLog.action == "demo_account_disabled")).all()) == 6
+        assert len(db.exec(select(AuditLog).where(AuditLog.action == "demo_account_disabled")).all()) \
+            == len(ALL_DEMO_USERS)
     ctx = browser.new_context(base_url=server.url)
     ctx.set_default_timeout(15000)
     try:

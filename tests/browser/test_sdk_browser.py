@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from proctor_app.db import session_scope
-from proctor_app.models import ApiSession, Attempt, AttemptStatus, Organisation, ProctoringEvent
+from proctor_app.models import ApiSession, Attempt, AttemptStatus, ProctoringEvent
 from proctor_app.services import organisations
 from tests.support.api import make_caller, session_body
 from tests.support.polling import wait_for
@@ -68,7 +68,7 @@ def other_site(app_url: str) -> Iterator[str]:
 def _caller(origins: list[str]):
     with session_scope() as db:
         caller = make_caller(db)
-        organisations.set_allowed_origins(db, db.get(Organisation, caller.organisation_id), origins)
+        organisations.set_allowed_origins(db, None, caller.organisation_id, " ".join(origins))
         return caller
 
 

@@ -30,7 +30,7 @@ def api(demo_db):
 def org_a(demo_db):
     with session_scope() as db:
         caller = make_caller(db)
-        organisations.set_allowed_origins(db, db.get(Organisation, caller.organisation_id), [SITE])
+        organisations.set_allowed_origins(db, None, caller.organisation_id, SITE)
         return caller
 
 
@@ -165,11 +165,11 @@ def test_the_sdk_is_one_module_any_site_may_load(api):
 def test_allowed_origins_are_plain_origins(demo_db):
     with session_scope() as db:
         organisation = organisations.ensure_organisation(db, "origins-test")
-        assert organisations.set_allowed_origins(db, organisation, ["HTTPS://A.example", "http://b.example:8080"]) \
-            == ["http://b.example:8080", "https://a.example"]
+        changed = organisations.set_allowed_origins(db, None, organisation.id, "HTTPS://A.example http://b.example:8080")
+        assert changed.allowed_origins == ["https://a.example", "http://b.example:8080"]
         for bad in ("https://a.example/path", "a.example", "ftp://a.example", "javascript:alert(1)"):
             with pytest.raises(organisations.OrganisationError):
-                organisations.set_allowed_origins(db, organisation, [bad])
+                organisations.set_allowed_origins(db, None, organisation.id, bad)
 
 
 def test_the_cli_sets_an_organisations_origins(demo_db):

@@ -8,10 +8,9 @@ every download audited).
 import tempfile
 from pathlib import Path
 
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from proctor_app.api.media import authorize_viewer, refuse
@@ -57,9 +56,20 @@ async def evidence_bundle(request: Request) -> Response:
     with session_scope() as db:
         db.add(AuditLog(user_id=viewer.user_id, action="evidence_downloaded", target=f"attempt:{attempt_id}",
                         data={"files": len(index["files"]), "created_at": index["created_at"]}))
-    return FileResponse(path, media_type="application/zip", filename=f"attempt-{attempt_id}-evidence.zip",
-                        headers={"Cache-Control": "private, no-store"},
-                        background=BackgroundTask(path.unlink, missing_ok=True))
+    # Streamed from the open file, not a FileResponse: granian sends a FileResponse's file after the
+    # app has returned (pathsend), when the background unlink may already have removed it.
+    return StreamingResponse(_read_then_remove(path), media_type="application/zip", headers={
+        "Cache-Control": "private, no-store", "Content-Length": str(path.stat().st_size),
+        "Content-Disposition": f'attachment; filename="attempt-{attempt_id}-evidence.zip"'})
+
+
+def _read_then_remove(path: Path, piece: int = 1 << 20):
+    try:
+        with path.open("rb") as handle:
+            while data := handle.read(piece):
+                yield data
+    finally:
+        path.unlink(missing_ok=True)
 
 
 routes = [

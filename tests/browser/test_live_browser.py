@@ -253,7 +253,8 @@ def admin_page(new_context, path: str):
     page = new_context().new_page()
     login(page, "admin@example.com")
     page.goto(path)
-    expect(page.locator("#page-loaded")).to_be_attached()
+    # The users page lists every user the suite made so far: its first load may take a while.
+    expect(page.locator("#page-loaded")).to_be_attached(timeout=20000)
     return page
 
 

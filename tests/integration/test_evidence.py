@@ -182,7 +182,7 @@ def test_the_signing_key_and_the_bundle_over_http(app_server, attempt_id, tokens
         link = evidence_link(supervisor, attempt_id)
         assert http.get(link.split("?")[0] + "?download=1").status_code == 403  # unsigned
         answer = http.get(link)
-        assert answer.status_code == 200, answer.text
+        assert answer.status_code == 200, (answer.text, dict(answer.headers), link)
         assert answer.headers["content-type"] == "application/zip"
     path = tmp_path / "downloaded.zip"
     path.write_bytes(answer.content)

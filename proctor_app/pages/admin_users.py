@@ -1,7 +1,7 @@
 import reflex as rx
 
 from proctor_app.auth.passwords import MIN_PASSWORD_LENGTH
-from proctor_app.pages.layout import page_frame
+from proctor_app.pages.layout import page_frame, pager
 from proctor_app.services.accounts import ROLES
 from proctor_app.state.admin_users import AdminUsersState, UserRow
 
@@ -127,6 +127,11 @@ def admin_users_page() -> rx.Component:
     return page_frame(
         _messages(),
         _create_form(),
+        rx.form(rx.hstack(rx.input(name="search", placeholder="Name or email", id="users-search",
+                                   default_value=AdminUsersState.search, key=AdminUsersState.search,
+                                   aria_label="Search users by name or email"),
+                          rx.button("Search", type="submit", id="users-search-submit")),
+                on_submit=AdminUsersState.search_users, margin_bottom="1em"),
         rx.table.root(
             rx.table.header(rx.table.row(
                 *[rx.table.column_header_cell(label)
@@ -134,6 +139,7 @@ def admin_users_page() -> rx.Component:
             rx.table.body(rx.foreach(AdminUsersState.users, _user_row)),
             width="100%", id="users-table",
         ),
+        pager(AdminUsersState, "user", "users"),
         _reset_dialog(),
         title="Users",
     )

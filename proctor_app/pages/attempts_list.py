@@ -87,7 +87,7 @@ def attempts_list_page() -> rx.Component:
                 width="100%", id="attempts-table",
             ),
             rx.cond(AttemptsListState.total == 0, rx.text("No attempts match.", id="no-attempts")),
-            pager(AttemptsListState),
+            pager(AttemptsListState, "attempt", "attempts"),
             width="100%", spacing="4",
         ),
         title="Attempts",

@@ -65,12 +65,12 @@ def page_frame(*children, title: str) -> rx.Component:
     )
 
 
-def pager(state) -> rx.Component:
+def pager(state, noun: str, nouns: str) -> rx.Component:
     """Previous / Next through a paged list; `state` has page, pages, total and go_to_page."""
     return rx.hstack(
         rx.button("Previous", variant="soft", disabled=state.page <= 0,
                   on_click=state.go_to_page(state.page - 1), id="page-prev"),
-        rx.text("Page ", state.page + 1, " of ", state.pages, " (", state.total, " attempts)", id="page-info"),
+        rx.text("Page ", state.page + 1, " of ", state.pages, " (", state.total, " ", rx.cond(state.total == 1, noun, nouns), ")", id="page-info"),
         rx.button("Next", variant="soft", disabled=state.page >= state.pages - 1,
                   on_click=state.go_to_page(state.page + 1), id="page-next"),
         align="center",

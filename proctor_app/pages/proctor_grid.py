@@ -134,7 +134,7 @@ def proctor_grid_page() -> rx.Component:
                     id="tiles"),
             rx.cond(ProctorGridState.total == 0,
                     rx.text("No attempt in progress matches.", id="no-live-attempts")),
-            pager(ProctorGridState),
+            pager(ProctorGridState, "attempt", "attempts"),
             width="100%", spacing="4",
         ),
         title="Live proctoring",

@@ -9,6 +9,7 @@ move users; `actor_id` None is the operator (CLI, /setup), who may do all.
 
 import re
 
+from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from proctor_app.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
@@ -28,6 +29,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_EMAIL_LENGTH = 320
 MAX_NAME_LENGTH = 200
 ROLES = [role.value for role in Role]
+USERS_PAGE_SIZE = 50
 
 
 class AccountError(ValueError):
@@ -38,13 +40,22 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def list_users(db: Session, organisation_id: int | None = None) -> list[User]:
-    """The users of an organisation (None: of all), without API sessions' candidates (who cannot
-    sign in and are managed through the API)."""
-    query = select(User).where(~User.email.endswith("@api-session.invalid"))
+def list_users(db: Session, organisation_id: int | None = None, search: str = "", page: int = 0,
+               page_size: int = USERS_PAGE_SIZE) -> tuple[list[User], int]:
+    """One page of the users of an organisation (None: of all) whose name or email contains
+    `search`, and how many match in all; without API sessions' candidates (who cannot sign in and
+    are managed through the API)."""
+    conditions = [~User.email.endswith("@api-session.invalid")]
     if organisation_id is not None:
-        query = query.where(User.organisation_id == organisation_id)
-    return list(db.exec(query.order_by(User.role, User.name, User.email)))
+        conditions.append(User.organisation_id == organisation_id)
+    if search.strip():
+        needle = search.strip()
+        conditions.append(or_(User.name.icontains(needle, autoescape=True),
+                              User.email.icontains(needle, autoescape=True)))
+    total = db.exec(select(func.count()).select_from(User).where(*conditions)).one()
+    users = db.exec(select(User).where(*conditions).order_by(User.role, User.name, User.email)
+                    .offset(page * page_size).limit(page_size))
+    return list(users), total
 
 
 def _actor(db: Session, actor_id: int | None) -> CurrentUser | None:

@@ -8,6 +8,7 @@ from proctor_app.auth.roles import ADMIN
 from proctor_app.db import session_scope
 from proctor_app.models import Organisation, User
 from proctor_app.services import accounts, organisations
+from proctor_app.services.accounts import normalise_email
 from proctor_app.state.auth import AuthState, requires
 
 
@@ -35,16 +36,26 @@ class AdminUsersState(AuthState):
     # Install admins see every organisation's users and may choose and change the organisation.
     all_organisations: bool = False
     organisation_options: list[list[str]] = []
+    # A page of the users whose name or email contains `search` (`?q=` on the URL sets it).
+    search: str = ""
+    page: int = 0
+    pages: int = 1
+    total: int = 0
 
     def _reload(self) -> None:
         self.my_user_id = self._user.id
         visible = organisations.visible_organisation_id(self._user)
         with session_scope() as db:
             slugs = {org.id: org.slug for org in db.exec(select(Organisation).order_by(Organisation.slug))}
+            users, self.total = accounts.list_users(db, visible, self.search, self.page)
+            self.pages = max(1, -(-self.total // accounts.USERS_PAGE_SIZE))
+            if self.page >= self.pages:
+                self.page = self.pages - 1
+                users, self.total = accounts.list_users(db, visible, self.search, self.page)
             self.users = [UserRow(id=u.id, name=u.name, email=u.email, role=u.role, active=u.active,
                                   organisation_id=str(u.organisation_id), organisation=slugs[u.organisation_id],
                                   install_admin=u.is_install_admin)
-                          for u in accounts.list_users(db, visible)]
+                          for u in users]
         self.all_organisations = visible is None
         # The admin's own organisation first: it is the form's default.
         own = self._user.organisation_id
@@ -72,6 +83,19 @@ class AdminUsersState(AuthState):
     def on_load(self):
         self.error = self.notice = ""
         self.reset_user_id, self.reset_user_email = 0, ""
+        self.search = self.router.url.query_parameters.get("q", "").strip()[:200]
+        self.page = 0
+        self._reload()
+
+    @requires(ADMIN)
+    def search_users(self, form: dict):
+        self.search = str(form.get("search", "")).strip()[:200]
+        self.page = 0
+        self._reload()
+
+    @requires(ADMIN)
+    def go_to_page(self, page: int):
+        self.page = max(0, min(int(page), self.pages - 1))
         self._reload()
 
     @requires(ADMIN)
@@ -87,6 +111,10 @@ class AdminUsersState(AuthState):
             lambda user: f"Created {user.email} ({user.role}).")
         if created:
             self.create_form_key += 1
+            # Show the new account (the list may run to many pages).
+            self.search = normalise_email(str(form.get("email", "")))
+            self.page = 0
+            self._reload()
 
     @requires(ADMIN)
     async def set_active(self, user_id: int, active: bool):

@@ -59,7 +59,7 @@ def test_install_admin_creates_and_edits_an_organisation_and_its_users(page):
 
 def test_organisation_admin_cannot_choose_organisations(page):
     login(page, "admin@northwind.example")
-    page.goto("/admin/users")
+    page.goto("/admin/users?q=dave@northwind.example")
     expect(page.locator("#users-table")).to_contain_text("dave@northwind.example")
     expect(page.locator("#new-user-organisation")).to_have_count(0)
     expect(page.locator("#new-user-install-admin")).to_have_count(0)

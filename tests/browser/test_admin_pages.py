@@ -221,6 +221,7 @@ def test_handlers_check_the_role_again(page, browser, app_server):
         other = other_context.new_page()
         login(other, email, password)
         # The page has loaded (its on_load ran) while the role was still admin.
+        other.goto(f"/admin/users?q={email}")
         expect(other.locator(f"#user-{second.id}")).to_be_visible()
         page.select_option(f"#role-{second.id}", "supervisor")
         expect(page.locator("#users-notice")).to_contain_text(f"{email} is now a supervisor")
@@ -233,3 +234,27 @@ def test_handlers_check_the_role_again(page, browser, app_server):
             assert db.exec(select(User).where(User.email == victim)).first() is None
     finally:
         other_context.close()
+
+
+def test_the_users_list_is_searched_and_paged(page):
+    """However many accounts there are, the page shows 50 at a time and finds one by name or email."""
+    tag = uuid.uuid4().hex[:8]
+    with session_scope() as db:
+        made = [make_user(db, email=f"paged-{tag}-{n:02d}@example.com", name=f"Paged {tag} {n:02d}")
+                for n in range(55)]
+        last_id = made[-1].id
+    login(page, "admin@example.com")
+    page.goto(f"/admin/users?q=paged-{tag}")
+    expect(page.locator("#page-info")).to_have_text("Page 1 of 2 (55 users)")
+    expect(page.locator("#users-table tbody tr")).to_have_count(50)
+    expect(page.locator("#page-prev")).to_be_disabled()
+    page.click("#page-next")
+    expect(page.locator("#page-info")).to_have_text("Page 2 of 2 (55 users)")
+    expect(page.locator("#users-table tbody tr")).to_have_count(5)
+    expect(page.locator(f"#user-{last_id}")).to_be_visible()
+
+    # By name, case-insensitively, from the search box.
+    page.fill("#users-search", f"PAGED {tag} 07")
+    page.click("#users-search-submit")
+    expect(page.locator("#page-info")).to_have_text("Page 1 of 1 (1 user)")
+    expect(page.locator("#users-table")).to_contain_text(f"paged-{tag}-07@example.com")

@@ -133,8 +133,11 @@ def test_another_organisations_exam_attempt_and_users_are_not_there(browser, app
         expect(page.locator("#attempts-table")).to_be_visible(timeout=20_000)
         expect(page.locator(f"#open-attempt-{ids['attempt_id']}")).to_have_count(0)
         if role == "org_admin":
-            page.goto("/admin/users")
+            page.goto("/admin/users?q=dave@northwind.example")
             expect(page.locator("#users-table")).to_contain_text("dave@northwind.example", timeout=20_000)
+            # Another organisation's user is not found, even by their exact address.
+            page.goto("/admin/users?q=carol@example.com")
+            expect(page.locator("#page-info")).to_contain_text("(0 users)", timeout=20_000)
             expect(page.locator("#users-table")).not_to_contain_text("carol@example.com")
             page.goto("/admin/exams")
             expect(page.get_by_text(SECOND_DEMO_EXAM_TITLE)).to_be_visible(timeout=20_000)
@@ -148,9 +151,10 @@ def test_the_install_admin_sees_both_organisations(browser, app_server, ids):
     try:
         page = ctx.new_page()
         login(page, ROLE_EMAILS["admin"])
-        page.goto("/admin/users")
+        page.goto("/admin/users?q=dave@northwind.example")
         expect(page.locator("#users-table")).to_contain_text("dave@northwind.example", timeout=20_000)
-        expect(page.locator("#users-table")).to_contain_text("carol@example.com")
+        page.goto("/admin/users?q=carol@example.com")
+        expect(page.locator("#users-table")).to_contain_text("carol@example.com", timeout=20_000)
         page.goto("/admin/organisations")
         expect(page.locator("#organisation-northwind")).to_be_visible(timeout=20_000)
         expect(page.locator("#organisation-default")).to_be_visible()

@@ -3,8 +3,10 @@
 // Changing the `round` prop runs the check again (the Retry button).
 import { createElement as h, useEffect, useRef } from "react";
 import { probeDevices } from "$/public/device_probe.js";
+import { t, useMessages } from "$/public/i18n.js";
 
-export function DeviceCheck({ round, onResult }) {
+export function DeviceCheck({ round, messages, onResult }) {
+  useMessages(messages);
   const videoRef = useRef(null);
   const barRef = useRef(null);
 
@@ -23,7 +25,7 @@ export function DeviceCheck({ round, onResult }) {
     }),
     h(
       "div",
-      { "aria-label": "Microphone level", style: { height: "8px", background: "var(--gray-4)", borderRadius: "4px", overflow: "hidden" } },
+      { "aria-label": t("Microphone level"), style: { height: "8px", background: "var(--gray-4)", borderRadius: "4px", overflow: "hidden" } },
       h("div", { ref: barRef, id: "mic-level", style: { height: "100%", width: "0%", background: "var(--green-9)" } }),
     ),
   );

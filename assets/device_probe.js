@@ -1,25 +1,27 @@
 // The camera and microphone check without its view: asks for both, plays the camera into `video`,
 // draws the microphone level into `bar`, and reports through report({ok, error, error_name, width,
 // height, camera, microphone}). Used by the exam page (device_check.js) and the SDK (sdk/proctor.js).
+import { t } from "$/public/i18n.js";
+
 const FIRST_FRAME_TIMEOUT_MS = 10_000;
 
 function explain(err) {
   switch (err?.name) {
     case "NotAllowedError":
     case "SecurityError":
-      return "Camera or microphone access was denied. Allow both in the browser (the camera icon in the address bar), then press Retry.";
+      return t("Camera or microphone access was denied. Allow both in the browser (the camera icon in the address bar), then press Retry.");
     case "NotFoundError":
     case "OverconstrainedError":
-      return "No camera or microphone was found. Connect them, then press Retry.";
+      return t("No camera or microphone was found. Connect them, then press Retry.");
     case "NotReadableError":
     case "AbortError":
-      return "The camera or microphone is in use by another program. Close that program, then press Retry.";
+      return t("The camera or microphone is in use by another program. Close that program, then press Retry.");
     case "NotSupportedError":
-      return "This browser cannot use a camera here. Use a current Chrome, Edge or Firefox over https.";
+      return t("This browser cannot use a camera here. Use a current Chrome, Edge or Firefox over https.");
     case "NoPictureError":
-      return "The camera gives no picture. Check that it is not covered or switched off, then press Retry.";
+      return t("The camera gives no picture. Check that it is not covered or switched off, then press Retry.");
     default:
-      return `The camera or microphone could not be started (${err?.name || err}). Press Retry.`;
+      return t("The camera or microphone could not be started ({error}). Press Retry.", { error: err?.name || err });
   }
 }
 
@@ -83,7 +85,7 @@ export function probeDevices(video, bar, report) {
       const [microphone] = stream.getAudioTracks();
       for (const track of stream.getTracks()) {
         track.addEventListener("ended", () =>
-          tell({ ok: false, error: `The ${track.kind === "video" ? "camera" : "microphone"} was disconnected. Press Retry.`, error_name: "TrackEnded" }));
+          tell({ ok: false, error: track.kind === "video" ? t("The camera was disconnected. Press Retry.") : t("The microphone was disconnected. Press Retry."), error_name: "TrackEnded" }));
       }
       tell({ ok: true, error: "", error_name: "", width: video.videoWidth, height: video.videoHeight,
              camera: camera?.label || "", microphone: microphone?.label || "" });

@@ -17,7 +17,7 @@ function formatLeft(ms) {
 }
 
 // deadlineMs 0: not started, the full duration is shown and nothing counts down.
-export function ExamClock({ deadlineMs, durationS, onSync, onExpire }) {
+export function ExamClock({ deadlineMs, durationS, label, onSync, onExpire }) {
   const [offset, setOffset] = useState(null);
   const [now, setNow] = useState(() => Date.now());
   const lastExpireRef = useRef(0);
@@ -51,7 +51,7 @@ export function ExamClock({ deadlineMs, durationS, onSync, onExpire }) {
       "data-remaining-ms": left,
       "data-counting": counting ? "yes" : "no",
       role: "timer",
-      "aria-label": "Time left",
+      "aria-label": label || "Time left",
       style: {
         fontVariantNumeric: "tabular-nums",
         fontWeight: 600,

@@ -10,6 +10,7 @@
 // server-corrected clock (performance.now() from the last sync, so a changed computer clock changes
 // nothing) and go through the durable queue in upload_queue.js.
 import { measureClockOffset } from "$/public/clock_sync.js";
+import { t } from "$/public/i18n.js";
 import { DeviceStream, StillCamera, describe, pickMimeType } from "$/public/recorder_stream.js";
 import { queueFor, sha256Hex } from "$/public/upload_queue.js";
 
@@ -228,7 +229,7 @@ export class ExamRecording {
     switch (what.type) {
       case "storage":
         if (this.storageWarning) break;  // heard both live and at mount
-        this.storageWarning = "The browser's storage is full: keep this page open until the upload has finished.";
+        this.storageWarning = t("The browser's storage is full: keep this page open until the upload has finished.");
         this.event("storage_quota", { error: what.error });
         break;
       case "retrying":

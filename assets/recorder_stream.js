@@ -4,6 +4,8 @@
 // went wrong. What is recorded from the stream is its recorder's job (recorder_session.js):
 // begin(reason) starts a segment from `media` (throws if it cannot), end() finishes it.
 
+import { t } from "$/public/i18n.js";
+
 // H.264 first (Chromium records it as video/x-matroska;codecs=avc1,opus; processing copies it
 // without re-encoding), then VP9, VP8 WebM, and MP4 for Safari. With audio: the camera's
 // microphone, or the sound a screen share carries when the browser offers it.
@@ -42,27 +44,31 @@ function failure(name, message) {
 
 // What the candidate is told when a device or the recorder fails.
 function explain(err, kind) {
-  const device = kind === "screen" ? "screen sharing" : "the camera and microphone";
+  const screen = kind === "screen";
   switch (err?.name) {
     case "NotAllowedError":
     case "SecurityError":
-      return `Access to ${device} was refused. Allow it in the browser, then press Retry.`;
+      return screen ? t("Access to screen sharing was refused. Allow it in the browser, then press Retry.")
+        : t("Access to the camera and microphone was refused. Allow it in the browser, then press Retry.");
     case "NotFoundError":
     case "OverconstrainedError":
-      return `No ${kind === "screen" ? "screen" : "camera or microphone"} was found. Connect one, then press Retry.`;
+      return screen ? t("No screen was found. Connect one, then press Retry.")
+        : t("No camera or microphone was found. Connect one, then press Retry.");
     case "NotReadableError":
     case "AbortError":
-      return `${kind === "screen" ? "Screen sharing" : "The camera or microphone"} is in use by another program. Close it, then press Retry.`;
+      return screen ? t("Screen sharing is in use by another program. Close it, then press Retry.")
+        : t("The camera or microphone is in use by another program. Close it, then press Retry.");
     case "NotSupportedError":
-      return "This browser cannot record here. Use a current Chrome, Edge, Firefox or Safari.";
+      return t("This browser cannot record here. Use a current Chrome, Edge, Firefox or Safari.");
     case "NotWholeScreen":
-      return "Share your entire screen, not a window or a tab. Press Retry.";
+      return t("Share your entire screen, not a window or a tab. Press Retry.");
     case "TrackEnded":
-      return kind === "screen"
-        ? "Screen sharing stopped. Share your entire screen again to continue."
-        : "The camera or microphone was disconnected. Reconnect it; recording resumes by itself.";
+      return screen
+        ? t("Screen sharing stopped. Share your entire screen again to continue.")
+        : t("The camera or microphone was disconnected. Reconnect it; recording resumes by itself.");
     default:
-      return `Recording ${kind === "screen" ? "the screen" : "the camera"} failed (${err?.name || err}). Press Retry.`;
+      return screen ? t("Recording the screen failed ({error}). Press Retry.", { error: err?.name || err })
+        : t("Recording the camera failed ({error}). Press Retry.", { error: err?.name || err });
   }
 }
 

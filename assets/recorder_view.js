@@ -8,6 +8,7 @@
 //
 // Every setting comes from the server in the props (the admin settings and their defaults).
 import { createElement as h, useEffect, useRef, useState } from "react";
+import { formatCount, t, useMessages } from "$/public/i18n.js";
 import { ExamRecording } from "$/public/recorder_session.js";
 
 // Uploads waiting longer than this are shown to the candidate; quicker ones are just traffic.
@@ -27,7 +28,7 @@ function statusOf(session) {
     blocked: recordingPhase && Boolean(session.props.required) && troubled.length > 0,
     message: troubled.map((stream) => stream.message).join(" "),
     warning: [!session.props.required && recordingPhase && troubled.length
-                ? "Recording is not working; the exam goes on without it." : "",
+                ? t("Recording is not working; the exam goes on without it.") : "",
               session.storageWarning].filter(Boolean).join(" "),
     flushed: session.phase === "flushed",
     // Shown here only: uploads quicker than BACKLOG_AFTER_MS are just traffic.
@@ -45,8 +46,9 @@ const MUTED = { fontSize: "var(--font-size-2)", color: "var(--gray-11)" };
 
 function Revoked({ status }) {
   return h("div", { id: "upload-revoked", role: "alert", style: { color: "var(--red-11)" } },
-    `Uploads stopped: ${status.revoked}`,
-    status.pending > 0 ? ` ${status.pending} waiting upload(s) are kept in this browser.` : "");
+    t("Uploads stopped: {reason}", { reason: status.revoked }),
+    status.pending > 0 ? " " + t("{count} waiting upload(s) are kept in this browser.",
+                                 { count: formatCount(status.pending) }) : "");
 }
 
 function Indicator({ status }) {
@@ -54,21 +56,21 @@ function Indicator({ status }) {
     status.recording
       ? h("span", { style: { display: "flex", gap: "0.5rem", alignItems: "center", fontWeight: 500 } },
           h("span", { style: { width: "0.7em", height: "0.7em", borderRadius: "50%", background: "var(--red-9)" } }),
-          "Recording")
-      : h("span", { style: MUTED }, "Not recording"),
+          t("Recording"))
+      : h("span", { style: MUTED }, t("Not recording")),
     status.screenAudio === null ? null
       : h("span", { id: "screen-audio", "data-shared": String(status.screenAudio), style: MUTED },
-          status.screenAudio ? "Screen sound shared" : "Screen sound not shared"),
+          status.screenAudio ? t("Screen sound shared") : t("Screen sound not shared")),
     h("span", { id: "upload-status", style: MUTED },
-      status.offline ? "Offline. " : "",
-      status.pending > 0 ? `${status.pending} waiting to upload` : "All uploaded"));
+      status.offline ? t("Offline.") + " " : "",
+      status.pending > 0 ? t("{count} waiting to upload", { count: formatCount(status.pending) }) : t("All uploaded")));
 }
 
 function FlushProgress({ status }) {
   const text = status.flushed
-    ? "The recording is uploaded. You can leave this page."
-    : `Uploading the rest of the recording: ${status.pending} left. Keep this page open.` +
-      (status.offline ? " Offline: waiting for the network." : "");
+    ? t("The recording is uploaded. You can leave this page.")
+    : t("Uploading the rest of the recording: {count} left. Keep this page open.", { count: formatCount(status.pending) }) +
+      (status.offline ? " " + t("Offline: waiting for the network.") : "");
   return h("div", { style: { display: "flex", flexDirection: "column", gap: "0.5rem" } },
     h("span", { id: status.flushed ? "flush-done" : "flush-pending" }, text),
     h("div", { id: "flush-progress", role: "progressbar", "aria-valuenow": status.progress,
@@ -77,6 +79,7 @@ function FlushProgress({ status }) {
 }
 
 export function ExamRecorder(props) {
+  useMessages(props.messages, props.lang);
   const sessionRef = useRef(null);
   const propsRef = useRef(props);
   const [status, setStatus] = useState(null);

@@ -11,6 +11,7 @@
 // for persistent storage (navigator.storage.persist()), so that a browser under storage pressure
 // does not evict chunks not yet uploaded; whether it was granted is in `persistence` once `ready`
 // resolves.
+import { t } from "$/public/i18n.js";
 import { getBackendURL } from "$/utils/state";
 
 const DB_NAME = "proctor-recorder";
@@ -336,7 +337,7 @@ export class UploadQueue {
     this.lastError = `${status || "network"} ${answer.error || ""}`.trim();
     if (answer.error === "token_revoked") {
       if (!this.revoked) {
-        this.revoked = answer.message || "Access to this attempt was withdrawn.";
+        this.revoked = answer.message || t("Access to this attempt was withdrawn.");
         this.changed({ type: "revoked", message: this.revoked });
       }
       return "halt";

@@ -29,6 +29,7 @@ from proctor_app.state.admin_users import AdminUsersState
 from proctor_app.state.attempt_video import AttemptVideoState
 from proctor_app.state.attempts_list import AttemptsListState
 from proctor_app.state.candidate_home import CandidateHomeState
+from proctor_app.state.locale import LocaleState
 from proctor_app.state.login import LoginState
 from proctor_app.state.proctor_grid import ProctorGridState
 from proctor_app.state.setup import SetupState
@@ -56,13 +57,15 @@ app.add_page(admin_webhooks_page, route="/admin/webhooks", on_load=AdminWebhooks
 app.add_page(admin_organisations_page, route="/admin/organisations", on_load=AdminOrganisationsState.on_load,
              title="Organisations")
 app.add_page(admin_health_page, route="/admin/health", on_load=AdminHealthState.on_load, title="Health")
-app.add_page(candidate_home_page, route="/candidate", on_load=CandidateHomeState.on_load,
-             title="My exams")
-app.add_page(take_exam_page, route="/candidate/exams/[exam_id]", on_load=TakeExamState.on_load,
-             title="Exam")
+# The candidate's pages speak the candidate's language: picked first, their texts follow it.
+app.add_page(candidate_home_page, route="/candidate",
+             on_load=[LocaleState.pick_language, CandidateHomeState.on_load], title="My exams")
+app.add_page(take_exam_page, route="/candidate/exams/[exam_id]",
+             on_load=[LocaleState.pick_language, TakeExamState.on_load], title="Exam")
 # Opened through /launch/{token} (api/sdk.py): an API session's candidate page.
 app.add_page(api_session_page, route="/proctoring/[exam_id]",
-             on_load=[TakeExamState.on_load, ApiSessionState.on_load], title="Proctoring session")
+             on_load=[LocaleState.pick_language, TakeExamState.on_load, ApiSessionState.on_load],
+             title="Proctoring session")
 app.add_page(attempts_list_page, route="/attempts", on_load=AttemptsListState.on_load, title="Attempts")
 app.add_page(attempt_video_page, route="/attempts/[attempt_id]/video", on_load=AttemptVideoState.on_load,
              title="Attempt video")

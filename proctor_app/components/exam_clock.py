@@ -14,6 +14,7 @@ class ExamClock(rx.NoSSRComponent):
 
     deadline_ms: rx.Var[int]  # epoch ms on the server's clock; 0 before the start
     duration_s: rx.Var[int]
+    label: rx.Var[str]  # what a screen reader calls it, in the page's language
     on_sync: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
     on_expire: rx.EventHandler[rx.event.no_args_event_spec]
 

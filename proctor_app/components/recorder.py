@@ -34,6 +34,9 @@ class ExamRecorder(rx.NoSSRComponent):
     # The question on screen and its answer: each chunk notes what was viewed and answered during it.
     question_id: rx.Var[int]
     answer_key: rx.Var[str]
+    # The page's language and its texts (assets/i18n.js), for what the recorder shows itself.
+    lang: rx.Var[str]
+    messages: rx.Var[dict[str, str]]
     on_status: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
 
 

@@ -5,6 +5,7 @@ to the integrator's return URL once the session ended and its recording is uploa
 import reflex as rx
 
 from proctor_app.components.exam_clock import exam_clock
+from proctor_app.components.language import t
 from proctor_app.pages.exam_live import live_panel
 from proctor_app.pages.exam_recording import recording_panel
 from proctor_app.pages.layout import page_frame
@@ -16,13 +17,13 @@ from proctor_app.state.take_exam import TakeExamState as S
 
 def _end_button() -> rx.Component:
     return rx.alert_dialog.root(
-        rx.alert_dialog.trigger(rx.button("End the session", color_scheme="red", id="end-session")),
+        rx.alert_dialog.trigger(rx.button(t("End the session"), color_scheme="red", id="end-session")),
         rx.alert_dialog.content(
-            rx.alert_dialog.title("End the proctoring session?"),
-            rx.alert_dialog.description("The recording stops and cannot be started again."),
+            rx.alert_dialog.title(t("End the proctoring session?")),
+            rx.alert_dialog.description(t("The recording stops and cannot be started again.")),
             rx.hstack(
-                rx.alert_dialog.cancel(rx.button("Keep recording", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(rx.button("End", color_scheme="red", on_click=S.submit,
+                rx.alert_dialog.cancel(rx.button(t("Keep recording"), variant="soft", color_scheme="gray")),
+                rx.alert_dialog.action(rx.button(t("End"), color_scheme="red", on_click=S.submit,
                                                  id="confirm-end-session")),
                 justify="end", spacing="3", margin_top="1em",
             ),
@@ -33,8 +34,8 @@ def _end_button() -> rx.Component:
 def _header() -> rx.Component:
     # Mounted from the check step on: the clock it measures is the one the start records.
     return rx.hstack(
-        rx.text("Time left", color_scheme="gray"),
-        exam_clock(deadline_ms=S.deadline_ms, duration_s=S.duration_s, on_sync=S.clock_sync,
+        rx.text(t("Time left"), color_scheme="gray"),
+        exam_clock(deadline_ms=S.deadline_ms, duration_s=S.duration_s, label=t("Time left"), on_sync=S.clock_sync,
                    on_expire=S.time_up),
         rx.spacer(),
         rx.cond(S.step == "exam", _end_button()),
@@ -44,16 +45,16 @@ def _header() -> rx.Component:
 
 def _session_step() -> rx.Component:
     return rx.flex(
-        rx.card(rx.text("Proctoring is on. Keep this page open while you take your exam in the other "
-                        "window.", id="session-running"), flex="1", min_width="20em"),
+        rx.card(rx.text(t("Proctoring is on. Keep this page open while you take your exam in the other "
+                          "window."), id="session-running"), flex="1", min_width="20em"),
         live_panel(), gap="1em", wrap="wrap", width="100%")
 
 
 def _done_step() -> rx.Component:
     return rx.vstack(
-        rx.callout("The proctoring session has ended.", color_scheme="green", id="session-ended"),
+        rx.callout(t("The proctoring session has ended."), color_scheme="green", id="session-ended"),
         # Back to the integrator once what was recorded here is uploaded.
-        rx.cond(P.return_url != "", rx.link("Continue", href=P.return_url, id="return-link")),
+        rx.cond(P.return_url != "", rx.link(t("Continue"), href=P.return_url, id="return-link")),
         rx.cond(R.flushed & (P.return_url != ""), rx.box(on_mount=rx.redirect(P.return_url))),
         width="100%",
     )
@@ -71,5 +72,6 @@ def api_session_page() -> rx.Component:
             ("done", _done_step()),
             rx.box(_header(), rx.cond(S.step == "check", check_step(), _session_step()), width="100%"),
         ),
-        title="Proctoring session",
+        title=t("Proctoring session"),
+        language=S.redraw,
     )

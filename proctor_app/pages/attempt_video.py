@@ -3,6 +3,7 @@
 import reflex as rx
 
 from proctor_app.components.attempt_player import attempt_player, every_interval
+from proctor_app.components.local_time import local_time
 from proctor_app.models import ReviewStatus
 from proctor_app.pages.layout import page_frame
 from proctor_app.services import legal_holds
@@ -168,8 +169,9 @@ def _content() -> rx.Component:
         rx.link("All attempts", href="/attempts"),
         rx.text(rx.text.strong(state.candidate), " - ", state.exam_title, id="attempt-heading"),
         rx.text(state.origin, size="2", color_scheme="gray", id="attempt-origin"),
-        rx.text("Status: ", state.attempt_status, ". Started ", state.started,
-                rx.cond(state.ended != "", rx.fragment(", ended ", state.ended), ""), ".", size="2"),
+        rx.text("Status: ", state.attempt_status, ". Started ", local_time(iso=state.started, id="attempt-started"),
+                rx.cond(state.ended != "", rx.fragment(", ended ", local_time(iso=state.ended, id="attempt-ended")), ""),
+                ".", size="2"),
         _retention(),
         rx.cond(state.in_progress,
                 rx.callout(rx.text("This attempt is in progress: its recording is processed when it ends. ",

@@ -3,6 +3,7 @@
 import reflex as rx
 
 from proctor_app.components.attempt_player import every_interval
+from proctor_app.components.local_time import local_time
 from proctor_app.models import RecordingStatus, ReviewStatus
 from proctor_app.pages.layout import page_frame, pager
 from proctor_app.services.review import NO_RECORDING
@@ -62,8 +63,8 @@ def _row(row: AttemptRow) -> rx.Component:
                                 spacing="0")),
         rx.table.cell(rx.vstack(rx.text(row.exam), rx.text(row.origin, size="1", color_scheme="gray",
                                                             class_name="attempt-origin"), spacing="0")),
-        rx.table.cell(rx.text(row.started, size="2")),
-        rx.table.cell(rx.text(row.ended, size="2")),
+        rx.table.cell(rx.text(local_time(iso=row.started), size="2", class_name="attempt-started")),
+        rx.table.cell(rx.text(local_time(iso=row.ended), size="2", class_name="attempt-ended")),
         rx.table.cell(row.status),
         rx.table.cell(rx.badge(row.review_status, color_scheme=row.review_color)),
         rx.table.cell(rx.flex(rx.foreach(row.recordings, _recording_badge),

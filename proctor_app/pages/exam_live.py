@@ -3,6 +3,7 @@ telling the candidate whether proctors can watch right now."""
 
 import reflex as rx
 
+from proctor_app.components.language import t
 from proctor_app.components.live import live_publish
 from proctor_app.state.exam_live import ExamLiveState as L
 from proctor_app.state.exam_recording import ExamRecordingState as R
@@ -17,7 +18,7 @@ def live_panel() -> rx.Component:
                 live_publish(url=L.publish_url, token=R.upload_token, screen=L.publish_screen,
                              rtc_config=L.rtc_config, audio=L.publish_audio,
                              on_status=L.on_status),
-                rx.text("Live proctoring: ", L.status, size="2", color_scheme="gray", id="live-status",
+                rx.text(t("Live proctoring: {status}", status=L.status_text), size="2", color_scheme="gray", id="live-status",
                         custom_attrs={"data-status": L.status}),
             ),
         ),

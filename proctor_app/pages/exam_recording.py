@@ -4,7 +4,9 @@ warning or blocking dialog when recording fails, and the way out once the upload
 
 import reflex as rx
 
+from proctor_app.components.language import t
 from proctor_app.components.recorder import exam_recorder
+from proctor_app.state.locale import LocaleState
 from proctor_app.state.exam_recording import ExamRecordingState as R
 
 
@@ -12,13 +14,13 @@ def _blocking_dialog() -> rx.Component:
     """Required recording that does not work stops the exam until it works again (the time runs)."""
     return rx.alert_dialog.root(
         rx.alert_dialog.content(
-            rx.alert_dialog.title("This exam must be recorded"),
+            rx.alert_dialog.title(t("This exam must be recorded")),
             rx.alert_dialog.description(R.message, id="recording-blocked-message"),
             rx.hstack(
-                rx.button("Exit", variant="soft", color_scheme="gray", on_click=rx.redirect("/candidate"),
+                rx.button(t("Exit"), variant="soft", color_scheme="gray", on_click=rx.redirect("/candidate"),
                           id="recording-exit"),
                 # Called straight from the click, so a new screen share has the candidate's gesture.
-                rx.button("Retry", on_click=rx.call_script("window.proctorRecorder?.retry()"),
+                rx.button(t("Retry"), on_click=rx.call_script("window.proctorRecorder?.retry()"),
                           id="recording-retry"),
                 justify="end", spacing="3", margin_top="1em",
             ),
@@ -37,7 +39,7 @@ def recording_panel(step: rx.Var[str], question_id: rx.Var[int], answer: rx.Var[
         camera_resolution=R.camera_resolution, screen_resolution=R.screen_resolution,
         screen_frame_rate=R.screen_frame_rate,
         clock_offset_ms=R.clock_offset_ms, question_id=question_id, answer_key=answer,
-        on_status=R.on_status,
+        lang=LocaleState.lang, messages=LocaleState.texts, on_status=R.on_status,
     )
     return rx.cond(
         (step == "exam") | (step == "done"),
@@ -50,7 +52,7 @@ def recording_panel(step: rx.Var[str], question_id: rx.Var[int], answer: rx.Var[
                         rx.callout(R.warning, color_scheme="orange", id="recording-warning",
                                    margin_bottom="1em")),
                 rx.cond((step == "done") & R.flushed,
-                        rx.link("Back to my exams", href="/candidate", id="flush-leave")),
+                        rx.link(t("Back to my exams"), href="/candidate", id="flush-leave")),
                 _blocking_dialog(),
             )),
             on_mount=R.prepare, width="100%",

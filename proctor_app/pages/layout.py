@@ -3,12 +3,15 @@
 import reflex as rx
 
 from proctor_app.components.auth_forms import logout_form
+from proctor_app.components.language import language_switch, t
 from proctor_app.demo import DEMO_PASSWORD, demo_mode
+from proctor_app.i18n import N_
 from proctor_app.state.auth import AuthState
+from proctor_app.state.locale import LocaleState
 from proctor_app.state.sessions import SessionsState
 
 NAV_BY_ROLE = {
-    "candidate": [("My exams", "/candidate")],
+    "candidate": [(N_("My exams"), "/candidate")],
     "proctor": [("Live", "/proctor"), ("Attempts", "/attempts")],
     "supervisor": [("Attempts", "/attempts"), ("Live", "/proctor")],
     "admin": [("Users", "/admin/users"), ("Exams", "/admin/exams"), ("Attempts", "/attempts"),
@@ -23,7 +26,7 @@ NAV_BY_ROLE = {
 def _nav_links() -> rx.Component:
     return rx.match(
         rx.cond(AuthState.user_install_admin, "install_admin", AuthState.user_role),
-        *[(role, rx.hstack(*[rx.link(label, href=href) for label, href in links], spacing="4"))
+        *[(role, rx.hstack(*[rx.link(t(label), href=href) for label, href in links], spacing="4"))
           for role, links in NAV_BY_ROLE.items()],
         rx.fragment(),
     )
@@ -36,25 +39,34 @@ def demo_banner() -> rx.Component:
     if not demo_mode():
         return rx.fragment()
     return rx.box(
-        rx.text(rx.text.strong("Demo"), f": demo accounts with the published password {DEMO_PASSWORD}"
-                " are active. Not for real exams.", size="2"),
+        rx.text(rx.text.strong(t("Demo")), t(": demo accounts with the published password {password}"
+                                               " are active. Not for real exams.", password=DEMO_PASSWORD),
+                size="2"),
         id="demo-banner", background="var(--amber-4)", color="var(--amber-12)",
         padding="0.4em 1.5em", width="100%", border_bottom="1px solid var(--amber-7)",
     )
 
 
-def page_frame(*children, title: str) -> rx.Component:
+# The roles as the top bar names them, translated.
+ROLE_NAMES = (N_("candidate"), N_("proctor"), N_("supervisor"), N_("admin"))  # for the catalogue
+
+
+def page_frame(*children, title: str | rx.Var[str], language=None) -> rx.Component:
+    """`language`: the page offers the language switch, and this handler (no arguments) redraws
+    the texts its state wrote, in the language chosen."""
     return rx.box(
         demo_banner(),
         rx.hstack(
             rx.heading("Proctor", size="5"),
             _nav_links(),
             rx.spacer(),
-            rx.text(AuthState.user_name, " (", AuthState.user_role, ")", id="signed-in-as"),
+            *([language_switch(language)] if language is not None else []),
+            rx.text(AuthState.user_name, " (", LocaleState.texts.get(AuthState.user_role, AuthState.user_role),
+                    ")", id="signed-in-as"),
             # Present once the page's on_load handlers have finished (its guard included).
             rx.cond(rx.State.is_hydrated, rx.el.span(id="page-loaded", hidden=True)),
-            logout_form(rx.button("Log out", type="submit", variant="soft", id="logout")),
-            rx.button("Log out everywhere", on_click=SessionsState.logout_everywhere, variant="ghost",
+            logout_form(rx.button(t("Log out"), type="submit", variant="soft", id="logout")),
+            rx.button(t("Log out everywhere"), on_click=SessionsState.logout_everywhere, variant="ghost",
                       id="logout-everywhere"),
             align="center", padding="0.75em 1.5em", border_bottom="1px solid var(--gray-5)",
             width="100%", spacing="5",

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from proctor_app.i18n import N_
 from proctor_app.models import (
     Answer,
     Attempt,
@@ -33,11 +34,18 @@ MAX_ANSWER_CHARS = 20_000
 # A client clock further off than this is not a clock: the measurement is discarded.
 MAX_CLOCK_OFFSET_MS = 10 * 365 * 24 * 3600 * 1000
 
-CLOSED_MESSAGE = "The attempt is closed; answers can no longer change."
+CLOSED_MESSAGE = N_("The attempt is closed; answers can no longer change.")
 
 
 class AttemptError(Exception):
-    """A request the attempt's state does not allow; the message is shown to the user."""
+    """A request the attempt's state does not allow; the message is shown to the user.
+
+    `msgid` is the message in the catalogue (proctor_app/i18n.py) and `params` fill its
+    placeholders, so a page shows it in the user's language; str() is the English text."""
+
+    def __init__(self, msgid: str, **params):
+        super().__init__(msgid.format(**params))
+        self.msgid, self.params = msgid, params
 
 
 def record_event(db: Session, attempt_id: int, kind: str, severity: str = Severity.info,
@@ -180,7 +188,7 @@ def save_answer(db: Session, attempt: Attempt, question_id: int, value: str) -> 
     if question.kind == QuestionKind.single_choice and value not in question.options:
         raise AttemptError("Pick one of the offered options.")
     if len(value) > MAX_ANSWER_CHARS:
-        raise AttemptError(f"Answers can have at most {MAX_ANSWER_CHARS} characters.")
+        raise AttemptError("Answers can have at most {count} characters.", count=MAX_ANSWER_CHARS)
     answer = db.exec(select(Answer).where(Answer.attempt_id == attempt.id,
                                           Answer.question_id == question_id)).first()
     if answer is not None and answer.value == value:
@@ -248,6 +256,8 @@ class AssignedExam:
     duration_minutes: int
     status: str
     seconds_left: int | None  # only while in progress
+    started_at: datetime | None
+    ended_at: datetime | None
 
 
 def assigned_exams(db: Session, candidate_id: int, now: datetime | None = None) -> list[AssignedExam]:
@@ -263,5 +273,6 @@ def assigned_exams(db: Session, candidate_id: int, now: datetime | None = None) 
         status = attempt.status if attempt else AttemptStatus.not_started
         left = (max(0, int((attempt.deadline_at - now).total_seconds()))
                 if status == AttemptStatus.in_progress else None)
-        rows.append(AssignedExam(exam.id, exam.title, exam.duration_minutes, status, left))
+        rows.append(AssignedExam(exam.id, exam.title, exam.duration_minutes, status, left,
+                                 attempt.started_at if attempt else None, attempt.ended_at if attempt else None))
     return rows

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
+from proctor_app.i18n import DEFAULT_LANGUAGE, format_number, gettext
 from proctor_app.models import Exam
 from proctor_app.services.settings import get_settings
 
@@ -52,30 +53,34 @@ def capture_plan(db: Session, exam: Exam) -> CapturePlan:
     )
 
 
-def consent_lines(plan: CapturePlan, retention_days: int) -> list[str]:
-    """The consent text, one statement per line: what is captured, who sees it, when it is deleted."""
+def consent_lines(plan: CapturePlan, retention_days: int, lang: str = DEFAULT_LANGUAGE) -> list[str]:
+    """The consent text, one statement per line: what is captured, who sees it, when it is deleted.
+    In the candidate's language: the text stored as accepted is the one they read."""
     lines = []
     if plan.camera_recording:
-        lines.append("Your camera (video) and microphone (audio) are recorded for the whole exam.")
+        lines.append(gettext(lang, "Your camera (video) and microphone (audio) are recorded for the "
+                                   "whole exam."))
     if plan.screen_recording:
-        lines.append("Your screen is recorded for the whole exam, with the sound it plays if you "
-                     "share it: your browser's sharing dialog asks (Chrome and Edge only), and the "
-                     "recording indicator shows whether the sound is shared.")
+        lines.append(gettext(lang, "Your screen is recorded for the whole exam, with the sound it plays "
+                                   "if you share it: your browser's sharing dialog asks (Chrome and Edge "
+                                   "only), and the recording indicator shows whether the sound is shared."))
     if plan.live_video:
-        lines.append("Proctors can watch your camera live while you take the exam.")
+        lines.append(gettext(lang, "Proctors can watch your camera live while you take the exam."))
     if plan.snapshots:
-        lines.append(f"A still picture (snapshot) is taken from your camera every "
-                     f"{plan.snapshot_interval_s} seconds.")
+        lines.append(gettext(lang, "A still picture (snapshot) is taken from your camera every {seconds} "
+                                   "seconds.", seconds=format_number(lang, plan.snapshot_interval_s)))
     if plan.proctored:
-        lines.append("Your browser reports when you switch to another tab or window, leave full "
-                     "screen, or go offline, and these events are stored with the exam time.")
+        lines.append(gettext(lang, "Your browser reports when you switch to another tab or window, leave "
+                                   "full screen, or go offline, and these events are stored with the exam "
+                                   "time."))
     else:
-        lines.append("Nothing is recorded from your camera, microphone or screen in this exam.")
-    lines.append("Your answers and exam events (start, questions viewed, answers saved, "
-                 "submission, device checks) are stored with the exam time.")
-    lines.append("What is recorded, your answers and the events can be seen by proctors, "
-                 "supervisors and administrators of this platform.")
+        lines.append(gettext(lang, "Nothing is recorded from your camera, microphone or screen in this exam."))
+    lines.append(gettext(lang, "Your answers and exam events (start, questions viewed, answers saved, "
+                               "submission, device checks) are stored with the exam time."))
+    lines.append(gettext(lang, "What is recorded, your answers and the events can be seen by proctors, "
+                               "supervisors and administrators of this platform."))
     if plan.stores_media:
-        lines.append(f"Recordings and snapshots are deleted automatically {retention_days} days "
-                     "after the exam, unless an administrator places the attempt on legal hold.")
+        lines.append(gettext(lang, "Recordings and snapshots are deleted automatically {days} days after "
+                                   "the exam, unless an administrator places the attempt on legal hold.",
+                             days=format_number(lang, retention_days)))
     return lines

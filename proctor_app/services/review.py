@@ -50,6 +50,11 @@ def format_time(moment: datetime | None) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
 
+def iso_time(moment: datetime | None) -> str:
+    """An instant for the browser to show in its own time zone (components/local_time.py)."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else ""
+
+
 def format_clock(seconds: float) -> str:
     whole = int(max(0.0, seconds))
     hours, rest = divmod(whole, 3600)

@@ -153,7 +153,7 @@ class AttemptVideoState(AuthState):
             self.exam_title = media.exam.title
             self.origin = organisations.origin_marks(db, [attempt.id]).get(attempt.id, "")
             self.attempt_status = attempt.status.replace("_", " ")
-            self.started, self.ended = review.format_time(attempt.started_at), review.format_time(attempt.ended_at)
+            self.started, self.ended = review.iso_time(attempt.started_at), review.iso_time(attempt.ended_at)
             self.job_active = media.finalize_pending
             self.converting = any(r.status == RecordingStatus.processing for r in recordings)
             self.can_reprocess = not media.finalize_pending and review.can_reprocess(attempt, recordings)

@@ -33,6 +33,7 @@ class AttemptRow:
     exam: str
     # The organisation, and the caller's external id for an API session.
     origin: str
+    # UTC ISO instants, shown in the viewer's time zone.
     started: str
     ended: str
     status: str
@@ -83,8 +84,8 @@ class AttemptsListState(AuthState):
             origins = organisations.origin_marks(db, [item.attempt.id for item in listings])
         self.rows = [AttemptRow(
             id=item.attempt.id, candidate=item.candidate.name, email=item.candidate.email,
-            exam=item.exam.title, origin=origins.get(item.attempt.id, ""), started=review.format_time(item.attempt.started_at),
-            ended=review.format_time(item.attempt.ended_at), status=item.attempt.status.replace("_", " "),
+            exam=item.exam.title, origin=origins.get(item.attempt.id, ""), started=review.iso_time(item.attempt.started_at),
+            ended=review.iso_time(item.attempt.ended_at), status=item.attempt.status.replace("_", " "),
             review_status=item.attempt.review_status.replace("_", " "),
             review_color=REVIEW_COLORS.get(item.attempt.review_status, "gray"),
             recordings=[RecordingBadge(stream=r.stream, status=r.status.replace("_", " "),

@@ -9,9 +9,10 @@ from starlette.requests import cookie_parser
 
 from proctor_app.auth.roles import HOME_BY_ROLE
 from proctor_app.auth.sessions import SESSION_COOKIE, CurrentUser, user_for_token
+from proctor_app.state.locale import LocaleState
 
 
-class AuthState(rx.State):
+class AuthState(LocaleState):
     user_name: str = ""
     user_role: str = ""
     # What the navigation offers: the install's admins also manage organisations, settings, health.

@@ -1,8 +1,11 @@
 """The live video part of the candidate's exam page: whether to publish, and what the publisher
 reports. Publishing uses the upload token of the recording part (ExamRecordingState)."""
 
+import reflex as rx
+
 from proctor_app.auth.roles import CANDIDATE
 from proctor_app.db import session_scope
+from proctor_app.i18n import N_
 from proctor_app.models import AttemptStatus, Exam
 from proctor_app.runtime import ice_servers
 from proctor_app.services import attempts
@@ -10,8 +13,8 @@ from proctor_app.services.attempts import AttemptError
 from proctor_app.services.live import live_audio, live_streams
 from proctor_app.state.auth import AuthState, requires
 
-STATUS_TEXT = {"connecting": "connecting", "live": "on", "retrying": "reconnecting",
-               "refused": "not available", "stopped": "off"}
+STATUS_TEXT = {"connecting": N_("connecting"), "live": N_("on"), "retrying": N_("reconnecting"),
+               "refused": N_("not available"), "stopped": N_("off")}
 
 
 class ExamLiveState(AuthState):
@@ -42,3 +45,7 @@ class ExamLiveState(AuthState):
     @requires(CANDIDATE)
     def on_status(self, report: dict):
         self.status = STATUS_TEXT.get(str(report.get("status", "")), "")
+
+    @rx.var
+    def status_text(self) -> str:
+        return self._t(self.status) if self.status else ""

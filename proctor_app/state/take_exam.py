@@ -87,14 +87,14 @@ class TakeExamState(AuthState):
                 self._show(db, attempt)
             return True
         except AttemptError as exc:
-            message = str(exc)
+            message = self._t(exc.msgid, **exc.params)
         # The action was rolled back; show what is stored now, with the reason.
         try:
             with session_scope() as db:
                 self._show(db, self._attempt(db))
             self.notice = message
         except AttemptError as exc:
-            self.step, self.refusal = "refused", str(exc)
+            self.step, self.refusal = "refused", self._t(exc.msgid, **exc.params)
         return False
 
     def _show(self, db: Session, attempt: Attempt) -> None:
@@ -105,7 +105,7 @@ class TakeExamState(AuthState):
             plan = capture_plan(db, exam)
             self.uses_camera, self.devices_required = plan.uses_camera, plan.required
             self.records_screen = plan.screen_recording
-            self.consent = consent_lines(plan, get_setting(db, "retention_days"))
+            self.consent = consent_lines(plan, get_setting(db, "retention_days"), self.lang)
             self._consent_text = "\n".join(self.consent)
             self.step = "check" if attempt.consent_at else "consent"
             return
@@ -146,19 +146,25 @@ class TakeExamState(AuthState):
             self._view_current()
 
     @requires(CANDIDATE)
+    def redraw(self):
+        """The language changed: write this state's texts again (the step and the inputs stay)."""
+        self.notice = self.saved_note = ""
+        self._act()
+
+    @requires(CANDIDATE)
     def set_consent_checked(self, checked: bool):
         self.consent_checked = bool(checked)
 
     @requires(CANDIDATE)
     def accept_consent(self):
         if not self.consent_checked:
-            self.notice = "Tick the box to confirm that you have read and accept the terms."
+            self.notice = self._t("Tick the box to confirm that you have read and accept the terms.")
             return
-        shown = self._consent_text
+        shown, lang = self._consent_text, self.lang
 
         def accept(db: Session, attempt: Attempt) -> None:
             plan = capture_plan(db, db.get(Exam, attempt.exam_id))
-            current = "\n".join(consent_lines(plan, get_setting(db, "retention_days")))
+            current = "\n".join(consent_lines(plan, get_setting(db, "retention_days"), lang))
             if current != shown:
                 raise AttemptError("The terms have changed since the page was loaded: read them "
                                    "again, then accept.")
@@ -191,7 +197,7 @@ class TakeExamState(AuthState):
     @requires(CANDIDATE)
     def start_exam(self):
         if self.uses_camera and self.devices_required and self.device_status != "ok":
-            self.notice = "This exam needs a working camera and microphone: pass the check first."
+            self.notice = self._t("This exam needs a working camera and microphone: pass the check first.")
             return
         self.notice = ""
         offset = self._clock_offset_ms
@@ -223,7 +229,7 @@ class TakeExamState(AuthState):
         saved = self._act(lambda db, attempt: attempts.save_answer(db, attempt, question_id, value))
         if saved:
             self.notice = ""
-        self.saved_note = "All answers saved" if saved else "Not saved"
+        self.saved_note = self._t("All answers saved") if saved else self._t("Not saved")
 
     @requires(CANDIDATE)
     def choose(self, value: str):

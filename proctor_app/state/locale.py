@@ -1,0 +1,31 @@
+"""The page's language: the candidate's choice on the language switch (a cookie), else the
+browser's Accept-Language. Every page state inherits it, so handlers write their texts in it."""
+
+import reflex as rx
+
+from proctor_app import i18n
+
+ONE_YEAR_S = 365 * 24 * 3600
+
+
+class LocaleState(rx.State):
+    lang: str = i18n.DEFAULT_LANGUAGE
+    chosen_lang: str = rx.Cookie("", name="proctor_lang", path="/", max_age=ONE_YEAR_S, same_site="strict")
+
+    @rx.var
+    def texts(self) -> dict[str, str]:
+        return i18n.texts(self.lang)
+
+    def _t(self, msgid: str, **params) -> str:
+        return i18n.gettext(self.lang, msgid, **params)
+
+    # No sign-in needed: the language is the visitor's own preference (the login page has it too).
+    def pick_language(self):
+        """On every page load: the switch's choice, else the browser's languages."""
+        self.lang = (self.chosen_lang if i18n.supported(self.chosen_lang)
+                     else i18n.pick_language(self.router.headers.accept_language))
+
+    def choose_language(self, lang: str):
+        if i18n.supported(lang):
+            self.lang = self.chosen_lang = lang
+

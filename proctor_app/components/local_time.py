@@ -17,3 +17,8 @@ class LocalTime(rx.NoSSRComponent):
 
 
 local_time = LocalTime.create
+
+
+def local_time_or(iso: rx.Var[str], missing: str) -> rx.Component:
+    """`iso` as a local_time, or the text `missing` when there is no instant ("")."""
+    return rx.cond(iso != "", local_time(iso=iso), missing)

@@ -1,5 +1,6 @@
 import reflex as rx
 
+from proctor_app.components.local_time import local_time_or
 from proctor_app.pages.layout import page_frame
 from proctor_app.services.api_keys import SCOPES
 from proctor_app.state.admin_api_keys import AdminApiKeysState, KeyRow
@@ -51,8 +52,8 @@ def _key_row(key: KeyRow) -> rx.Component:
         rx.table.cell(key.organisation),
         rx.table.cell(key.label),
         rx.table.cell(rx.text(key.scopes, size="1")),
-        rx.table.cell(rx.text(key.last_used, size="2")),
-        rx.table.cell(rx.text(key.expires, size="2")),
+        rx.table.cell(rx.text(local_time_or(key.last_used, "never"), size="2")),
+        rx.table.cell(rx.text(local_time_or(key.expires, "never"), size="2")),
         rx.table.cell(rx.badge(key.state), id=f"key-state-{key.id}"),
         rx.table.cell(rx.cond(usable, rx.hstack(
             rx.button("Rotate", size="1", variant="soft", id=f"rotate-{key.id}", disabled=key.state != "active",

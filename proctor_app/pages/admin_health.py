@@ -2,6 +2,7 @@
 
 import reflex as rx
 
+from proctor_app.components.local_time import local_time, local_time_or
 from proctor_app.pages.layout import page_frame
 from proctor_app.state.admin_health import SPANS, AdminHealthState, AlertRow
 
@@ -17,7 +18,7 @@ CHARTS = [
 
 
 def _alert(alert: AlertRow) -> rx.Component:
-    return rx.callout(rx.text(alert.message, " (since ", alert.since, ")"), color_scheme="red",
+    return rx.callout(rx.text(alert.message, " (since ", local_time(iso=alert.since), ")"), color_scheme="red",
                       icon="triangle_alert", id="alert-" + alert.key)
 
 
@@ -55,7 +56,8 @@ def admin_health_page() -> rx.Component:
                 rx.select(list(SPANS), value=AdminHealthState.span, on_change=AdminHealthState.choose_span,
                           id="health-span"),
                 rx.button("Refresh", on_click=AdminHealthState.refresh, variant="soft", id="health-refresh"),
-                rx.text("Latest sample: ", AdminHealthState.latest_sample, size="2", id="latest-sample"),
+                rx.text("Latest sample: ", local_time_or(AdminHealthState.latest_sample, "none yet"), size="2",
+                        id="latest-sample"),
                 align="center", spacing="3",
             ),
             rx.grid(*[_chart(*chart) for chart in CHARTS], columns="2", spacing="4", width="100%"),

@@ -1,5 +1,6 @@
 import reflex as rx
 
+from proctor_app.components.local_time import local_time, local_time_or
 from proctor_app.pages.layout import page_frame
 from proctor_app.services.settings import SPECS
 from proctor_app.state.admin_settings import AdminSettingsState, HoldRow, PlanRow, RunRow
@@ -94,7 +95,7 @@ def _storage() -> rx.Component:
     return rx.card(
         rx.heading("Storage", size="4", margin_bottom="0.5em"),
         rx.text("In use: ", rx.text.strong(AdminSettingsState.total_used), id="storage-total"),
-        rx.text("The next retention run (", AdminSettingsState.next_run_at, ") will free ",
+        rx.text("The next retention run (", local_time(iso=AdminSettingsState.next_run_at), ") will free ",
                 rx.text.strong(AdminSettingsState.next_run_frees), ".", id="next-run"),
         rx.grid(
             rx.vstack(rx.text("By month of the exam (", AdminSettingsState.usage_unit, ")", weight="bold"),
@@ -131,7 +132,7 @@ def _plan_row(row: PlanRow) -> rx.Component:
 
 
 def _run_row(row: RunRow) -> rx.Component:
-    return rx.table.row(rx.table.cell(row.at), rx.table.cell(row.by), rx.table.cell(row.attempts),
+    return rx.table.row(rx.table.cell(local_time(iso=row.at)), rx.table.cell(row.by), rx.table.cell(row.attempts),
                         rx.table.cell(row.files), rx.table.cell(row.freed), rx.table.cell(row.errors))
 
 
@@ -186,7 +187,7 @@ def _retention() -> rx.Component:
 def _hold_row(row: HoldRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.link(row.attempt_id, href=f"/attempts/{row.attempt_id}/video")),
-        rx.table.cell(row.exam), rx.table.cell(row.candidate), rx.table.cell(row.ended),
+        rx.table.cell(row.exam), rx.table.cell(row.candidate), rx.table.cell(local_time_or(row.ended, "not ended")),
         rx.table.cell(rx.button("Release", size="1", variant="soft", id=f"release-{row.attempt_id}",
                                 on_click=AdminSettingsState.release_hold(row.attempt_id))),
         id=f"hold-{row.attempt_id}",

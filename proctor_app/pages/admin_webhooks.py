@@ -1,5 +1,6 @@
 import reflex as rx
 
+from proctor_app.components.local_time import local_time
 from proctor_app.pages.layout import page_frame
 from proctor_app.state.admin_webhooks import AdminWebhooksState, EndpointRow, LogRow
 
@@ -37,7 +38,8 @@ def _endpoint_row(row: EndpointRow) -> rx.Component:
 
 def _log_row(row: LogRow) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.text(row.at, size="2")), rx.table.cell(row.organisation), rx.table.cell(row.event_type),
+        rx.table.cell(rx.text(local_time(iso=row.at), size="2")),
+        rx.table.cell(row.organisation), rx.table.cell(row.event_type),
         rx.table.cell(row.number), rx.table.cell(row.status_code), rx.table.cell(row.latency),
         rx.table.cell(rx.text(row.excerpt, size="1")), rx.table.cell(rx.badge(row.delivery_status)),
         rx.table.cell(rx.button("Redeliver", size="1", variant="soft", id=f"redeliver-{row.key}",

@@ -35,8 +35,8 @@ def _header() -> rx.Component:
     # Mounted from the check step on: the clock it measures is the one the start records.
     return rx.hstack(
         rx.text(t("Time left"), color_scheme="gray"),
-        exam_clock(deadline_ms=S.deadline_ms, duration_s=S.duration_s, label=t("Time left"), on_sync=S.clock_sync,
-                   on_expire=S.time_up),
+        exam_clock(deadline_ms=S.deadline_ms, duration_s=S.duration_s, label=t("Time left"),
+                   on_sync=S.clock_sync, on_expire=S.time_up),
         rx.spacer(),
         rx.cond(S.step == "exam", _end_button()),
         align="center", width="100%", margin_bottom="1em",

@@ -94,8 +94,8 @@ def exam_header() -> rx.Component:
     the check step into the exam, so the offset it measured is the one the start records."""
     return rx.hstack(
         rx.text(t("Time left"), color_scheme="gray"),
-        exam_clock(deadline_ms=S.deadline_ms, duration_s=S.duration_s, label=t("Time left"), on_sync=S.clock_sync,
-                   on_expire=S.time_up),
+        exam_clock(deadline_ms=S.deadline_ms, duration_s=S.duration_s, label=t("Time left"),
+                   on_sync=S.clock_sync, on_expire=S.time_up),
         rx.spacer(),
         rx.cond(S.step == "exam", rx.hstack(
             rx.text(S.saved_note, size="2", color_scheme="gray", id="saved-note"),

@@ -12,7 +12,7 @@ from proctor_app.auth.roles import ADMIN
 from proctor_app.db import session_scope
 from proctor_app.models import Organisation, utcnow
 from proctor_app.services import api_keys, organisations
-from proctor_app.services.review import format_time
+from proctor_app.services.review import iso_time
 from proctor_app.state.auth import AuthState, requires
 
 
@@ -56,8 +56,8 @@ class AdminApiKeysState(AuthState):
             rows = api_keys.keys_of(db, managed)
         self.all_organisations = managed is None
         self.keys = [KeyRow(id=key.id, prefix=key.prefix, organisation=org.slug, label=key.label,
-                            scopes=" ".join(key.scopes), last_used=format_time(key.last_used_at) or "never",
-                            expires=format_time(key.expires_at) or "never", state=_state(key, now))
+                            scopes=" ".join(key.scopes), last_used=iso_time(key.last_used_at),
+                            expires=iso_time(key.expires_at), state=_state(key, now))
                      for key, org in rows]
 
     def _apply(self, change: Callable[[Session, int | None], str]) -> bool:

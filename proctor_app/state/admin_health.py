@@ -11,7 +11,7 @@ from proctor_app.db import session_scope
 from proctor_app.models import HealthSample, utcnow
 from proctor_app.services.alerts import evaluate_alerts
 from proctor_app.services.health import recent_samples
-from proctor_app.services.review import format_time
+from proctor_app.services.review import iso_time
 from proctor_app.state.auth import AuthState, requires
 
 SPANS = {"6 hours": timedelta(hours=6), "24 hours": timedelta(hours=24), "7 days": timedelta(days=7),
@@ -51,8 +51,8 @@ def _figures(span: timedelta, now: datetime) -> tuple[list[dict[str, Any]], list
     shown = [s for s in samples if s.taken_at > now - span]
     step = max(1, -(-len(shown) // MAX_POINTS))
     points = [_point(s, span > timedelta(days=1)) for s in shown[::step]]
-    alerts = [AlertRow(a.key, a.message, format_time(a.since)) for a in evaluate_alerts(samples, now)]
-    latest = format_time(samples[-1].taken_at) if samples else "none yet"
+    alerts = [AlertRow(a.key, a.message, iso_time(a.since)) for a in evaluate_alerts(samples, now)]
+    latest = iso_time(samples[-1].taken_at) if samples else ""
     return points, alerts, latest
 
 

@@ -10,7 +10,7 @@ from proctor_app.auth.roles import ADMIN
 from proctor_app.db import session_scope
 from proctor_app.models import utcnow
 from proctor_app.services import evidence, legal_holds, retention
-from proctor_app.services.review import format_time
+from proctor_app.services.review import iso_time
 from proctor_app.services.settings import (
     SPECS,
     SettingsError,
@@ -84,7 +84,7 @@ def _chart(usage: dict[str, int], unit: str) -> list[dict[str, Any]]:
 
 
 def _recent_runs(db) -> list[RunRow]:
-    return [RunRow(at=format_time(entry.at),
+    return [RunRow(at=iso_time(entry.at),
                    by="daily schedule" if entry.data.get("scheduled") else (name or "system"),
                    attempts=entry.data.get("attempts", 0), files=entry.data.get("files", 0),
                    freed=format_bytes(entry.data.get("bytes", 0)),
@@ -99,12 +99,12 @@ def _overview(now: datetime) -> Overview:
         next_run, due = retention.next_scheduled_run(db, now)
         recent = _recent_runs(db)
         holds = [HoldRow(attempt_id=h.attempt_id, exam=h.exam_title, candidate=h.candidate_email,
-                         ended=format_time(h.ended_at) or "not ended")
+                         ended=iso_time(h.ended_at))
                  for h in legal_holds.legal_holds(db)]
     unit = next(u for u, size in _UNITS if max(usage.by_month.values(), default=0) >= size or size == 1)
     return Overview(
         total=format_bytes(usage.total_bytes), unit=unit, by_month=_chart(usage.by_month, unit),
-        by_exam=_chart(usage.by_exam, unit), next_run_at=format_time(next_run),
+        by_exam=_chart(usage.by_exam, unit), next_run_at=iso_time(next_run),
         next_run_frees=(f"{format_bytes(due.total_bytes)} ({_attempts(len(due.items))})"
                         if due.items else "nothing"),
         recent_runs=recent, holds=holds)

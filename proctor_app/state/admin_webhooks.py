@@ -8,7 +8,7 @@ from proctor_app.auth.roles import ADMIN
 from proctor_app.db import session_scope
 from proctor_app.models import utcnow
 from proctor_app.services import organisations
-from proctor_app.services.review import format_time
+from proctor_app.services.review import iso_time
 from proctor_app.services.webhooks import admin, endpoints
 from proctor_app.state.auth import AuthState, requires
 
@@ -57,7 +57,7 @@ class AdminWebhooksState(AuthState):
         self.endpoints = [EndpointRow(e.public_id, slug, e.url, " ".join(e.events),
                                       "enabled" if e.enabled else e.disabled_reason or "disabled")
                           for e, slug in rows]
-        self.log = [LogRow(f"{line.delivery_id}-{line.number}", line.delivery_id, format_time(line.at),
+        self.log = [LogRow(f"{line.delivery_id}-{line.number}", line.delivery_id, iso_time(line.at),
                            line.organisation, line.event_type, line.number,
                            str(line.status_code) if line.status_code is not None else "-",
                            f"{line.latency_ms:.0f} ms", line.excerpt, line.delivery_status) for line in lines]

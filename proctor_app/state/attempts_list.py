@@ -84,7 +84,8 @@ class AttemptsListState(AuthState):
             origins = organisations.origin_marks(db, [item.attempt.id for item in listings])
         self.rows = [AttemptRow(
             id=item.attempt.id, candidate=item.candidate.name, email=item.candidate.email,
-            exam=item.exam.title, origin=origins.get(item.attempt.id, ""), started=review.iso_time(item.attempt.started_at),
+            exam=item.exam.title, origin=origins.get(item.attempt.id, ""),
+            started=review.iso_time(item.attempt.started_at),
             ended=review.iso_time(item.attempt.ended_at), status=item.attempt.status.replace("_", " "),
             review_status=item.attempt.review_status.replace("_", " "),
             review_color=REVIEW_COLORS.get(item.attempt.review_status, "gray"),

@@ -1,6 +1,8 @@
 """The page's language: the candidate's choice on the language switch (a cookie), else the
 browser's Accept-Language. Every page state inherits it, so handlers write their texts in it."""
 
+import json
+
 import reflex as rx
 
 from proctor_app import i18n
@@ -19,13 +21,20 @@ class LocaleState(rx.State):
     def _t(self, msgid: str, **params) -> str:
         return i18n.gettext(self.lang, msgid, **params)
 
-    # No sign-in needed: the language is the visitor's own preference (the login page has it too).
+    def _mark_page(self):
+        """The page's <html lang>: screen readers pronounce the page in its language."""
+        return rx.call_script(f"document.documentElement.lang = {json.dumps(self.lang)}")
+
+    # No sign-in needed: the language is the visitor's own preference.
     def pick_language(self):
         """On every page load: the switch's choice, else the browser's languages."""
         self.lang = (self.chosen_lang if i18n.supported(self.chosen_lang)
                      else i18n.pick_language(self.router.headers.accept_language))
+        return self._mark_page()
 
     def choose_language(self, lang: str):
         if i18n.supported(lang):
             self.lang = self.chosen_lang = lang
+            return self._mark_page()
+        return None
 

@@ -56,6 +56,7 @@ def test_a_spanish_browser_in_madrid_takes_the_exam_in_spanish(madrid):
 
     # The home page: Spanish, and the past attempt at its Madrid time (UTC on hover).
     expect(page.get_by_role("heading", name="Mis exámenes")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("html")).to_have_attribute("lang", "es", timeout=WAIT_MS)
     past = page.locator(".exam-row", has_text=past_title)
     expect(past.locator(".exam-status")).to_have_text("Entregado", timeout=WAIT_MS)
     started = past.locator(".exam-started time")
@@ -105,6 +106,7 @@ def test_a_spanish_browser_in_madrid_takes_the_exam_in_spanish(madrid):
         "Submitted. Your answers are saved and can no longer change.", timeout=WAIT_MS)
     page.goto("/candidate")
     expect(page.get_by_role("heading", name="My exams")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("html")).to_have_attribute("lang", "en", timeout=WAIT_MS)
     past = page.locator(".exam-row", has_text=past_title)
     expect(past.locator(".exam-status")).to_have_text("Submitted", timeout=WAIT_MS)
     expect(past.locator(".exam-started time")).to_have_text("Jan 15, 2026, 9:00 AM", timeout=WAIT_MS)

@@ -26,6 +26,7 @@ from proctor_app.media.live.ice import IceServers, IceSettings, parse_urls
 from proctor_app.media.live.relay import LiveRelay
 from proctor_app.schedule import Schedule
 from proctor_app.services.live import store_live_transition
+from proctor_app.services.live_views import store_view_end
 from proctor_app.services.processing import job_handlers
 from proctor_app.services.readiness import Readiness
 from proctor_app.services.revocation import Revoked, RevokedListener
@@ -47,7 +48,8 @@ ice_servers = IceServers(IceSettings(parse_urls(config.ice_servers), config.turn
                                      config.ice_transport_policy), clock)
 relay = LiveRelay(offline_after_s=lambda: settings()["live_offline_after_s"],
                   on_transition=store_live_transition,
-                  enabled=lambda: settings()["live_video_enabled"], clock=clock, ice=ice_servers)
+                  enabled=lambda: settings()["live_video_enabled"], clock=clock, ice=ice_servers,
+                  on_view_end=store_view_end)
 # Snapshots and events are stored in the app process; chunks too when it has no ingest processes.
 upload_store = UploadStore(settings, clock)
 ingest_pool = IngestPool(config.ingest_processes, INGEST_COMMAND) if config.ingest_processes else None

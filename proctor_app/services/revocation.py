@@ -71,12 +71,15 @@ def open_attempt_ids(db: Session, candidate_id: int) -> list[int]:
                                                  Attempt.status == AttemptStatus.in_progress)))
 
 
-def revoke_upload_tokens(db: Session, attempt_ids: Iterable[int]) -> frozenset[str]:
-    """Mark every unrevoked upload token of these attempts revoked; returns their hashes."""
+def revoke_upload_tokens(db: Session, attempt_ids: Iterable[int], except_page: str | None = None) -> frozenset[str]:
+    """Mark every unrevoked upload token of these attempts revoked; returns their hashes. With
+    `except_page`, only those of the other exam pages (another page took the attempt over)."""
     attempt_ids = list(attempt_ids)
     if not attempt_ids:
         return frozenset()
     live = (UploadToken.attempt_id.in_(attempt_ids), UploadToken.revoked_at.is_(None))
+    if except_page is not None:
+        live += (UploadToken.page_id.is_not(None), UploadToken.page_id != except_page)
     hashes = frozenset(db.exec(select(UploadToken.token_hash).where(*live)))
     if hashes:
         db.execute(update(UploadToken).where(*live).values(revoked_at=utcnow()))

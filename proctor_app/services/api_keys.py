@@ -19,6 +19,7 @@ from sqlmodel import Session, or_, select
 from proctor_app.config import config
 from proctor_app.db import connection_scope
 from proctor_app.models import ApiKey, Attempt, AuditLog, Exam, Organisation, utcnow
+from proctor_app.services.revocation import Revoked, notify_after_commit
 
 SCOPES = ("sessions:write", "sessions:read", "recordings:read", "recordings:delete", "webhooks:manage")
 # A rotated key keeps working this long beside its successor, so callers can deploy the new one.
@@ -101,6 +102,7 @@ def revoke_key(db: Session, key_id: int, organisation_id: int | None, by: int | 
         db.add(key)
         db.add(AuditLog(user_id=by, action="api_key_revoked", target=f"api_key:{key.id}",
                         data={"prefix": key.prefix}))
+        notify_after_commit(db, Revoked(api_key_id=key.id))  # its live views end
     return key
 
 

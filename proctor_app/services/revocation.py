@@ -30,6 +30,8 @@ class Revoked:
     # Upload tokens revoked: the upload stores forget them, and the live publications opened
     # with them end.
     token_hashes: frozenset[str] = frozenset()
+    # This API key's live views end (it was revoked).
+    api_key_id: int | None = None
 
 
 RevokedListener = Callable[[Revoked], None]

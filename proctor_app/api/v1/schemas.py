@@ -157,7 +157,7 @@ class LiveStream(BaseModel):
     whep_url: str = Field(description="a WHEP endpoint: POST an SDP offer to it, no other credential needed")
 
 
-class LiveViewer(BaseModel):
+class LiveViewerLinks(BaseModel):
     """Signed WHEP links for a standard player, made for the key that asked: they work while the
     key does and until expires_at; every view is audited as this key's."""
 

@@ -17,7 +17,7 @@ from proctor_app.api.v1.schemas import (
     EventPage,
     Gap,
     LiveStream,
-    LiveViewer,
+    LiveViewerLinks,
     Playback,
     Review,
     SessionCreate,
@@ -196,9 +196,9 @@ def session_events(session_id: SessionId, request: Request, limit: Annotated[int
                      next_cursor=next_cursor)
 
 
-@router.get("/{session_id}/live-viewer", response_model=LiveViewer, openapi_extra=required_scope("sessions:read"),
-            responses={**ONE, 409: problem_content("Not in progress, or live video is off for it")})
-def live_viewer(session_id: SessionId, request: Request) -> LiveViewer:
+@router.get("/{session_id}/live-viewer", response_model=LiveViewerLinks,
+            openapi_extra=required_scope("sessions:read"), responses={**ONE, 409: problem_content("Not in progress, or live video is off for it")})
+def live_viewer(session_id: SessionId, request: Request) -> LiveViewerLinks:
     """WHEP URLs to watch the session live in a standard player (or POST an offer to
     /api/live/attempts/{attempt}/streams/{stream}/view with this key as Bearer)."""
     principal = _principal(request)
@@ -210,7 +210,7 @@ def live_viewer(session_id: SessionId, request: Request) -> LiveViewer:
     if not streams:
         raise ApiProblem(409, "Live video is off for this session.")
     now = utcnow().timestamp()
-    return LiveViewer(streams=[LiveStream(stream=stream, whep_url=_origin(request) + key_link(
+    return LiveViewerLinks(streams=[LiveStream(stream=stream, whep_url=_origin(request) + key_link(
         principal.key_id, live_view_path(attempt.id, stream), now)) for stream in streams],
         expires_at=link_expiry(now))
 

@@ -91,8 +91,8 @@ def _who(row: AuditLog, user_name: str | None, keys: dict[int, ApiKey]) -> str:
 def attempt_views(db: Session, attempt_id: int) -> list[ViewRow]:
     """Who watched the attempt live and who opened its recordings, oldest first."""
     target = f"attempt:{attempt_id}"
-    recorded = [AuditLog.target == target + asset for asset in RECORDED_ASSETS]
-    recorded += [AuditLog.target.like(f"{target}/%{asset}") for asset in RECORDED_ASSETS]
+    # Recorded media targets are "attempt:<id>/<stream>/<asset>"; the evidence bundle's, the attempt.
+    recorded = [AuditLog.target.like(f"{target}/%{asset}") for asset in RECORDED_ASSETS]
     rows = db.exec(
         select(AuditLog, User.name).join(User, User.id == AuditLog.user_id, isouter=True)
         .where(or_(AuditLog.action.in_((STARTED, ENDED)) & (AuditLog.target == target),

@@ -9,9 +9,9 @@ import httpx
 from sqlmodel import select
 
 from proctor_app.db import session_scope
-from proctor_app.models import ApiKey, AuditLog
+from proctor_app.models import ApiKey, AuditLog, User
 from proctor_app.services import api_keys
-from proctor_app.services.live_views import attempt_views
+from proctor_app.services.live_views import LiveViewer, attempt_views, audit_view_started
 from tests.support.api import Caller, make_caller, wrap_attempt
 from tests.support.live_clients import Viewer, eventually, run_async
 from tests.support.live_exams import LiveExam, make_live_exam
@@ -150,3 +150,21 @@ def test_patch_for_an_ice_restart_gets_405_without_allowing_patch(app_server):
             await publisher.close()
 
     run_async(scenario())
+
+
+def test_the_attempts_views_list_live_views_beside_its_recordings_views(demo_db):
+    live = make_live_exam()
+    with session_scope() as db:
+        proctor = db.exec(select(User).where(User.email == live.proctors[0])).one()
+        target = f"attempt:{live.attempt_id}"
+        db.add_all([AuditLog(user_id=proctor.id, action="media_viewed", target=f"{target}/camera/video"),
+                    AuditLog(user_id=proctor.id, action="media_viewed", target=f"{target}/snapshot/3"),
+                    # another attempt's, whose id starts with this one's
+                    AuditLog(user_id=proctor.id, action="media_viewed", target=f"{target}0/camera/video"),
+                    AuditLog(user_id=proctor.id, action="evidence_downloaded", target=target)])
+        audit_view_started(db, LiveViewer(user_id=proctor.id), live.attempt_id, "screen", "s1")
+    with session_scope() as db:
+        views = attempt_views(db, live.attempt_id)
+    assert [(v.who, v.what, bool(v.ended)) for v in views] == [
+        (proctor.name, "recording camera video", False), (proctor.name, "download of evidence bundle", False),
+        (proctor.name, "live screen", False)]

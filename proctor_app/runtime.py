@@ -26,6 +26,7 @@ from proctor_app.media.live.ice import IceServers, IceSettings, parse_urls
 from proctor_app.media.live.relay import LiveRelay
 from proctor_app.schedule import Schedule
 from proctor_app.services.live import store_live_transition
+from proctor_app.services.live_views import LiveViewer, store_view_end
 from proctor_app.services.processing import job_handlers
 from proctor_app.services.readiness import Readiness
 from proctor_app.services.revocation import Revoked, RevokedListener
@@ -47,7 +48,8 @@ ice_servers = IceServers(IceSettings(parse_urls(config.ice_servers), config.turn
                                      config.ice_transport_policy), clock)
 relay = LiveRelay(offline_after_s=lambda: settings()["live_offline_after_s"],
                   on_transition=store_live_transition,
-                  enabled=lambda: settings()["live_video_enabled"], clock=clock, ice=ice_servers)
+                  enabled=lambda: settings()["live_video_enabled"], clock=clock, ice=ice_servers,
+                  on_view_end=store_view_end)
 # Snapshots and events are stored in the app process; chunks too when it has no ingest processes.
 upload_store = UploadStore(settings, clock)
 ingest_pool = IngestPool(config.ingest_processes, INGEST_COMMAND) if config.ingest_processes else None
@@ -78,15 +80,17 @@ def background_schedule() -> Schedule:
 def apply_revocations(loop: asyncio.AbstractEventLoop) -> RevokedListener:
     """What this app process does once a revocation committed (services/revocation.py), from the
     thread that committed it: its upload store forgets the tokens at once; on `loop` (the app's),
-    the ingest processes forget them and the relay ends the user's views and the publications
-    opened with the tokens."""
+    the ingest processes forget them and the relay ends the user's (or API key's) views and the
+    publications opened with the tokens."""
     async def close(revoked: Revoked) -> None:
         try:
             if ingest_pool is not None and revoked.token_hashes:
                 await ingest_pool.forget_tokens(sorted(revoked.token_hashes))
             await relay.close_sessions([f"token:{h}" for h in revoked.token_hashes])
             if revoked.viewer_id is not None:
-                await relay.close_sessions([f"user:{revoked.viewer_id}"], revoked.attempt_ids)
+                await relay.close_sessions([LiveViewer(user_id=revoked.viewer_id).owner], revoked.attempt_ids)
+            if revoked.api_key_id is not None:
+                await relay.close_sessions([LiveViewer(api_key_id=revoked.api_key_id).owner])
         except Exception:  # nobody awaits this; the token revalidation still bounds the uploads
             logging.getLogger("proctor_app.revocation").exception("applying a revocation failed")
 

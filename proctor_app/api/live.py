@@ -2,14 +2,21 @@
 
 POST an SDP offer, get 201 + Location + the SDP answer (and `Link: rel="ice-server"` headers with
 TURN credentials); DELETE the Location to end. The server answers with all its ICE candidates, so
-there is nothing to trickle: PATCH answers 405. OPTIONS says `Accept-Post: application/sdp`
-(cross-origin preflights are answered by the app's CORS middleware). Refusals: 400 malformed,
-415 not application/sdp, 422 an offer the relay cannot answer, 503 too many viewers.
+there is nothing to trickle, and aiortc cannot restart ICE: PATCH answers 405, as RFC 9725 asks of
+a resource that supports neither. OPTIONS says `Accept-Post: application/sdp` (cross-origin
+preflights are answered by the app's CORS middleware). Refusals: 400 malformed, 415 not
+application/sdp, 422 an offer the relay cannot answer, 503 too many viewers.
 - Publish (candidate): authorised by the attempt's upload token (`Authorization: Bearer`).
-- View (proctor, supervisor, admin): authorised by the login session cookie; proctors only for
-  exams they are assigned to.
+- View: a proctor, supervisor or admin by the login session cookie (proctors only for exams they
+  are assigned to); or an integrator's API key with sessions:read for its organisation's attempts,
+  by `Authorization: Bearer` or by a signed, expiring viewer link made for the key (then the
+  Location is signed too, so a standard WHEP player can end the session). Every view's start and
+  end is audited (services/live_views.py).
 """
 
+import contextlib
+
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
@@ -17,17 +24,22 @@ from starlette.routing import Route
 
 from proctor_app.api.ingest import bearer_token
 from proctor_app.auth.roles import LIVE_VIEW
-from proctor_app.auth.sessions import SESSION_COOKIE, CurrentUser, user_for_token
+from proctor_app.auth.sessions import SESSION_COOKIE, user_for_token
 from proctor_app.auth.tokens import token_hash
 from proctor_app.db import session_scope
 from proctor_app.media.ingest.errors import IngestError
 from proctor_app.media.live.relay import LIVE_STREAMS, LiveRequestError
+from proctor_app.media.playback.links import KEY_PARAM, LinkError, check_key_link, key_link
 from proctor_app.models import Attempt, AttemptStatus, Exam
 from proctor_app.runtime import ice_servers, relay, upload_store
+from proctor_app.services.api_keys import authenticate, key_reads_attempt, principal_for_key
 from proctor_app.services.live import live_audio, live_streams, may_watch
+from proctor_app.services.live_views import LiveViewer, audit_view_started
 from proctor_app.services.organisations import sees_attempt
 
 MAX_OFFER_BYTES = 64 * 1024
+# What an API key needs to watch its organisation's attempts live.
+LIVE_SCOPE = "sessions:read"
 SESSIONS = "/api/live/sessions"
 
 
@@ -36,6 +48,11 @@ class Refused(Exception):
         super().__init__(message)
         self.response = PlainTextResponse(message, status_code=status,
                                           headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def live_view_path(attempt_id: int, stream: str) -> str:
+    """The WHEP endpoint of one stream of an attempt."""
+    return f"/api/live/attempts/{attempt_id}/streams/{stream}/view"
 
 
 def _attempt_id(request: Request) -> int:
@@ -62,9 +79,9 @@ async def _offer(request: Request) -> str:
         raise Refused(400, "The offer is not text.") from None
 
 
-def _created(session_id: str, answer: str, who: str) -> Response:
+def _created(session_id: str, answer: str, who: str, location: str | None = None) -> Response:
     response = Response(answer, status_code=201, media_type="application/sdp",
-                        headers={"Location": f"{SESSIONS}/{session_id}", "Cache-Control": "no-store"})
+                        headers={"Location": location or f"{SESSIONS}/{session_id}", "Cache-Control": "no-store"})
     for link in ice_servers.link_headers(who):
         response.headers.append("Link", link)
     # Clients on other origins (RFC 9725 players, tools) read these.
@@ -114,28 +131,59 @@ async def publish(request: Request) -> Response:
     return _created(session_id, answer, f"attempt:{attempt_id}")
 
 
-def _viewer(request: Request) -> CurrentUser:
-    user = user_for_token(request.cookies.get(SESSION_COOKIE))
+def _cookie_viewer(request: Request, db: Session, attempt: Attempt | None) -> LiveViewer:
+    user = user_for_token(request.cookies.get(SESSION_COOKIE), db)
     if user is None:
-        raise Refused(401, "Sign in to watch live video.")
+        raise Refused(401, "Sign in to watch live video.", {"WWW-Authenticate": "Bearer"})
     if user.role not in LIVE_VIEW:
         raise Refused(403, "Your account may not watch live video.")
-    return user
+    if not sees_attempt(db, user, attempt):
+        raise Refused(404, "No such attempt.")
+    if not may_watch(db, user, attempt):
+        raise Refused(403, "You are not a proctor of this exam.")
+    return LiveViewer(user_id=user.id)
 
 
-def _view_check(request: Request, attempt_id: int, stream: str) -> CurrentUser:
-    user = _viewer(request)
+def _key_viewer(request: Request, db: Session, attempt_id: int) -> LiveViewer | None:
+    """An integrator's API key with sessions:read, by `Authorization: Bearer` or by a signed
+    viewer link made for it (GET /api/v1/sessions/{id}/live-viewer); None when neither is sent."""
+    if KEY_PARAM in request.query_params:
+        try:
+            key_id = check_key_link(request.url.path, request.query_params[KEY_PARAM],
+                                    request.query_params.get("exp"), request.query_params.get("sig"))
+        except LinkError as exc:
+            raise Refused(403, str(exc)) from None
+        viewer = LiveViewer(api_key_id=key_id, via_link=True)
+    else:
+        raw = bearer_token(request)
+        if raw is None:
+            return None
+        principal = authenticate(db, raw)
+        if principal is None:
+            raise Refused(401, "The API key is invalid, revoked or expired.", {"WWW-Authenticate": "Bearer"})
+        if LIVE_SCOPE not in principal.scopes:
+            raise Refused(403, f"The API key lacks the scope {LIVE_SCOPE}.")
+        viewer = LiveViewer(api_key_id=principal.key_id)
+    # Also refuses a link whose key was revoked since.
+    if not key_reads_attempt(db, viewer.api_key_id, attempt_id, scope=LIVE_SCOPE):
+        raise Refused(404, "No such attempt.")
+    return viewer
+
+
+def _view_check(request: Request, attempt_id: int, stream: str) -> LiveViewer:
     with session_scope() as db:
         attempt = db.get(Attempt, attempt_id)
-        if not sees_attempt(db, user, attempt):
-            raise Refused(404, "No such attempt.")
-        if not may_watch(db, user, attempt):
-            raise Refused(403, "You are not a proctor of this exam.")
+        viewer = _key_viewer(request, db, attempt_id) or _cookie_viewer(request, db, attempt)
         if attempt.status != AttemptStatus.in_progress:
             raise Refused(409, "The attempt is not in progress.")
         if stream not in live_streams(db, db.get(Exam, attempt.exam_id)):
             raise Refused(403, "This attempt does not publish that stream live.")
-    return user
+    return viewer
+
+
+def _view_started(viewer: LiveViewer, attempt_id: int, stream: str, session_id: str) -> None:
+    with session_scope() as db:
+        audit_view_started(db, viewer, attempt_id, stream, session_id)
 
 
 async def view(request: Request) -> Response:
@@ -144,35 +192,50 @@ async def view(request: Request) -> Response:
         stream = request.path_params["stream"]
         if stream not in LIVE_STREAMS:
             raise Refused(404, "No such stream.")
-        user = await run_in_threadpool(_view_check, request, attempt_id, stream)
+        viewer = await run_in_threadpool(_view_check, request, attempt_id, stream)
         offer = await _offer(request)
-        session_id, answer = await relay.view(attempt_id, stream, f"user:{user.id}", offer)
+        session_id, answer = await relay.view(attempt_id, stream, viewer.owner, offer)
     except Refused as refused:
         return refused.response
     except LiveRequestError as exc:
         return PlainTextResponse(str(exc), status_code=exc.status)
-    return _created(session_id, answer, f"user:{user.id}")
+    await run_in_threadpool(_view_started, viewer, attempt_id, stream, session_id)
+    # A player that came by a signed link has no other credential: its Location is signed too.
+    location = key_link(viewer.api_key_id, f"{SESSIONS}/{session_id}") if viewer.via_link else None
+    return _created(session_id, answer, viewer.owner, location)
 
 
-def _caller(request: Request) -> str | None:
-    """Who asks, in the form sessions record their owner."""
+def _callers(request: Request) -> set[str]:
+    """Who asks, in every form sessions record their owner: an upload token, an API key (by
+    Bearer, or by the signed link of a session's Location), a signed-in user."""
+    found = set()
     token = bearer_token(request)
     if token:
-        return f"token:{token_hash(token)}"
+        found.add(f"token:{token_hash(token)}")
+        principal = principal_for_key(token)
+        if principal is not None:
+            found.add(LiveViewer(api_key_id=principal.key_id).owner)
+    if KEY_PARAM in request.query_params:
+        with contextlib.suppress(LinkError):
+            found.add(LiveViewer(api_key_id=check_key_link(
+                request.url.path, request.query_params[KEY_PARAM], request.query_params.get("exp"),
+                request.query_params.get("sig"))).owner)
     user = user_for_token(request.cookies.get(SESSION_COOKIE))
-    return f"user:{user.id}" if user else None
+    if user:
+        found.add(LiveViewer(user_id=user.id).owner)
+    return found
 
 
 async def _own_session(request: Request) -> str:
     """The session of the URL, when the caller is the one who opened it."""
     session_id = request.path_params["session_id"]
-    caller = await run_in_threadpool(_caller, request)
-    if caller is None:
+    callers = await run_in_threadpool(_callers, request)
+    if not callers:
         raise Refused(401, "Credentials are required.", {"WWW-Authenticate": "Bearer"})
     owner = relay.session_owner(session_id)
     if owner is None:
         raise Refused(404, "No such session.")
-    if owner != caller:
+    if owner not in callers:
         raise Refused(403, "This session is not yours.")
     return session_id
 

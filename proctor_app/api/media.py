@@ -16,7 +16,7 @@ from starlette.routing import Route
 from proctor_app.auth.roles import STAFF_REVIEW
 from proctor_app.auth.sessions import SESSION_COOKIE, user_for_token
 from proctor_app.db import session_scope
-from proctor_app.media.playback.links import KEY_PARAM, PREFIX, LinkError, check_link, grant, key_principal
+from proctor_app.media.playback.links import KEY_PARAM, PREFIX, LinkError, check_key_link, check_link, grant
 from proctor_app.media.playback.ranges import serve_file
 from proctor_app.media.storage import storage
 from proctor_app.models import Attempt, AuditLog, Recording, RecordingStatus, Snapshot, StreamKind, utcnow
@@ -44,12 +44,11 @@ class Viewer:
 
 def _authorize_key(request: Request, db: Session, key_param: str) -> Viewer | Response:
     """A link made for an API key: valid while the key is, for its organisation's attempts."""
-    if not key_param.isdigit() or request.query_params.get("download"):
+    if request.query_params.get("download"):
         return refuse(403, "This media link is invalid.")
-    key_id = int(key_param)
     try:
-        check_link(grant(key_principal(key_id), request.url.path, False),
-                   request.query_params.get("exp"), request.query_params.get("sig"))
+        key_id = check_key_link(request.url.path, key_param, request.query_params.get("exp"),
+                                request.query_params.get("sig"))
     except LinkError as exc:
         return refuse(403, str(exc))
     if not key_reads_attempt(db, key_id, request.path_params["attempt_id"]):

@@ -41,3 +41,17 @@ class ExamRecorder(rx.NoSSRComponent):
 
 
 exam_recorder = ExamRecorder.create
+
+
+class ExamTabGuard(rx.NoSSRComponent):
+    """One exam page per attempt (assets/exam_tab_guard.js): holds the browser's lock on the exam
+    and reports through on_event whether this page may record ("claim") or another has the exam
+    open ("blocked", "lost")."""
+
+    library = "$/public/exam_tab_guard.js"
+    tag = "ExamTabGuard"
+
+    on_event: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
+
+
+exam_tab_guard = ExamTabGuard.create

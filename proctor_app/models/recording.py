@@ -34,6 +34,8 @@ class UploadToken(SQLModel, table=True):
     expires_at: datetime
     # Set when its candidate lost access (services/revocation.py): refused from then on.
     revoked_at: datetime | None = None
+    # The exam page (one browser tab, kept across its reloads) it was issued to; None for the SDK.
+    page_id: str | None = Field(default=None, max_length=64)
 
 
 class Recording(SQLModel, table=True):

@@ -7,6 +7,7 @@ from proctor_app.components.local_time import local_time
 from proctor_app.models import ReviewStatus
 from proctor_app.pages.layout import page_frame
 from proctor_app.services import legal_holds
+from proctor_app.services.live_views import ViewRow
 from proctor_app.state.attempt_video import AttemptVideoState, EventRow, GapRow, SnapshotRow, StreamPanel
 
 SEVERITY_COLORS = {"info": "blue", "warning": "amber", "critical": "red"}
@@ -163,6 +164,28 @@ def _previews() -> rx.Component:
     )
 
 
+def _view_row(view: ViewRow) -> rx.Component:
+    return rx.table.row(rx.table.cell(view.who), rx.table.cell(view.what), rx.table.cell(view.started),
+                        rx.table.cell(rx.cond(view.ended != "", view.ended,
+                                              rx.cond(view.what.startswith("live"), "still watching", ""))),
+                        class_name="view-row")
+
+
+def _views() -> rx.Component:
+    """Accountable viewing: live views and recorded-media views, from the audit log."""
+    return rx.vstack(
+        rx.heading("Who watched", size="4"),
+        rx.cond(AttemptVideoState.views.length() > 0,
+                rx.table.root(
+                    rx.table.header(rx.table.row(*[rx.table.column_header_cell(name)
+                                                   for name in ("Who", "What", "From", "To")])),
+                    rx.table.body(rx.foreach(AttemptVideoState.views, _view_row)),
+                    size="1", id="view-list"),
+                rx.text("Nobody has watched this attempt yet.", size="2", id="no-views")),
+        width="100%",
+    )
+
+
 def _content() -> rx.Component:
     state = AttemptVideoState
     return rx.vstack(
@@ -212,6 +235,7 @@ def _content() -> rx.Component:
                 rx.flex(rx.foreach(state.snapshots, _snapshot), wrap="wrap", spacing="3",
                         id="snapshot-gallery"),
                 rx.text("No snapshots.", size="2")),
+        _views(),
         _review_form(),
         spacing="4", width="100%",
     )

@@ -1,11 +1,12 @@
 """The recording parts of the candidate's exam page (pages/take_exam.py): the recorder (which shows
 the recording indicator, upload status and upload progress itself, so they work offline), the
-warning or blocking dialog when recording fails, and the way out once the upload is done."""
+warning or blocking dialog when recording fails, the way out once the upload is done, and the
+notice when the exam is open in another tab, window or device."""
 
 import reflex as rx
 
 from proctor_app.components.language import t
-from proctor_app.components.recorder import exam_recorder
+from proctor_app.components.recorder import exam_recorder, exam_tab_guard
 from proctor_app.state.locale import LocaleState
 from proctor_app.state.exam_recording import ExamRecordingState as R
 
@@ -26,6 +27,20 @@ def _blocking_dialog() -> rx.Component:
             ),
         ),
         open=R.blocked,
+    )
+
+
+def _open_elsewhere() -> rx.Component:
+    """Neither records nor publishes until the candidate moves the exam here."""
+    return rx.callout.root(
+        rx.callout.text(rx.cond(R.elsewhere == "moved", t("This exam is now open in another tab or window."),
+                                t("This exam is already open in another tab or window.")),
+                        " ", t("Continue there, or use this one instead: the other stops recording."),
+                        id="open-elsewhere-message"),
+        # Called straight from the click: the lock is taken from the other tab in this browser.
+        rx.button(t("Use this tab instead"), on_click=rx.call_script("window.proctorTabGuard?.takeOver()"),
+                  id="use-this-tab", width="fit-content"),
+        color_scheme="amber", id="open-elsewhere", margin_bottom="1em",
     )
 
 
@@ -55,6 +70,8 @@ def recording_panel(step: rx.Var[str], question_id: rx.Var[int], answer: rx.Var[
                         rx.link(t("Back to my exams"), href="/candidate", id="flush-leave")),
                 _blocking_dialog(),
             )),
-            on_mount=R.prepare, width="100%",
+            exam_tab_guard(on_event=R.tab_event),
+            rx.cond(R.elsewhere != "", _open_elsewhere()),
+            width="100%",
         ),
     )

@@ -17,7 +17,9 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session, or_, select
 
 from proctor_app.config import config
+from proctor_app.db import connection_scope
 from proctor_app.models import ApiKey, Attempt, AuditLog, Exam, Organisation, utcnow
+from proctor_app.services.revocation import Revoked, notify_after_commit
 
 SCOPES = ("sessions:write", "sessions:read", "recordings:read", "recordings:delete", "webhooks:manage")
 # A rotated key keeps working this long beside its successor, so callers can deploy the new one.
@@ -100,6 +102,7 @@ def revoke_key(db: Session, key_id: int, organisation_id: int | None, by: int | 
         db.add(key)
         db.add(AuditLog(user_id=by, action="api_key_revoked", target=f"api_key:{key.id}",
                         data={"prefix": key.prefix}))
+        notify_after_commit(db, Revoked(api_key_id=key.id))  # its live views end
     return key
 
 
@@ -140,12 +143,19 @@ def authenticate(db: Session | Connection, raw: str, now: datetime | None = None
     return KeyPrincipal(key.id, key.organisation_id, frozenset(key.scopes))
 
 
-def key_reads_attempt(db: Session, key_id: int, attempt_id: int, now: datetime | None = None) -> bool:
-    """Whether the key is valid now, may read recordings, and the attempt is its organisation's."""
+def principal_for_key(raw: str) -> KeyPrincipal | None:
+    """The principal of a presented API key, None when it is not a valid one (blocking: a thread)."""
+    with connection_scope() as conn:
+        return authenticate(conn, raw)
+
+
+def key_reads_attempt(db: Session, key_id: int, attempt_id: int, now: datetime | None = None,
+                      scope: str = "recordings:read") -> bool:
+    """Whether the key is valid now, has `scope`, and the attempt is its organisation's."""
     now = now or utcnow()
     key = db.get(ApiKey, key_id)
     if key is None or key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
         return False
     organisation_id = db.exec(select(Exam.organisation_id).join(Attempt, Attempt.exam_id == Exam.id)
                               .where(Attempt.id == attempt_id)).first()
-    return "recordings:read" in key.scopes and organisation_id == key.organisation_id
+    return scope in key.scopes and organisation_id == key.organisation_id

@@ -30,6 +30,8 @@ class Revoked:
     # Upload tokens revoked: the upload stores forget them, and the live publications opened
     # with them end.
     token_hashes: frozenset[str] = frozenset()
+    # This API key's live views end (it was revoked).
+    api_key_id: int | None = None
 
 
 RevokedListener = Callable[[Revoked], None]
@@ -71,12 +73,15 @@ def open_attempt_ids(db: Session, candidate_id: int) -> list[int]:
                                                  Attempt.status == AttemptStatus.in_progress)))
 
 
-def revoke_upload_tokens(db: Session, attempt_ids: Iterable[int]) -> frozenset[str]:
-    """Mark every unrevoked upload token of these attempts revoked; returns their hashes."""
+def revoke_upload_tokens(db: Session, attempt_ids: Iterable[int], except_page: str | None = None) -> frozenset[str]:
+    """Mark every unrevoked upload token of these attempts revoked; returns their hashes. With
+    `except_page`, only those of the other exam pages (another page took the attempt over)."""
     attempt_ids = list(attempt_ids)
     if not attempt_ids:
         return frozenset()
     live = (UploadToken.attempt_id.in_(attempt_ids), UploadToken.revoked_at.is_(None))
+    if except_page is not None:
+        live += (UploadToken.page_id.is_not(None), UploadToken.page_id != except_page)
     hashes = frozenset(db.exec(select(UploadToken.token_hash).where(*live)))
     if hashes:
         db.execute(update(UploadToken).where(*live).values(revoked_at=utcnow()))

@@ -2,7 +2,7 @@
 the browser has sent all it will (uploads_settled), which is when processing may start."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlmodel import Session
@@ -23,8 +23,12 @@ from proctor_app.models import (
     utcnow,
 )
 from proctor_app.services.consent import capture_plan
+from proctor_app.services.revocation import Revoked, notify_after_commit, revoke_upload_tokens
 
 
+# An exam page that got its token or uploaded this recently is taken to be open (a second page
+# asks before taking over); chunks come every few seconds while it records.
+OPEN_PAGE_WINDOW = timedelta(seconds=45)
 # Tokens an attempt keeps: each page load issues one, and only hashes are stored (none can be
 # handed out again), so issuing one deletes the oldest beyond these.
 MAX_TOKENS_PER_ATTEMPT = 20
@@ -45,7 +49,23 @@ class UploadGrant:
     snapshot_interval_s: int
 
 
-def issue_upload_token(db: Session, attempt: Attempt, now: datetime | None = None) -> UploadGrant | None:
+def open_elsewhere(db: Session, attempt: Attempt, page_id: str, now: datetime | None = None) -> bool:
+    """Whether another exam page (tab, window or device) holds the attempt and seems open still:
+    the newest token is another page's, and it was issued or the recordings grew lately. One that
+    is gone (closed, crashed) is not asked about: the new page simply takes over."""
+    now = now or utcnow()
+    holder = db.execute(select(UploadToken.page_id, UploadToken.created_at)
+                        .where(UploadToken.attempt_id == attempt.id, UploadToken.revoked_at.is_(None))
+                        .order_by(UploadToken.id.desc()).limit(1)).first()
+    if holder is None or holder.page_id in (None, page_id):
+        return False
+    lately = now - OPEN_PAGE_WINDOW
+    last_chunk = db.execute(select(func.max(Recording.ended_at)).where(Recording.attempt_id == attempt.id)).scalar()
+    return holder.created_at > lately or (last_chunk is not None and last_chunk > lately)
+
+
+def issue_upload_token(db: Session, attempt: Attempt, now: datetime | None = None,
+                       page_id: str | None = None) -> UploadGrant | None:
     """A new token for a started attempt whose upload window is open, when its exam is proctored
     (records, streams live or takes snapshots); None otherwise. After the end it only serves to
     flush what the browser holds.
@@ -54,6 +74,10 @@ def issue_upload_token(db: Session, attempt: Attempt, now: datetime | None = Non
     attempt, whatever the video flags (the live publisher authenticates with it too). Also creates the recording rows (not_started), so every
     expected stream shows up. The attempt keeps its MAX_TOKENS_PER_ATTEMPT newest tokens; an
     older one still cached by a process works there until that process restarts.
+
+    Issued to an exam page (`page_id`: one browser tab across its reloads), it takes the attempt
+    from every other page: their tokens are revoked, so their uploads and live video stop
+    (services/revocation.py), whatever browser or device they are on.
     """
     now = now or utcnow()
     if attempt.status == AttemptStatus.not_started or upload_window_closes_at(attempt) <= now:
@@ -67,8 +91,12 @@ def issue_upload_token(db: Session, attempt: Attempt, now: datetime | None = Non
         recording_id(db, attempt.id, stream)
     token = new_token()
     expires_at = upload_window_closes_at(attempt)
+    if page_id is not None:
+        taken = revoke_upload_tokens(db, [attempt.id], except_page=page_id)
+        if taken:
+            notify_after_commit(db, Revoked(token_hashes=taken))
     db.add(UploadToken(attempt_id=attempt.id, token_hash=token_hash(token), streams=streams,
-                       expires_at=expires_at))
+                       expires_at=expires_at, page_id=page_id))
     db.flush()
     newest = (select(UploadToken.id).where(UploadToken.attempt_id == attempt.id)
               .order_by(UploadToken.id.desc()).limit(MAX_TOKENS_PER_ATTEMPT))

@@ -16,7 +16,8 @@ from proctor_app.models import (
     ReviewStatus,
     Snapshot,
 )
-from proctor_app.services import evidence, legal_holds, organisations, review
+from proctor_app.services import evidence, legal_holds, live_views, organisations, review
+from proctor_app.services.live_views import ViewRow
 from proctor_app.state.auth import AuthState, requires
 
 PLAYABLE = (RecordingStatus.completed, RecordingStatus.partial)
@@ -98,6 +99,8 @@ class AttemptVideoState(AuthState):
     sprite: dict[str, Any] = {}
     events: list[EventRow] = []
     snapshots: list[SnapshotRow] = []
+    # Who watched the attempt live (from, to) and who opened its recordings, from the audit log.
+    views: list[ViewRow] = []
     # The signed link of the evidence bundle (supervisors and admins, once there is an MP4).
     evidence_url: str = ""
     retention_notice: str = ""
@@ -160,6 +163,7 @@ class AttemptVideoState(AuthState):
             self._load_recordings(attempt, recordings, user_id)
             self._load_events(attempt, media.events)
             self._load_snapshots(attempt, media.snapshots, user_id)
+            self.views = live_views.attempt_views(db, attempt.id)
             self.evidence_url = evidence.bundle_link(
                 self._user, attempt.id, attempt.media_expired_at is None and any(r.mp4_path for r in recordings))
             self.retention_notice = media.retention_notice

@@ -1,9 +1,14 @@
 """The recording part of the candidate's exam page: the upload grant, and what the recorder reports.
 
-The take-exam page mounts the recorder while its step is the exam (recording) or done (flushing);
-`prepare` runs on that mount, so a reload, a reconnect after a server restart and the start of the
-exam each get a fresh token and the numbers to continue from.
+The take-exam page mounts the recorder while its step is the exam (recording) or done (flushing),
+behind a tab guard (assets/exam_tab_guard.js): once this tab holds the browser's lock on the exam,
+`tab_event` claims the attempt for the page, so a reload, a reconnect after a server restart and
+the start of the exam each get a fresh token and the numbers to continue from. A second tab or
+window, or another device, is told the exam is open elsewhere and neither records nor publishes
+until the candidate moves the exam to it; the page it moved from then stops.
 """
+
+import re
 
 from proctor_app.auth.roles import CANDIDATE
 from proctor_app.db import session_scope
@@ -12,8 +17,12 @@ from proctor_app.services import attempts
 from proctor_app.services.attempts import AttemptError
 from proctor_app.services.consent import capture_plan
 from proctor_app.services.settings import SPECS, get_settings
-from proctor_app.services.uploads import issue_upload_token
+from proctor_app.services.uploads import issue_upload_token, open_elsewhere
 from proctor_app.state.auth import AuthState, requires
+
+
+# The tab guard's name for this page (hex, from crypto.randomUUID).
+PAGE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class ExamRecordingState(AuthState):
@@ -32,6 +41,9 @@ class ExamRecordingState(AuthState):
     screen_resolution: str = SPECS["screen_resolution"].default
     screen_frame_rate: int = SPECS["screen_frame_rate"].default
     clock_offset_ms: int = 0
+    # "" while this page holds the exam; "open": another tab, window or device has it open;
+    # "moved": the candidate moved the exam to another one.
+    elsewhere: str = ""
 
     # As the recorder last reported it (it shows the indicator and upload progress itself).
     phase: str = ""
@@ -42,12 +54,26 @@ class ExamRecordingState(AuthState):
     flushed: bool = False
 
     @requires(CANDIDATE)
-    def prepare(self):
+    def tab_event(self, event: dict):
+        """From the tab guard: "claim" (this tab holds the lock; `take_over` when the candidate
+        chose to move the exam here), "blocked" (another tab of this browser holds it), "lost"
+        (another tab took it over)."""
+        kind, page_id = event.get("event"), str(event.get("page_id", ""))
+        if kind in ("blocked", "lost"):
+            self.upload_token, self.elsewhere = "", "open" if kind == "blocked" else "moved"
+        elif kind == "claim" and PAGE_ID.fullmatch(page_id):
+            self._claim(page_id, event.get("take_over") is True)
+
+    def _claim(self, page_id: str, take_over: bool) -> None:
         self.upload_token = ""
         try:
             with session_scope() as db:
                 attempt = attempts.attempt_for_route(db, self.exam_id, self._user.id)
-                grant = issue_upload_token(db, attempt)
+                if not take_over and open_elsewhere(db, attempt, page_id):
+                    self.elsewhere = "open"  # on another device, or in a browser without Web Locks
+                    return
+                self.elsewhere = ""
+                grant = issue_upload_token(db, attempt, page_id=page_id)
                 if grant is None:
                     return
                 exam = db.get(Exam, attempt.exam_id)

@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from proctor_app.db import session_scope
 from proctor_app.models import User
+from proctor_app.services.live_views import attempt_views
 from tests.support.live_clients import EncodedSource, Publisher, encode_clip
 from tests.support.live_exams import LiveExam, candidate_attempt_id, live_events, make_live_exam, publish_url
 from tests.support.live_pages import (
@@ -351,3 +352,76 @@ def test_a_deactivated_candidates_upload_queue_stops_and_keeps_its_chunks(new_co
 
 
 # -- refusals of the HTTP routes -------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_the_attempt_page_lists_who_watched_live_from_when_to_when(new_context):
+    live = make_live_exam()
+    start_publishing(new_context, live)
+    proctor = open_grid(new_context, live.proctors[0])
+    tile_video_playing(proctor, live.attempt_id)
+    proctor.click(f"#tile-{live.attempt_id}")
+    proctor.wait_for_function("document.querySelector('#focus-camera')?.videoWidth > 0")
+    proctor.click("#focus-close")
+    proctor.goto(f"/attempts/{live.attempt_id}/video")  # leaving the grid ends the tile's view too
+
+    def ended_views() -> int:
+        with session_scope() as db:
+            return sum(1 for view in attempt_views(db, live.attempt_id) if view.ended)
+
+    assert wait_until(lambda: ended_views() == 2, timeout=30)
+    proctor.reload()
+    expect(proctor.locator("#view-list .view-row")).to_have_count(2)
+    rows = proctor.eval_on_selector_all(
+        "#view-list .view-row", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+    assert sorted(what for _, what, _, _ in rows) == ["live camera", "live camera_low"]
+    for who, what, started, ended in rows:
+        assert who.startswith("Live proctor 01"), who
+        assert started.endswith("UTC") and ended.endswith("UTC") and ended >= started, (what, started, ended)
+
+
+@pytest.mark.browser
+def test_a_second_tab_or_device_is_told_the_exam_is_open_and_neither_records_nor_publishes(new_context):
+    live = make_live_exam(start=False)
+    browser_context = new_context(track_connections=True)
+    browser_context.set_default_timeout(60000)  # three exam pages at once on a loaded machine
+    first = browser_context.new_page()
+    take_exam_until_started(first, live)
+    expect(first.locator("#recording-indicator")).to_contain_text("Recording", timeout=30000)
+    expect(first.locator("#live-status")).to_have_attribute("data-status", "on", timeout=30000)
+    attempt_id = candidate_attempt_id(live)
+
+    second = browser_context.new_page()  # a second tab of the same browser
+    second.goto(f"/candidate/exams/{live.exam_id}")
+    expect(second.locator("#open-elsewhere-message")).to_have_text(
+        "This exam is already open in another tab or window. Continue there, or use this one instead: "
+        "the other stops recording.", timeout=30000)
+    expect(second.locator("#question-prompt")).to_be_visible()
+    expect(second.locator("#recorder-state")).to_have_count(0)
+    assert second.evaluate("window.__pcs.length") == 0
+
+    # The candidate moves the exam to the second tab: it records and publishes, the first stops.
+    second.click("#use-this-tab")
+    expect(second.locator("#recording-indicator")).to_contain_text("Recording", timeout=30000)
+    expect(second.locator("#live-status")).to_have_attribute("data-status", "on", timeout=30000)
+    expect(first.locator("#open-elsewhere-message")).to_contain_text("This exam is now open in another tab or window.",
+                                                                     timeout=30000)
+    expect(first.locator("#recorder-state")).to_have_count(0)
+    first.wait_for_function("window.__pcs.every(({ pc }) => pc.connectionState === 'closed')")
+
+    # Another device (browser) of the same candidate: the server tells it; moving the exam there
+    # withdraws the second tab's upload token, which stops its uploads and live video.
+    other_browser = new_context(track_connections=True)
+    other_browser.set_default_timeout(60000)
+    device = other_browser.new_page()
+    login(device, live.candidate)
+    device.goto(f"/candidate/exams/{live.exam_id}")
+    expect(device.locator("#open-elsewhere-message")).to_contain_text("already open in another tab or window",
+                                                                      timeout=30000)
+    expect(device.locator("#recorder-state")).to_have_count(0)
+    device.click("#use-this-tab")
+    expect(device.locator("#recording-indicator")).to_contain_text("Recording", timeout=30000)
+    expect(second.locator("#upload-revoked")).to_be_visible(timeout=30000)
+    second.wait_for_function("window.__pcs.every(({ pc }) => pc.connectionState !== 'connected')",
+                             timeout=30000)
+    assert live_events(attempt_id)[0] == ("live_connected", "")

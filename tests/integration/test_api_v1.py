@@ -255,7 +255,7 @@ def test_openapi_document_and_docs_page(api):
     assert document["openapi"].startswith("3.1")
     assert set(document["paths"]) == {"/sessions", "/sessions/{session_id}", "/sessions/{session_id}/end",
                                       "/sessions/{session_id}/events", "/sessions/{session_id}/media",
-                                      "/sessions/{session_id}/token",
+                                      "/sessions/{session_id}/token", "/sessions/{session_id}/live-viewer",
                                       "/webhooks", "/webhooks/{endpoint_id}", "/webhooks/{endpoint_id}/rotate-secret",
                                       "/metrics"}
     create = document["paths"]["/sessions"]["post"]

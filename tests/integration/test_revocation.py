@@ -27,8 +27,9 @@ from proctor_app.media.ingest.store import UploadStore
 from proctor_app.media.ingest.tokens import REVALIDATE_AFTER_S
 from proctor_app.media.live.relay import LiveRelay
 from proctor_app.media.live.status import LiveStatus
-from proctor_app.models import AuditLog, ExamAssignment, Role, UploadToken, User
-from proctor_app.services import accounts, exam_admin, uploads
+from proctor_app.models import AuditLog, Exam, ExamAssignment, Role, UploadToken, User
+from proctor_app.services import accounts, api_keys, exam_admin, uploads
+from proctor_app.services.live_views import LiveViewer
 from proctor_app.services.revocation import on_revoked
 from tests.support.factories import assign, user_id
 from tests.support.live_clients import NumberedCamera, Publisher, Viewer, eventually, run_async
@@ -89,11 +90,12 @@ class App:
         await publisher.start(signal)
         assert await eventually(lambda: self.relay.snapshot(attempt_id).status == LiveStatus.live, 10)
 
-    async def view(self, attempt_id: int, email: str) -> Viewer:
-        """A proctor watching, as api/live.py opens it (owner: the user)."""
+    async def view(self, attempt_id: int, email: str | None = None, api_key_id: int | None = None) -> Viewer:
+        """A proctor (or an integrator's API key) watching, as api/live.py opens it (owner: the
+        user, or the key)."""
         viewer = Viewer()
         self.peers.append(viewer)
-        owner = f"user:{user_id(email)}"
+        owner = LiveViewer(user_id=user_id(email)).owner if email else LiveViewer(api_key_id=api_key_id).owner
 
         async def signal(offer):
             return (await self.relay.view(attempt_id, "camera", owner, offer))[1]
@@ -277,6 +279,24 @@ def test_a_candidate_made_proctor_stops_uploading_and_is_no_proctor_of_its_exam(
     assert assignments(candidate) == [] and revoked_tokens(live.attempt_id) == [True]
     [row] = audit("role_changed", candidate)
     assert (row["upload_tokens_revoked"], row["assignments_cleared"]) == (1, [live.exam_id])
+
+
+def test_a_revoked_api_keys_live_views_end_at_once(monkeypatch, demo_db):
+    live = make_live_exam()
+    with session_scope() as db:
+        organisation_id = db.get(Exam, live.exam_id).organisation_id
+        key_id = api_keys.create_key(db, organisation_id, "live viewer", ["sessions:read"])[0].id
+
+    async def scenario(app: App):
+        await app.publish(live)
+        await app.view(live.attempt_id, api_key_id=key_id)
+        proctor = await app.view(live.attempt_id, live.proctors[0])
+        await change(lambda db: api_keys.revoke_key(db, key_id, None))
+        assert await eventually(lambda: app.viewers(live.attempt_id) == 1, AT_ONCE_S)
+        frames = proctor.count
+        assert await proctor.wait_frames(frames + 10, timeout=5)
+
+    in_app(monkeypatch, scenario)
 
 
 def test_logging_out_everywhere_ends_every_session_and_live_view(monkeypatch):

@@ -6,8 +6,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proctor_app.api.v1.problems import problem_response
-from proctor_app.db import connection_scope
-from proctor_app.services.api_keys import KeyPrincipal, authenticate
+from proctor_app.services.api_keys import principal_for_key
 
 SCOPE_EXTRA = "x-required-scope"
 # Where the request's KeyPrincipal is kept in the ASGI scope.
@@ -28,11 +27,6 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
         return value.strip()
     token = headers.get(b"x-api-token", b"").decode("latin-1").strip()
     return token or None
-
-
-def _check(raw: str) -> KeyPrincipal | None:
-    with connection_scope() as conn:
-        return authenticate(conn, raw)
 
 
 def _is_json(content_type: bytes) -> bool:
@@ -59,7 +53,7 @@ class ApiKeyAuth:
             return
         headers = dict(scope["headers"])
         raw = presented_key(headers)
-        principal = await anyio.to_thread.run_sync(_check, raw) if raw else None
+        principal = await anyio.to_thread.run_sync(principal_for_key, raw) if raw else None
         if principal is None:
             detail = "An API key is required." if raw is None else "The API key is invalid, revoked or expired."
             response = problem_response(401, detail, headers=CHALLENGE)

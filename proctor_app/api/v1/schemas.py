@@ -150,3 +150,16 @@ class SessionToken(BaseModel):
 
     token: str = Field(description="hand it to `mount(element, {token})` of /sdk/proctor.js")
     expires_at: datetime = Field(description="the recorder must have started by then; fetch a new one for a reload")
+
+
+class LiveStream(BaseModel):
+    stream: str = Field(description="camera, camera_low (320x240) or screen")
+    whep_url: str = Field(description="a WHEP endpoint: POST an SDP offer to it, no other credential needed")
+
+
+class LiveViewerLinks(BaseModel):
+    """Signed WHEP links for a standard player, made for the key that asked: they work while the
+    key does and until expires_at; every view is audited as this key's."""
+
+    streams: list[LiveStream]
+    expires_at: datetime

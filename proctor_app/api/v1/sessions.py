@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AwareDatetime
 from sqlmodel import Session
 
+from proctor_app.api.live import live_view_path
 from proctor_app.api.v1.auth import PRINCIPAL, required_scope
 from proctor_app.api.v1.problems import ApiProblem, problem_content
 from proctor_app.api.v1.schemas import (
@@ -15,6 +16,8 @@ from proctor_app.api.v1.schemas import (
     Event,
     EventPage,
     Gap,
+    LiveStream,
+    LiveViewerLinks,
     Playback,
     Review,
     SessionCreate,
@@ -29,10 +32,11 @@ from proctor_app.api.v1.schemas import (
 )
 from proctor_app.config import config
 from proctor_app.db import session_scope
-from proctor_app.media.playback.links import key_recording_link
-from proctor_app.models import ApiSession, Attempt, Exam, RecordingStatus, utcnow
+from proctor_app.media.playback.links import key_link, key_recording_link, link_expiry
+from proctor_app.models import ApiSession, Attempt, AttemptStatus, Exam, RecordingStatus, utcnow
 from proctor_app.services import api_sessions, retention, sdk_sessions
 from proctor_app.services.api_keys import KeyPrincipal
+from proctor_app.services.live import live_streams
 from proctor_app.services.review import seconds_into
 
 COMMON = {401: problem_content("No valid API key"), 403: problem_content("The key lacks the scope"),
@@ -64,10 +68,14 @@ def _found(db: Session, principal: KeyPrincipal, session_id: str) -> tuple[ApiSe
         raise ApiProblem(404, "No such session.") from None
 
 
+def _origin(request: Request) -> str:
+    """Where links in answers point: the public URL, else the host the caller reached."""
+    return (config.public_url or f"{request.url.scheme}://{request.url.netloc}").rstrip("/")
+
+
 def _created(request: Request, session: ApiSession, attempt: Attempt) -> SessionCreated:
-    origin = config.public_url or f"{request.url.scheme}://{request.url.netloc}"
     return SessionCreated(**_summary(session, attempt), launch_expires_at=session.launch_expires_at,
-                          candidate_url=origin.rstrip("/") + api_sessions.launch_path(session))
+                          candidate_url=_origin(request) + api_sessions.launch_path(session))
 
 
 @router.post("", status_code=201, response_model=SessionCreated, openapi_extra=required_scope("sessions:write"),
@@ -186,6 +194,25 @@ def session_events(session_id: SessionId, request: Request, limit: Annotated[int
     return EventPage(items=[Event(id=e.id, kind=e.kind, severity=e.severity, server_time=e.server_time,
                                   t_s=seconds_into(attempt, e.server_time), data=e.data) for e in events],
                      next_cursor=next_cursor)
+
+
+@router.get("/{session_id}/live-viewer", response_model=LiveViewerLinks,
+            openapi_extra=required_scope("sessions:read"), responses={**ONE, 409: problem_content("Not in progress, or live video is off for it")})
+def live_viewer(session_id: SessionId, request: Request) -> LiveViewerLinks:
+    """WHEP URLs to watch the session live in a standard player (or POST an offer to
+    /api/live/attempts/{attempt}/streams/{stream}/view with this key as Bearer)."""
+    principal = _principal(request)
+    with session_scope() as db:
+        session, attempt = _found(db, principal, session_id)
+        if attempt.status != AttemptStatus.in_progress:
+            raise ApiProblem(409, "The session is not in progress.")
+        streams = live_streams(db, db.get(Exam, attempt.exam_id))
+    if not streams:
+        raise ApiProblem(409, "Live video is off for this session.")
+    now = utcnow().timestamp()
+    return LiveViewerLinks(streams=[LiveStream(stream=stream, whep_url=_origin(request) + key_link(
+        principal.key_id, live_view_path(attempt.id, stream), now)) for stream in streams],
+        expires_at=link_expiry(now))
 
 
 @router.delete("/{session_id}/media", response_model=Erasure, openapi_extra=required_scope("recordings:delete"),

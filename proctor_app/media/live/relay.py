@@ -60,6 +60,8 @@ class Session:
 
 # attempt id, event kind, severity, data, server time of the change
 TransitionHook = Callable[[int, str, str, dict, datetime], Awaitable[None]]
+# session id, attempt id, stream, owner, server time of the end: a viewer's session ended
+ViewEndHook = Callable[[str, int, str, str, datetime], Awaitable[None]]
 
 
 class LiveRelay:
@@ -68,8 +70,9 @@ class LiveRelay:
 
     def __init__(self, offline_after_s: Callable[[], float], on_transition: TransitionHook,
                  enabled: Callable[[], bool] = lambda: True, clock: Clock = system_clock,
-                 ice: IceServers | None = None):
+                 ice: IceServers | None = None, on_view_end: ViewEndHook | None = None):
         self.clock = clock
+        self._on_view_end = on_view_end
         self._ice = ice or IceServers(clock=clock)
         self._offline_after_s = offline_after_s
         self._enabled = enabled
@@ -398,6 +401,7 @@ class LiveRelay:
             del self._publishers[session.attempt_id]
             if session.attempt_id in self._pending:
                 self._promote(self._pending[session.attempt_id])
+        ended_at = self.clock.now()
         for stream, receiver, _ in session.receivers:
             self._channel(session.attempt_id, stream).detach(receiver)
         for viewer in session.viewers:
@@ -406,3 +410,8 @@ class LiveRelay:
             if key[0] == session.attempt_id and not channel.viewers and channel.receiver is None:
                 del self._channels[key]
         await session.pc.close()
+        if session.role == "view" and self._on_view_end is not None:
+            try:  # awaited, so a shutdown's close() still records the ends
+                await self._on_view_end(session.id, session.attempt_id, session.streams[0], session.owner, ended_at)
+            except Exception:
+                log.exception("recording the end of live view %s failed", session.id)

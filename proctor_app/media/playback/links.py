@@ -4,6 +4,7 @@ make leaked links go stale. URLs name media by attempt and kind only."""
 import base64
 import hashlib
 import hmac
+from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 from proctor_app.clock import system_clock
@@ -31,9 +32,18 @@ def sign_link(message: str, ttl_s: int, now: float | None = None) -> tuple[int, 
     The expiry is rounded up to whole LINK_ROUNDING_S, so a page that refreshes gets the same
     link back: a <video> whose src changed would start loading again.
     """
-    expires = int((now if now is not None else system_clock.time()) + ttl_s)
-    expires += -expires % LINK_ROUNDING_S
+    expires = _expires(ttl_s, now)
     return expires, _signature(message, expires)
+
+
+def _expires(ttl_s: int, now: float | None) -> int:
+    expires = int((now if now is not None else system_clock.time()) + ttl_s)
+    return expires + -expires % LINK_ROUNDING_S
+
+
+def link_expiry(now: float | None = None) -> datetime:
+    """When links made now (key_link, recording_link, ...) expire."""
+    return datetime.fromtimestamp(_expires(LINK_TTL_S, now), timezone.utc)
 
 
 def check_link(message: str, expires: str | None, signature: str | None, now: float | None = None) -> None:
@@ -71,8 +81,21 @@ def recording_link(user_id: int, attempt_id: int, stream: str, asset: str, downl
 def key_recording_link(key_id: int, attempt_id: int, stream: str, asset: str, now: float | None = None) -> str:
     """A signed link for an API key to one asset of a recording: valid without a login while the
     key is (the media route checks the key again)."""
-    return _link(key_principal(key_id), f"{PREFIX}/{attempt_id}/{stream}/{asset}", False, now,
-                 {KEY_PARAM: key_id})
+    return key_link(key_id, f"{PREFIX}/{attempt_id}/{stream}/{asset}", now)
+
+
+def key_link(key_id: int, path: str, now: float | None = None) -> str:
+    """A signed link for an API key to `path` (a live WHEP endpoint or session, say): valid
+    without a login while the key is (the route checks the key again)."""
+    return _link(key_principal(key_id), path, False, now, {KEY_PARAM: key_id})
+
+
+def check_key_link(path: str, key_param: str | None, expires: str | None, signature: str | None) -> int:
+    """The API key id a link to `path` was made for (key_link); LinkError when it was not."""
+    if not (key_param and key_param.isascii() and key_param.isdigit() and len(key_param) < 19):
+        raise LinkError("This media link is invalid.")
+    check_link(grant(key_principal(int(key_param)), path, False), expires, signature)
+    return int(key_param)
 
 
 def snapshot_link(user_id: int, attempt_id: int, seq: int, now: float | None = None) -> str:

@@ -68,9 +68,9 @@ def fill(organisation_id: int, count: int) -> None:
             " SELECT 'bench-' || g, '', 60, true, true, false, true, 60, now(), now(), :org, true"
             " FROM generate_series(1, :n) g"), {"org": organisation_id, "n": count})
         conn.execute(sa.text(
-            "INSERT INTO users (email, name, role, password_hash, active, created_at, failed_logins,"
+            "INSERT INTO users (email, name, role, password_hash, active, created_at,"
             " organisation_id, is_install_admin)"
-            " SELECT 'bench-' || g || '@api-session.invalid', 'Bench', 'candidate', '!', true, now(), 0, :org, false"
+            " SELECT 'bench-' || g || '@api-session.invalid', 'Bench', 'candidate', '!', true, now(), :org, false"
             " FROM generate_series(1, :n) g"), {"org": organisation_id, "n": count})
         conn.execute(sa.text(
             "INSERT INTO attempts (exam_id, candidate_id, status, review_status, review_notes, legal_hold)"

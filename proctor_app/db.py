@@ -58,6 +58,14 @@ def connection_scope() -> Iterator[Connection]:
         yield conn
 
 
+@contextmanager
+def read_scope() -> Iterator[Connection]:
+    """A plain connection in autocommit, for one read statement on a hot path: a lone statement
+    sees one snapshot anyway, and BEGIN and COMMIT would be two more round trips to the database."""
+    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
+
+
 # Several app processes start at once with Redis; on PostgreSQL they take turns setting up.
 STARTUP_LOCK_KEY = 7_411_001
 

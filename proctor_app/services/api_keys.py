@@ -4,6 +4,11 @@ API request.
 A key is `pk_<prefix>_<secret>` with 32 random bytes of secret. The table keeps only an HMAC-SHA256
 of it under the install's secret key: for high-entropy random keys a fast keyed hash is as strong
 as a password hash (there is nothing to guess), and it costs microseconds per request.
+
+A key found valid is remembered in the process (by its hash) for KEY_CACHE_TTL, so most requests
+need no database round trip for it. Revoking or rotating a key in this process forgets it at once;
+other processes (several workers with Redis, the CLI) stop accepting a revoked key within
+KEY_CACHE_TTL. An expiring key is never remembered past its expiry.
 """
 
 import hashlib
@@ -12,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, event, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, or_, select
 
@@ -26,6 +31,8 @@ SCOPES = ("sessions:write", "sessions:read", "recordings:read", "recordings:dele
 ROTATION_OVERLAP = timedelta(hours=24)
 # last_used_at is written at most this often per key: not a write on every request.
 LAST_USE_RESOLUTION = timedelta(minutes=1)
+# The longest a revocation made in another process takes to reach this one.
+KEY_CACHE_TTL = timedelta(seconds=10)
 MAX_LABEL = 200
 KEY_PREFIX = "pk_"
 PREFIX_HEX = 12
@@ -44,8 +51,37 @@ class KeyPrincipal:
     scopes: frozenset[str]
 
 
+@dataclass(frozen=True)
+class _CheckedKey:
+    principal: KeyPrincipal
+    valid_until: datetime  # checked at + KEY_CACHE_TTL, or the key's expiry when sooner
+    last_used_at: datetime
+
+
+# Valid keys only, by hash (never the secret): as many entries at most as there are keys.
+_checked_keys: dict[str, _CheckedKey] = {}
+
+
 def _hash(raw: str) -> str:
     return hmac.new(config.secret_key.encode(), raw.encode(), hashlib.sha256).hexdigest()
+
+
+def _forget(key_id: int) -> None:
+    for key_hash, checked in list(_checked_keys.items()):
+        if checked.principal.key_id == key_id:
+            _checked_keys.pop(key_hash, None)
+
+
+def _forget_now_and_on_commit(db: Session, key_id: int) -> None:
+    """Forgotten at once, and again when the change commits: a request checking the key in between
+    would remember it as it was until then."""
+    _forget(key_id)
+    event.listen(db, "after_commit", lambda _session: _forget(key_id), once=True)
+
+
+def forget_checked_keys() -> None:
+    """Every key is checked against the database again on its next use."""
+    _checked_keys.clear()
 
 
 def _new_secret() -> tuple[str, str]:
@@ -97,6 +133,7 @@ def revoke_key(db: Session, key_id: int, organisation_id: int | None, by: int | 
                now: datetime | None = None) -> ApiKey:
     """Revoke a key of `organisation_id` (None: of any); revoking it again changes nothing."""
     key = _key_of(db, key_id, organisation_id)
+    _forget_now_and_on_commit(db, key.id)
     if key.revoked_at is None:
         key.revoked_at = now or utcnow()
         db.add(key)
@@ -114,6 +151,7 @@ def rotate_key(db: Session, key_id: int, organisation_id: int | None, by: int | 
     if old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= now):
         raise ApiKeyError("A revoked or expired key cannot be rotated; create a new one.")
     new, raw = create_key(db, old.organisation_id, old.label, list(old.scopes), old.expires_at, by)
+    _forget_now_and_on_commit(db, old.id)
     old.replaced_by = new.id
     old.expires_at = min(old.expires_at or now + ROTATION_OVERLAP, now + ROTATION_OVERLAP)
     db.add(old)
@@ -122,25 +160,47 @@ def rotate_key(db: Session, key_id: int, organisation_id: int | None, by: int | 
     return new, raw
 
 
+def checked_principal(raw: str, now: datetime | None = None) -> KeyPrincipal | None:
+    """The principal of a key found valid within KEY_CACHE_TTL whose last use needs no write yet;
+    None means: ask authenticate. No database: it runs on the event loop."""
+    now = now or utcnow()
+    checked = _checked_keys.get(_hash(raw))
+    if checked is None or checked.valid_until <= now or checked.last_used_at < now - LAST_USE_RESOLUTION:
+        return None
+    return checked.principal
+
+
+# Built once: the statement of every API request's key check.
+_KEY_BY_PREFIX = select(ApiKey.id, ApiKey.organisation_id, ApiKey.key_hash, ApiKey.scopes, ApiKey.revoked_at,
+                        ApiKey.expires_at, ApiKey.last_used_at).where(ApiKey.prefix == bindparam("prefix"))
+
+
 def authenticate(db: Session | Connection, raw: str, now: datetime | None = None) -> KeyPrincipal | None:
-    """The key's principal, or None when the key is unknown, wrong, revoked or expired. Plain
-    columns, no ORM: it runs on every API request (a Connection from connection_scope will do)."""
+    """The key's principal, or None when the key is unknown, wrong, revoked or expired; a valid key
+    is remembered for checked_principal. Plain columns, no ORM (a Connection from
+    connection_scope will do)."""
     now = now or utcnow()
     prefix = raw[:len(KEY_PREFIX) + PREFIX_HEX]
     if not prefix.startswith(KEY_PREFIX) or len(raw) > 100:
         return None
-    key = db.execute(select(ApiKey.id, ApiKey.organisation_id, ApiKey.key_hash, ApiKey.scopes, ApiKey.revoked_at,
-                            ApiKey.expires_at, ApiKey.last_used_at).where(ApiKey.prefix == prefix)).first()
-    if key is None or not hmac.compare_digest(key.key_hash, _hash(raw)):
+    key_hash = _hash(raw)
+    key = db.execute(_KEY_BY_PREFIX, {"prefix": prefix}).first()
+    if key is None or not hmac.compare_digest(key.key_hash, key_hash):
         return None
     if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+        _checked_keys.pop(key_hash, None)
         return None
-    if key.last_used_at is None or key.last_used_at < now - LAST_USE_RESOLUTION:
+    last_used_at = key.last_used_at
+    if last_used_at is None or last_used_at < now - LAST_USE_RESOLUTION:
         # Conditional, so concurrent requests write it once a minute at most, without a lock.
         db.execute(update(ApiKey).where(ApiKey.id == key.id, or_(
             ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USE_RESOLUTION))
             .values(last_used_at=now))
-    return KeyPrincipal(key.id, key.organisation_id, frozenset(key.scopes))
+        last_used_at = now  # by this request or, when the condition failed, a concurrent one
+    principal = KeyPrincipal(key.id, key.organisation_id, frozenset(key.scopes))
+    valid_until = min(now + KEY_CACHE_TTL, key.expires_at or now + KEY_CACHE_TTL)
+    _checked_keys[key_hash] = _CheckedKey(principal, valid_until, last_used_at)
+    return principal
 
 
 def principal_for_key(raw: str) -> KeyPrincipal | None:

@@ -14,8 +14,10 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import func, tuple_
+from sqlalchemy import Select, bindparam, func, tuple_
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -156,8 +158,8 @@ LISTED = (ApiSession.id, ApiSession.public_id, ApiSession.external_id, Attempt.s
 MAX_ROW_ID = 2**31 - 1
 
 
-def _keyset(cursor: str):
-    """The rows after the cursor's (created_at, id), newest first."""
+def _keyset(cursor: str) -> dict:
+    """The parameters of the rows after the cursor's (created_at, id)."""
     at, row_id = _decode_cursor(cursor, 2)
     try:
         at = datetime.fromisoformat(at)
@@ -165,26 +167,40 @@ def _keyset(cursor: str):
         raise BadCursor(cursor) from exc
     if at.tzinfo is None or isinstance(row_id, bool) or not isinstance(row_id, int) or not 0 < row_id <= MAX_ROW_ID:
         raise BadCursor(cursor)
-    # A row comparison: PostgreSQL starts the index scan at the cursor instead of filtering up to it.
-    return tuple_(ApiSession.created_at, ApiSession.id) < tuple_(at, row_id)
+    return {"cursor_at": at, "cursor_id": row_id}
 
 
-def list_sessions(db: Session, organisation_id: int, status: str | None, created_after: datetime | None,
-                  limit: int, cursor: str | None) -> tuple[list, str | None]:
+@lru_cache(maxsize=None)
+def _page_query(by_status: bool, by_created_after: bool, after_cursor: bool) -> Select:
+    """The statement of a page with these filters, built once (values are bound when it runs):
+    building and hashing a fresh statement cost more than the query itself."""
+    conditions = [ApiSession.organisation_id == bindparam("organisation_id")]
+    if by_status:
+        conditions.append(Attempt.status == bindparam("status"))
+    if by_created_after:
+        conditions.append(ApiSession.created_at > bindparam("created_after"))
+    if after_cursor:
+        # A row comparison: PostgreSQL starts the index scan at the cursor instead of filtering up to it.
+        conditions.append(tuple_(ApiSession.created_at, ApiSession.id)
+                          < tuple_(bindparam("cursor_at", type_=ApiSession.created_at.type), bindparam("cursor_id")))
+    return (select(*LISTED).join(Attempt, Attempt.id == ApiSession.attempt_id).where(*conditions)
+            .order_by(ApiSession.created_at.desc(), ApiSession.id.desc()).limit(bindparam("rows")))
+
+
+def list_sessions(db: Session | Connection, organisation_id: int, status: str | None,
+                  created_after: datetime | None, limit: int, cursor: str | None) -> tuple[list, str | None]:
     """One page of rows (LISTED columns), newest first, and the cursor of the next. The cursor is
     the last row's (created_at, id): rows created meanwhile come before it, so pages neither
-    repeat nor skip."""
-    conditions = [ApiSession.organisation_id == organisation_id]
+    repeat nor skip. Plain columns, no ORM (a Connection from connection_scope will do)."""
+    params = {"organisation_id": organisation_id, "rows": limit + 1}
     if status:
-        conditions.append(Attempt.status == status)
+        params["status"] = status
     if created_after is not None:
-        conditions.append(ApiSession.created_at > created_after)
+        params["created_after"] = created_after
     if cursor:
-        conditions.append(_keyset(cursor))
-    rows = db.exec(select(*LISTED).join(Attempt, Attempt.id == ApiSession.attempt_id)
-                   .where(*conditions).order_by(ApiSession.created_at.desc(), ApiSession.id.desc())
-                   .limit(limit + 1)).all()
-    page = list(rows[:limit])
+        params |= _keyset(cursor)
+    rows = db.execute(_page_query(bool(status), created_after is not None, bool(cursor)), params).all()
+    page = rows[:limit]
     more = len(rows) > limit
     return page, _encode_cursor(page[-1].created_at.isoformat(), page[-1].id) if more else None
 

@@ -14,6 +14,7 @@ from proctor_app.models import Organisation, utcnow
 from proctor_app.services import api_keys, organisations
 from proctor_app.services.review import iso_time
 from proctor_app.state.auth import AuthState, requires
+from proctor_app.state.changes import apply_change
 
 
 @dataclass
@@ -46,13 +47,10 @@ class AdminApiKeysState(AuthState):
     notice: str = ""
     create_form_key: int = 0
 
-    def _managed(self, db: Session) -> int | None:
-        return organisations.managed_organisation_id(db, self._user.id)
-
     def _reload(self) -> None:
         now = utcnow()
         with session_scope() as db:
-            managed = self._managed(db)
+            managed = organisations.managed_organisation_id(db, self._user.id)
             rows = api_keys.keys_of(db, managed)
         self.all_organisations = managed is None
         self.keys = [KeyRow(id=key.id, prefix=key.prefix, organisation=org.slug, label=key.label,
@@ -60,17 +58,12 @@ class AdminApiKeysState(AuthState):
                             expires=iso_time(key.expires_at), state=_state(key, now))
                      for key, org in rows]
 
-    def _apply(self, change: Callable[[Session, int | None], str]) -> bool:
+    async def _apply(self, change: Callable[[Session, int | None], str]) -> bool:
+        """One key change, given the organisation the admin manages (None: all)."""
         self.new_key = ""
-        try:
-            with session_scope() as db:
-                message = change(db, self._managed(db))
-        except (api_keys.ApiKeyError, organisations.OrganisationError) as exc:
-            self.error, self.notice = str(exc), ""
-            return False
-        self.error, self.notice = "", message
-        self._reload()
-        return True
+        user_id = self._user.id
+        return await apply_change(self, lambda db: change(db, organisations.managed_organisation_id(db, user_id)),
+                                  (api_keys.ApiKeyError, organisations.OrganisationError))
 
     @requires(ADMIN)
     def on_load(self):
@@ -78,7 +71,7 @@ class AdminApiKeysState(AuthState):
         self._reload()
 
     @requires(ADMIN)
-    def create_key(self, form: dict):
+    async def create_key(self, form: dict):
         actor = self._user.id
         scopes = [scope for scope in api_keys.SCOPES if form.get(f"scope:{scope}")]
         days = str(form.get("expires_days", "")).strip()
@@ -98,17 +91,18 @@ class AdminApiKeysState(AuthState):
             new_key.append(raw)
             return f"Created key {key.prefix} for {organisation.slug}. Copy it now: it is not shown again."
 
-        if self._apply(create):
+        if await self._apply(create):
             self.new_key = new_key[0]
             self.create_form_key += 1
 
     @requires(ADMIN)
-    def revoke(self, key_id: int):
+    async def revoke(self, key_id: int):
         actor = self._user.id
-        self._apply(lambda db, managed: f"Revoked {api_keys.revoke_key(db, int(key_id), managed, actor).prefix}.")
+        await self._apply(
+            lambda db, managed: f"Revoked {api_keys.revoke_key(db, int(key_id), managed, actor).prefix}.")
 
     @requires(ADMIN)
-    def rotate(self, key_id: int):
+    async def rotate(self, key_id: int):
         actor = self._user.id
 
         new_key: list[str] = []
@@ -119,5 +113,5 @@ class AdminApiKeysState(AuthState):
             return (f"New key {key.prefix}; the old one works for {api_keys.ROTATION_OVERLAP} more. "
                     "Copy the new key now: it is not shown again.")
 
-        if self._apply(rotate):
+        if await self._apply(rotate):
             self.new_key = new_key[0]

@@ -1,4 +1,3 @@
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,6 +9,7 @@ from proctor_app.models import Organisation, User
 from proctor_app.services import accounts, organisations
 from proctor_app.services.accounts import normalise_email
 from proctor_app.state.auth import AuthState, requires
+from proctor_app.state.changes import apply_change
 
 
 @dataclass
@@ -64,20 +64,8 @@ class AdminUsersState(AuthState):
                                      if visible is None or org_id == visible]
 
     async def _apply(self, change: Callable[[Session], User], done: Callable[[User], str]) -> bool:
-        """Run one account change in a thread (passwords are hashed there, off the event loop);
-        show its result or the rule it broke."""
-        def run() -> str:
-            with session_scope() as db:
-                return done(change(db))
-
-        try:
-            message = await asyncio.to_thread(run)
-        except accounts.AccountError as exc:
-            self.error, self.notice = str(exc), ""
-            return False
-        self.error, self.notice = "", message
-        self._reload()
-        return True
+        """One account change (passwords are hashed off the event loop), described by `done`."""
+        return await apply_change(self, lambda db: done(change(db)), (accounts.AccountError,))
 
     @requires(ADMIN)
     def on_load(self):

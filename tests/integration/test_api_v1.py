@@ -10,7 +10,7 @@ from sqlmodel import select
 from starlette.testclient import TestClient
 
 from proctor_app.api import build_api
-from proctor_app.db import session_scope
+from proctor_app.db import connection_scope, session_scope
 from proctor_app.models import ApiKey, ApiSession, Attempt, Exam, Organisation, utcnow
 from proctor_app.services import api_keys
 from tests.support.api import make_caller, session_body
@@ -164,8 +164,43 @@ def test_last_use_is_written_at_most_once_a_minute(api, org_a):
         key = db.exec(select(ApiKey).where(ApiKey.organisation_id == org_a.organisation_id)).one()
         key.last_used_at = first - timedelta(minutes=2)
         db.add(key)
+    # The process remembers the key as used at `first` until KEY_CACHE_TTL has passed.
+    api_keys.forget_checked_keys()
     api.get("/api/v1/sessions", headers=org_a.headers)
     assert last_use() > first - timedelta(minutes=2)
+
+
+def test_a_checked_key_is_remembered_for_a_bounded_time(org_a):
+    now = utcnow()
+    with connection_scope() as conn:
+        principal = api_keys.authenticate(conn, org_a.key, now)
+    assert api_keys.checked_principal(org_a.key, now + timedelta(seconds=1)) == principal
+    # Revoked in another process (a direct write): refused once the bound has passed.
+    with session_scope() as db:
+        key = db.get(ApiKey, principal.key_id)
+        key.revoked_at = now
+        db.add(key)
+    assert api_keys.checked_principal(org_a.key, now + api_keys.KEY_CACHE_TTL) is None
+    with connection_scope() as conn:
+        assert api_keys.authenticate(conn, org_a.key, now + api_keys.KEY_CACHE_TTL) is None
+
+
+def test_revoking_in_this_process_forgets_the_key_at_once(api, org_a):
+    assert api.get("/api/v1/sessions", headers=org_a.headers).status_code == 200
+    with session_scope() as db:
+        key_id = db.exec(select(ApiKey.id).where(ApiKey.organisation_id == org_a.organisation_id)).one()
+        api_keys.revoke_key(db, key_id, org_a.organisation_id)
+    _problem(api.get("/api/v1/sessions", headers=org_a.headers), 401)
+
+
+def test_an_expiring_key_is_not_remembered_past_its_expiry(demo_db):
+    now = utcnow()
+    with session_scope() as db:
+        caller = make_caller(db, expires_at=now + timedelta(seconds=2))
+    with connection_scope() as conn:
+        assert api_keys.authenticate(conn, caller.key, now) is not None
+    assert api_keys.checked_principal(caller.key, now + timedelta(seconds=1)) is not None
+    assert api_keys.checked_principal(caller.key, now + timedelta(seconds=2)) is None
 
 
 def test_pages_neither_repeat_nor_skip_while_sessions_are_added(api, org_a):

@@ -6,7 +6,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proctor_app.api.v1.problems import problem_response
-from proctor_app.services.api_keys import principal_for_key
+from proctor_app.services.api_keys import checked_principal, principal_for_key
 
 SCOPE_EXTRA = "x-required-scope"
 # Where the request's KeyPrincipal is kept in the ASGI scope.
@@ -53,7 +53,8 @@ class ApiKeyAuth:
             return
         headers = dict(scope["headers"])
         raw = presented_key(headers)
-        principal = await anyio.to_thread.run_sync(principal_for_key, raw) if raw else None
+        # A key checked moments ago needs no database round trip, nor a worker thread.
+        principal = (checked_principal(raw) or await anyio.to_thread.run_sync(principal_for_key, raw)) if raw else None
         if principal is None:
             detail = "An API key is required." if raw is None else "The API key is invalid, revoked or expired."
             response = problem_response(401, detail, headers=CHALLENGE)

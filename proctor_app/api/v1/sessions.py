@@ -31,7 +31,7 @@ from proctor_app.api.v1.schemas import (
     Stream,
 )
 from proctor_app.config import config
-from proctor_app.db import session_scope
+from proctor_app.db import read_scope, session_scope
 from proctor_app.media.playback.links import key_link, key_recording_link, link_expiry
 from proctor_app.models import ApiSession, Attempt, AttemptStatus, Exam, RecordingStatus, utcnow
 from proctor_app.services import api_sessions, retention, sdk_sessions
@@ -106,9 +106,9 @@ def list_sessions(request: Request, status: SessionStatus | None = None,
         created_after = created_after and created_after.astimezone(timezone.utc)
     except OverflowError:  # e.g. year 1 with a positive offset: before the first representable time
         raise ApiProblem(422, "created_after is out of range.") from None
-    with session_scope() as db:
+    with read_scope() as conn:
         try:
-            rows, next_cursor = api_sessions.list_sessions(db, principal.organisation_id, status,
+            rows, next_cursor = api_sessions.list_sessions(conn, principal.organisation_id, status,
                                                            created_after, limit, cursor)
         except api_sessions.BadCursor:
             raise ApiProblem(422, "The cursor is not one this API gave out.") from None

@@ -16,6 +16,7 @@ from proctor_app.media.storage import storage
 from proctor_app.models import ApiKey, Attempt, AuditLog, Organisation, utcnow
 from proctor_app.services import api_keys
 from tests.support.api import make_caller, wrap_attempt
+from tests.support.polling import wait_for
 from tests.support.retention_media import make_media_attempt
 from tests.support.server import ROOT
 
@@ -113,4 +114,6 @@ def test_the_cli_prints_a_working_key_alone_on_the_last_line(api, demo_db):
     revoked = subprocess.run([sys.executable, "-m", "proctor_app", "api-keys", "revoke", key[:15]],
                              cwd=ROOT, env=os.environ, capture_output=True, text=True, timeout=120)
     assert revoked.returncode == 0
-    assert api.get("/api/v1/sessions", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    # Revoked in another process: this one refuses the key within its cache's bound.
+    wait_for(lambda: api.get("/api/v1/sessions", headers={"Authorization": f"Bearer {key}"}).status_code == 401,
+             timeout=api_keys.KEY_CACHE_TTL.total_seconds() + 5, what="the revoked key refused")

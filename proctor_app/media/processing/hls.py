@@ -73,6 +73,7 @@ class Source:
     duration_s: float
     audio_codec: str  # "" without audio
     keyframes_every_gop: bool
+    b_frames: bool
 
 
 def probe_source(mp4: Path) -> Source:
@@ -85,7 +86,8 @@ def probe_source(mp4: Path) -> Source:
         duration = container.duration / 1e6 if container.duration else tables.end_s
         return Source(video.codec_context.width, video.codec_context.height, tables.fps, duration,
                       audio.codec_context.name if audio else "",
-                      tables.video_codec == "h264" and tables.max_keyframe_gap_s <= GOP_S + KEYFRAME_SLACK_S)
+                      tables.video_codec == "h264" and tables.max_keyframe_gap_s <= GOP_S + KEYFRAME_SLACK_S,
+                      bool(video.codec_context.has_b_frames))
 
 
 def ladder_graph(mp4: Path, work: Path, source: Source, renditions: list[Rendition]):
@@ -112,6 +114,10 @@ def ladder_graph(mp4: Path, work: Path, source: Source, renditions: list[Renditi
                      "x264-params": X264_PARAMS, "maxrate": f"{maxrate}k", "bufsize": f"{2 * maxrate}k",
                      # the same cut points as the MP4's encode, so every rendition's segments align
                      "force_key_frames": f"expr:gte(t,n_forced*{GOP_S})"}
+            if not source.b_frames:
+                # B-frames delay presentation times by frames: the renditions would start later
+                # than a copied top one without them, and a quality switch would jump.
+                codec["bf"] = 0
         streams = [video, inp.audio] if source.audio_codec else [video]
         outputs.append(ffmpeg.output(*streams, str(work / playlist), **codec, **hls))
     return ffmpeg.merge_outputs(*outputs)

@@ -1,0 +1,273 @@
+"""The HLS ladder of real recordings: made by its own job after the MP4 (never before), one
+rendition per height up to the source's (the top one copied when its keyframes are every 2 s),
+playlists that parse with 2 s segments, each rendition decoding at its height; served through
+links signed per viewer (playlists rewritten), not found for another organisation, and deleted
+with the rest of the attempt's media."""
+
+import asyncio
+import io
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import av
+import pytest
+from sqlmodel import select
+from starlette.testclient import TestClient
+
+from proctor_app.api import build_api
+from proctor_app.auth import sessions
+from proctor_app.auth.sessions import SESSION_COOKIE
+from proctor_app.db import session_scope
+from proctor_app.demo import DEMO_PASSWORD
+from proctor_app.media.jobs.errors import Defer
+from proctor_app.media.jobs.worker import JobContext
+from proctor_app.media.playback.links import recording_link
+from proctor_app.media.playback.playlists import parse_media_playlist, variant_uris
+from proctor_app.media.processing.graphs import GOP_S
+from proctor_app.media.storage import storage
+from proctor_app.models import Job, JobStatus, RecordingStatus, utcnow
+from proctor_app.services import processing
+from proctor_app.media.retention.run import ErasureRefused
+from proctor_app.services.retention import erase_media
+from proctor_app.services.review import hls_link
+from proctor_app.services.settings import settings_cache
+from tests.support import samples
+from tests.support.factories import user_id
+from tests.support.finalized import recording_of
+from tests.support.organisations import make_other_organisation
+
+pytestmark = pytest.mark.usefixtures("demo_db")
+
+SECONDS = 8
+SUPERVISOR_A = "supervisor@example.com"
+
+
+def _run(coroutine):
+    # In a thread of its own, like finalize_now: a sync Playwright loop may hold this one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def _recorded(tmp_path: Path, sizes: dict[str, tuple[int, int]], keyframe_s: float = 2.0) -> int:
+    """An ended attempt with an H.264 recording per stream at its size, uploaded as the browser does."""
+    started = utcnow() - timedelta(seconds=SECONDS + 10)
+    sample = samples.start_attempt(started, screen="screen" in sizes)
+    for stream, size in sizes.items():
+        data = samples.encode(tmp_path / f"{stream}.mkv", SECONDS, "h264", size=size, fps=15,
+                              keyframe_s=keyframe_s).read_bytes()
+        samples.upload_segment(sample, stream, 0, samples.evenly(samples.cut(data, SECONDS), started, SECONDS),
+                               samples.MIME["h264"])
+    samples.end_attempt(sample, started + timedelta(seconds=SECONDS))
+    return sample.attempt_id
+
+
+def _context(attempt_id: int, kind: str) -> JobContext:
+    return JobContext(id=0, kind=kind, attempt_id=attempt_id, payload={}, tries=1, max_tries=3)
+
+
+def _jobs(attempt_id: int, kind: str) -> list[Job]:
+    with session_scope() as db:
+        return list(db.exec(select(Job).where(Job.attempt_id == attempt_id, Job.kind == kind)))
+
+
+def _processed(attempt_id: int) -> None:
+    """The attempt's finalize job then its HLS job, as a worker runs them."""
+    _run(processing.finalize_handler(settings_cache).run(_context(attempt_id, processing.FINALIZE)))
+    _run(processing.run_hls(_context(attempt_id, processing.HLS)))
+
+
+def _rendition(folder: Path, playlist_name: str) -> tuple[list[float], av.VideoFrame | None, int, float]:
+    """(segment durations, last frame, frames, last frame's time) of a rendition: its init and
+    segments joined as the player's buffer gets them, then decoded."""
+    playlist = parse_media_playlist((folder / playlist_name).read_text())
+    data = (folder / playlist.init_uri).read_bytes() + b"".join((folder / uri).read_bytes()
+                                                                 for _, uri in playlist.segments)
+    frames, last, last_t = 0, None, 0.0
+    with av.open(io.BytesIO(data), format="mp4") as container:
+        for frame in container.decode(video=0):
+            frames, last, last_t = frames + 1, frame, float(frame.pts * frame.time_base)
+    return [d for d, _ in playlist.segments], last, frames, last_t
+
+
+def _keyframe_times(folder: Path, playlist_name: str) -> list[float]:
+    playlist = parse_media_playlist((folder / playlist_name).read_text())
+    data = (folder / playlist.init_uri).read_bytes() + b"".join((folder / uri).read_bytes()
+                                                                 for _, uri in playlist.segments)
+    with av.open(io.BytesIO(data), format="mp4") as container:
+        return [float(p.pts * p.time_base) for p in container.demux(video=0)
+                if p.pts is not None and p.is_keyframe]
+
+
+def test_a_ladder_up_to_each_sources_height_after_the_mp4(tmp_path):
+    attempt_id = _recorded(tmp_path, {"camera": (640, 480), "screen": (1280, 720)})
+    with session_scope() as db:
+        processing.enqueue_finalize(db, attempt_id)
+    # Never before the MP4: with processing still to run, the ladder job waits.
+    with pytest.raises(Defer):
+        _run(processing.run_hls(_context(attempt_id, processing.HLS)))
+    assert _jobs(attempt_id, processing.HLS) == []
+    _run(processing.finalize_handler(settings_cache).run(_context(attempt_id, processing.FINALIZE)))
+    _finish_jobs(attempt_id, processing.FINALIZE)
+    (hls_job,) = _jobs(attempt_id, processing.HLS)
+    assert hls_job.status == JobStatus.queued
+    camera = recording_of(attempt_id, "camera")
+    assert camera.status == RecordingStatus.completed and camera.mp4_path and not camera.hls_path
+
+    _run(processing.run_hls(_context(attempt_id, processing.HLS)))
+    expected = {"camera": [(480, 360), (640, 480)], "screen": [(640, 360), (854, 480), (1280, 720)]}
+    for stream, sizes in expected.items():
+        rec = recording_of(attempt_id, stream)
+        master = storage.absolute(rec.hls_path)
+        folder = master.parent
+        text = master.read_text()
+        assert variant_uris(text) == [f"{h}p.m3u8" for _, h in sizes]
+        for w, h in sizes:
+            assert f"RESOLUTION={w}x{h}" in text
+        assert text.count('CODECS="avc1.') == len(sizes) and "BANDWIDTH=" in text
+        for (w, h), uri in zip(sizes, variant_uris(text)):
+            durations, last, frames, last_t = _rendition(folder, uri)
+            # 2 s segments (the last one may be shorter), decoding at the rendition's size to the end.
+            assert all(abs(d - GOP_S) < 0.1 for d in durations[:-1]), durations
+            assert abs(sum(durations) - SECONDS) < 0.5
+            assert (last.width, last.height) == (w, h)
+            assert frames >= SECONDS * 15 - 2 and last_t > SECONDS - 0.5
+        # Every rendition has its keyframes at the same times, 2 s apart: a switch lands cleanly.
+        keyframes = [_keyframe_times(folder, uri) for uri in variant_uris(text)]
+        assert all(len(k) == len(keyframes[0]) >= SECONDS // GOP_S for k in keyframes), keyframes
+        for times in zip(*keyframes):
+            assert max(times) - min(times) < 0.02, keyframes
+        assert all(abs(b - a - GOP_S) < 0.1 for a, b in zip(keyframes[0], keyframes[0][1:])), keyframes
+    # The browser recording's keyframes were every 2 s: its top rendition is the MP4's video as is.
+    with av.open(str(storage.absolute(recording_of(attempt_id, "camera").mp4_path))) as container:
+        mp4_packets = [bytes(p) for p in container.demux(video=0) if p.size]
+    folder = storage.absolute(recording_of(attempt_id, "camera").hls_path).parent
+    top = parse_media_playlist((folder / "480p.m3u8").read_text())
+    data = (folder / top.init_uri).read_bytes() + b"".join((folder / u).read_bytes() for _, u in top.segments)
+    with av.open(io.BytesIO(data), format="mp4") as container:
+        assert [bytes(p) for p in container.demux(video=0) if p.size] == mp4_packets
+    # Nothing left to make: no more ladder jobs.
+    with session_scope() as db:
+        assert processing.enqueue_hls(db, attempt_id) is None
+
+
+def test_no_upscaling_and_sparse_keyframes_are_encoded_on_top(tmp_path):
+    attempt_id = _recorded(tmp_path, {"camera": (320, 240)}, keyframe_s=6.0)
+    _processed(attempt_id)
+    rec = recording_of(attempt_id)
+    folder = storage.absolute(rec.hls_path).parent
+    # 240p: one rendition, its own height; its 6 s keyframes do not cut 2 s segments, so it is encoded.
+    assert variant_uris(storage.absolute(rec.hls_path).read_text()) == ["240p.m3u8"]
+    durations, last, _, _ = _rendition(folder, "240p.m3u8")
+    assert (last.width, last.height) == (320, 240)
+    assert all(abs(d - GOP_S) < 0.1 for d in durations[:-1]), durations
+
+
+def _finish_jobs(attempt_id: int, *kinds: str) -> None:
+    """What the worker would have written after running the attempt's jobs (of `kinds`) here."""
+    with session_scope() as db:
+        for job in db.exec(select(Job).where(Job.attempt_id == attempt_id,
+                                             Job.kind.in_(kinds or (processing.FINALIZE, processing.HLS)))):
+            job.status = JobStatus.done
+            db.add(job)
+
+
+def test_reprocessing_makes_the_ladder_again(tmp_path, keep_raw_chunks):
+    attempt_id = _recorded(tmp_path, {"camera": (320, 240)})
+    with session_scope() as db:
+        processing.enqueue_hls(db, attempt_id)  # nothing playable yet: nothing queued
+    assert _jobs(attempt_id, processing.HLS) == []
+    _processed(attempt_id)
+    _finish_jobs(attempt_id)
+    master = storage.absolute(recording_of(attempt_id).hls_path)
+    with session_scope() as db:
+        processing.enqueue_finalize(db, attempt_id, force=True)
+    with pytest.raises(Defer):  # the new MP4 first
+        _run(processing.run_hls(_context(attempt_id, processing.HLS)))
+    _run(processing.finalize_handler(settings_cache).run(
+        JobContext(0, processing.FINALIZE, attempt_id, {"force": True}, 1, 5)))
+    _finish_jobs(attempt_id, processing.FINALIZE)
+    assert recording_of(attempt_id).hls_path == ""  # the old ladder is not the new MP4's
+    assert [j.status for j in _jobs(attempt_id, processing.HLS)] == [JobStatus.done, JobStatus.queued]
+    _run(processing.run_hls(_context(attempt_id, processing.HLS)))
+    assert storage.absolute(recording_of(attempt_id).hls_path) == master and master.exists()
+    # One ladder folder, no work folder left behind.
+    assert sorted(p.name for p in master.parent.parent.iterdir() if "hls" in p.name) == ["camera_hls"]
+
+
+@pytest.fixture(scope="module")
+def api():
+    with TestClient(build_api(), base_url="http://proctor.test") as client:
+        yield client
+
+
+def _cookie(email: str) -> dict:
+    return {"Cookie": f"{SESSION_COOKIE}={sessions.login(email, DEMO_PASSWORD)[0]}"}
+
+
+def test_served_through_links_signed_per_viewer(api, tmp_path):
+    attempt_id = _recorded(tmp_path, {"camera": (640, 480)})
+    _processed(attempt_id)
+    me, cookie = user_id(SUPERVISOR_A), _cookie(SUPERVISOR_A)
+    master = api.get(hls_link(me, attempt_id, "camera"), headers=cookie)
+    assert master.status_code == 200, master.text
+    assert master.headers["content-type"].startswith("application/vnd.apple.mpegurl")
+    variants = variant_uris(master.text)
+    assert len(variants) == 2 and all(v.startswith(f"/api/media/attempts/{attempt_id}/camera/hls/")
+                                      and "sig=" in v for v in variants)
+    media = api.get(variants[0], headers=cookie)
+    assert media.status_code == 200
+    playlist = parse_media_playlist(media.text)
+    init = api.get(playlist.init_uri, headers=cookie)
+    segment = api.get(playlist.segments[0][1], headers=cookie)
+    assert init.status_code == 200 and segment.status_code == 200 and len(segment.content) > 1000
+    # Byte ranges, as for the MP4.
+    part = api.get(playlist.segments[0][1], headers=cookie | {"Range": "bytes=0-99"})
+    assert part.status_code == 206 and len(part.content) == 100
+    # A segment's link is the grant of this viewer only: another user's session gets 403.
+    other = _cookie("admin@example.com")
+    assert api.get(playlist.segments[0][1], headers=other).status_code == 403
+    # Without a session, with a tampered signature, or an unknown file: refused.
+    assert api.get(playlist.segments[0][1]).status_code == 401
+    assert api.get(playlist.segments[0][1].replace("sig=", "sig=x"), headers=cookie).status_code == 403
+    for name in ("secret.txt", "..%2Fcamera.mp4", "360p_1.m4s"):
+        link = recording_link(me, attempt_id, "camera", f"hls/{name}")
+        assert api.get(link, headers=cookie).status_code == 404, name
+    assert api.get(recording_link(me, attempt_id, "microphone", "hls/master.m3u8"),
+                   headers=cookie).status_code == 404
+    # Paths only name the attempt and the file, never the storage layout.
+    assert "processed/" not in master.text and "processed/" not in media.text
+
+
+def test_a_recording_without_its_ladder_yet_is_not_found(api, tmp_path):
+    attempt_id = _recorded(tmp_path, {"camera": (320, 240)})
+    _run(processing.finalize_handler(settings_cache).run(_context(attempt_id, processing.FINALIZE)))
+    response = api.get(hls_link(user_id(SUPERVISOR_A), attempt_id, "camera"), headers=_cookie(SUPERVISOR_A))
+    assert response.status_code == 404 and "not available" in response.text
+
+
+def test_another_organisations_user_gets_404(api, tmp_path):
+    attempt_id = _recorded(tmp_path, {"camera": (320, 240)})
+    _processed(attempt_id)
+    org_b = make_other_organisation()
+    for person in (org_b.supervisor, org_b.admin):
+        response = api.get(hls_link(person.id, attempt_id, "camera"), headers=_cookie(person.email))
+        assert response.status_code == 404 and response.text == "No such attempt."
+
+
+def test_erasure_deletes_the_ladder_and_waits_for_its_job(tmp_path):
+    attempt_id = _recorded(tmp_path, {"camera": (320, 240)})
+    _processed(attempt_id)
+    rec = recording_of(attempt_id)
+    folder = storage.absolute(rec.hls_path).parent
+    assert len(list(folder.iterdir())) > 3
+    # While its ladder job is queued, the attempt is being processed: not erased yet.
+    with session_scope() as db, pytest.raises(ErasureRefused):
+        erase_media(db, attempt_id, utcnow(), "test erasure")
+    _finish_jobs(attempt_id)
+    with session_scope() as db:
+        assert erase_media(db, attempt_id, utcnow(), "test erasure")
+    assert not folder.exists()
+    rec = recording_of(attempt_id)
+    assert rec.status == RecordingStatus.expired and rec.hls_path == "" and rec.mp4_path == ""

@@ -4,10 +4,7 @@ playlists that parse with 2 s segments, each rendition decoding at its height; s
 links signed per viewer (playlists rewritten), not found for another organisation, and deleted
 with the rest of the attempt's media."""
 
-import asyncio
 import io
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,7 +19,6 @@ from proctor_app.auth.sessions import SESSION_COOKIE
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
 from proctor_app.media.jobs.errors import Defer
-from proctor_app.media.jobs.worker import JobContext
 from proctor_app.media.playback.links import recording_link
 from proctor_app.media.playback.playlists import parse_media_playlist, variant_uris
 from proctor_app.media.processing.graphs import GOP_S
@@ -32,10 +28,9 @@ from proctor_app.services import processing
 from proctor_app.media.retention.run import ErasureRefused
 from proctor_app.services.retention import erase_media
 from proctor_app.services.review import hls_link
-from proctor_app.services.settings import settings_cache
-from tests.support import samples
 from tests.support.factories import user_id
 from tests.support.finalized import recording_of
+from tests.support.ladders import finalize_here, finish_jobs, ladder_here, processed, recorded_attempt
 from tests.support.organisations import make_other_organisation
 
 pytestmark = pytest.mark.usefixtures("demo_db")
@@ -44,38 +39,9 @@ SECONDS = 8
 SUPERVISOR_A = "supervisor@example.com"
 
 
-def _run(coroutine):
-    # In a thread of its own, like finalize_now: a sync Playwright loop may hold this one.
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
-def _recorded(tmp_path: Path, sizes: dict[str, tuple[int, int]], keyframe_s: float = 2.0) -> int:
-    """An ended attempt with an H.264 recording per stream at its size, uploaded as the browser does."""
-    started = utcnow() - timedelta(seconds=SECONDS + 10)
-    sample = samples.start_attempt(started, screen="screen" in sizes)
-    for stream, size in sizes.items():
-        data = samples.encode(tmp_path / f"{stream}.mkv", SECONDS, "h264", size=size, fps=15,
-                              keyframe_s=keyframe_s).read_bytes()
-        samples.upload_segment(sample, stream, 0, samples.evenly(samples.cut(data, SECONDS), started, SECONDS),
-                               samples.MIME["h264"])
-    samples.end_attempt(sample, started + timedelta(seconds=SECONDS))
-    return sample.attempt_id
-
-
-def _context(attempt_id: int, kind: str) -> JobContext:
-    return JobContext(id=0, kind=kind, attempt_id=attempt_id, payload={}, tries=1, max_tries=3)
-
-
 def _jobs(attempt_id: int, kind: str) -> list[Job]:
     with session_scope() as db:
-        return list(db.exec(select(Job).where(Job.attempt_id == attempt_id, Job.kind == kind)))
-
-
-def _processed(attempt_id: int) -> None:
-    """The attempt's finalize job then its HLS job, as a worker runs them."""
-    _run(processing.finalize_handler(settings_cache).run(_context(attempt_id, processing.FINALIZE)))
-    _run(processing.run_hls(_context(attempt_id, processing.HLS)))
+        return list(db.exec(select(Job).where(Job.attempt_id == attempt_id, Job.kind == kind).order_by(Job.id)))
 
 
 def _rendition(folder: Path, playlist_name: str) -> tuple[list[float], av.VideoFrame | None, int, float]:
@@ -101,21 +67,21 @@ def _keyframe_times(folder: Path, playlist_name: str) -> list[float]:
 
 
 def test_a_ladder_up_to_each_sources_height_after_the_mp4(tmp_path):
-    attempt_id = _recorded(tmp_path, {"camera": (640, 480), "screen": (1280, 720)})
+    attempt_id = recorded_attempt(tmp_path, {"camera": (640, 480), "screen": (1280, 720)}, SECONDS)
     with session_scope() as db:
         processing.enqueue_finalize(db, attempt_id)
     # Never before the MP4: with processing still to run, the ladder job waits.
     with pytest.raises(Defer):
-        _run(processing.run_hls(_context(attempt_id, processing.HLS)))
+        ladder_here(attempt_id)
     assert _jobs(attempt_id, processing.HLS) == []
-    _run(processing.finalize_handler(settings_cache).run(_context(attempt_id, processing.FINALIZE)))
-    _finish_jobs(attempt_id, processing.FINALIZE)
+    finalize_here(attempt_id)
+    finish_jobs(attempt_id, processing.FINALIZE)
     (hls_job,) = _jobs(attempt_id, processing.HLS)
     assert hls_job.status == JobStatus.queued
     camera = recording_of(attempt_id, "camera")
     assert camera.status == RecordingStatus.completed and camera.mp4_path and not camera.hls_path
 
-    _run(processing.run_hls(_context(attempt_id, processing.HLS)))
+    ladder_here(attempt_id)
     expected = {"camera": [(480, 360), (640, 480)], "screen": [(640, 360), (854, 480), (1280, 720)]}
     for stream, sizes in expected.items():
         rec = recording_of(attempt_id, stream)
@@ -153,8 +119,8 @@ def test_a_ladder_up_to_each_sources_height_after_the_mp4(tmp_path):
 
 
 def test_no_upscaling_and_sparse_keyframes_are_encoded_on_top(tmp_path):
-    attempt_id = _recorded(tmp_path, {"camera": (320, 240)}, keyframe_s=6.0)
-    _processed(attempt_id)
+    attempt_id = recorded_attempt(tmp_path, {"camera": (320, 240)}, SECONDS, keyframe_s=6.0)
+    processed(attempt_id)
     rec = recording_of(attempt_id)
     folder = storage.absolute(rec.hls_path).parent
     # 240p: one rendition, its own height; its 6 s keyframes do not cut 2 s segments, so it is encoded.
@@ -164,33 +130,22 @@ def test_no_upscaling_and_sparse_keyframes_are_encoded_on_top(tmp_path):
     assert all(abs(d - GOP_S) < 0.1 for d in durations[:-1]), durations
 
 
-def _finish_jobs(attempt_id: int, *kinds: str) -> None:
-    """What the worker would have written after running the attempt's jobs (of `kinds`) here."""
-    with session_scope() as db:
-        for job in db.exec(select(Job).where(Job.attempt_id == attempt_id,
-                                             Job.kind.in_(kinds or (processing.FINALIZE, processing.HLS)))):
-            job.status = JobStatus.done
-            db.add(job)
-
-
 def test_reprocessing_makes_the_ladder_again(tmp_path, keep_raw_chunks):
-    attempt_id = _recorded(tmp_path, {"camera": (320, 240)})
+    attempt_id = recorded_attempt(tmp_path, {"camera": (320, 240)}, SECONDS)
     with session_scope() as db:
         processing.enqueue_hls(db, attempt_id)  # nothing playable yet: nothing queued
     assert _jobs(attempt_id, processing.HLS) == []
-    _processed(attempt_id)
-    _finish_jobs(attempt_id)
+    processed(attempt_id)
     master = storage.absolute(recording_of(attempt_id).hls_path)
     with session_scope() as db:
         processing.enqueue_finalize(db, attempt_id, force=True)
     with pytest.raises(Defer):  # the new MP4 first
-        _run(processing.run_hls(_context(attempt_id, processing.HLS)))
-    _run(processing.finalize_handler(settings_cache).run(
-        JobContext(0, processing.FINALIZE, attempt_id, {"force": True}, 1, 5)))
-    _finish_jobs(attempt_id, processing.FINALIZE)
+        ladder_here(attempt_id)
+    finalize_here(attempt_id, force=True)
+    finish_jobs(attempt_id, processing.FINALIZE)
     assert recording_of(attempt_id).hls_path == ""  # the old ladder is not the new MP4's
     assert [j.status for j in _jobs(attempt_id, processing.HLS)] == [JobStatus.done, JobStatus.queued]
-    _run(processing.run_hls(_context(attempt_id, processing.HLS)))
+    ladder_here(attempt_id)
     assert storage.absolute(recording_of(attempt_id).hls_path) == master and master.exists()
     # One ladder folder, no work folder left behind.
     assert sorted(p.name for p in master.parent.parent.iterdir() if "hls" in p.name) == ["camera_hls"]
@@ -207,8 +162,8 @@ def _cookie(email: str) -> dict:
 
 
 def test_served_through_links_signed_per_viewer(api, tmp_path):
-    attempt_id = _recorded(tmp_path, {"camera": (640, 480)})
-    _processed(attempt_id)
+    attempt_id = recorded_attempt(tmp_path, {"camera": (640, 480)}, SECONDS)
+    processed(attempt_id)
     me, cookie = user_id(SUPERVISOR_A), _cookie(SUPERVISOR_A)
     master = api.get(hls_link(me, attempt_id, "camera"), headers=cookie)
     assert master.status_code == 200, master.text
@@ -241,15 +196,15 @@ def test_served_through_links_signed_per_viewer(api, tmp_path):
 
 
 def test_a_recording_without_its_ladder_yet_is_not_found(api, tmp_path):
-    attempt_id = _recorded(tmp_path, {"camera": (320, 240)})
-    _run(processing.finalize_handler(settings_cache).run(_context(attempt_id, processing.FINALIZE)))
+    attempt_id = recorded_attempt(tmp_path, {"camera": (320, 240)}, SECONDS)
+    finalize_here(attempt_id)
     response = api.get(hls_link(user_id(SUPERVISOR_A), attempt_id, "camera"), headers=_cookie(SUPERVISOR_A))
     assert response.status_code == 404 and "not available" in response.text
 
 
 def test_another_organisations_user_gets_404(api, tmp_path):
-    attempt_id = _recorded(tmp_path, {"camera": (320, 240)})
-    _processed(attempt_id)
+    attempt_id = recorded_attempt(tmp_path, {"camera": (320, 240)}, SECONDS)
+    processed(attempt_id)
     org_b = make_other_organisation()
     for person in (org_b.supervisor, org_b.admin):
         response = api.get(hls_link(person.id, attempt_id, "camera"), headers=_cookie(person.email))
@@ -257,15 +212,15 @@ def test_another_organisations_user_gets_404(api, tmp_path):
 
 
 def test_erasure_deletes_the_ladder_and_waits_for_its_job(tmp_path):
-    attempt_id = _recorded(tmp_path, {"camera": (320, 240)})
-    _processed(attempt_id)
+    attempt_id = recorded_attempt(tmp_path, {"camera": (320, 240)}, SECONDS)
+    processed(attempt_id)
     rec = recording_of(attempt_id)
     folder = storage.absolute(rec.hls_path).parent
     assert len(list(folder.iterdir())) > 3
     # While its ladder job is queued, the attempt is being processed: not erased yet.
     with session_scope() as db, pytest.raises(ErasureRefused):
         erase_media(db, attempt_id, utcnow(), "test erasure")
-    _finish_jobs(attempt_id)
+    finish_jobs(attempt_id)
     with session_scope() as db:
         assert erase_media(db, attempt_id, utcnow(), "test erasure")
     assert not folder.exists()

@@ -10,6 +10,7 @@ that replaces the ladder's folder whole, so a reader sees the old ladder or the 
 
 import asyncio
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,8 +156,8 @@ def _variant(work: Path, r: Rendition, source: Source) -> Variant:
 
 async def make_ladder(mp4: Path, folder: Path, on_progress: ProgressFn | None = None) -> list[Rendition]:
     """The ladder of `mp4` in `folder` (replaced whole); returns its renditions."""
-    work = folder.with_name(f".{folder.name}.work")
-    shutil.rmtree(work, ignore_errors=True)
+    # A work folder of this run's own: a job handed on as stale may still be running elsewhere.
+    work = folder.with_name(f".{folder.name}.work-{secrets.token_hex(4)}")
     work.mkdir(parents=True)
     try:
         source = await asyncio.to_thread(probe_source, mp4)
@@ -165,7 +166,11 @@ async def make_ladder(mp4: Path, folder: Path, on_progress: ProgressFn | None = 
         variants = await asyncio.to_thread(lambda: [_variant(work, r, source) for r in renditions])
         (work / HLS_MASTER).write_text(master_playlist(variants))
         shutil.rmtree(folder, ignore_errors=True)
-        os.replace(work, folder)
+        try:
+            os.replace(work, folder)
+        except OSError:  # another run of the same MP4 put its ladder there meanwhile: as good
+            if not (folder / HLS_MASTER).exists():
+                raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return renditions

@@ -142,7 +142,7 @@ def recording_media(request: Request) -> Response:
             return refuse(404, "No such media.")
         if download and asset != "video":
             return refuse(404, "Only the video can be downloaded.")
-        recording = _playable_recording(db, attempt_id, stream)
+        recording = _recording_or_refusal(db, attempt_id, stream)
         if isinstance(recording, Response):
             return recording
         relative = getattr(recording, RECORDING_ASSETS[asset])
@@ -152,7 +152,7 @@ def recording_media(request: Request) -> Response:
         return send_media(request, db, user, relative, f"attempt:{attempt_id}/{stream}/{asset}", name)
 
 
-def _playable_recording(db: Session, attempt_id: int, stream: str) -> Recording | Response:
+def _recording_or_refusal(db: Session, attempt_id: int, stream: str) -> Recording | Response:
     recording = db.exec(select(Recording).where(Recording.attempt_id == attempt_id,
                                                 Recording.stream == stream)).first()
     if recording is None:
@@ -181,7 +181,7 @@ def recording_hls(request: Request) -> Response:
             return viewer
         if stream not in set(StreamKind) or not HLS_FILE_NAME.fullmatch(name):
             return refuse(404, "No such media.")
-        recording = _playable_recording(db, attempt_id, stream)
+        recording = _recording_or_refusal(db, attempt_id, stream)
         if isinstance(recording, Response):
             return recording
         if not recording.hls_path:

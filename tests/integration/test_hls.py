@@ -19,15 +19,16 @@ from proctor_app.auth.sessions import SESSION_COOKIE
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
 from proctor_app.media.jobs.errors import Defer
-from proctor_app.media.playback.links import recording_link
+from proctor_app.media.playback.links import key_recording_link, recording_link
 from proctor_app.media.playback.playlists import parse_media_playlist, variant_uris
 from proctor_app.media.processing.graphs import GOP_S
 from proctor_app.media.storage import storage
-from proctor_app.models import Job, RecordingStatus, utcnow
+from proctor_app.models import ApiKey, Job, RecordingStatus, utcnow
 from proctor_app.services import processing
 from proctor_app.services.retention import erase_media
 from proctor_app.services.review import hls_link
 from tests.support.factories import user_id
+from tests.support.api import make_caller, wrap_attempt
 from tests.support.finalized import recording_of
 from tests.support.ladders import finalize_here, finish_jobs, ladder_here, processed, recorded_attempt
 from tests.support.organisations import make_other_organisation
@@ -220,3 +221,20 @@ def test_erasure_deletes_the_ladder(tmp_path):
     assert not folder.exists()
     rec = recording_of(attempt_id)
     assert rec.status == RecordingStatus.expired and rec.hls_path == "" and rec.mp4_path == ""
+
+
+def test_an_api_keys_link_gets_a_playlist_of_links_for_that_key(api, tmp_path):
+    attempt_id = recorded_attempt(tmp_path, {"camera": (320, 240)}, SECONDS)
+    processed(attempt_id)
+    with session_scope() as db:
+        caller = make_caller(db)
+        wrap_attempt(db, caller.organisation_id, attempt_id)
+        key_id = db.exec(select(ApiKey.id).where(ApiKey.organisation_id == caller.organisation_id)).one()
+    master = api.get(key_recording_link(key_id, attempt_id, "camera", "hls/master.m3u8"))  # no cookie
+    assert master.status_code == 200, master.text
+    (variant,) = variant_uris(master.text)
+    assert f"key={key_id}" in variant
+    playlist = parse_media_playlist(api.get(variant).text)
+    assert api.get(playlist.segments[-1][1]).status_code == 200
+    # Another key's id in the link breaks the signature.
+    assert api.get(playlist.segments[-1][1].replace("key=", "key=9")).status_code == 403

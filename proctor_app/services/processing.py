@@ -137,6 +137,6 @@ async def run_hls(ctx: JobContext) -> None:
 
 
 def job_handlers(settings: Callable[[], Mapping[str, Any]]) -> dict[str, Handler]:
-    """Every kind of job the workers run, by kind. (A failed ladder leaves nothing to clean up:
-    the page plays the MP4.)"""
+    """Every kind of job the workers run, by kind, in the order workers take them: MP4s before
+    HLS ladders. (A failed ladder leaves nothing to clean up: the page plays the MP4.)"""
     return {FINALIZE: finalize_handler(settings), HLS: Handler(run_hls)}

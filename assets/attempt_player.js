@@ -3,6 +3,9 @@
 // Times on the timeline are seconds since the attempt started; each video starts at its
 // `offset` on that timeline. The first video leads, the others follow it.
 // Anything on the page with a data-seek-s attribute (event list, snapshots) seeks on click.
+// A recording with an HLS ladder plays it through hls.js, with a quality menu (Auto or one
+// height); without a ladder, where MSE is missing, or after a fatal HLS error it plays the MP4.
+import Hls from "hls.js";
 import { createElement as h, useCallback, useEffect, useRef, useState } from "react";
 
 const SPEEDS = [0.5, 1, 1.5, 2, 4, 8, 16];
@@ -27,6 +30,82 @@ function clamp(value, lo, hi) {
 function isTyping(target) {
   const tag = (target && target.tagName) || "";
   return ["INPUT", "TEXTAREA", "SELECT"].includes(tag) || (target && target.isContentEditable);
+}
+
+// hls.js keeps 30 s ahead by default: at 16x that is under 2 s of wall time.
+const HLS_CONFIG = { maxBufferLength: 60, maxMaxBufferLength: 120 };
+
+// One recording's <video>: HLS when it has a ladder (and the browser has MSE), else the MP4.
+// The element carries data-player-source ("hls" or "mp4") and, with HLS, data-level-height
+// (the height playing now), for the page and its tests.
+function RecordingVideo({ video, muted, onElement, onClick }) {
+  const element = useRef(null);
+  const hlsRef = useRef(null);
+  const [levels, setLevels] = useState([]);
+  const [choice, setChoice] = useState(-1);
+  const [playingHeight, setPlayingHeight] = useState(0);
+  const [source, setSource] = useState("mp4");
+
+  useEffect(() => {
+    const el = element.current;
+    if (!el) return undefined;
+    if (!video.hls || !Hls.isSupported()) {
+      el.src = video.src;
+      setSource("mp4");
+      return undefined;
+    }
+    const hls = new Hls(HLS_CONFIG);
+    hlsRef.current = hls;
+    const fallBack = () => {
+      // Keep the position: the MP4 is the same timeline.
+      const at = el.currentTime;
+      hls.destroy();
+      hlsRef.current = null;
+      setLevels([]);
+      setSource("mp4");
+      el.src = video.src;
+      el.currentTime = at;
+    };
+    hls.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {
+      setLevels(data.levels.map((level, index) => ({ index, height: level.height })));
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => {
+      setPlayingHeight(hls.levels[data.level] ? hls.levels[data.level].height : 0);
+    });
+    hls.on(Hls.Events.ERROR, (_event, data) => { if (data.fatal) fallBack(); });
+    setSource("hls");
+    hls.loadSource(video.hls);
+    hls.attachMedia(el);
+    return () => {
+      hls.destroy();
+      hlsRef.current = null;
+    };
+  }, [video.hls, video.src]);
+
+  const chooseLevel = (value) => {
+    const index = parseInt(value, 10);
+    setChoice(index);
+    // currentLevel switches now (drops what is buffered); -1 gives the choice back to ABR.
+    if (hlsRef.current) hlsRef.current.currentLevel = index;
+  };
+
+  return h("figure", { style: { flex: 1, margin: 0 } },
+    h("video", {
+      ref: (el) => { element.current = el; onElement(el); },
+      id: `player-video-${video.stream}`, poster: video.poster || undefined,
+      preload: "auto", playsInline: true, muted,
+      "data-player-source": source, "data-level-height": playingHeight || undefined,
+      style: { width: "100%", background: "#000", borderRadius: "4px" },
+      onClick,
+    }),
+    h("figcaption", { style: { fontSize: "0.85em", color: "var(--gray-11)", display: "flex", gap: "8px" } },
+      video.stream,
+      levels.length > 0 && h("label", null, "Quality ",
+        h("select", { id: `player-quality-${video.stream}`, value: String(choice),
+          onChange: (e) => chooseLevel(e.target.value) },
+          h("option", { value: "-1" }, choice === -1 && playingHeight ? `Auto (${playingHeight}p)` : "Auto"),
+          levels.map((level) => h("option", { key: level.index, value: String(level.index) },
+            `${level.height}p`))))));
 }
 
 export function AttemptPlayer({ videos = [], markers = [], gaps = [], timelineS = 0, sprite = {} }) {
@@ -153,15 +232,10 @@ export function AttemptPlayer({ videos = [], markers = [], gaps = [], timelineS 
 
   return h("div", { className: "attempt-player", style: { width: "100%" } },
     h("div", { style: { display: "flex", gap: "8px" } },
-      videos.map((video, i) => h("figure", { key: video.stream, style: { flex: 1, margin: 0 } },
-        h("video", {
-          ref: (el) => { elements.current[i] = el; },
-          id: `player-video-${video.stream}`, src: video.src, poster: video.poster || undefined,
-          preload: "auto", playsInline: true, muted: i > 0,
-          style: { width: "100%", background: "#000", borderRadius: "4px" },
-          onClick: togglePlay,
-        }),
-        h("figcaption", { style: { fontSize: "0.85em", color: "var(--gray-11)" } }, video.stream)))),
+      videos.map((video, i) => h(RecordingVideo, {
+        key: video.stream, video, muted: i > 0, onClick: togglePlay,
+        onElement: (el) => { elements.current[i] = el; },
+      }))),
     h("div", { style: { display: "flex", alignItems: "center", gap: "8px", margin: "8px 0" } },
       h("button", { id: "player-back", type: "button", style: BUTTON_STYLE, onClick: () => step(-STEP_S),
         title: "Back 5 s (J or Left)" }, "-5 s"),

@@ -1,8 +1,9 @@
-"""Recorded media for reviewers: MP4, poster, sprite and snapshots of an attempt.
+"""Recorded media for reviewers: MP4, poster, sprite, HLS ladder and snapshots of an attempt.
 
 A request needs BOTH a staff session (cookie) and a signed link made for that same user, which
 expires; or a link made for an API key (integration API), valid while the key is. URLs name media by attempt and kind only, never by storage path. Every view and download
-is written to the audit log.
+is written to the audit log. HLS playlists are sent with every URI in them rewritten to a link
+signed for the same viewer, so each segment passes the same checks.
 """
 
 from dataclasses import dataclass
@@ -16,9 +17,20 @@ from starlette.routing import Route
 from proctor_app.auth.roles import STAFF_REVIEW
 from proctor_app.auth.sessions import SESSION_COOKIE, user_for_token
 from proctor_app.db import session_scope
-from proctor_app.media.playback.links import KEY_PARAM, PREFIX, LinkError, check_key_link, check_link, grant
+from proctor_app.media.playback.links import (
+    KEY_PARAM,
+    PREFIX,
+    LinkError,
+    check_key_link,
+    check_link,
+    grant,
+    key_recording_link,
+    recording_link,
+)
+from proctor_app.media.playback.playlists import rewrite_uris
 from proctor_app.media.playback.ranges import serve_file
 from proctor_app.media.storage import storage
+from proctor_app.media.storage.layout import HLS_FILE_NAME
 from proctor_app.models import Attempt, AuditLog, Recording, RecordingStatus, Snapshot, StreamKind, utcnow
 from proctor_app.services.api_keys import key_reads_attempt
 from proctor_app.services.organisations import sees_attempt
@@ -129,17 +141,62 @@ def recording_media(request: Request) -> Response:
             return refuse(404, "No such media.")
         if download and asset != "video":
             return refuse(404, "Only the video can be downloaded.")
-        recording = db.exec(select(Recording).where(Recording.attempt_id == attempt_id,
-                                                    Recording.stream == stream)).first()
-        if recording is None:
-            return refuse(404, "No such recording.")
-        if recording.status == RecordingStatus.expired:
-            return refuse(410, "This recording was deleted under the retention policy.")
+        recording = _recording_or_refusal(db, attempt_id, stream)
+        if isinstance(recording, Response):
+            return recording
         relative = getattr(recording, RECORDING_ASSETS[asset])
         if not relative:
             return refuse(404, "This file is not available (yet).")
         name = f"attempt-{attempt_id}-{stream}.mp4" if download else None
         return send_media(request, db, user, relative, f"attempt:{attempt_id}/{stream}/{asset}", name)
+
+
+def _recording_or_refusal(db: Session, attempt_id: int, stream: str) -> Recording | Response:
+    recording = db.exec(select(Recording).where(Recording.attempt_id == attempt_id,
+                                                Recording.stream == stream)).first()
+    if recording is None:
+        return refuse(404, "No such recording.")
+    if recording.status == RecordingStatus.expired:
+        return refuse(410, "This recording was deleted under the retention policy.")
+    return recording
+
+
+def _hls_link(viewer: Viewer, attempt_id: int, stream: str, name: str) -> str:
+    """A file of the ladder, linked for the viewer who fetched the playlist naming it."""
+    if not HLS_FILE_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a file of an HLS ladder")
+    asset = f"hls/{name}"
+    if viewer.api_key_id is not None:
+        return key_recording_link(viewer.api_key_id, attempt_id, stream, asset)
+    return recording_link(viewer.user_id, attempt_id, stream, asset)
+
+
+def recording_hls(request: Request) -> Response:
+    """A file of a recording's HLS ladder: playlists rewritten for the viewer, segments as files."""
+    attempt_id, stream, name = (request.path_params[k] for k in ("attempt_id", "stream", "name"))
+    with session_scope() as db:
+        viewer = authorize_viewer(request, db)
+        if isinstance(viewer, Response):
+            return viewer
+        if stream not in set(StreamKind) or not HLS_FILE_NAME.fullmatch(name):
+            return refuse(404, "No such media.")
+        recording = _recording_or_refusal(db, attempt_id, stream)
+        if isinstance(recording, Response):
+            return recording
+        if not recording.hls_path:
+            return refuse(404, "This file is not available (yet).")
+        relative = f"{recording.hls_path.rsplit('/', 1)[0]}/{name}"
+        target = f"attempt:{attempt_id}/{stream}/hls"
+        if not name.endswith(".m3u8"):
+            return send_media(request, db, viewer, relative, target, None)
+        try:
+            text = storage.absolute(relative).read_text()
+        except FileNotFoundError:
+            return refuse(404, "This file is not available.")
+        _audit(db, viewer, target, False, 200)
+        body = rewrite_uris(text, lambda uri: _hls_link(viewer, attempt_id, stream, uri))
+        return Response(body, media_type="application/vnd.apple.mpegurl",
+                        headers={"Cache-Control": "private, no-store"})
 
 
 def snapshot_media(request: Request) -> Response:
@@ -157,5 +214,6 @@ def snapshot_media(request: Request) -> Response:
 
 routes = [
     Route(PREFIX + "/{attempt_id:int}/snapshots/{seq:int}", snapshot_media, methods=["GET"]),
+    Route(PREFIX + "/{attempt_id:int}/{stream}/hls/{name}", recording_hls, methods=["GET"]),
     Route(PREFIX + "/{attempt_id:int}/{stream}/{asset}", recording_media, methods=["GET"]),
 ]

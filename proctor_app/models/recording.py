@@ -58,6 +58,8 @@ class Recording(SQLModel, table=True):
     mp4_path: str = ""
     poster_path: str = ""
     sprite_path: str = ""
+    # The HLS ladder's master playlist (media/processing/hls.py), made after the MP4; "" until then.
+    hls_path: str = ""
     duration_s: float | None = None
     codec: str = Field(default="", max_length=40)
     size_bytes: int | None = None

@@ -1,5 +1,7 @@
 """Processing an attempt's recordings: queued in the transaction that ends the attempt, run by a job
-worker once the browser has sent all it will (media/processing/finalize.py does the work)."""
+worker once the browser has sent all it will (media/processing/finalize.py does the work); then,
+as a job of its own so it never delays the MP4, the HLS ladder of each playable recording
+(media/processing/hls.py)."""
 
 import asyncio
 import logging
@@ -13,12 +15,16 @@ from proctor_app.media.jobs.errors import Defer, PermanentError
 from proctor_app.media.jobs.queue import enqueue
 from proctor_app.media.jobs.worker import Handler, JobContext
 from proctor_app.media.processing.finalize import fail_processing, finalize_attempt
+from proctor_app.media.processing.hls import make_hls
 from proctor_app.models import Attempt, AuditLog, Job, JobStatus, Recording, RecordingStatus
 from proctor_app.services.uploads import uploads_settled
 
 log = logging.getLogger("proctor_app.jobs")
 
 FINALIZE = "finalize"
+HLS = "hls"
+# A ladder that fails leaves the MP4 playing: fewer tries than a finalize.
+HLS_MAX_TRIES = 3
 # Processing waits for the browser's last uploads (uploads_settled); asks again after:
 SETTLE_RECHECK_S = 3.0
 
@@ -29,8 +35,7 @@ def enqueue_finalize(db: Session, attempt_id: int, force: bool = False) -> Job:
     Called in the transaction that ends the attempt, so the job exists exactly when the end does.
     `force` processes again recordings that are already completed (admin "re-process").
     """
-    waiting = db.exec(select(Job).where(Job.kind == FINALIZE, Job.attempt_id == attempt_id,
-                                        Job.status == JobStatus.queued)).first()
+    waiting = _waiting(db, FINALIZE, attempt_id)
     if waiting is not None:
         if force and not waiting.payload.get("force"):
             waiting.payload = {**waiting.payload, "force": True}
@@ -45,6 +50,26 @@ def request_reprocess(db: Session, attempt_id: int, user_id: int | None) -> Job:
     db.add(AuditLog(user_id=user_id, action="reprocess_requested", target=f"attempt:{attempt_id}",
                     data={"job_id": job.id}))
     return job
+
+
+def _waiting(db: Session, kind: str, attempt_id: int) -> Job | None:
+    return db.exec(select(Job).where(Job.kind == kind, Job.attempt_id == attempt_id,
+                                     Job.status == JobStatus.queued)).first()
+
+
+def _without_ladder(db: Session, attempt_id: int) -> list[int]:
+    """Playable recordings of the attempt that have no HLS ladder yet."""
+    return list(db.exec(select(Recording.id).where(
+        Recording.attempt_id == attempt_id, Recording.mp4_path != "", Recording.hls_path == "",
+        Recording.status.in_([RecordingStatus.completed, RecordingStatus.partial]))))
+
+
+def enqueue_hls(db: Session, attempt_id: int) -> Job | None:
+    """Queue the HLS ladders of the attempt's playable recordings that have none (a job already
+    waiting for it is reused); None when there is nothing to make."""
+    if not _without_ladder(db, attempt_id):
+        return None
+    return _waiting(db, HLS, attempt_id) or enqueue(db, HLS, attempt_id, max_tries=HLS_MAX_TRIES)
 
 
 def finalize_pending(db: Session, attempt_id: int) -> bool:
@@ -79,6 +104,7 @@ def finalize_handler(settings: Callable[[], Mapping[str, Any]]) -> Handler:
         keep_raw = bool((await asyncio.to_thread(settings))["keep_raw_chunks"])
         await finalize_attempt(ctx.attempt_id, keep_raw=keep_raw, force=bool(ctx.payload.get("force")),
                                last_try=ctx.last_try, on_progress=ctx.report, on_ready=ready)
+        await asyncio.to_thread(_queue_hls, ctx.attempt_id)
 
     def failed(attempt_id: int | None, reason: str) -> None:
         if attempt_id is not None:
@@ -87,6 +113,30 @@ def finalize_handler(settings: Callable[[], Mapping[str, Any]]) -> Handler:
     return Handler(run, failed)
 
 
+def _queue_hls(attempt_id: int) -> None:
+    with session_scope() as db:
+        enqueue_hls(db, attempt_id)
+
+
+def _ladders_to_make(attempt_id: int) -> list[int] | None:
+    """The recordings to make ladders of; None while the attempt's MP4s are (to be) made again."""
+    with session_scope() as db:
+        return None if finalize_pending(db, attempt_id) else _without_ladder(db, attempt_id)
+
+
+async def run_hls(ctx: JobContext) -> None:
+    """The HLS ladder of each playable recording of the attempt that has none; never before its
+    MP4 is ready (a finalize still to run makes a new MP4, and queues this again)."""
+    todo = await asyncio.to_thread(_ladders_to_make, ctx.attempt_id)
+    if todo is None:
+        raise Defer(SETTLE_RECHECK_S, "waiting for the attempt's processing")
+    for index, recording_id in enumerate(todo):
+        await make_hls(session_scope, recording_id,
+                       lambda value, i=index: ctx.report((i + value) / len(todo)))
+        log.info("attempt %s: HLS ladder of recording %s made", ctx.attempt_id, recording_id)
+
+
 def job_handlers(settings: Callable[[], Mapping[str, Any]]) -> dict[str, Handler]:
-    """Every kind of job the workers run, by kind."""
-    return {FINALIZE: finalize_handler(settings)}
+    """Every kind of job the workers run, by kind, in the order workers take them: MP4s before
+    HLS ladders. (A failed ladder leaves nothing to clean up: the page plays the MP4.)"""
+    return {FINALIZE: finalize_handler(settings), HLS: Handler(run_hls)}

@@ -28,6 +28,7 @@ from proctor_app.models import (
     utcnow,
 )
 from proctor_app.media.playback.links import recording_link as recording_link
+from proctor_app.media.storage.layout import HLS_MASTER
 from proctor_app.media.playback.links import snapshot_link as snapshot_link
 from proctor_app.media.storage import storage
 from proctor_app.services.live import watchable_exam_ids
@@ -334,6 +335,12 @@ def snapshot_on_disk(path: str) -> bool:
         return storage.absolute(path).is_file()
     except ValueError:
         return False
+
+
+def hls_link(user_id: int, attempt_id: int, stream: str) -> str:
+    """A signed link for `user_id` to a recording's HLS master playlist (api/media.py signs the
+    URIs in it for the same user)."""
+    return recording_link(user_id, attempt_id, stream, f"hls/{HLS_MASTER}")
 
 
 def sprite_layout(sprite_path: str) -> tuple[float, int] | None:

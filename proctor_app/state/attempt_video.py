@@ -196,6 +196,8 @@ class AttemptVideoState(AuthState):
             videos.append({
                 "stream": rec.stream, "offset": offset,
                 "src": review.recording_link(user_id, attempt.id, rec.stream, "video"),
+                # The HLS ladder once made (an hls job after the MP4); the player falls back to src.
+                "hls": review.hls_link(user_id, attempt.id, rec.stream) if rec.hls_path else "",
                 "poster": review.recording_link(user_id, attempt.id, rec.stream, "poster") if rec.poster_path else "",
             })
             timeline_s = max(timeline_s, offset + (rec.duration_s or 0.0))

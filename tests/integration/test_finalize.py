@@ -19,7 +19,6 @@ from proctor_app.media.processing import graphs, timeline
 from proctor_app.media.storage import storage
 from proctor_app.models import AuditLog, RecordingStatus, utcnow
 from proctor_app.services import processing
-from proctor_app.services.settings import update_settings
 from tests.support import samples
 from tests.support.finalized import (
     CLIP_S,
@@ -139,15 +138,6 @@ def test_sparse_keyframes_are_reencoded_to_stay_seekable(tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # Raw chunks kept by the setting; re-processing
-
-
-@pytest.fixture
-def keep_raw_chunks():
-    with session_scope() as db:
-        update_settings(db, {"keep_raw_chunks": True}, None)
-    yield
-    with session_scope() as db:
-        update_settings(db, {"keep_raw_chunks": False}, None)
 
 
 def test_kept_raw_chunks_allow_reprocessing_into_the_same_single_output(clip, keep_raw_chunks):

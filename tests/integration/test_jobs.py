@@ -105,6 +105,16 @@ def test_claims_take_due_jobs_in_order_each_once():
     assert _job(later).status == JobStatus.queued
 
 
+def test_kinds_listed_first_are_claimed_first():
+    ladder, mp4 = _kind(), _kind()
+    older = _add(ladder)[0]
+    newer = _add(mp4)[0]
+    with session_scope() as db:
+        assert queue.claim(db, "w1", [mp4, ladder]).id == newer
+    with session_scope() as db:
+        assert queue.claim(db, "w1", [mp4, ladder]).id == older
+
+
 def test_concurrent_claims_on_sqlite_never_share_a_job():
     kind = _kind()
     ids = set(_add(kind, 30))

@@ -19,7 +19,7 @@ import socket
 from datetime import datetime, timedelta
 
 import psutil
-from sqlalchemy import update
+from sqlalchemy import case, update
 from sqlmodel import Session, select
 
 from proctor_app.models import Job, JobStatus, utcnow
@@ -47,11 +47,13 @@ def enqueue(db: Session, kind: str, attempt_id: int | None = None, payload: dict
 
 
 def claim(db: Session, worker: str, kinds: list[str], now: datetime | None = None) -> Job | None:
-    """Take the next due job for `worker` (committed), or None."""
+    """Take the next due job for `worker` (committed), or None: of the kinds, the earlier ones in
+    `kinds` first (an MP4 before any HLS ladder), then the oldest due."""
     now = now or utcnow()
+    rank = case({kind: index for index, kind in enumerate(kinds)}, value=Job.kind)
     query = (select(Job.id).where(Job.status == JobStatus.queued, Job.run_after <= now,
                                   Job.kind.in_(kinds))
-             .order_by(Job.run_after, Job.id).limit(1))
+             .order_by(rank, Job.run_after, Job.id).limit(1))
     if db.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     job_id = db.exec(query).first()

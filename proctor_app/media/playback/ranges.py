@@ -11,6 +11,7 @@ from typing import BinaryIO
 
 CONTENT_TYPES = {
     ".mp4": "video/mp4",
+    ".m4s": "video/iso.segment",  # an HLS fMP4 segment
     ".webm": "video/webm",
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",

@@ -94,6 +94,7 @@ def _save(plan: Plan, outcome: Outcome, keep_raw: bool) -> None:
         if outcome.mp4_path:
             rec.mp4_path, rec.duration_s, rec.codec = outcome.mp4_path, outcome.duration_s, outcome.codec[:40]
             rec.size_bytes, rec.sha256, rec.progress = outcome.size_bytes, outcome.sha256, 1.0
+            rec.hls_path = ""  # the ladder of an earlier MP4, if any, is made again (hls job)
             rec.started_at = outcome.started_at
             rec.ended_at = outcome.started_at + timedelta(seconds=outcome.duration_s)
             # Decided with the verified result in one commit; the files follow (idempotently).

@@ -150,7 +150,7 @@ def _mark_deleted(db: Session, item: PlanItem, now: datetime, count: int, freed:
     """Step 3: the database says what the disk now holds, and the audit log says who did it."""
     attempt, recordings = _locked_attempt(db, item.attempt_id)
     for rec in recordings:
-        rec.mp4_path = rec.poster_path = rec.sprite_path = ""
+        rec.mp4_path = rec.poster_path = rec.sprite_path = rec.hls_path = ""
         rec.raw_deleted_at = rec.raw_deleted_at or now
         if rec.status != RecordingStatus.expired:
             rec.status, rec.expired_at, rec.expired_reason = RecordingStatus.expired, now, item.reason

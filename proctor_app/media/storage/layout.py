@@ -3,7 +3,8 @@ retention find an attempt's files by it.
 
 <kind>/<YYYY>/<MM>/<attempt id>/..., the month being the attempt's start:
 raw/.../<stream>/<segment>/<seq>, processed/.../<stream>.mp4 (and posters, sprites, previews),
-snapshots/.../<seq>.jpg.
+processed/.../<stream>_hls/ (the HLS ladder: master.m3u8, <height>p.m3u8, <height>p_init.mp4,
+<height>p_<n>.m4s), snapshots/.../<seq>.jpg.
 """
 
 import re
@@ -23,6 +24,21 @@ def raw_chunk_path(attempt_id: int, started: datetime, stream: str, segment: int
 
 def processed_dir(attempt_id: int, started: datetime) -> str:
     return f"processed/{started:%Y/%m}/{attempt_id}"
+
+
+def hls_dir(processed: str, stream: str) -> str:
+    """The HLS ladder's folder of a stream, in its attempt's processed folder (`processed_dir`)."""
+    return f"{processed}/{stream}_hls"
+
+
+HLS_MASTER = "master.m3u8"
+# Every name in an HLS folder: the master, and per rendition its playlist, init and segments.
+HLS_FILE_NAME = re.compile(r"master\.m3u8|\d{2,4}p(?:\.m3u8|_init\.mp4|_\d{5,}\.m4s)", re.ASCII)
+
+
+def rendition_files(name: str) -> tuple[str, str, str]:
+    """(playlist, init segment, ffmpeg's segment pattern) of the rendition `name` ("480p")."""
+    return f"{name}.m3u8", f"{name}_init.mp4", f"{name}_%05d.m4s"
 
 
 def snapshot_dir(attempt_id: int, started: datetime) -> str:

@@ -50,7 +50,9 @@ function Revoked({ status }) {
 }
 
 function Indicator({ status }) {
-  return h("div", { id: "recording-indicator", style: { display: "flex", gap: "1rem", alignItems: "center" } },
+  // A live region: recording stopping or the upload going offline is announced.
+  return h("div", { id: "recording-indicator", role: "status",
+                    style: { display: "flex", gap: "1rem", alignItems: "center" } },
     status.recording
       ? h("span", { style: { display: "flex", gap: "0.5rem", alignItems: "center", fontWeight: 500 } },
           h("span", { style: { width: "0.7em", height: "0.7em", borderRadius: "50%", background: "var(--red-9)" } }),

@@ -23,7 +23,7 @@ NAV_BY_ROLE = {
 def _nav_links() -> rx.Component:
     return rx.match(
         rx.cond(AuthState.user_install_admin, "install_admin", AuthState.user_role),
-        *[(role, rx.hstack(*[rx.link(label, href=href) for label, href in links], spacing="4"))
+        *[(role, rx.el.nav(rx.hstack(*[rx.link(label, href=href) for label, href in links], spacing="4")))
           for role, links in NAV_BY_ROLE.items()],
         rx.fragment(),
     )
@@ -43,10 +43,15 @@ def demo_banner() -> rx.Component:
     )
 
 
+def bare_frame(*children) -> rx.Component:
+    """The frame of the pages without a signed-in user (sign-in, first run, not allowed)."""
+    return rx.box(demo_banner(), rx.el.main(*children), width="100%")
+
+
 def page_frame(*children, title: str) -> rx.Component:
     return rx.box(
         demo_banner(),
-        rx.hstack(
+        rx.el.header(rx.hstack(
             rx.heading("Proctor", size="5"),
             _nav_links(),
             rx.spacer(),
@@ -58,9 +63,9 @@ def page_frame(*children, title: str) -> rx.Component:
                       id="logout-everywhere"),
             align="center", padding="0.75em 1.5em", border_bottom="1px solid var(--gray-5)",
             width="100%", spacing="5",
-        ),
-        rx.box(rx.heading(title, size="6", margin_bottom="0.75em"), *children,
-               padding="1.5em", max_width="1200px", margin="0 auto"),
+        )),
+        rx.el.main(rx.heading(title, size="6", margin_bottom="0.75em"), *children,
+                   padding="1.5em", max_width="1200px", margin="0 auto"),
         width="100%",
     )
 

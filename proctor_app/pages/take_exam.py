@@ -13,7 +13,7 @@ FREE_TEXT_SAVE_DELAY_MS = 800
 
 
 def _notice() -> rx.Component:
-    return rx.cond(S.notice != "", rx.callout(S.notice, color_scheme="red", id="notice"))
+    return rx.cond(S.notice != "", rx.callout(S.notice, color_scheme="red", id="notice", role="alert"))
 
 
 def consent_step() -> rx.Component:

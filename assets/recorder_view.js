@@ -74,6 +74,7 @@ function FlushProgress({ status }) {
   return h("div", { style: { display: "flex", flexDirection: "column", gap: "0.5rem" } },
     h("span", { id: status.flushed ? "flush-done" : "flush-pending" }, text),
     h("div", { id: "flush-progress", role: "progressbar", "aria-valuenow": status.progress,
+               "aria-labelledby": status.flushed ? "flush-done" : "flush-pending",
                style: { height: "8px", background: "var(--gray-4)", borderRadius: "4px", overflow: "hidden" } },
       h("div", { style: { width: `${status.progress}%`, height: "100%", background: "var(--accent-9)" } })));
 }

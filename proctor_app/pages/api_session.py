@@ -16,13 +16,13 @@ from proctor_app.state.take_exam import TakeExamState as S
 
 def _end_button() -> rx.Component:
     return rx.alert_dialog.root(
-        rx.alert_dialog.trigger(rx.button("End the session", color_scheme="red", id="end-session")),
+        rx.alert_dialog.trigger(rx.button("End the session", color_scheme="red", high_contrast=True, id="end-session")),
         rx.alert_dialog.content(
             rx.alert_dialog.title("End the proctoring session?"),
             rx.alert_dialog.description("The recording stops and cannot be started again."),
             rx.hstack(
                 rx.alert_dialog.cancel(rx.button("Keep recording", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(rx.button("End", color_scheme="red", on_click=S.submit,
+                rx.alert_dialog.action(rx.button("End", color_scheme="red", high_contrast=True, on_click=S.submit,
                                                  id="confirm-end-session")),
                 justify="end", spacing="3", margin_top="1em",
             ),

@@ -37,8 +37,8 @@ def _filters() -> rx.Component:
                        [(ANY, "Any recording"), (NO_RECORDING, "no recording")]
                        + [(s.value, _label(s.value)) for s in RecordingStatus],
                        id="filter-recording", label="Recording"),
-        rx.text("Started from", size="2", as_="label", html_for="filter-from"),
-        rx.input(type="date", value=state.date_from, id="filter-from",
+        rx.text("Started from", size="2"),
+        rx.input(type="date", value=state.date_from, id="filter-from", aria_label="Started from",
                  on_change=lambda v: state.set_filter("date_from", v)),
         rx.text("to", size="2"),
         rx.input(type="date", value=state.date_to, id="filter-to", aria_label="Started until",

@@ -44,13 +44,11 @@ def _video_or_note(src, note: str, **props) -> rx.Component:
 
 
 def _tile(tile: Tile) -> rx.Component:
-    # A button to keyboards and screen readers too (Enter or Space opens the focused view), named
-    # by the candidate and the live status.
+    # A button to keyboards and screen readers too: Enter or Space opens the focused view.
     return rx.card(
         rx.vstack(
             _video_or_note(tile.tile_src, "Live video off", class_name="tile-video"),
-            rx.hstack(rx.text(tile.candidate, weight="bold", size="2", trim="both",
-                              id=f"tile-name-{tile.attempt_id}"), rx.spacer(),
+            rx.hstack(rx.text(tile.candidate, weight="bold", size="2", trim="both"), rx.spacer(),
                       _status_badge(tile, "status"), width="100%", align="center"),
             rx.text(tile.exam, size="1", color_scheme="gray"),
             rx.text(tile.elapsed, " in, ", tile.left, " left", size="1"),
@@ -61,7 +59,6 @@ def _tile(tile: Tile) -> rx.Component:
         ),
         on_click=ProctorGridState.open_focus(tile.attempt_id),
         cursor="pointer", class_name="live-tile", id=f"tile-{tile.attempt_id}", tab_index=0, role="button",
-        aria_labelledby=f"tile-name-{tile.attempt_id} status-{tile.attempt_id}",
         custom_attrs={"data-attempt-id": tile.attempt_id, **KEY_ACTIVATES}, key=tile.attempt_id,
     )
 

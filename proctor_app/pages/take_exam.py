@@ -71,7 +71,7 @@ def check_step() -> rx.Component:
 
 def _submit_button() -> rx.Component:
     return rx.alert_dialog.root(
-        rx.alert_dialog.trigger(rx.button("Submit", color_scheme="green", id="submit-exam")),
+        rx.alert_dialog.trigger(rx.button("Submit", color_scheme="green", high_contrast=True, id="submit-exam")),
         rx.alert_dialog.content(
             rx.alert_dialog.title("Submit your answers?"),
             rx.alert_dialog.description(
@@ -79,7 +79,7 @@ def _submit_button() -> rx.Component:
                 " questions. After submitting you cannot change your answers."),
             rx.hstack(
                 rx.alert_dialog.cancel(rx.button("Keep working", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(rx.button("Submit", color_scheme="green", on_click=S.submit,
+                rx.alert_dialog.action(rx.button("Submit", color_scheme="green", high_contrast=True, on_click=S.submit,
                                                  id="confirm-submit")),
                 justify="end", spacing="3", margin_top="1em",
             ),

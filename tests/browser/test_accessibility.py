@@ -119,9 +119,10 @@ def _submitted(page, email, exam_id):
 
 
 def _recording_warning(page, email, exam_id):
-    page.evaluate("window.__denyCamera = true")
     start_exam(page, email, exam_id, device_check=False)
-    _shows(page, "#recording-warning")
+    # Announced to screen readers as it appears (an alert), and so is the recorder's state.
+    expect(page.get_by_role("alert")).to_contain_text("goes on without it")
+    expect(page.get_by_role("status").filter(has_text="Not recording")).to_be_visible()
 
 
 def _recording_blocked(page, email, exam_id):
@@ -131,21 +132,22 @@ def _recording_blocked(page, email, exam_id):
     _shows(page, "#recording-blocked-message")
 
 
-# The candidate's exam page, state by state: (how to get there, the exam's flags).
+# The candidate's exam page, state by state: (how to get there, the exam's flags, whether the
+# camera is refused from the start).
 EXAM_STATES = {
-    "consent": (_consent, {}),
-    "device check": (_device_check, {}),
-    "recording warning": (_recording_warning, {"recording_required": False}),
-    "recording blocked": (_recording_blocked, {}),
-    "submit dialog": (_submit_dialog, {}),
-    "submitted": (_submitted, {}),
+    "consent": (_consent, {}, False),
+    "device check": (_device_check, {}, False),
+    "recording warning": (_recording_warning, {"recording_required": False}, True),
+    "recording blocked": (_recording_blocked, {}, False),
+    "submit dialog": (_submit_dialog, {}, False),
+    "submitted": (_submitted, {}, False),
 }
 
 
 @pytest.mark.parametrize("state", list(EXAM_STATES))
 def test_exam_page_has_no_serious_violation(context, state):
-    reach, flags = EXAM_STATES[state]
-    context.add_init_script(DENY_CAMERA_SWITCH)
+    reach, flags, camera_refused = EXAM_STATES[state]
+    context.add_init_script(DENY_CAMERA_SWITCH + ("window.__denyCamera = true;" if camera_refused else ""))
     page = context.new_page()
     email, exam_id = candidate_with_exam(**flags)
     reach(page, email, exam_id)
@@ -155,7 +157,7 @@ def test_exam_page_has_no_serious_violation(context, state):
 def test_exam_page_with_live_video_has_no_serious_violation(page):
     live = make_live_exam(start=False)
     take_exam_until_started(page, live)
-    _shows(page, "#live-status")
+    expect(page.get_by_role("status").filter(has_text="Live proctoring")).to_be_visible()
     assert_accessible(page, "the exam page with live video")
 
 
@@ -168,6 +170,8 @@ def test_proctor_grid_and_focus_view_have_no_serious_violation(page, live, who):
     page.fill("#filter-search", live.candidate)
     page.click("#search-submit")
     _shows(page, f"#tile-{attempt_id}")
+    # Connection changes are announced: the counts and each tile's status are live regions.
+    expect(page.locator(f"#tile-{attempt_id}").get_by_role("status")).to_have_attribute("data-status", "offline")
     assert_accessible(page, f"the proctor grid as {who}")
     page.click(f"#tile-{attempt_id}")
     _shows(page, "#focus")

@@ -43,7 +43,8 @@ def start_exam(page, email: str, exam_id: int, device_check: bool = True) -> int
     page.locator("#consent-checkbox").click()
     page.locator("#consent-accept").click()
     if device_check:
-        expect(page.locator("#device-ok")).to_be_visible()
+        # The fake camera can take a while to start on a loaded machine.
+        expect(page.locator("#device-ok")).to_be_visible(timeout=30_000)
     page.locator("#start-exam").click()
     expect(page.locator("#question-prompt")).to_be_visible()
     with session_scope() as db:

@@ -138,7 +138,8 @@ def _run_row(row: RunRow) -> rx.Component:
 def _run_button() -> rx.Component:
     return rx.alert_dialog.root(
         rx.alert_dialog.trigger(
-            rx.button("Run now", color_scheme="red", high_contrast=True, loading=AdminSettingsState.running, id="run-now")),
+            rx.button("Run now", color_scheme="red", high_contrast=True, loading=AdminSettingsState.running,
+                      id="run-now")),
         rx.alert_dialog.content(
             rx.alert_dialog.title("Delete expired media now?"),
             rx.alert_dialog.description(

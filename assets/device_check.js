@@ -25,7 +25,8 @@ export function DeviceCheck({ round, messages, onResult }) {
     }),
     h(
       "div",
-      { "aria-label": t("Microphone level"), style: { height: "8px", background: "var(--gray-4)", borderRadius: "4px", overflow: "hidden" } },
+      // A picture of the sound level (role "img": a meter would announce every change).
+      { role: "img", "aria-label": t("Microphone level"), style: { height: "8px", background: "var(--gray-4)", borderRadius: "4px", overflow: "hidden" } },
       h("div", { ref: barRef, id: "mic-level", style: { height: "100%", width: "0%", background: "var(--green-9)" } }),
     ),
   );

@@ -52,7 +52,9 @@ function Revoked({ status }) {
 }
 
 function Indicator({ status }) {
-  return h("div", { id: "recording-indicator", style: { display: "flex", gap: "1rem", alignItems: "center" } },
+  // A live region: recording stopping or the upload going offline is announced.
+  return h("div", { id: "recording-indicator", role: "status",
+                    style: { display: "flex", gap: "1rem", alignItems: "center" } },
     status.recording
       ? h("span", { style: { display: "flex", gap: "0.5rem", alignItems: "center", fontWeight: 500 } },
           h("span", { style: { width: "0.7em", height: "0.7em", borderRadius: "50%", background: "var(--red-9)" } }),
@@ -74,6 +76,7 @@ function FlushProgress({ status }) {
   return h("div", { style: { display: "flex", flexDirection: "column", gap: "0.5rem" } },
     h("span", { id: status.flushed ? "flush-done" : "flush-pending" }, text),
     h("div", { id: "flush-progress", role: "progressbar", "aria-valuenow": status.progress,
+               "aria-labelledby": status.flushed ? "flush-done" : "flush-pending",
                style: { height: "8px", background: "var(--gray-4)", borderRadius: "4px", overflow: "hidden" } },
       h("div", { style: { width: `${status.progress}%`, height: "100%", background: "var(--accent-9)" } })));
 }

@@ -37,7 +37,9 @@ from proctor_app.state.take_exam import TakeExamState
 from proctor_app.server import lifespan
 
 # /api in front of Reflex, then security headers around both (pages, static files and /api).
-app = rx.App(api_transformer=[build_api(), with_security_headers(config.public_url)])
+# contrast.css: Radix colours that meet WCAG AA contrast on every page.
+app = rx.App(api_transformer=[build_api(), with_security_headers(config.public_url)],
+             stylesheets=["/contrast.css"])
 app.register_lifespan_task(lifespan)
 
 app.add_page(index_page, route="/", on_load=IndexState.on_load, title="Proctor")

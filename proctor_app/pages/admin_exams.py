@@ -62,7 +62,9 @@ def admin_exams_page() -> rx.Component:
 # One exam
 
 def _labelled(label: str, control: rx.Component) -> rx.Component:
-    return rx.vstack(rx.text(label, size="2", weight="medium"), control, spacing="1", width="100%")
+    # A <label> around both: the control is named by the text (and a click on it focuses it).
+    return rx.el.label(rx.vstack(rx.text(label, size="2", weight="medium"), control, spacing="1", width="100%"),
+                       display="block", width="100%")
 
 
 def _exam_form() -> rx.Component:
@@ -127,7 +129,7 @@ def _question_form() -> rx.Component:
                            size="3"),
                 rx.el.select(*[rx.el.option(label, value=kind) for kind, label in KIND_LABELS.items()],
                              name="kind", value=State.question_kind, on_change=State.choose_kind,
-                             id="question-kind"),
+                             id="question-kind", aria_label="Kind of question"),
                 _labelled("Question", rx.text_area(name="prompt", default_value=State.question_prompt,
                                                    id="question-prompt", width="100%")),
                 rx.cond(State.question_kind == QuestionKind.single_choice,

@@ -54,7 +54,7 @@ def admin_health_page() -> rx.Component:
             _alerts(),
             rx.hstack(
                 rx.select(list(SPANS), value=AdminHealthState.span, on_change=AdminHealthState.choose_span,
-                          id="health-span"),
+                          id="health-span", custom_attrs={"aria-label": "Time span"}),
                 rx.button("Refresh", on_click=AdminHealthState.refresh, variant="soft", id="health-refresh"),
                 rx.text("Latest sample: ", local_time_or(AdminHealthState.latest_sample, "none yet"), size="2",
                         id="latest-sample"),

@@ -38,7 +38,8 @@ def _row(row: OrganisationRow) -> rx.Component:
             rx.form(
                 rx.hstack(
                     rx.el.input(type="hidden", name="organisation_id", value=row.id),
-                    rx.input(name="name", default_value=row.name, id=f"organisation-name-{row.id}"),
+                    rx.input(name="name", default_value=row.name, id=f"organisation-name-{row.id}",
+                             aria_label="Name"),
                     rx.text_area(name="origins", default_value=row.origins, rows="2", width="22em",
                                  placeholder="Allowed origins, one a line: https://lms.example.com",
                                  id=f"organisation-origins-{row.id}"),

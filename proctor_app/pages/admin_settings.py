@@ -139,7 +139,8 @@ def _run_row(row: RunRow) -> rx.Component:
 def _run_button() -> rx.Component:
     return rx.alert_dialog.root(
         rx.alert_dialog.trigger(
-            rx.button("Run now", color_scheme="red", loading=AdminSettingsState.running, id="run-now")),
+            rx.button("Run now", color_scheme="red", high_contrast=True, loading=AdminSettingsState.running,
+                      id="run-now")),
         rx.alert_dialog.content(
             rx.alert_dialog.title("Delete expired media now?"),
             rx.alert_dialog.description(
@@ -147,7 +148,7 @@ def _run_button() -> rx.Component:
                 "good. Attempts on legal hold or being processed are kept."),
             rx.hstack(
                 rx.alert_dialog.cancel(rx.button("Cancel", variant="soft")),
-                rx.alert_dialog.action(rx.button("Delete", color_scheme="red", id="run-now-confirm",
+                rx.alert_dialog.action(rx.button("Delete", color_scheme="red", high_contrast=True, id="run-now-confirm",
                                                  on_click=AdminSettingsState.start_run)),
                 justify="end", spacing="3", margin_top="1em",
             ),

@@ -17,13 +17,13 @@ from proctor_app.state.take_exam import TakeExamState as S
 
 def _end_button() -> rx.Component:
     return rx.alert_dialog.root(
-        rx.alert_dialog.trigger(rx.button(t("End the session"), color_scheme="red", id="end-session")),
+        rx.alert_dialog.trigger(rx.button(t("End the session"), color_scheme="red", high_contrast=True, id="end-session")),
         rx.alert_dialog.content(
             rx.alert_dialog.title(t("End the proctoring session?")),
             rx.alert_dialog.description(t("The recording stops and cannot be started again.")),
             rx.hstack(
                 rx.alert_dialog.cancel(rx.button(t("Keep recording"), variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(rx.button(t("End"), color_scheme="red", on_click=S.submit,
+                rx.alert_dialog.action(rx.button(t("End"), color_scheme="red", high_contrast=True, on_click=S.submit,
                                                  id="confirm-end-session")),
                 justify="end", spacing="3", margin_top="1em",
             ),

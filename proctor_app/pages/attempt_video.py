@@ -122,7 +122,7 @@ def _review_form() -> rx.Component:
         rx.form(
             rx.vstack(
                 rx.select.root(
-                    rx.select.trigger(id="review-status"),
+                    rx.select.trigger(id="review-status", aria_label="Review status"),
                     rx.select.content(*[rx.select.item(status.value.replace("_", " "), value=status.value)
                                         for status in ReviewStatus]),
                     name="status", default_value=AttemptVideoState.review_status),

@@ -16,9 +16,10 @@ def _label(value: str) -> str:
     return value.replace("_", " ")
 
 
-def _filter_select(field: str, value, items: list[tuple[str, str]], dynamic=None, id: str = "") -> rx.Component:
+def _filter_select(field: str, value, items: list[tuple[str, str]], dynamic=None, id: str = "",
+                   label: str = "") -> rx.Component:
     return rx.select.root(
-        rx.select.trigger(id=id),
+        rx.select.trigger(id=id, aria_label=label),
         rx.select.content(*[rx.select.item(label, value=key) for key, label in items], *(dynamic or [])),
         value=value, on_change=lambda v: AttemptsListState.set_filter(field, v),
     )
@@ -29,22 +30,23 @@ def _filters() -> rx.Component:
     return rx.hstack(
         _filter_select("exam_filter", state.exam_filter, [(ANY, "All exams")],
                        [rx.foreach(state.exam_options, lambda o: rx.select.item(o[1], value=o[0]))],
-                       id="filter-exam"),
+                       id="filter-exam", label="Exam"),
         _filter_select("review_filter", state.review_filter,
                        [(ANY, "Any review")] + [(s.value, _label(s.value)) for s in ReviewStatus],
-                       id="filter-review"),
+                       id="filter-review", label="Review"),
         _filter_select("recording_filter", state.recording_filter,
                        [(ANY, "Any recording"), (NO_RECORDING, "no recording")]
                        + [(s.value, _label(s.value)) for s in RecordingStatus],
-                       id="filter-recording"),
+                       id="filter-recording", label="Recording"),
         rx.text("Started from", size="2"),
-        rx.input(type="date", value=state.date_from, id="filter-from",
+        rx.input(type="date", value=state.date_from, id="filter-from", aria_label="Started from",
                  on_change=lambda v: state.set_filter("date_from", v)),
         rx.text("to", size="2"),
-        rx.input(type="date", value=state.date_to, id="filter-to",
+        rx.input(type="date", value=state.date_to, id="filter-to", aria_label="Started until",
                  on_change=lambda v: state.set_filter("date_to", v)),
         rx.form(rx.hstack(rx.input(name="search", placeholder="Candidate name or email",
-                                   default_value=state.search, id="filter-search"),
+                                   default_value=state.search, id="filter-search",
+                                   aria_label="Search candidates by name or email"),
                           rx.button("Search", type="submit", id="search-submit")),
                 on_submit=state.search_candidates),
         rx.button("Clear", variant="soft", on_click=state.clear_filters, id="clear-filters"),

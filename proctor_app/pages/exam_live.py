@@ -18,8 +18,9 @@ def live_panel() -> rx.Component:
                 live_publish(url=L.publish_url, token=R.upload_token, screen=L.publish_screen,
                              rtc_config=L.rtc_config, audio=L.publish_audio,
                              on_status=L.on_status),
+                # A live region: the candidate hears when the connection drops and comes back.
                 rx.text(t("Live proctoring: {status}", status=L.status_text), size="2", color_scheme="gray",
-                        id="live-status", custom_attrs={"data-status": L.status}),
+                        id="live-status", role="status", custom_attrs={"data-status": L.status}),
             ),
         ),
         on_mount=L.prepare,

@@ -64,8 +64,9 @@ def recording_panel(step: rx.Var[str], question_id: rx.Var[int], answer: rx.Var[
             rx.cond(R.upload_token != "", rx.fragment(
                 recorder,
                 rx.cond((step == "exam") & (R.warning != ""),
+                        # Announced at once: the candidate learns that recording stopped working.
                         rx.callout(R.warning, color_scheme="orange", id="recording-warning",
-                                   margin_bottom="1em")),
+                                   role="alert", margin_bottom="1em")),
                 rx.cond((step == "done") & R.flushed,
                         rx.link(t("Back to my exams"), href="/candidate", id="flush-leave")),
                 _blocking_dialog(),

@@ -26,7 +26,7 @@ NAV_BY_ROLE = {
 def _nav_links() -> rx.Component:
     return rx.match(
         rx.cond(AuthState.user_install_admin, "install_admin", AuthState.user_role),
-        *[(role, rx.hstack(*[rx.link(t(label), href=href) for label, href in links], spacing="4"))
+        *[(role, rx.el.nav(rx.hstack(*[rx.link(t(label), href=href) for label, href in links], spacing="4")))
           for role, links in NAV_BY_ROLE.items()],
         rx.fragment(),
     )
@@ -51,12 +51,17 @@ def demo_banner() -> rx.Component:
 ROLE_NAMES = (N_("candidate"), N_("proctor"), N_("supervisor"), N_("admin"))  # for the catalogue
 
 
+def bare_frame(*children) -> rx.Component:
+    """The frame of the pages without a signed-in user (sign-in, first run, not allowed)."""
+    return rx.box(demo_banner(), rx.el.main(*children), width="100%")
+
+
 def page_frame(*children, title: str | rx.Var[str], language=None) -> rx.Component:
     """`language`: the page offers the language switch, and this handler (no arguments) redraws
     the texts its state wrote, in the language chosen."""
     return rx.box(
         demo_banner(),
-        rx.hstack(
+        rx.el.header(rx.hstack(
             rx.heading("Proctor", size="5"),
             _nav_links(),
             rx.spacer(),
@@ -70,9 +75,9 @@ def page_frame(*children, title: str | rx.Var[str], language=None) -> rx.Compone
                       id="logout-everywhere"),
             align="center", padding="0.75em 1.5em", border_bottom="1px solid var(--gray-5)",
             width="100%", spacing="5",
-        ),
-        rx.box(rx.heading(title, size="6", margin_bottom="0.75em"), *children,
-               padding="1.5em", max_width="1200px", margin="0 auto"),
+        )),
+        rx.el.main(rx.heading(title, size="6", margin_bottom="0.75em"), *children,
+                   padding="1.5em", max_width="1200px", margin="0 auto"),
         width="100%",
     )
 
@@ -82,7 +87,8 @@ def pager(state, noun: str, nouns: str) -> rx.Component:
     return rx.hstack(
         rx.button("Previous", variant="soft", disabled=state.page <= 0,
                   on_click=state.go_to_page(state.page - 1), id="page-prev"),
-        rx.text("Page ", state.page + 1, " of ", state.pages, " (", state.total, " ", rx.cond(state.total == 1, noun, nouns), ")", id="page-info"),
+        rx.text("Page ", state.page + 1, " of ", state.pages, " (", state.total, " ",
+                rx.cond(state.total == 1, noun, nouns), ")", id="page-info"),
         rx.button("Next", variant="soft", disabled=state.page >= state.pages - 1,
                   on_click=state.go_to_page(state.page + 1), id="page-next"),
         align="center",

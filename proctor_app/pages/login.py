@@ -2,12 +2,12 @@ import reflex as rx
 
 from proctor_app.auth.roles import HOME_BY_ROLE
 from proctor_app.components.auth_forms import login_form
-from proctor_app.pages.layout import demo_banner
+from proctor_app.pages.layout import bare_frame
 from proctor_app.state.auth import AuthState
 
 
 def login_page() -> rx.Component:
-    return rx.box(demo_banner(), _login_form(), width="100%")
+    return bare_frame(_login_form())
 
 
 def _login_form() -> rx.Component:
@@ -30,7 +30,7 @@ def _login_form() -> rx.Component:
 
 
 def forbidden_page() -> rx.Component:
-    return rx.box(demo_banner(), _forbidden(), width="100%")
+    return bare_frame(_forbidden())
 
 
 def _forbidden() -> rx.Component:

@@ -3,6 +3,7 @@ resolution camera, screen share, event feed) of the one clicked."""
 
 import reflex as rx
 
+from proctor_app.components.keyboard import ESCAPE_CLICKS, KEY_ACTIVATES, keyboard_buttons
 from proctor_app.components.live import live_video
 from proctor_app.media.live.status import LiveStatus
 from proctor_app.pages.layout import page_frame, pager
@@ -30,8 +31,9 @@ def _health(line: HealthLine) -> rx.Component:
 
 
 def _status_badge(tile: Tile, id_prefix: str) -> rx.Component:
+    # A live region: screen readers hear a candidate's connection change (reconnecting, offline).
     return rx.badge(tile.status_label, rx.cond(tile.status_for != "", " " + tile.status_for, ""),
-                    color_scheme=tile.status_color, class_name="live-status",
+                    color_scheme=tile.status_color, class_name="live-status", role="status",
                     id=f"{id_prefix}-{tile.attempt_id}", custom_attrs={"data-status": tile.status})
 
 
@@ -42,6 +44,7 @@ def _video_or_note(src, note: str, **props) -> rx.Component:
 
 
 def _tile(tile: Tile) -> rx.Component:
+    # A button to keyboards and screen readers too: Enter or Space opens the focused view.
     return rx.card(
         rx.vstack(
             _video_or_note(tile.tile_src, "Live video off", class_name="tile-video"),
@@ -49,13 +52,14 @@ def _tile(tile: Tile) -> rx.Component:
                       _status_badge(tile, "status"), width="100%", align="center"),
             rx.text(tile.exam, size="1", color_scheme="gray"),
             rx.text(tile.elapsed, " in, ", tile.left, " left", size="1"),
-            rx.flex(rx.foreach(tile.recordings, _health), wrap="wrap", spacing="1"),
+            # Recording warnings (a stream failing) are announced as they come.
+            rx.flex(rx.foreach(tile.recordings, _health), wrap="wrap", spacing="1", aria_live="polite"),
             rx.vstack(rx.foreach(tile.events, _event), spacing="0"),
             spacing="1", width="100%",
         ),
         on_click=ProctorGridState.open_focus(tile.attempt_id),
-        cursor="pointer", class_name="live-tile", id=f"tile-{tile.attempt_id}",
-        custom_attrs={"data-attempt-id": tile.attempt_id}, key=tile.attempt_id,
+        cursor="pointer", class_name="live-tile", id=f"tile-{tile.attempt_id}", tab_index=0, role="button",
+        custom_attrs={"data-attempt-id": tile.attempt_id, **KEY_ACTIVATES}, key=tile.attempt_id,
     )
 
 
@@ -69,7 +73,7 @@ def _focus() -> rx.Component:
                           rx.text(focus.exam, color_scheme="gray"), rx.spacer(),
                           rx.link("Recording", href=f"/attempts/{focus.attempt_id}/video"),
                           rx.button("Close", variant="soft", on_click=ProctorGridState.close_focus,
-                                    id="focus-close"),
+                                    id="focus-close", custom_attrs=ESCAPE_CLICKS),
                           width="100%", align="center"),
                 rx.grid(
                     rx.flex(
@@ -101,31 +105,36 @@ def _filters() -> rx.Component:
     state = ProctorGridState
     return rx.hstack(
         rx.select.root(
-            rx.select.trigger(id="filter-exam"),
+            rx.select.trigger(id="filter-exam", aria_label="Exam"),
             rx.select.content(rx.select.item("All exams", value=ANY),
                               rx.foreach(state.exam_options, lambda o: rx.select.item(o[1], value=o[0]))),
             value=state.exam_filter, on_change=lambda v: state.set_filter("exam_filter", v)),
         rx.select.root(
-            rx.select.trigger(id="filter-status"),
+            rx.select.trigger(id="filter-status", aria_label="Live status"),
             rx.select.content(rx.select.item("Any status", value=ANY),
                               *[rx.select.item(label, value=status) for status, label in STATUS_LABELS.items()]),
             value=state.status_filter, on_change=lambda v: state.set_filter("status_filter", v)),
         rx.form(rx.hstack(rx.input(name="search", placeholder="Candidate name or email",
-                                   default_value=state.search, id="filter-search"),
+                                   default_value=state.search, id="filter-search",
+                                   aria_label="Search candidates by name or email"),
                           rx.button("Search", type="submit", id="search-submit")),
                 on_submit=state.search_candidates),
         rx.spacer(),
-        rx.badge(state.live_count, " ", STATUS_LABELS[LiveStatus.live], color_scheme="green", id="count-live"),
-        rx.badge(state.reconnecting_count, " ", STATUS_LABELS[LiveStatus.reconnecting], color_scheme="amber",
-                 id="count-reconnecting"),
-        rx.badge(state.offline_count, " ", STATUS_LABELS[LiveStatus.offline], color_scheme="gray",
-                 id="count-offline"),
+        rx.hstack(
+            rx.badge(state.live_count, " ", STATUS_LABELS[LiveStatus.live], color_scheme="green", id="count-live"),
+            rx.badge(state.reconnecting_count, " ", STATUS_LABELS[LiveStatus.reconnecting], color_scheme="amber",
+                     id="count-reconnecting"),
+            rx.badge(state.offline_count, " ", STATUS_LABELS[LiveStatus.offline], color_scheme="gray",
+                     id="count-offline"),
+            spacing="2", role="status",
+        ),
         wrap="wrap", spacing="2", align="center", width="100%",
     )
 
 
 def proctor_grid_page() -> rx.Component:
     return page_frame(
+        keyboard_buttons(),
         rx.vstack(
             _filters(),
             _focus(),

@@ -1,12 +1,11 @@
 import reflex as rx
 
-from proctor_app.pages.layout import demo_banner
+from proctor_app.pages.layout import bare_frame
 from proctor_app.state.setup import SetupState
 
 
 def setup_page() -> rx.Component:
-    return rx.box(
-        demo_banner(),
+    return bare_frame(
         rx.center(
             rx.card(
                 rx.form(
@@ -36,5 +35,4 @@ def setup_page() -> rx.Component:
             ),
             min_height="80vh",
         ),
-        width="100%",
     )

@@ -15,7 +15,7 @@ FREE_TEXT_SAVE_DELAY_MS = 800
 
 
 def _notice() -> rx.Component:
-    return rx.cond(S.notice != "", rx.callout(S.notice, color_scheme="red", id="notice"))
+    return rx.cond(S.notice != "", rx.callout(S.notice, color_scheme="red", id="notice", role="alert"))
 
 
 def consent_step() -> rx.Component:
@@ -73,7 +73,7 @@ def check_step() -> rx.Component:
 
 def _submit_button() -> rx.Component:
     return rx.alert_dialog.root(
-        rx.alert_dialog.trigger(rx.button(t("Submit"), color_scheme="green", id="submit-exam")),
+        rx.alert_dialog.trigger(rx.button(t("Submit"), color_scheme="green", high_contrast=True, id="submit-exam")),
         rx.alert_dialog.content(
             rx.alert_dialog.title(t("Submit your answers?")),
             rx.alert_dialog.description(
@@ -81,7 +81,7 @@ def _submit_button() -> rx.Component:
                   "your answers.", answered=S.answered_count, total=S.nav.length())),
             rx.hstack(
                 rx.alert_dialog.cancel(rx.button(t("Keep working"), variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(rx.button(t("Submit"), color_scheme="green", on_click=S.submit,
+                rx.alert_dialog.action(rx.button(t("Submit"), color_scheme="green", high_contrast=True, on_click=S.submit,
                                                  id="confirm-submit")),
                 justify="end", spacing="3", margin_top="1em",
             ),

@@ -25,20 +25,12 @@ from proctor_app.models import (
     UploadToken,
 )
 from proctor_app.services import uploads
-from tests.support.exam_pages import candidate_with_exam, events, kinds, start_exam, submit
+from tests.support.exam_pages import DENY_CAMERA_SWITCH, candidate_with_exam, events, kinds, start_exam, submit
 from tests.support.pages import login
 from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.browser
 
-# Makes getUserMedia refuse while window.__denyCamera is set, as a browser does when the candidate
-# blocks the camera (the fake-UI flag otherwise grants every request).
-DENY_CAMERA_SWITCH = """
-const realGetUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
-navigator.mediaDevices.getUserMedia = (constraints) => window.__denyCamera
-  ? Promise.reject(new DOMException("Permission denied", "NotAllowedError"))
-  : realGetUserMedia(constraints);
-"""
 # What the browser still holds for upload (the recorder's IndexedDB queue).
 QUEUED_IDS = """() => new Promise((resolve, reject) => {
   const open = indexedDB.open("proctor-recorder");

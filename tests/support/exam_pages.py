@@ -12,6 +12,15 @@ from proctor_app.models import Attempt, ProctoringEvent
 from tests.support.factories import assign, make_exam, make_user
 from tests.support.pages import login
 
+# Makes getUserMedia refuse while window.__denyCamera is set, as a browser does when the candidate
+# blocks the camera (the fake-UI flag otherwise grants every request).
+DENY_CAMERA_SWITCH = """
+const realGetUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+navigator.mediaDevices.getUserMedia = (constraints) => window.__denyCamera
+  ? Promise.reject(new DOMException("Permission denied", "NotAllowedError"))
+  : realGetUserMedia(constraints);
+"""
+
 
 def candidate_with_exam(**flags) -> tuple[str, int]:
     """A candidate of the test's own with an exam of its own (2 questions), so tests never share.
@@ -34,7 +43,8 @@ def start_exam(page, email: str, exam_id: int, device_check: bool = True) -> int
     page.locator("#consent-checkbox").click()
     page.locator("#consent-accept").click()
     if device_check:
-        expect(page.locator("#device-ok")).to_be_visible()
+        # The fake camera can take a while to start on a loaded machine.
+        expect(page.locator("#device-ok")).to_be_visible(timeout=30_000)
     page.locator("#start-exam").click()
     expect(page.locator("#question-prompt")).to_be_visible()
     with session_scope() as db:

@@ -146,6 +146,20 @@ def locked_file(path: str | Path, blocking: bool = True) -> Iterator[None]:
         os.close(fd)
 
 
+def lock_for_child(path: str | Path) -> int | None:
+    """A descriptor holding an exclusive lock on the lock file `path` (made if missing), or None
+    at once when another holder has it. A child process given the descriptor (`pass_fds`) holds
+    the lock from then on, until it dies: close this process's copy once it started. POSIX only
+    (the live relay processes, which exist only there)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_PRIVATE, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def _lower_child(nice: int) -> None:
     """In a POSIX child before exec: lower priority, and on Linux die with the parent."""
     os.nice(nice)

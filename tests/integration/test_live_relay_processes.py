@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.live_clients import EncodedSource, Publisher, Viewer, encode_clip, eventually, run_async
 from tests.support.live_exams import LiveExam, make_live_exam, publish_url, signed_in
 from tests.support.polling import wait_for
-from tests.support.server import AppServer, free_port
+from tests.support.server import AppServer, free_port, relay_processes
 
 PUBLISHERS = 10
 RELAYS = 2
@@ -38,20 +38,6 @@ def two_workers(demo_db, tmp_path_factory):
 @pytest.fixture(scope="module")
 def tile_clip() -> list[bytes]:
     return encode_clip(320, 240, FPS, seconds=2, bitrate_k=150)
-
-
-def relay_processes(server: AppServer) -> list[tuple[int, int]]:
-    """(relay index, pid) of the relay processes of `server` running now: while the workers start
-    one, a second one of an index may be on its way out (another worker's had the lock)."""
-    found = []
-    for child in psutil.Process(server.proc.pid).children(recursive=True):
-        try:
-            command = child.cmdline()
-            if command[-4:-2] == ["proctor_app.runtime", "relay"] and child.status() != psutil.STATUS_ZOMBIE:
-                found.append((int(command[-2]), child.pid))
-        except psutil.NoSuchProcess:
-            continue
-    return sorted(found)
 
 
 def live_sessions(server: AppServer) -> dict[str, float]:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
+
 from tests.support.polling import wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -56,3 +58,17 @@ class AppServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def relay_processes(server: AppServer) -> list[tuple[int, int]]:
+    """(relay index, pid) of the live relay processes of `server` running now: while the workers
+    start one, a second one of an index may be on its way out (another worker's had the lock)."""
+    found = []
+    for child in psutil.Process(server.proc.pid).children(recursive=True):
+        try:
+            command = child.cmdline()
+            if command[-4:-2] == ["proctor_app.runtime", "relay"] and child.status() != psutil.STATUS_ZOMBIE:
+                found.append((int(command[-2]), child.pid))
+        except psutil.NoSuchProcess:
+            continue
+    return sorted(found)

@@ -11,11 +11,12 @@ Messages are JSON lines. Requests {"id", "op", "args"} are answered {"id", "resu
 streams]}, "counts": {role: n}}} to every worker whenever a status or a count changed, so pages
 read statuses in memory (`snapshot`) and await changes (`wait_for_change`) without asking.
 
-Relay process `index` holds the lock `relay-<index>.lock` in `folder` while it lives: the workers
-all start a missing relay, one gets the lock and serves, the others say TAKEN and exit. A relay
-ends when its stdin closes, so it never outlives the worker that started it; a relay that died
-(or whose worker did) is started again by the workers' supervisors within a second, its sessions
-are gone, and the browsers' reconnect loops publish and view again (503 meanwhile).
+Relay process `index` holds the lock `relay-<index>.lock` in `folder` while it lives: a worker that
+finds no relay to connect to takes the lock and hands it to the relay process it starts, so of
+the workers that all find it missing only one starts it (the others connect once it is up). A
+relay ends when its stdin closes, so it never outlives the worker that started it; a relay that
+died (or whose worker did) is started again by the workers' supervisors within a second, its
+sessions are gone, and the browsers' reconnect loops publish and view again (503 meanwhile).
 """
 
 import asyncio
@@ -31,17 +32,18 @@ from pathlib import Path
 from proctor_app.media.live.offers import LiveRequestError
 from proctor_app.media.live.relay import LiveRelay
 from proctor_app.media.live.status import OFFLINE, Changes, LiveSnapshot, LiveStatus
-from proctor_app.platform import locked_file
+from proctor_app.platform import lock_for_child
 
 log = logging.getLogger("proctor_app.live")
 READY = b"ready\n"
-TAKEN = b"taken\n"  # another process serves this index
 START_TIMEOUT_S = 60
 SUPERVISE_INTERVAL_S = 0.5
 # A relay pushes its session counts at least this often (statuses at once).
 PUSH_INTERVAL_S = 1.0
 # A Unix socket's path has room for about 107 bytes.
 MAX_SOCKET_PATH = 100
+# The longest message line: a state push of thousands of attempts, an offer (64 KiB) escaped.
+MAX_LINE = 16 * 1024 * 1024
 UNAVAILABLE = "Live video is restarting on the server; try again in a moment."
 
 
@@ -93,21 +95,38 @@ async def _answer(relay: LiveRelay, writer: asyncio.StreamWriter, request: dict)
         _send(writer, {"id": request["id"], "error": [500, "The live relay failed on this request."]})
 
 
-async def _serve_worker(relay: LiveRelay, tasks: set, reader: asyncio.StreamReader,
-                        writer: asyncio.StreamWriter) -> None:
-    """One app worker's connection: its requests, answered as they complete, and the pushes."""
-    pushing = asyncio.create_task(_push_state(relay, writer))
-    try:
-        while line := await reader.readline():
-            # Side by side: an answer waits for ICE gathering, others need not wait for it.
-            task = asyncio.create_task(_answer(relay, writer, json.loads(line)))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-    except (ConnectionError, ValueError):
-        pass
-    finally:
-        pushing.cancel()
-        writer.close()
+class _Workers:
+    """The app workers' connections to this relay process."""
+
+    def __init__(self, relay: LiveRelay):
+        self.relay = relay
+        self.connections: dict[asyncio.StreamWriter, asyncio.Task] = {}
+        self.answers: set[asyncio.Task] = set()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One app worker's connection: its requests, answered as they complete, and the pushes."""
+        self.connections[writer] = asyncio.current_task()
+        pushing = asyncio.create_task(_push_state(self.relay, writer))
+        try:
+            while line := await reader.readline():
+                # Side by side: an answer waits for ICE gathering, others need not wait for it.
+                task = asyncio.create_task(_answer(self.relay, writer, json.loads(line)))
+                self.answers.add(task)
+                task.add_done_callback(self.answers.discard)
+        except (ConnectionError, ValueError):
+            pass
+        finally:
+            pushing.cancel()
+            writer.close()
+            del self.connections[writer]
+
+    async def close(self) -> None:
+        # Each connection's reading ends (at EOF) rather than being cancelled.
+        for writer in list(self.connections):
+            writer.close()
+        await asyncio.gather(*self.connections.values(), return_exceptions=True)
+        for task in self.answers:
+            task.cancel()
 
 
 async def _stdin_closed() -> None:
@@ -119,25 +138,21 @@ async def _stdin_closed() -> None:
 
 
 async def serve(index: int, folder: Path, relay: LiveRelay) -> None:
-    """Relay process `index`: serve the app workers on its socket in `folder` until stdin closes;
-    say TAKEN on stdout and return at once when another process has the index."""
+    """Relay process `index` (started holding its lock): serve the app workers on its socket in
+    `folder` until stdin closes."""
+    path = socket_path(folder, index)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a dead relay's
+    workers = _Workers(relay)
+    server = await asyncio.start_unix_server(workers.serve, path, limit=MAX_LINE)
+    os.write(1, READY)
+    os.dup2(2, 1)  # nobody reads stdout after this: prints go to the log
     try:
-        with locked_file(lock_path(folder, index), blocking=False):
-            path = socket_path(folder, index)
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()  # a dead relay's
-            tasks: set[asyncio.Task] = set()
-            server = await asyncio.start_unix_server(
-                lambda reader, writer: _serve_worker(relay, tasks, reader, writer), path)
-            os.write(1, READY)
-            os.dup2(2, 1)  # nobody reads stdout after this: prints go to the log
-            try:
-                await _stdin_closed()
-            finally:
-                server.close()
-                await relay.close()
-    except BlockingIOError:
-        os.write(1, TAKEN)
+        await _stdin_closed()
+    finally:
+        server.close()
+        await workers.close()
+        await relay.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,7 +245,7 @@ class RelayPool:
             while missing := self._missing():
                 await asyncio.gather(*(self._connect_or_start(index) for index in missing))
                 if self._missing():
-                    await asyncio.sleep(SUPERVISE_INTERVAL_S)  # another worker's is starting
+                    await asyncio.sleep(SUPERVISE_INTERVAL_S)  # one is starting (another worker's)
         self._supervisor = asyncio.create_task(self._supervise())
 
     def _missing(self) -> list[int]:
@@ -239,29 +254,36 @@ class RelayPool:
 
     async def _connect_or_start(self, index: int) -> None:
         try:
-            reader, writer = await asyncio.open_unix_connection(str(socket_path(self.folder, index)))
+            reader, writer = await asyncio.open_unix_connection(str(socket_path(self.folder, index)),
+                                                                limit=MAX_LINE)
         except (FileNotFoundError, ConnectionRefusedError):
             await self._start_process(index)
             return
         self._connections[index] = RelayConnection(index, reader, writer, self._connection_changed)
 
     async def _start_process(self, index: int) -> None:
-        process = await asyncio.create_subprocess_exec(
-            *self.command, str(index), str(self.folder), stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE)
+        """Start relay `index`, unless a process has its lock: one alive, perhaps still starting."""
+        lock = lock_for_child(lock_path(self.folder, index))
+        if lock is None:
+            return
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.command, str(index), str(self.folder), stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, pass_fds=(lock,))
+        finally:
+            os.close(lock)  # the relay holds it now
         try:
             said = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT_S)
         except TimeoutError:
             said = b""
-        if said == READY:
-            self._children.append(process)
-            log.info("live relay process %s started (pid %s)", index, process.pid)
-        elif said != TAKEN:
+        if said != READY:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             raise RuntimeError(f"live relay process {index} did not start (exit code {await process.wait()}); "
                                "its error is in the app's log")
-        # Connected by the next round (TAKEN: once the other's socket is up).
+        self._children.append(process)
+        log.info("live relay process %s started (pid %s)", index, process.pid)
+        # Connected to in the next round.
 
     def _connection_changed(self) -> None:
         self._changes.bump()

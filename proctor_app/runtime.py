@@ -1,9 +1,9 @@
 """The composition root: what runs in each process, built in one place.
 
 - App process (server.py's lifespan): the live relay pool (or an in-process relay), the ingest
-  pool (or an in-process upload store), a job worker with the job handlers, the webhook sender, the schedule (daily retention,
-  health samples), the overdue sweeper, readiness, and what a revocation ends in them
-  (apply_revocations); the login throttle.
+  pool (or an in-process upload store), a job worker with the job handlers, the webhook sender,
+  the schedule (daily retention, health samples), the overdue sweeper, readiness, and what a
+  revocation ends in them (apply_revocations); the login throttle.
 - Ingest process (`python -m proctor_app.runtime ingest FD`, started by the pool): an upload store
   serving the app's socket.
 - Relay process (`python -m proctor_app.runtime relay INDEX FOLDER`, started by the app workers'
@@ -62,8 +62,8 @@ def live_relay() -> LiveRelay:
 
 # Every app worker forwards to the same relay processes (their sockets are per data folder and
 # port), so publishers and viewers of an attempt meet whichever worker they reach.
-relay_pool = RelayPool(config.live_relay_processes, config.data_dir / "live" / str(config.port), RELAY_COMMAND) \
-    if config.live_relay_processes else None
+relay_pool = RelayPool(config.live_relay_processes, config.data_dir / "live" / str(config.port),
+                       RELAY_COMMAND) if config.live_relay_processes else None
 relay: LiveRelay | RelayPool = relay_pool or live_relay()
 # Snapshots and events are stored in the app process; chunks too when it has no ingest processes.
 upload_store = UploadStore(settings, clock)

@@ -66,7 +66,7 @@ async def lifespan():
         await ingest_pool.start()
     if relay_pool is not None:
         await relay_pool.start()
-    # Access taken away in this process also ends its live sessions and cached upload tokens.
+    # Access taken away in this process also ends live sessions (on every relay) and cached upload tokens.
     stop_revocations = on_revoked(apply_revocations(asyncio.get_running_loop()))
     sweeper = asyncio.create_task(_sweep_overdue_attempts())
     # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again. Off with

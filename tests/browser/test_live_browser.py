@@ -155,13 +155,13 @@ def test_a_killed_relay_process_is_replaced_and_both_pages_come_back_by_themselv
     expect(status).to_have_attribute("data-status", "live")
     tile_video_playing(proctor, live.attempt_id)
 
-    [(_, pid)] = relay_processes(app_server)
+    [(_, pid)] = relay_processes(app_server.proc.pid)
     killed_at = proctor.evaluate("performance.now()")
     psutil.Process(pid).kill()
     # What the relay knew went with it; a new one starts, and nobody touches either page: the
     # candidate's page publishes again, the proctor's views again, the grid says Live again.
     expect(status).to_have_attribute("data-status", "offline", timeout=10000)
-    assert wait_until(lambda: [p for _, p in relay_processes(app_server)] not in ([], [pid]), timeout=30)
+    assert wait_until(lambda: [p for _, p in relay_processes(app_server.proc.pid)] not in ([], [pid]), timeout=30)
     expect(status).to_have_attribute("data-status", "live", timeout=60000)
     assert wait_until(lambda: proctor.evaluate(FRAMES_DECODED_SINCE, killed_at) > 10, timeout=60)
 

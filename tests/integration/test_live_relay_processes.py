@@ -102,7 +102,7 @@ def start_live(server: AppServer, live: LiveExam, clip: list[bytes]):
 def test_ten_publishers_and_their_viewers_all_see_frames_through_two_workers(two_workers, tile_clip):
     live = make_live_exam(candidates=PUBLISHERS)
     # One per index, not one per worker.
-    assert wait_for(lambda: [i for i, _ in relay_processes(two_workers)] == list(range(RELAYS)), 60)
+    assert wait_for(lambda: [i for i, _ in relay_processes(two_workers.proc.pid)] == list(range(RELAYS)), 60)
 
     async def scenario():
         publishers, viewers, _ = await start_live(two_workers, live, tile_clip)()
@@ -128,7 +128,7 @@ def test_ten_publishers_and_their_viewers_all_see_frames_through_two_workers(two
 
 def test_a_killed_relay_process_is_replaced_and_its_publishers_come_back(two_workers, tile_clip):
     live = make_live_exam(candidates=4)
-    before = dict(wait_for(lambda: len(found := relay_processes(two_workers)) == RELAYS and found, 60))
+    before = dict(wait_for(lambda: len(found := relay_processes(two_workers.proc.pid)) == RELAYS and found, 60))
 
     async def scenario():
         publishers, viewers, proctor = await start_live(two_workers, live, tile_clip)()
@@ -136,7 +136,7 @@ def test_a_killed_relay_process_is_replaced_and_its_publishers_come_back(two_wor
         killed = live.attempt_id % RELAYS
         psutil.Process(before[killed]).kill()
         assert await eventually(lambda: any(i == killed and pid != before[killed]
-                                            for i, pid in relay_processes(two_workers)), 60)
+                                            for i, pid in relay_processes(two_workers.proc.pid)), 60)
 
         # The other relay's viewers went on receiving.
         spared = [i for i, (a, _) in enumerate(live.grants) if a % RELAYS != killed]

@@ -60,11 +60,11 @@ class AppServer:
         self.start()
 
 
-def relay_processes(server: AppServer) -> list[tuple[int, int]]:
-    """(relay index, pid) of the live relay processes of `server` running now: while the workers
-    start one, a second one of an index may be on its way out (another worker's had the lock)."""
+def relay_processes(parent_pid: int) -> list[tuple[int, int]]:
+    """(relay index, pid) of the live relay processes below `parent_pid` (an AppServer's proc,
+    or this process) running now."""
     found = []
-    for child in psutil.Process(server.proc.pid).children(recursive=True):
+    for child in psutil.Process(parent_pid).children(recursive=True):
         try:
             command = child.cmdline()
             if command[-4:-2] == ["proctor_app.runtime", "relay"] and child.status() != psutil.STATUS_ZOMBIE:

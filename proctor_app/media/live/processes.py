@@ -162,9 +162,9 @@ async def serve(index: int, folder: Path, relay: LiveRelay) -> None:
 class RelayConnection:
     """An app worker's connection to one relay process, and the statuses that relay pushed."""
 
-    def __init__(self, index: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  on_change: Callable[[], None]):
-        self.index, self.reader, self.writer, self.on_change = index, reader, writer, on_change
+        self.reader, self.writer, self.on_change = reader, writer, on_change
         self.snapshots: dict[int, LiveSnapshot] = {}
         self.counts = {"publish": 0, "view": 0}
         self.alive = True
@@ -259,7 +259,7 @@ class RelayPool:
         except (FileNotFoundError, ConnectionRefusedError):
             await self._start_process(index)
             return
-        self._connections[index] = RelayConnection(index, reader, writer, self._connection_changed)
+        self._connections[index] = RelayConnection(reader, writer, self._connection_changed)
 
     async def _start_process(self, index: int) -> None:
         """Start relay `index`, unless a process has its lock: one alive, perhaps still starting."""

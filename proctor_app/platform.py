@@ -8,6 +8,8 @@ imports and runs where they are missing (Windows). Plain Python: media/ uses it 
   rename (Windows cannot open a folder; NTFS journals its renames);
 - ingest processes pass chunks over a Unix socket pair: without one (or without `pass_fds`),
   chunks are stored in the app process;
+- live relay processes listen on Unix sockets, each started holding its lock (`lock_for_child`):
+  without Unix sockets the relay runs in the app process;
 - child processes (ffmpeg) lowered with `preexec_fn` (nice, and die with their parent on
   Linux): on Windows, the below-normal priority class;
 - stop signals: `loop.add_signal_handler` where the loop has it, else `signal.signal`;

@@ -24,6 +24,9 @@ class Config:
     redis_url: str | None
     # Processes that store uploaded chunks beside the app's (0: in the app process).
     ingest_processes: int
+    # Processes that relay live video beside the app's, shared by its workers (0: in the app
+    # process, which then must run one worker while live video is on).
+    live_relay_processes: int = 0
     # Where users reach the app (e.g. https://proctor.example.edu); https:// turns on HSTS.
     public_url: str = ""
     # Other sites whose pages may call /api with the user's cookie (CORS); none by default.
@@ -73,6 +76,8 @@ def load_config() -> Config:
         # Ingest processes get their socket by descriptor passing (POSIX); elsewhere none.
         ingest_processes=int(os.environ.get("PROCTOR_INGEST_PROCESSES", min(4, os.cpu_count() or 1)))
         if SOCKET_PASSING else 0,
+        # Relay processes listen on Unix sockets (POSIX); elsewhere the relay is in the app process.
+        live_relay_processes=int(os.environ.get("PROCTOR_LIVE_RELAY_PROCESSES", "1")) if SOCKET_PASSING else 0,
         public_url=os.environ.get("PROCTOR_PUBLIC_URL", "").strip(),
         cors_origins=_list(os.environ.get("PROCTOR_CORS_ORIGINS", "")),
         trusted_proxies=_list(os.environ.get("PROCTOR_TRUSTED_PROXIES", "127.0.0.1")),

@@ -8,6 +8,8 @@ imports and runs where they are missing (Windows). Plain Python: media/ uses it 
   rename (Windows cannot open a folder; NTFS journals its renames);
 - ingest processes pass chunks over a Unix socket pair: without one (or without `pass_fds`),
   chunks are stored in the app process;
+- live relay processes listen on Unix sockets, each started holding its lock (`lock_for_child`):
+  without Unix sockets the relay runs in the app process;
 - child processes (ffmpeg) lowered with `preexec_fn` (nice, and die with their parent on
   Linux): on Windows, the below-normal priority class;
 - stop signals: `loop.add_signal_handler` where the loop has it, else `signal.signal`;
@@ -144,6 +146,20 @@ def locked_file(path: str | Path, blocking: bool = True) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def lock_for_child(path: str | Path) -> int | None:
+    """A descriptor holding an exclusive lock on the lock file `path` (made if missing), or None
+    at once when another holder has it. A child process given the descriptor (`pass_fds`) holds
+    the lock from then on, until it dies: close this process's copy once it started. POSIX only
+    (the live relay processes, which exist only there)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_PRIVATE, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _lower_child(nice: int) -> None:

@@ -1,11 +1,13 @@
 """The composition root: what runs in each process, built in one place.
 
-- App process (server.py's lifespan): the live relay, the ingest pool (or an in-process upload
-  store), a job worker with the job handlers, the webhook sender, the schedule (daily retention,
-  health samples), the overdue sweeper, readiness, and what a revocation ends in them
-  (apply_revocations); the login throttle.
+- App process (server.py's lifespan): the live relay pool (or an in-process relay), the ingest
+  pool (or an in-process upload store), a job worker with the job handlers, the webhook sender,
+  the schedule (daily retention, health samples), the overdue sweeper, readiness, and what a
+  revocation ends in them (apply_revocations); the login throttle.
 - Ingest process (`python -m proctor_app.runtime ingest FD`, started by the pool): an upload store
   serving the app's socket.
+- Relay process (`python -m proctor_app.runtime relay INDEX FOLDER`, started by the app workers'
+  relay pools): a live relay serving every app worker on its socket.
 - Processing worker (`python -m proctor_app worker`): a job worker alone.
 Each gets the one settings cache and the one clock.
 """
@@ -14,6 +16,8 @@ import asyncio
 import logging
 import socket
 import sys
+from collections.abc import Awaitable
+from pathlib import Path
 
 from proctor_app.auth.throttle import LoginThrottle
 from proctor_app.clock import system_clock
@@ -23,7 +27,9 @@ from proctor_app.media.ingest.processes import IngestPool, serve
 from proctor_app.media.ingest.store import UploadStore
 from proctor_app.media.jobs.worker import Worker
 from proctor_app.media.live.ice import IceServers, IceSettings, parse_urls
-from proctor_app.media.live.relay import LiveRelay
+from proctor_app.media.live.processes import RelayPool, pooled_session_id
+from proctor_app.media.live.processes import serve as serve_relay
+from proctor_app.media.live.relay import LiveRelay, ViewEndHook
 from proctor_app.schedule import Schedule
 from proctor_app.services.live import store_live_transition
 from proctor_app.services.live_views import LiveViewer, store_view_end
@@ -35,6 +41,7 @@ from proctor_app.services.webhooks import outbox
 from proctor_app.services.webhooks.delivery import DeliveryLoop
 
 INGEST_COMMAND = [sys.executable, "-m", "proctor_app.runtime", "ingest"]
+RELAY_COMMAND = [sys.executable, "-m", "proctor_app.runtime", "relay"]
 
 # Every process imports this module first: its log lines are configured here, and every change
 # a webhook reports writes its event in its own transaction.
@@ -46,10 +53,21 @@ settings = settings_cache
 
 ice_servers = IceServers(IceSettings(parse_urls(config.ice_servers), config.turn_secret, config.public_ip,
                                      config.ice_transport_policy), clock)
-relay = LiveRelay(offline_after_s=lambda: settings()["live_offline_after_s"],
-                  on_transition=store_live_transition,
-                  enabled=lambda: settings()["live_video_enabled"], clock=clock, ice=ice_servers,
-                  on_view_end=store_view_end)
+
+
+def live_relay(on_view_end: ViewEndHook = store_view_end) -> LiveRelay:
+    """The relay itself: in a relay process, or in the app process when there are none."""
+    return LiveRelay(offline_after_s=lambda: settings()["live_offline_after_s"],
+                     on_transition=store_live_transition,
+                     enabled=lambda: settings()["live_video_enabled"], clock=clock, ice=ice_servers,
+                     on_view_end=on_view_end)
+
+
+# Every app worker forwards to the same relay processes (their sockets are per data folder and
+# port), so publishers and viewers of an attempt meet whichever worker they reach.
+relay_pool = RelayPool(config.live_relay_processes, config.data_dir / "live" / str(config.port),
+                       RELAY_COMMAND) if config.live_relay_processes else None
+relay: LiveRelay | RelayPool = relay_pool or live_relay()
 # Snapshots and events are stored in the app process; chunks too when it has no ingest processes.
 upload_store = UploadStore(settings, clock)
 ingest_pool = IngestPool(config.ingest_processes, INGEST_COMMAND) if config.ingest_processes else None
@@ -106,5 +124,16 @@ def run_ingest_process(fd: int) -> None:
     serve(socket.socket(fileno=fd), UploadStore(settings, clock))
 
 
+def run_relay_process(index: int, folder: str) -> None:
+    """A relay process: serves the app workers on its socket in `folder` until its stdin closes."""
+    def view_end(session_id: str, *details) -> Awaitable[None]:
+        # Audited under the id the workers gave out, so the start and end rows pair up.
+        return store_view_end(pooled_session_id(index, session_id), *details)
+
+    asyncio.run(serve_relay(index, Path(folder), live_relay(view_end)))
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["ingest"]:
     run_ingest_process(int(sys.argv[2]))
+if __name__ == "__main__" and sys.argv[1:2] == ["relay"]:
+    run_relay_process(int(sys.argv[2]), sys.argv[3])

@@ -15,6 +15,7 @@ from proctor_app.runtime import (
     background_schedule,
     ingest_pool,
     relay,
+    relay_pool,
     webhook_sender,
 )
 from proctor_app.services.attempts import close_overdue_attempts
@@ -63,7 +64,9 @@ async def lifespan():
         print(describe_demo(f"http://localhost:{config.port}/"), flush=True)
     if ingest_pool is not None:
         await ingest_pool.start()
-    # Access taken away in this process also ends its live sessions and cached upload tokens.
+    if relay_pool is not None:
+        await relay_pool.start()
+    # Access taken away in this process also ends live sessions (on every relay) and cached upload tokens.
     stop_revocations = on_revoked(apply_revocations(asyncio.get_running_loop()))
     sweeper = asyncio.create_task(_sweep_overdue_attempts())
     # Processing jobs (finalize recordings); jobs a crash interrupted are taken up again. Off with

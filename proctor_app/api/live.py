@@ -232,7 +232,7 @@ async def _own_session(request: Request) -> str:
     callers = await run_in_threadpool(_callers, request)
     if not callers:
         raise Refused(401, "Credentials are required.", {"WWW-Authenticate": "Bearer"})
-    owner = relay.session_owner(session_id)
+    owner = await relay.session_owner(session_id)
     if owner is None:
         raise Refused(404, "No such session.")
     if owner not in callers:
@@ -245,6 +245,8 @@ async def end(request: Request) -> Response:
         await relay.end(await _own_session(request))
     except Refused as refused:
         return refused.response
+    except LiveRequestError as exc:
+        return PlainTextResponse(str(exc), status_code=exc.status)
     return Response(status_code=200)
 
 
@@ -253,6 +255,8 @@ async def no_trickle(request: Request) -> Response:
         await _own_session(request)
     except Refused as refused:
         return refused.response
+    except LiveRequestError as exc:
+        return PlainTextResponse(str(exc), status_code=exc.status)
     return PlainTextResponse("The answer carries all candidates; trickle ICE is not used.",
                              status_code=405, headers={"Allow": "DELETE"})
 

@@ -62,7 +62,7 @@ class MetricsAccess:
 
 
 class PlatformCollector:
-    """Figures read when scraped: the job queue (shared by every process), this process's live
+    """Figures read when scraped: the job queue (shared by every process), the live
     sessions and ingest processes, the storage disk."""
 
     def collect(self):
@@ -71,7 +71,8 @@ class PlatformCollector:
         yield GaugeMetricFamily("proctor_job_queue_depth", "Jobs due and waiting for a worker.", depth)
         yield GaugeMetricFamily("proctor_job_queue_oldest_seconds",
                                 "How long the oldest due job has waited.", oldest)
-        sessions = GaugeMetricFamily("proctor_live_sessions", "Live video sessions of this process.",
+        sessions = GaugeMetricFamily("proctor_live_sessions",
+                                     "Live video sessions of the relay processes (without them, of this process).",
                                      labels=["role"])
         for role, count in relay.session_counts().items():
             sessions.add_metric([role], count)

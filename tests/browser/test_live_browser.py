@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 
 import httpx
+import psutil
 import pytest
 from playwright.sync_api import expect
 from sqlmodel import select
@@ -30,6 +31,7 @@ from tests.support.live_pages import (
     tile_video_playing,
 )
 from tests.support.pages import login
+from tests.support.server import relay_processes
 
 # The candidate's side without the exam page: the publisher module on a page of the app's origin.
 PUBLISH = """async ([url, token, withScreen]) => {
@@ -130,6 +132,39 @@ def test_an_offline_candidate_shows_reconnecting_then_live_again_and_offline_aft
     assert live_events(live.attempt_id) == [
         ("live_connected", ""), ("live_lost", "no_frames"), ("live_restored", ""),
         ("live_lost", "publisher_left")]
+
+
+# Video frames decoded by the page's connections made after `since` (performance.now()).
+FRAMES_DECODED_SINCE = """async (since) => {
+  let frames = 0;
+  for (const { pc, created } of window.__pcs) {
+    if (created < since || pc.connectionState !== "connected") continue;
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded;
+    });
+  }
+  return frames;
+}"""
+
+
+@pytest.mark.browser
+def test_a_killed_relay_process_is_replaced_and_both_pages_come_back_by_themselves(new_context, app_server):
+    live = make_live_exam()
+    start_publishing(new_context, live)
+    proctor = open_grid(new_context, live.proctors[0])
+    status = status_of(proctor, live.attempt_id)
+    expect(status).to_have_attribute("data-status", "live")
+    tile_video_playing(proctor, live.attempt_id)
+
+    [(_, pid)] = relay_processes(app_server.proc.pid)
+    killed_at = proctor.evaluate("performance.now()")
+    psutil.Process(pid).kill()
+    # What the relay knew went with it; a new one starts, and nobody touches either page: the
+    # candidate's page publishes again, the proctor's views again, the grid says Live again.
+    expect(status).to_have_attribute("data-status", "offline", timeout=10000)
+    assert wait_until(lambda: [p for _, p in relay_processes(app_server.proc.pid)] not in ([], [pid]), timeout=30)
+    expect(status).to_have_attribute("data-status", "live", timeout=60000)
+    assert wait_until(lambda: proctor.evaluate(FRAMES_DECODED_SINCE, killed_at) > 10, timeout=60)
 
 
 @contextmanager

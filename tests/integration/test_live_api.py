@@ -7,21 +7,13 @@ import httpx
 from aiortc import RTCConfiguration, RTCPeerConnection
 from sqlmodel import select
 
-from proctor_app.auth import sessions
 from proctor_app.auth.sessions import SESSION_COOKIE
 from proctor_app.db import session_scope
-from proctor_app.demo import DEMO_PASSWORD
 from proctor_app.models import Exam, User
 from proctor_app.services import attempts
 from proctor_app.services.settings import settings_cache, update_settings
 from tests.support.live_clients import NumberedCamera, Publisher, Viewer, eventually, run_async
-from tests.support.live_exams import LiveExam, live_events, make_live_exam
-
-
-def signed_in(email: str) -> dict:
-    """Request headers carrying a new login session's cookie."""
-    token, _ = sessions.login(email, DEMO_PASSWORD)
-    return {"Cookie": f"{SESSION_COOKIE}={token}"}
+from tests.support.live_exams import LiveExam, live_events, make_live_exam, signed_in
 
 
 async def publish_over_http(client: httpx.AsyncClient, live: LiveExam) -> tuple[Publisher, str]:

@@ -184,7 +184,7 @@ def test_status_follows_the_publisher_and_viewers_survive_a_new_connection():
         assert await relay.end(session_id)  # the candidate leaves
         assert relay.snapshot(ATTEMPT).status == LiveStatus.offline
         assert not await relay.end(session_id)
-        assert relay.session_owner(session_id) is None
+        assert await relay.session_owner(session_id) is None
         await eventually(lambda: len(relay.events.kinds) >= 4, timeout=2)
         assert [(k, d.get("reason")) for _, k, d in relay.events.kinds] == [
             ("live_connected", None), ("live_lost", "no_frames"), ("live_restored", None),
@@ -201,7 +201,7 @@ def test_a_delete_after_the_connection_closed_still_means_the_candidate_left():
         assert await eventually(lambda: relay.snapshot(ATTEMPT).status == LiveStatus.live, timeout=5)
         await publisher.close()  # the leaving page's connection closes first...
         assert await eventually(lambda: relay.snapshot(ATTEMPT).status == LiveStatus.reconnecting, 5)
-        assert relay.session_owner(session_id) == "token"
+        assert await relay.session_owner(session_id) == "token"
         assert await relay.end(session_id)  # ...then its DELETE arrives
         assert relay.snapshot(ATTEMPT).status == LiveStatus.offline
 

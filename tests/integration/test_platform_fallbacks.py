@@ -1,6 +1,6 @@
 """proctor_app/platform.py's fallbacks, run for real on Linux: a child process whose
 sitecustomize takes away what Windows lacks (fcntl, O_DIRECT, folder descriptors, Unix socket streams)
-imports the app's runtime, writes files durably, takes locks and stores uploaded chunks."""
+imports the app's runtime (ingest and the live relay in the app process), writes files durably, takes locks and stores uploaded chunks."""
 
 import os
 import subprocess
@@ -52,6 +52,7 @@ assert platform.fcntl is None and platform.O_DIRECT == 0
 assert not platform.FOLDER_DESCRIPTORS and not platform.SOCKET_PASSING
 from proctor_app import runtime  # the app's composition root imports
 assert config.ingest_processes == 0 and runtime.ingest_pool is None, "ingest in the app process"
+assert config.live_relay_processes == 0 and runtime.relay_pool is None, "live relay in the app process"
 
 # Durable writes by path, large ones too (no direct I/O), replacing a file whole.
 root = Path(sys.argv[1])
@@ -107,6 +108,7 @@ def _run_without_posix_calls(tmp_path, *args) -> subprocess.CompletedProcess:
     (site / "sitecustomize.py").write_text(textwrap.dedent(WITHOUT_POSIX_CALLS))
     env = dict(os.environ, PYTHONPATH=f"{site}{os.pathsep}{ROOT}")
     env.pop("PROCTOR_INGEST_PROCESSES", None)
+    env.pop("PROCTOR_LIVE_RELAY_PROCESSES", None)
     return subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "storage"), *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=120)
 

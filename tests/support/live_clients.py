@@ -2,7 +2,7 @@
 
 A publisher and a viewer that talk to a relay through a `signal(offer_sdp) -> answer_sdp`
 coroutine, a synthetic camera whose frames carry their number (to measure latency), pre-encoded
-VP8 (load without encoding cost), and aiortc's stock relay, which decodes and re-encodes for
+VP8, H.264 and Opus (load without encoding cost), and aiortc's stock relay, which decodes and re-encodes for
 every viewer, as the baseline.
 """
 
@@ -25,6 +25,8 @@ from proctor_app.media.live.passthrough import tap_receiver, vp8_is_keyframe
 
 Signal = Callable[[str], Awaitable[str]]
 TIME_BASE = Fraction(1, 90000)
+AUDIO_TIME_BASE = Fraction(1, 48000)
+AUDIO_FPS = 50  # 20 ms Opus frames
 # The frame number is drawn as NUMBER_BITS black or white blocks along the top edge.
 NUMBER_BITS = 16
 NUMBER_MASK = (1 << NUMBER_BITS) - 1
@@ -108,28 +110,49 @@ def read_number(frame: av.VideoFrame) -> int:
                if luma[row + bit * BLOCK + BLOCK // 2] > 128)
 
 
-def encode_clip(width: int, height: int, fps: int, seconds: int, bitrate_k: int) -> list[bytes]:
-    """Encoded VP8 frames of a camera-like picture (test pattern with sensor noise, a keyframe
-    every second), made once with the bundled ffmpeg."""
+FFMPEG_VIDEO = {
+    "vp8": ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-f", "ivf"],
+    # What browsers send: constrained baseline, in Annex B (aiortc packs it in packetization mode 1).
+    "h264": ["-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency",
+             "-bf", "0", "-f", "h264"],
+}
+
+
+def _ffmpeg_packets(arguments: list[str], suffix: str, stream: str) -> list[bytes]:
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "clip.ivf"
-        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
-                        f"testsrc2=size={width}x{height}:rate={fps}", "-t", str(seconds),
-                        "-vf", "noise=alls=10:allf=t", "-c:v", "libvpx", "-b:v", f"{bitrate_k}k",
-                        "-g", str(fps), "-deadline", "realtime", "-cpu-used", "8", str(path)], check=True)
+        path = Path(folder) / f"clip{suffix}"
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", *arguments, str(path)],
+                       check=True)
         with av.open(str(path)) as container:
-            return [bytes(packet) for packet in container.demux(video=0) if packet.size]
+            return [bytes(packet) for packet in container.demux(**{stream: 0}) if packet.size]
+
+
+def encode_clip(width: int, height: int, fps: int, seconds: int, bitrate_k: int,
+                codec: str = "vp8") -> list[bytes]:
+    """Encoded VP8 (or H.264) frames of a camera-like picture (test pattern with sensor noise, a
+    keyframe every second), made once with the bundled ffmpeg."""
+    return _ffmpeg_packets(["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}",
+                            "-t", str(seconds), "-vf", "noise=alls=10:allf=t", "-b:v", f"{bitrate_k}k",
+                            "-g", str(fps), *FFMPEG_VIDEO[codec]], f".{codec}", "video")
+
+
+def encode_audio_clip(seconds: int) -> list[bytes]:
+    """Encoded Opus frames (20 ms each, 48 kHz) of a tone, as a browser's microphone sends."""
+    return _ffmpeg_packets(["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+                            "-c:a", "libopus", "-b:a", "32k", "-frame_duration", "20", "-ac", "1"],
+                           ".ogg", "audio")
 
 
 class EncodedSource(MediaStreamTrack):
-    """Loops pre-encoded VP8 frames at `fps` with ever-increasing timestamps: load without
-    encoding cost. (A loop restarts at a keyframe, so the stream stays decodable.)"""
+    """Loops pre-encoded frames (`kind` video at `fps`, or 20 ms audio frames) with ever-increasing
+    timestamps: load without encoding cost. (A video loop restarts at a keyframe, so the stream
+    stays decodable.)"""
 
-    kind = "video"
-
-    def __init__(self, frames: list[bytes], fps: int):
+    def __init__(self, frames: list[bytes], fps: int = AUDIO_FPS, kind: str = "video"):
         super().__init__()
+        self.kind = kind
         self.frames, self.fps = frames, fps
+        self.time_base = TIME_BASE if kind == "video" else AUDIO_TIME_BASE
         self._count = 0
         self._start: float | None = None
 
@@ -138,8 +161,8 @@ class EncodedSource(MediaStreamTrack):
             self._start = time.monotonic()
         await asyncio.sleep(max(0.0, self._start + self._count / self.fps - time.monotonic()))
         packet = av.Packet(self.frames[self._count % len(self.frames)])
-        packet.pts = self._count * 90000 // self.fps
-        packet.time_base = Fraction(1, 90000)
+        packet.pts = self._count * self.time_base.denominator // self.fps
+        packet.time_base = self.time_base
         self._count += 1
         return packet
 
@@ -179,7 +202,7 @@ class Viewer:
                  codecs: tuple[str, ...] = ("video/VP8",), audio: bool = False):
         self.decode = decode
         self.codecs = codecs
-        self.audio = audio  # also receive the attempt's sound (decoded audio frames counted)
+        self.audio = audio  # also receive the attempt's sound (audio frames counted)
         self.audio_frames = 0
         self.pc = new_pc(config)
         self.started_at = 0.0
@@ -197,6 +220,9 @@ class Viewer:
         if not self.decode:
             tap_receiver(self.receiver, lambda f: self.encoded.append(
                 (time.monotonic(), vp8_is_keyframe(f.data))))
+            if audio:
+                tap_receiver(audio, self._count_encoded_audio)
+                audio = None
         self.started_at = time.monotonic()
         await self.pc.setLocalDescription(await self.pc.createOffer())
         answer = await signal(self.pc.localDescription.sdp)
@@ -205,6 +231,9 @@ class Viewer:
             self._reader = asyncio.ensure_future(self._read(self.receiver.track))
         if audio:
             self._audio_reader = asyncio.ensure_future(self._count_audio(audio.track))
+
+    def _count_encoded_audio(self, frame) -> None:
+        self.audio_frames += 1
 
     async def _count_audio(self, track: MediaStreamTrack) -> None:
         try:
@@ -247,9 +276,11 @@ class Viewer:
 
 class StockRelay:
     """aiortc's own relay (MediaRelay): decodes each published track once and re-encodes it for
-    every viewer. Same calls as LiveRelay.publish/view, for comparison only."""
+    every viewer. Same calls as LiveRelay.publish/view (video in `codec`, and the attempt's audio
+    when both offers have it), for comparison only."""
 
-    def __init__(self):
+    def __init__(self, codec: str = "video/VP8"):
+        self.codec = codec
         self._relay = MediaRelay()
         self._tracks: dict[tuple[int, str], MediaStreamTrack] = {}
         self._pcs: list[RTCPeerConnection] = []
@@ -261,12 +292,15 @@ class StockRelay:
         receivers = []
         for _ in streams:
             transceiver = pc.addTransceiver("video", direction="recvonly")
-            prefer_codecs(transceiver)
+            prefer_codecs(transceiver, self.codec)
             receivers.append(transceiver.receiver)
+        audio = pc.addTransceiver("audio", direction="recvonly").receiver if "m=audio" in offer_sdp else None
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         await pc.setLocalDescription(await pc.createAnswer())
         for stream, receiver in zip(streams, receivers):
             self._tracks[(attempt_id, stream)] = receiver.track
+        if audio:
+            self._tracks[(attempt_id, "audio")] = audio.track
         return str(id(pc)), pc.localDescription.sdp
 
     async def view(self, attempt_id: int, stream: str, owner: str, offer_sdp: str) -> tuple[str, str]:
@@ -274,7 +308,9 @@ class StockRelay:
         self._pcs.append(pc)
         transceiver = pc.addTransceiver(self._relay.subscribe(self._tracks[(attempt_id, stream)]),
                                         direction="sendonly")
-        prefer_codecs(transceiver)
+        prefer_codecs(transceiver, self.codec)
+        if "m=audio" in offer_sdp and (attempt_id, "audio") in self._tracks:
+            pc.addTransceiver(self._relay.subscribe(self._tracks[(attempt_id, "audio")]), direction="sendonly")
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         await pc.setLocalDescription(await pc.createAnswer())
         return str(id(pc)), pc.localDescription.sdp

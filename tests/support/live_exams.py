@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from sqlmodel import select
 
+from proctor_app.auth import sessions
+from proctor_app.auth.sessions import SESSION_COOKIE
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
 from proctor_app.models import ProctoringEvent, QuestionKind, Role, User
@@ -78,3 +80,9 @@ def candidate_attempt_id(live: LiveExam) -> int:
     with session_scope() as db:
         candidate_id = db.exec(select(User.id).where(User.email == live.candidate)).one()
         return attempts.attempt_for(db, live.exam_id, candidate_id).id
+
+
+def signed_in(email: str) -> dict:
+    """Request headers carrying a new login session's cookie."""
+    token, _ = sessions.login(email, DEMO_PASSWORD)
+    return {"Cookie": f"{SESSION_COOKIE}={token}"}

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
+
 from tests.support.polling import wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -56,3 +58,17 @@ class AppServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def relay_processes(parent_pid: int) -> list[tuple[int, int]]:
+    """(relay index, pid) of the live relay processes below `parent_pid` (an AppServer's proc,
+    or this process) running now."""
+    found = []
+    for child in psutil.Process(parent_pid).children(recursive=True):
+        try:
+            command = child.cmdline()
+            if command[-4:-2] == ["proctor_app.runtime", "relay"] and child.status() != psutil.STATUS_ZOMBIE:
+                found.append((int(command[-2]), child.pid))
+        except psutil.NoSuchProcess:
+            continue
+    return sorted(found)

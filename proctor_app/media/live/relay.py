@@ -2,7 +2,8 @@
 (passthrough.py), one channel per attempt and stream (channel.py), and decides each attempt's
 live status (status.py). Signalling is WHIP/WHEP shaped (api/live.py).
 
-One relay per process: with several app workers, each has its own publishers and viewers.
+A relay serves the app's workers from a process of its own (processes.py), or lives in the app
+process where there are no relay processes.
 """
 
 import asyncio
@@ -26,7 +27,14 @@ from proctor_app.media.live.passthrough import (
     tap_receiver,
     without_bandwidth_estimate,
 )
-from proctor_app.media.live.status import OFFLINE, AttemptLive, LiveSnapshot, LiveStatus, next_status
+from proctor_app.media.live.status import (
+    OFFLINE,
+    AttemptLive,
+    Changes,
+    LiveSnapshot,
+    LiveStatus,
+    next_status,
+)
 
 log = logging.getLogger("proctor_app.live")
 
@@ -88,8 +96,7 @@ class LiveRelay:
         self._tasks: set[asyncio.Future] = set()
         self._monitor: asyncio.Task | None = None
         self._transitions: asyncio.Queue | None = None
-        self._changed = asyncio.Event()
-        self.version = 0
+        self._changes = Changes()
 
     # -- signalling -------------------------------------------------------------------------
 
@@ -192,7 +199,7 @@ class LiveRelay:
         self._sessions[session.id] = session
         return session.id, answer
 
-    def session_owner(self, session_id: str) -> str | None:
+    async def session_owner(self, session_id: str) -> str | None:
         session = self._sessions.get(session_id) or self._closed.get(session_id, (None, 0))[0]
         return session.owner if session else None
 
@@ -242,6 +249,10 @@ class LiveRelay:
             return OFFLINE
         return LiveSnapshot(state.status, state.changed_at, state.streams)
 
+    def snapshots(self) -> dict[int, LiveSnapshot]:
+        """Every attempt the relay knows, offline ones included."""
+        return {attempt_id: self.snapshot(attempt_id) for attempt_id in self._attempts}
+
     def session_counts(self) -> dict[str, int]:
         """Live sessions by role (publish, view)."""
         counts = {"publish": 0, "view": 0}
@@ -253,17 +264,14 @@ class LiveRelay:
         channel = self._channels.get((attempt_id, stream))
         return len(channel.viewers) if channel else 0
 
+    @property
+    def version(self) -> int:
+        return self._changes.version
+
     async def wait_for_change(self, version: int, timeout: float) -> int:
         """Wait until the status of any attempt differs from `version` (or timeout); returns the
         current version. Proctor pages await this instead of polling."""
-        if self.version == version:
-            changed = self._changed
-            try:  # asyncio.timeout keeps a cancel that arrives with the change (see jobs/worker.py)
-                async with asyncio.timeout(timeout):
-                    await changed.wait()
-            except TimeoutError:
-                pass
-        return self.version
+        return await self._changes.wait(version, timeout)
 
     def _publisher_frame(self, key: tuple[int, str], receiver: RTCRtpReceiver, jitter_frame) -> None:
         channel = self._channels.get(key)
@@ -302,9 +310,7 @@ class LiveRelay:
         elif previous == LiveStatus.live:
             self._transition(attempt_id, "live_lost", "info" if state.left else "warning",
                              {"reason": "publisher_left" if state.left else "no_frames"})
-        self.version += 1
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._changes.bump()
 
     def _transition(self, attempt_id: int, kind: str, severity: str, data: dict) -> None:
         self._transitions.put_nowait((attempt_id, kind, severity, data, self.clock.now()))

@@ -1,5 +1,6 @@
 """Live / Reconnecting / Offline per attempt, decided from what the relay sees (pure)."""
 
+import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -43,3 +44,27 @@ def next_status(state: AttemptLive, connected: bool, newest_frame_age_s: float |
     if state.left or not state.ever_live or now - state.last_live_at >= offline_after_s:
         return LiveStatus.offline
     return LiveStatus.reconnecting
+
+
+class Changes:
+    """A version that goes up at each change of live statuses, and a wait for the next one."""
+
+    def __init__(self):
+        self.version = 0
+        self._changed = asyncio.Event()
+
+    def bump(self) -> None:
+        self.version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait(self, version: int, timeout: float) -> int:
+        """Wait until the version differs from `version` (or timeout); returns the current one."""
+        if self.version == version:
+            changed = self._changed
+            try:  # asyncio.timeout keeps a cancel that arrives with the change (see jobs/worker.py)
+                async with asyncio.timeout(timeout):
+                    await changed.wait()
+            except TimeoutError:
+                pass
+        return self.version

@@ -1,0 +1,107 @@
+"""Relay processes (media/live/processes.py) as two app workers see them, without the app: two
+RelayPools on one folder start one relay process per index between them; a publisher through one
+and a viewer through the other meet; both mirror the statuses; a killed relay is replaced."""
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from proctor_app.config import config
+from proctor_app.media.live.offers import LiveRequestError
+from proctor_app.media.live.processes import RelayPool
+from proctor_app.media.live.status import LiveStatus
+from proctor_app.runtime import RELAY_COMMAND
+from tests.support.live_clients import NumberedCamera, Publisher, Viewer, eventually, run_async
+from tests.support.live_exams import make_live_exam
+from tests.support.server import relay_processes
+
+pytestmark = pytest.mark.usefixtures("demo_db")
+RELAYS = 2
+
+
+async def publish(pool: RelayPool, attempt_id: int) -> tuple[Publisher, str]:
+    """A publisher; a 503 (its relay is being replaced) is tried again, as the browser does."""
+    publisher = Publisher({"camera": NumberedCamera()})
+    session = {}
+
+    async def signal(offer: str) -> str:
+        for _ in range(60):
+            try:
+                session["id"], answer = await pool.publish(attempt_id, "token:t", offer, ["camera"])
+                return answer
+            except LiveRequestError as exc:
+                if exc.status != 503:
+                    raise
+                await asyncio.sleep(0.5)
+        raise AssertionError("the relay stayed unavailable")
+
+    await publisher.start(signal)
+    return publisher, session["id"]
+
+
+async def view(pool: RelayPool, attempt_id: int) -> Viewer:
+    viewer = Viewer(decode=False)
+    await viewer.start(lambda offer: _view_answer(pool, attempt_id, offer))
+    return viewer
+
+
+async def _view_answer(pool: RelayPool, attempt_id: int, offer: str) -> str:
+    return (await pool.view(attempt_id, "camera", "user:1", offer))[1]
+
+
+def test_two_workers_share_the_relay_processes_and_a_dead_one_is_replaced():
+    live = make_live_exam(candidates=2)
+    [(attempt_id, _), (other_id, _)] = live.grants
+    # A short folder of the session's data folder: a Unix socket's path is short.
+    folder = config.data_dir / "live" / f"pool-{os.getpid()}"
+
+    async def scenario():
+        first, second = RelayPool(RELAYS, folder, RELAY_COMMAND), RelayPool(RELAYS, folder, RELAY_COMMAND)
+        try:
+            await asyncio.gather(first.start(), second.start())
+            # One process per index between the two workers, whichever started it.
+            started = dict(relay_processes(os.getpid()))
+            assert sorted(started) == list(range(RELAYS))
+
+            publisher, session_id = await publish(first, attempt_id)
+            viewer = await view(second, attempt_id)
+            assert await viewer.wait_frames(10, timeout=30), viewer.count
+            for pool in (first, second):
+                assert await eventually(lambda pool=pool: pool.snapshot(attempt_id).status == LiveStatus.live, 10)
+                assert pool.snapshot(other_id).status == LiveStatus.offline
+            assert await eventually(lambda: second.session_counts() == {"publish": 1, "view": 1}, 5)
+
+            # Session ids name their relay: any worker finds the session, nothing else is found.
+            assert session_id.startswith(f"{attempt_id % RELAYS}.")
+            assert await second.session_owner(session_id) == "token:t"
+            for unknown in ("", "x", "9.abc", f"{attempt_id % RELAYS}.abc", "1" * 12):
+                assert await second.session_owner(unknown) is None
+                assert not await second.end(unknown)
+
+            # The attempt's relay dies: its statuses go with it; the workers start another.
+            killed = attempt_id % RELAYS
+            version = second.version
+            os.kill(started[killed], signal.SIGKILL)
+            assert await second.wait_for_change(version, 10) != version
+            assert await eventually(lambda: second.snapshot(attempt_id).status == LiveStatus.offline, 10)
+            assert await eventually(lambda: dict(relay_processes(os.getpid())).keys() == started.keys()
+                                    and dict(relay_processes(os.getpid()))[killed] != started[killed], 60)
+            assert len(relay_processes(os.getpid())) == RELAYS
+
+            # The publisher comes back (as the browser's reconnect loop does), and is live again.
+            await publisher.close()
+            await viewer.close()
+            publisher, _ = await publish(second, attempt_id)
+            viewer = await view(first, attempt_id)
+            assert await viewer.wait_frames(10, timeout=30), viewer.count
+            assert await eventually(lambda: first.snapshot(attempt_id).status == LiveStatus.live, 10)
+            assert await first.close_sessions(["user:1"]) == 1  # a revocation reaches every relay
+            await publisher.close()
+            await viewer.close()
+        finally:
+            await first.close()
+            await second.close()
+
+    run_async(scenario())

@@ -22,23 +22,28 @@ RELAYS = 2
 
 
 async def publish(pool: RelayPool, attempt_id: int) -> tuple[Publisher, str]:
-    """A publisher; a 503 (its relay is being replaced) is tried again, as the browser does."""
     publisher = Publisher({"camera": NumberedCamera()})
     session = {}
 
     async def signal(offer: str) -> str:
-        for _ in range(60):
-            try:
-                session["id"], answer = await pool.publish(attempt_id, "token:t", offer, ["camera"])
-                return answer
-            except LiveRequestError as exc:
-                if exc.status != 503:
-                    raise
-                await asyncio.sleep(0.5)
-        raise AssertionError("the relay stayed unavailable")
+        session["id"], answer = await _retrying(lambda: pool.publish(attempt_id, "token:t", offer, ["camera"]))
+        return answer
 
     await publisher.start(signal)
     return publisher, session["id"]
+
+
+async def _retrying(call):
+    """A 503 (the relay is being replaced, or this worker is not connected to it yet) is tried
+    again, as the browser does."""
+    for _ in range(60):
+        try:
+            return await call()
+        except LiveRequestError as exc:
+            if exc.status != 503:
+                raise
+            await asyncio.sleep(0.5)
+    raise AssertionError("the relay stayed unavailable")
 
 
 async def view(pool: RelayPool, attempt_id: int) -> Viewer:
@@ -48,7 +53,7 @@ async def view(pool: RelayPool, attempt_id: int) -> Viewer:
 
 
 async def _view_answer(pool: RelayPool, attempt_id: int, offer: str) -> str:
-    return (await pool.view(attempt_id, "camera", "user:1", offer))[1]
+    return (await _retrying(lambda: pool.view(attempt_id, "camera", "user:1", offer)))[1]
 
 
 def test_two_workers_share_the_relay_processes_and_a_dead_one_is_replaced():

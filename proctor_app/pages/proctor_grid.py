@@ -18,7 +18,7 @@ from proctor_app.state.proctor_grid import (
 
 def _event(line: EventLine) -> rx.Component:
     return rx.hstack(rx.text(line.at, size="1", color_scheme="gray"),
-                     rx.text(line.kind, size="1", color_scheme=line.color),
+                     rx.text(line.text, size="1", color_scheme=line.color),
                      spacing="2", class_name="event-line")
 
 

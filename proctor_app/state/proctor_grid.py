@@ -18,6 +18,7 @@ from proctor_app.models import ProctoringEvent, Severity, utcnow
 from proctor_app.runtime import clock, ice_servers, relay
 from proctor_app.services import live
 from proctor_app.services.live import LiveStatus
+from proctor_app.services.proctoring_texts import describe_event
 from proctor_app.services.review import format_clock
 from proctor_app.state.auth import AuthState, requires
 
@@ -41,7 +42,7 @@ def view_url(attempt_id: int, stream: str) -> str:
 @dataclass
 class EventLine:
     at: str
-    kind: str
+    text: str
     color: str
 
 
@@ -83,7 +84,7 @@ class _Query:
 
 
 def _event_lines(events: list[ProctoringEvent]) -> list[EventLine]:
-    return [EventLine(at=e.server_time.strftime("%H:%M:%S"), kind=e.kind.replace("_", " "),
+    return [EventLine(at=e.server_time.strftime("%H:%M:%S"), text=describe_event(e.kind, e.data).sentence,
                       color=SEVERITY_COLORS.get(e.severity, "gray")) for e in events]
 
 

@@ -93,7 +93,7 @@ def test_proctor_watches_the_candidate_live_and_a_late_viewer_sees_a_picture_at_
     proctor.click(f"#tile-{live.attempt_id}")
     proctor.wait_for_function("document.querySelector('#focus-camera')?.videoWidth > 0")
     proctor.wait_for_function("document.querySelector('#focus-screen')?.videoWidth > 320")
-    expect(proctor.locator("#focus-events")).to_contain_text("live connected")
+    expect(proctor.locator("#focus-events")).to_contain_text("Live video connected")
 
     # A second proctor opens the grid while the candidate has long been publishing.
     late = open_grid(new_context, live.proctors[1])

@@ -33,7 +33,7 @@ from proctor_app.media.playback.links import key_recording_link
 from proctor_app.models import ApiSession, Attempt, Exam, RecordingStatus, utcnow
 from proctor_app.services import api_sessions, retention, sdk_sessions
 from proctor_app.services.api_keys import KeyPrincipal
-from proctor_app.services.event_texts import describe_event
+from proctor_app.services.proctoring_texts import describe_event
 from proctor_app.services.review import seconds_into
 
 COMMON = {401: problem_content("No valid API key"), 403: problem_content("The key lacks the scope"),

@@ -1,4 +1,5 @@
-"""Proctoring events as sentences for people: one sentence per event and its details as lines.
+"""What proctors and reviewers read about an attempt: its events as sentences, the proctor's
+alerts, and what the attempt page's player plays.
 
 The one source of these texts: the proctor grid, the attempt page and the API's event listing
 all call `describe_event`. Every text is a plain string here (the translations wrap them later).
@@ -8,6 +9,8 @@ unexpected type is left out rather than shown as "None".
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from proctor_app.services.review import format_clock
 
 STREAM_NAMES = {"camera": "Camera", "camera_low": "Camera (small)", "screen": "Screen"}
 SEGMENT_REASONS = {
@@ -301,3 +304,27 @@ def describe_event(kind: str, data: dict | None) -> EventText:
         return EventText(kind.replace("_", " ").capitalize(), [_clip(line) for line in _detail_lines(data)])
     found = text(data)
     return EventText(found.sentence, [_clip(line) for line in found.details])
+
+
+# The attempt page: what the player area plays, and the live edge of an attempt in progress.
+PLAYING_FINAL = "Playing the final recording."
+PLAYING_UPLOADED = ("Playing what was uploaded so far: up to {clock} into the exam. "
+                    "The rest is on its way from the candidate's browser.")
+NOTHING_UPLOADED_YET = "Nothing has been uploaded yet: the player appears once the first pieces arrive."
+NO_PLAYABLE_RECORDING = "There is no playable recording for this attempt."
+UPLOADING = "Uploading: {start} to {end} ({length} s) is still on its way from the browser."
+
+
+def player_caption(final: bool, uploaded_to_s: list[float], in_progress: bool) -> str:
+    """final: the processed recording plays; uploaded_to_s: how far each recording that is still
+    being uploaded reaches (seconds into the exam)."""
+    if final:
+        return PLAYING_FINAL
+    if uploaded_to_s:
+        return PLAYING_UPLOADED.format(clock=format_clock(max(uploaded_to_s)))
+    return NOTHING_UPLOADED_YET if in_progress else NO_PLAYABLE_RECORDING
+
+
+def uploading_from(start_s: float, exam_s: float) -> str:
+    return UPLOADING.format(start=format_clock(start_s), end=format_clock(exam_s),
+                            length=f"{max(0.0, exam_s - start_s):.0f}")

@@ -1,10 +1,10 @@
-"""Events as sentences (services/event_texts.py): what reviewers and proctors read instead of the
+"""Events as sentences (services/proctoring_texts.py): what reviewers and proctors read instead of the
 raw kinds and data."""
 
 import pytest
 
 from proctor_app.media.ingest.events import BROWSER_EVENTS
-from proctor_app.services.event_texts import TEXTS, describe_event
+from proctor_app.services.proctoring_texts import TEXTS, describe_event
 
 
 def test_the_issues_examples_read_as_sentences():

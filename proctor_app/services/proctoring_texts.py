@@ -328,3 +328,19 @@ def player_caption(final: bool, uploaded_to_s: list[float], in_progress: bool) -
 def uploading_from(start_s: float, exam_s: float) -> str:
     return UPLOADING.format(start=format_clock(start_s), end=format_clock(exam_s),
                             length=f"{max(0.0, exam_s - start_s):.0f}")
+
+
+# The proctor's alerts.
+ALERT_RECONNECTING = "{candidate}: live video dropped, reconnecting"
+ALERT_OFFLINE = "{candidate}: live video offline"
+ALERT_EVENT = "{candidate}: {sentence}"
+ALERT_TOAST_TITLE = "Proctor alert"
+ALERT_NOT_OPEN = "That alert is not one of your open alerts."
+
+
+def feed_alert(candidate: str, status: str) -> str:
+    return (ALERT_OFFLINE if status == "offline" else ALERT_RECONNECTING).format(candidate=candidate)
+
+
+def event_alert(candidate: str, kind: str, data: dict | None) -> str:
+    return ALERT_EVENT.format(candidate=candidate, sentence=describe_event(kind, data).sentence)

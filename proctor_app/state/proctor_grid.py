@@ -134,7 +134,7 @@ def _alert_lines(alerts: list[proctor_alerts.AlertView]) -> list[AlertLine]:
 
 
 def _toast(alert: proctor_alerts.AlertView):
-    return rx.toast.warning(alert.text, title=proctoring_texts.ALERT_TOAST_TITLE, duration=ALERT_TOAST_MS,
+    return rx.toast.warning(proctoring_texts.ALERT_TOAST_TITLE, description=alert.text, duration=ALERT_TOAST_MS,
                             close_button=True, class_name="alert-toast")
 
 

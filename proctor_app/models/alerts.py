@@ -2,6 +2,7 @@
 event arrived. Each stays open until that proctor acknowledges it (audited)."""
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -9,7 +10,7 @@ from sqlmodel import Field, SQLModel
 from proctor_app.models.base import utcnow
 
 
-class AlertReason:
+class AlertReason(StrEnum):
     reconnecting = "reconnecting"
     offline = "offline"
     critical_event = "critical_event"

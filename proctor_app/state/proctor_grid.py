@@ -241,10 +241,11 @@ class ProctorGridState(AuthState):
         self.focus, self.focus_events = Tile(), []
         self.rtc_config = ice_servers.rtc_configuration(f"user:{self._user.id}")
         self._reload()
+        # The watcher raises and lists the alerts at once, off the event loop; events older than
+        # the page are on the tiles already.
         with session_scope() as db:
-            cursor = proctor_alerts.newest_event_id(db)
-        toasts = self._take_alerts(_check_alerts(self._user, {}, cursor))
-        return [*toasts, ProctorGridState.watch_live]
+            self._statuses, self._event_cursor = {}, proctor_alerts.newest_event_id(db)
+        return ProctorGridState.watch_live
 
     @rx.event(background=True)
     async def watch_live(self):
@@ -254,9 +255,11 @@ class ProctorGridState(AuthState):
                 return
             self._watcher += 1
             watcher = self._watcher
-        version, refreshed_at = relay.version, clock.monotonic()
+        version, refreshed_at, checked = relay.version, clock.monotonic(), False
         while True:
-            latest = await relay.wait_for_change(version, ALERT_CHECK_S)
+            # The first check runs at once, so the page lists its open alerts as it opens.
+            latest = await relay.wait_for_change(version, ALERT_CHECK_S) if checked else version
+            checked = True
             async with self:
                 if watcher != self._watcher or not self._still_allowed():
                     return

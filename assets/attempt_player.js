@@ -190,7 +190,8 @@ export function AttemptPlayer({ videos = [], markers = [], gaps = [], timelineS 
     };
     const onSeekClick = (event) => {
       const item = event.target.closest && event.target.closest("[data-seek-s]");
-      if (!item || item.dataset.seekS === "") return;
+      // A disclosure's summary (an event's details) opens and closes; it does not seek.
+      if (!item || item.dataset.seekS === "" || event.target.closest("summary")) return;
       event.preventDefault();
       seek(parseFloat(item.dataset.seekS));
     };

@@ -1,6 +1,7 @@
 """The database schema. Every table is defined here; Alembic migrations create them."""
 
 from proctor_app.models.accounts import LoginSession, Role, User
+from proctor_app.models.alerts import AlertReason, ProctorAlert
 from proctor_app.models.audit import AuditLog, Setting
 from proctor_app.models.exams import (
     Answer,
@@ -30,9 +31,9 @@ from proctor_app.models.base import utcnow
 from proctor_app.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
-    "ApiKey", "ApiSession", "DEFAULT_ORGANISATION_ID", "Organisation", "Answer", "Attempt", "AttemptStatus",
+    "AlertReason", "ApiKey", "ApiSession", "DEFAULT_ORGANISATION_ID", "Organisation", "Answer", "Attempt", "AttemptStatus",
     "AuditLog", "Chunk", "Exam", "ExamAssignment", "HealthSample", "Job",
-    "JobStatus", "LoginSession", "ProctoringEvent", "Question", "QuestionKind", "Recording",
+    "JobStatus", "LoginSession", "ProctorAlert", "ProctoringEvent", "Question", "QuestionKind", "Recording",
     "RecordingStatus", "ReviewStatus", "Role", "Segment", "Setting", "Severity", "Snapshot",
     "StreamKind", "UploadToken", "User", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint",
     "WebhookEvent", "utcnow",

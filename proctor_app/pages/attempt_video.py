@@ -18,12 +18,21 @@ def _severity_badge(severity) -> rx.Component:
     return rx.badge(severity, color_scheme=rx.match(severity, *SEVERITY_COLORS.items(), "gray"))
 
 
+def _event_details(details) -> rx.Component:
+    """The event's data behind a disclosure: the sentence says what happened, these say how."""
+    return rx.el.details(
+        rx.el.summary(rx.text("Details", as_="span", size="1", color_scheme="gray")),
+        rx.foreach(details, lambda line: rx.text(line, size="1", color_scheme="gray")),
+        class_name="event-details",
+    )
+
+
 def _event_row(event: EventRow) -> rx.Component:
     return rx.hstack(
         rx.text(event.clock, width="4.5em", font_family="monospace"),
         _severity_badge(event.severity),
-        rx.vstack(rx.text(event.kind, weight="medium"),
-                  rx.text(event.detail, size="1", color_scheme="gray"), spacing="0"),
+        rx.vstack(rx.text(event.text, weight="medium", class_name="event-text"),
+                  rx.cond(event.details.length() > 0, _event_details(event.details)), spacing="0"),
         class_name="event-row", custom_attrs={"data-seek-s": event.seek_s}, title=event.at,
         cursor=rx.cond(event.seek_s != "", "pointer", "default"),
         padding="4px", border_bottom="1px solid var(--gray-4)", width="100%", align="start",
@@ -61,6 +70,8 @@ def _stream_panel(panel: StreamPanel) -> rx.Component:
                     rx.table.body(rx.foreach(panel.gaps, _gap_row)),
                     size="1", class_name="gaps"),
                 rx.cond(panel.coverage != "", rx.text("No gaps.", size="2"))),
+        rx.cond(panel.uploading != "",
+                rx.text(panel.uploading, size="2", color_scheme="blue", class_name="uploading")),
         rx.cond(panel.download_url != "",
                 # Document navigation: client-side routing would try to render /api/... as a page.
                 rx.link("Download MP4", href=panel.download_url, reload_document=True,
@@ -152,6 +163,7 @@ def _previews() -> rx.Component:
         rx.hstack(rx.heading("Uploaded so far", size="4"),
                   rx.button("Load the latest", on_click=state.reload_previews, variant="soft",
                             size="1", id="reload-previews"), align="center"),
+        rx.text(state.player_caption, size="2", id="player-caption"),
         rx.hstack(rx.foreach(state.previews, lambda preview: rx.vstack(
             rx.text(preview["stream"], size="2", weight="bold"),
             # A new URL each round (the signature ignores extra parameters), so the browser's
@@ -214,11 +226,13 @@ def _content() -> rx.Component:
                         href=state.evidence_url, reload_document=True, id="evidence-download",
                         custom_attrs={"download": ""})),
         rx.cond(state.player_videos.length() > 0,
-                attempt_player(videos=state.player_videos, markers=state.markers,
-                                     gaps=state.timeline_gaps, timeline_s=state.timeline_s,
-                                     sprite=state.sprite),
-                rx.callout("There is no playable recording for this attempt.", id="no-player",
-                           color_scheme="gray")),
+                rx.vstack(rx.text(state.player_caption, size="2", id="player-caption"),
+                          attempt_player(videos=state.player_videos, markers=state.markers,
+                                         gaps=state.timeline_gaps, timeline_s=state.timeline_s,
+                                         sprite=state.sprite),
+                          width="100%"),
+                rx.cond(state.previews.length() == 0,
+                        rx.callout(state.player_caption, id="no-player", color_scheme="gray"))),
         rx.grid(
             rx.vstack(rx.heading("Recordings", size="4"), rx.foreach(state.streams, _stream_panel),
                       rx.cond(state.streams.length() == 0, rx.text("Nothing was recorded.")),

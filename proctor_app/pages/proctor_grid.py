@@ -9,7 +9,9 @@ from proctor_app.media.live.status import LiveStatus
 from proctor_app.pages.layout import page_frame, pager
 from proctor_app.state.proctor_grid import (
     ANY,
+    SOUND_ON,
     STATUS_LABELS,
+    AlertLine,
     EventLine,
     HealthLine,
     ProctorGridState,
@@ -19,7 +21,7 @@ from proctor_app.state.proctor_grid import (
 
 def _event(line: EventLine) -> rx.Component:
     return rx.hstack(rx.text(line.at, size="1", color_scheme="gray"),
-                     rx.text(line.kind, size="1", color_scheme=line.color),
+                     rx.text(line.text, size="1", color_scheme=line.color),
                      spacing="2", class_name="event-line")
 
 
@@ -101,6 +103,42 @@ def _focus() -> rx.Component:
     )
 
 
+def _alert(alert: AlertLine) -> rx.Component:
+    return rx.hstack(
+        rx.text(alert.at, size="1", color_scheme="gray"),
+        rx.link(alert.text, size="2", on_click=ProctorGridState.open_focus(alert.attempt_id), cursor="pointer"),
+        rx.spacer(),
+        rx.button("Acknowledge", size="1", variant="soft",
+                  on_click=ProctorGridState.acknowledge_alert(alert.id), id=f"ack-{alert.id}"),
+        class_name="alert-line", custom_attrs={"data-attempt-id": alert.attempt_id}, align="center",
+        width="100%", key=alert.id,
+    )
+
+
+def _alerts() -> rx.Component:
+    """Open alerts until acknowledged; the sound switch is this browser's own choice."""
+    state = ProctorGridState
+    return rx.card(
+        rx.vstack(
+            rx.hstack(rx.heading("Alerts", size="3"),
+                      rx.badge(state.alert_count, color_scheme=rx.cond(state.alert_count > 0, "red", "gray"),
+                               id="alert-count"),
+                      rx.spacer(),
+                      rx.el.label(rx.hstack(rx.switch(checked=state.alert_sound == SOUND_ON,
+                                                      on_change=state.set_alert_sound, id="alert-sound",
+                                                      size="1"),
+                                            rx.text("Sound for new alerts", size="2"),
+                                            align="center", spacing="1")),
+                      width="100%", align="center"),
+            rx.cond(state.alert_count > 0,
+                    rx.vstack(rx.foreach(state.alerts, _alert), spacing="1", width="100%", id="alerts"),
+                    rx.text("No open alerts.", size="2", color_scheme="gray", id="no-alerts")),
+            spacing="2", width="100%",
+        ),
+        width="100%", id="alerts-panel",
+    )
+
+
 def _filters() -> rx.Component:
     state = ProctorGridState
     return rx.hstack(
@@ -137,6 +175,7 @@ def proctor_grid_page() -> rx.Component:
         keyboard_buttons(),
         rx.vstack(
             _filters(),
+            _alerts(),
             _focus(),
             rx.grid(rx.foreach(ProctorGridState.tiles, _tile),
                     columns=rx.breakpoints(initial="2", sm="3", md="4", lg="5"), spacing="3", width="100%",

@@ -176,8 +176,11 @@ class Gap:
 @dataclass(frozen=True)
 class Health:
     exam_s: float
-    coverage: float  # 0..1 of the exam's time that the recording covers
+    coverage: float  # 0..1 of the exam's time that the recording covers (up to uploading_from_s)
     gaps: list[Gap]
+    # While the attempt is in progress: where what has been uploaded ends (the live edge), when
+    # time after it is still to come from the browser. Not a gap: the browser is still recording.
+    uploading_from_s: float | None = None
 
 
 def exam_window_s(attempt: Attempt, now: datetime | None = None) -> float | None:
@@ -192,7 +195,9 @@ def recording_health(attempt: Attempt, rec: Recording, now: datetime | None = No
     """Coverage of the exam's time and the missing stretches with their causes.
 
     Besides the gaps processing found inside the recording, time before the recording started
-    and after it stopped is missing too; overlaps are counted once.
+    and after it stopped is missing too; overlaps are counted once. While the attempt is in
+    progress, the time after the last upload is uploading (the browser holds it), not missing:
+    coverage is then of the time up to that live edge.
     """
     exam_s = exam_window_s(attempt, now)
     if not exam_s:
@@ -200,21 +205,27 @@ def recording_health(attempt: Attempt, rec: Recording, now: datetime | None = No
     gaps = [Gap(float(g["start_s"]), float(g["end_s"]), str(g.get("cause", "")))
             for g in rec.gaps if g.get("end_s", 0) > g.get("start_s", 0)]
     rec_start, rec_end = seconds_into(attempt, rec.started_at), seconds_into(attempt, rec.ended_at)
+    uploading_from = None
     if rec_start is None:
         gaps.append(Gap(0.0, exam_s, "no recording received"))
     else:
         if rec_start > EDGE_TOLERANCE_S:
             gaps.append(Gap(0.0, rec_start, "recording started late"))
         if rec_end is not None and exam_s - rec_end > EDGE_TOLERANCE_S:
-            gaps.append(Gap(rec_end, exam_s, "recording stopped early"))
+            if attempt.ended_at is None:
+                uploading_from = rec_end
+            else:
+                gaps.append(Gap(rec_end, exam_s, "recording stopped early"))
+    covered_to = exam_s if uploading_from is None else uploading_from
     gaps.sort(key=lambda g: g.start_s)
     missing, counted_to = 0.0, 0.0
     for gap in gaps:
-        start, end = max(gap.start_s, counted_to, 0.0), min(gap.end_s, exam_s)
+        start, end = max(gap.start_s, counted_to, 0.0), min(gap.end_s, covered_to)
         if end > start:
             missing += end - start
         counted_to = max(counted_to, end)
-    return Health(exam_s, max(0.0, 1 - missing / exam_s), gaps)
+    coverage = max(0.0, 1 - missing / covered_to) if covered_to > 0 else 1.0
+    return Health(exam_s, coverage, gaps, uploading_from)
 
 
 def deletion_date(attempt: Attempt, retention_days: int) -> datetime | None:

@@ -16,7 +16,7 @@ from proctor_app.models import (
     ReviewStatus,
     Snapshot,
 )
-from proctor_app.services import evidence, legal_holds, live_views, organisations, review
+from proctor_app.services import evidence, legal_holds, live_views, organisations, proctoring_texts, review
 from proctor_app.services.live_views import ViewRow
 from proctor_app.state.auth import AuthState, requires
 
@@ -44,6 +44,8 @@ class StreamPanel:
     progress: int
     coverage: str
     gaps: list[GapRow]
+    # While in progress: the stretch after the last upload, which the browser still holds.
+    uploading: str
     download_url: str
 
 
@@ -53,9 +55,9 @@ class EventRow:
     clock: str
     at: str
     seek_s: str  # "" when the event lies outside the recorded timeline
-    kind: str
+    text: str
     severity: str
-    detail: str
+    details: list[str]
 
 
 @dataclass
@@ -64,11 +66,6 @@ class SnapshotRow:
     src: str
     clock: str
     seek_s: str
-
-
-def _event_detail(data: dict) -> str:
-    text = ", ".join(f"{key}: {value}" for key, value in data.items())
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 class AttemptVideoState(AuthState):
@@ -89,6 +86,8 @@ class AttemptVideoState(AuthState):
     streams: list[StreamPanel] = []
     # Handed to the player component as they are.
     player_videos: list[dict[str, Any]] = []
+    # What the player area plays: the final recording, or what was uploaded so far.
+    player_caption: str = ""
     # What has been uploaded so far of recordings not processed yet: [{"stream", "src"}].
     previews: list[dict[str, str]] = []
     # Bumped by "Load the latest": the preview players fetch the preview again.
@@ -175,8 +174,9 @@ class AttemptVideoState(AuthState):
     def _load_recordings(self, attempt: Attempt, recordings: list[Recording], user_id: int) -> None:
         panels, videos, gaps = [], [], []
         self.sprite = {}
+        uploaded = [rec for rec in recordings if rec.status == RecordingStatus.in_progress and rec.chunk_count]
         self.previews = [{"stream": rec.stream, "src": review.recording_link(user_id, attempt.id, rec.stream, "preview")}
-                         for rec in recordings if rec.status == RecordingStatus.in_progress and rec.chunk_count]
+                         for rec in uploaded]
         timeline_s = review.exam_window_s(attempt) or 0.0
         for rec in recordings:
             health = review.recording_health(attempt, rec)
@@ -188,6 +188,8 @@ class AttemptVideoState(AuthState):
                 gaps=[GapRow(span=f"{review.format_clock(g.start_s)}-{review.format_clock(g.end_s)}",
                              duration=f"{g.end_s - g.start_s:.0f} s", cause=g.cause)
                       for g in (health.gaps if health else [])],
+                uploading=proctoring_texts.uploading_from(health.uploading_from_s, health.exam_s)
+                if health and health.uploading_from_s is not None else "",
                 download_url=review.recording_link(user_id, attempt.id, rec.stream, "video", download=True)
                 if playable else ""))
             if not playable:
@@ -209,6 +211,9 @@ class AttemptVideoState(AuthState):
                 gaps = [{"start": g.start_s, "end": g.end_s} for g in health.gaps]
         self.streams, self.player_videos, self.timeline_gaps = panels, videos, gaps
         self.timeline_s = timeline_s
+        self.player_caption = proctoring_texts.player_caption(
+            final=bool(videos), uploaded_to_s=[review.seconds_into(attempt, rec.ended_at) or 0.0 for rec in uploaded],
+            in_progress=attempt.ended_at is None)
 
     def _load_events(self, attempt: Attempt, events: list[ProctoringEvent]) -> None:
         rows, markers = [], []
@@ -216,12 +221,13 @@ class AttemptVideoState(AuthState):
             t = review.seconds_into(attempt, event.server_time)
             on_timeline = bool(self.player_videos) and t is not None and 0 <= t <= self.timeline_s
             clock = review.format_clock(t) if t is not None and t >= 0 else "before start"
+            text = proctoring_texts.describe_event(event.kind, event.data)
             rows.append(EventRow(id=event.id, clock=clock, at=review.format_time(event.server_time),
-                                 seek_s=f"{t:.3f}" if on_timeline else "", kind=event.kind.replace("_", " "),
-                                 severity=event.severity, detail=_event_detail(event.data)))
+                                 seek_s=f"{t:.3f}" if on_timeline else "", text=text.sentence,
+                                 severity=event.severity, details=text.details))
             if on_timeline:
                 markers.append({"id": event.id, "t": t, "severity": event.severity,
-                                "label": f"{clock} {event.kind.replace('_', ' ')} ({event.severity})"})
+                                "label": f"{clock} {text.sentence} ({event.severity})"})
         self.events, self.markers = rows, markers
 
     def _load_snapshots(self, attempt: Attempt, snapshots: list[Snapshot], user_id: int) -> None:

@@ -3,6 +3,8 @@
 Live / Reconnecting / Offline is decided by the relay on the server. While the page is open, a
 background task waits on the relay's change notification (and refreshes the database-backed
 details every few seconds) and pushes the result through state: the browser never polls.
+The same task raises the proctor's alerts (services/proctor_alerts.py) on every status change and
+every ALERT_CHECK_S, and toasts the new ones (with a beep when the proctor turned sound on).
 """
 
 import asyncio
@@ -16,13 +18,20 @@ from proctor_app.auth.sessions import CurrentUser
 from proctor_app.db import session_scope
 from proctor_app.models import ProctoringEvent, Severity, utcnow
 from proctor_app.runtime import clock, ice_servers, relay
-from proctor_app.services import live
+from proctor_app.services import live, proctor_alerts, proctoring_texts
 from proctor_app.services.live import LiveStatus
+from proctor_app.services.proctoring_texts import describe_event
 from proctor_app.services.review import format_clock
 from proctor_app.state.auth import AuthState, requires
 
 PAGE_SIZE = 25
 REFRESH_S = 5.0
+# How often the grid looks for critical events (status changes wake it at once): alerts within 5 s.
+ALERT_CHECK_S = 2.0
+ALERT_TOAST_MS = 15000
+SOUND_ON = "on"
+# Assets/alert_sound.js: a short Web Audio beep.
+BEEP = "import('/alert_sound.js').then((sound) => sound.beep())"
 EVENTS_PER_TILE = 3
 FOCUS_EVENTS = 30
 ANY = "any"
@@ -41,8 +50,16 @@ def view_url(attempt_id: int, stream: str) -> str:
 @dataclass
 class EventLine:
     at: str
-    kind: str
+    text: str
     color: str
+
+
+@dataclass
+class AlertLine:
+    id: int
+    attempt_id: int
+    text: str
+    at: str
 
 
 @dataclass
@@ -83,7 +100,7 @@ class _Query:
 
 
 def _event_lines(events: list[ProctoringEvent]) -> list[EventLine]:
-    return [EventLine(at=e.server_time.strftime("%H:%M:%S"), kind=e.kind.replace("_", " "),
+    return [EventLine(at=e.server_time.strftime("%H:%M:%S"), text=describe_event(e.kind, e.data).sentence,
                       color=SEVERITY_COLORS.get(e.severity, "gray")) for e in events]
 
 
@@ -103,6 +120,22 @@ def _details(page_ids: list[int], focus_id: int):
         events = live.latest_events(db, page_ids, EVENTS_PER_TILE)
         focus_events = live.latest_events(db, [focus_id], FOCUS_EVENTS).get(focus_id, []) if focus_id else []
     return described, events, focus_events
+
+
+def _check_alerts(user: CurrentUser, previous: dict[int, str], event_cursor: int) -> proctor_alerts.AlertCheck:
+    """Database, in a worker thread: raise the alerts due and list the open ones. The relay's
+    snapshot only reads its table of statuses, so it is safe to take from this thread."""
+    with session_scope() as db:
+        return proctor_alerts.check(db, user, previous, event_cursor, relay.snapshot)
+
+
+def _alert_lines(alerts: list[proctor_alerts.AlertView]) -> list[AlertLine]:
+    return [AlertLine(a.id, a.attempt_id, a.text, a.raised_at) for a in alerts]
+
+
+def _toast(alert: proctor_alerts.AlertView):
+    return rx.toast.warning(proctoring_texts.ALERT_TOAST_TITLE, description=alert.text, duration=ALERT_TOAST_MS,
+                            close_button=True, class_name="alert-toast")
 
 
 def _tile(item: live.LiveAttempt, events: list[ProctoringEvent], now: datetime) -> Tile:
@@ -142,8 +175,19 @@ class ProctorGridState(AuthState):
     focus_events: list[EventLine] = []
     # RTCPeerConnection's configuration for every tile, TURN credentials minted for this user.
     rtc_config: dict = {}
+    # The proctor's open alerts, newest first.
+    alerts: list[AlertLine] = []
+    # "on": new alerts beep too; off by default, remembered by this browser.
+    alert_sound: str = rx.LocalStorage("", name="proctor_alert_sound", sync=True)
     # Which background watcher is current: a newer page load retires the older one.
     _watcher: int = 0
+    # What the alerts were last checked against: each watched attempt's status, the newest event.
+    _statuses: dict[int, str] = {}
+    _event_cursor: int = 0
+
+    @rx.var
+    def alert_count(self) -> int:
+        return len(self.alerts)
 
     def _query(self) -> _Query:
         return _Query(self._user, int(self.exam_filter) if self.exam_filter.isdigit() else None,
@@ -176,6 +220,13 @@ class ProctorGridState(AuthState):
         else:  # none, or the attempt ended or is not one this user may see
             self.focus, self.focus_events = Tile(), []
 
+    def _take_alerts(self, found: proctor_alerts.AlertCheck) -> list:
+        """Keep what the check saw; the toasts (and beep) of the alerts raised now."""
+        self._statuses, self._event_cursor = found.statuses, found.event_cursor
+        self.alerts = _alert_lines(found.open)
+        toasts = [_toast(alert) for alert in found.raised]
+        return toasts + [rx.call_script(BEEP)] if toasts and self.alert_sound == SOUND_ON else toasts
+
     def _reload(self) -> None:
         query = self._query()
         rows, self.exam_options = _matching(query)
@@ -190,6 +241,10 @@ class ProctorGridState(AuthState):
         self.focus, self.focus_events = Tile(), []
         self.rtc_config = ice_servers.rtc_configuration(f"user:{self._user.id}")
         self._reload()
+        # The watcher raises and lists the alerts at once, off the event loop; events older than
+        # the page are on the tiles already.
+        with session_scope() as db:
+            self._statuses, self._event_cursor = {}, proctor_alerts.newest_event_id(db)
         return ProctorGridState.watch_live
 
     @rx.event(background=True)
@@ -200,13 +255,25 @@ class ProctorGridState(AuthState):
                 return
             self._watcher += 1
             watcher = self._watcher
-        version = relay.version
+        version, refreshed_at, checked = relay.version, clock.monotonic(), False
         while True:
-            version = await relay.wait_for_change(version, REFRESH_S)
+            # The first check runs at once, so the page lists its open alerts as it opens.
+            latest = await relay.wait_for_change(version, ALERT_CHECK_S) if checked else version
+            checked = True
             async with self:
                 if watcher != self._watcher or not self._still_allowed():
                     return
-                query = self._query()
+                query, user, previous, cursor = self._query(), self._user, dict(self._statuses), self._event_cursor
+            found = await asyncio.to_thread(_check_alerts, user, previous, cursor)
+            async with self:
+                if watcher != self._watcher:
+                    return
+                toasts = self._take_alerts(found)
+            for toast in toasts:
+                yield toast
+            if latest == version and clock.monotonic() - refreshed_at < REFRESH_S:
+                continue
+            version, refreshed_at = latest, clock.monotonic()
             # Database work runs in a thread, outside the state lock and off the event loop
             # that also relays the video.
             rows, exams = await asyncio.to_thread(_matching, query)
@@ -259,3 +326,15 @@ class ProctorGridState(AuthState):
     @requires(LIVE_VIEW)
     def close_focus(self):
         self.focus, self.focus_events = Tile(), []
+
+    @requires(LIVE_VIEW)
+    def acknowledge_alert(self, alert_id: int):
+        with session_scope() as db:
+            done = isinstance(alert_id, int) and proctor_alerts.acknowledge(db, self._user, alert_id)
+            self.alerts = _alert_lines(proctor_alerts.open_alerts(db, self._user.id))
+        if not done:
+            return rx.toast.error(proctoring_texts.ALERT_NOT_OPEN)
+
+    @requires(LIVE_VIEW)
+    def set_alert_sound(self, on: bool):
+        self.alert_sound = SOUND_ON if on is True else ""

@@ -90,6 +90,16 @@ def test_player_plays_seeks_and_follows_markers_and_snapshots(page, attempt):
     # The event list seeks too.
     page.locator("#event-list .event-row").nth(1).click()
     _wait_for_time(page, EVENTS[1][0])
+    expect(page.locator("#player-caption")).to_have_text("Playing the final recording.")
+
+    # Events read as sentences; their data is behind a disclosure.
+    rows = page.locator("#event-list .event-row")
+    expect(rows.nth(1).locator(".event-text")).to_have_text("Left the exam tab")
+    expect(rows.nth(0).locator(".event-text")).to_have_text("Face missing")
+    detail = rows.nth(0).get_by_text("Source: test")
+    expect(detail).to_be_hidden()
+    rows.nth(0).locator(".event-details summary").click()
+    expect(detail).to_be_visible()
 
     # Hovering the timeline shows the sprite thumbnail for that time.
     timeline = page.locator("#player-timeline")
@@ -322,6 +332,17 @@ def test_an_attempt_in_progress_plays_what_was_uploaded_so_far(page, tmp_path):
     expect(page.locator("#in-progress")).to_be_visible()
     page.wait_for_function(
         "() => { const v = document.querySelector('#preview-camera'); return v && v.duration > 7; }")
+    # The player area says what plays, and nothing claims there is none.
+    # (The last piece ends 9 s in, give or take the milliseconds of the chunk times.)
+    expect(page.locator("#player-caption")).to_contain_text(
+        re.compile(r"Playing what was uploaded so far: up to 0:0[89] into the exam"))
+    expect(page.locator("#no-player")).to_have_count(0)
+    # The seconds after the last upload are uploading, not a gap the recording left.
+    camera = page.locator(".stream-panel").first
+    expect(camera.locator(".uploading")).to_contain_text(re.compile(r"Uploading: 0:0[89] to "))
+    expect(camera).to_contain_text("No gaps.")
+    expect(camera).not_to_contain_text("stopped early")
+    expect(camera.locator(".coverage")).to_contain_text("100.0%")
     # More arrives; "Load the latest" fetches the preview again and it has grown.
     samples.upload_segment(sample, "camera", 1, samples.evenly(samples.cut(clip, 9),
                                                                started + timedelta(seconds=10), 9),

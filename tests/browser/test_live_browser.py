@@ -20,12 +20,12 @@ from proctor_app.db import session_scope
 from proctor_app.models import User
 from proctor_app.services.live_views import attempt_views
 from tests.support.live_clients import EncodedSource, Publisher, encode_clip
-from tests.support.live_exams import LiveExam, candidate_attempt_id, live_events, make_live_exam, publish_url
+from tests.support.live_exams import candidate_attempt_id, live_events, make_live_exam, publish_url
 from tests.support.live_pages import (
     AUDIO_PACKETS,
     FRAMES_DECODED,
-    TRACK_PEER_CONNECTIONS,
     open_grid,
+    start_publishing,
     status_of,
     take_exam_until_started,
     tile_video_playing,
@@ -33,48 +33,12 @@ from tests.support.live_pages import (
 from tests.support.pages import login
 from tests.support.server import relay_processes
 
-# The candidate's side without the exam page: the publisher module on a page of the app's origin.
-PUBLISH = """async ([url, token, withScreen]) => {
-  const { LivePublisher } = await import("/live_publish.js");
-  const camera = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
-  const screen = withScreen ? await navigator.mediaDevices.getDisplayMedia({ video: true }) : null;
-  window.liveStatus = [];
-  window.publisher = new LivePublisher({ url, token, onStatus: (s) => window.liveStatus.push(s.status) });
-  window.publisher.start({ camera, screen });
-}"""
-
 
 def wait_until(condition, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.2)
     return condition()
-
-
-@pytest.fixture
-def new_context(browser, app_server):
-    contexts = []
-
-    def make(track_connections: bool = False):
-        ctx = browser.new_context(base_url=app_server.url, permissions=["camera", "microphone"])
-        ctx.set_default_timeout(15000)
-        if track_connections:
-            ctx.add_init_script(TRACK_PEER_CONNECTIONS)
-        contexts.append(ctx)
-        return ctx
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
-
-
-def start_publishing(new_context, live: LiveExam, screen: bool = False):
-    ctx = new_context()
-    page = ctx.new_page()
-    page.goto("/login")
-    page.evaluate(PUBLISH, [live.publish_url, live.token, screen])
-    page.wait_for_function("window.liveStatus.includes('live')")
-    return ctx, page
 
 
 @pytest.mark.browser
@@ -96,7 +60,7 @@ def test_proctor_watches_the_candidate_live_and_a_late_viewer_sees_a_picture_at_
     proctor.click(f"#tile-{live.attempt_id}")
     proctor.wait_for_function("document.querySelector('#focus-camera')?.videoWidth > 0")
     proctor.wait_for_function("document.querySelector('#focus-screen')?.videoWidth > 320")
-    expect(proctor.locator("#focus-events")).to_contain_text("live connected")
+    expect(proctor.locator("#focus-events")).to_contain_text("Live video connected")
 
     # A second proctor opens the grid while the candidate has long been publishing.
     late = open_grid(new_context, live.proctors[1])

@@ -83,7 +83,7 @@ def test_a_key_creates_gets_lists_and_ends_its_session(api, org_a):
     again = api.post(f"/api/v1/sessions/{created['id']}/end", headers=org_a.headers)
     assert again.json() == ended.json()
     events = api.get(f"/api/v1/sessions/{created['id']}/events", headers=org_a.headers).json()
-    assert [e["kind"] for e in events["items"]] == ["ended_by_api"]
+    assert [(e["kind"], e["text"]) for e in events["items"]] == [("ended_by_api", "Ended through the API")]
     assert api.get("/api/v1/sessions?status=submitted", headers=org_a.headers).json()["items"][0]["id"] == created["id"]
     assert api.get("/api/v1/sessions?status=in_progress", headers=org_a.headers).json()["items"] == []
 

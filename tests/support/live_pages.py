@@ -1,11 +1,21 @@
 """The live pages in Chromium, for the browser tests: every peer connection a page makes, the
-frames it decoded, the proctor's grid, the candidate's exam page up to the start."""
+frames it decoded, the proctor's grid, a publishing candidate, the candidate's exam page up to
+the start."""
 
 from playwright.sync_api import expect
 
 from tests.support.live_exams import LiveExam
 from tests.support.pages import login
 
+# The candidate's side without the exam page: the publisher module on a page of the app's origin.
+PUBLISH = """async ([url, token, withScreen]) => {
+  const { LivePublisher } = await import("/live_publish.js");
+  const camera = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+  const screen = withScreen ? await navigator.mediaDevices.getDisplayMedia({ video: true }) : null;
+  window.liveStatus = [];
+  window.publisher = new LivePublisher({ url, token, onStatus: (s) => window.liveStatus.push(s.status) });
+  window.publisher.start({ camera, screen });
+}"""
 # Every RTCPeerConnection a page makes, with when it was made (for getStats and timings).
 TRACK_PEER_CONNECTIONS = """
 window.__pcs = [];
@@ -62,6 +72,16 @@ def open_grid(new_context, email: str):
     login(page, email)
     page.goto("/proctor")
     return page
+
+
+def start_publishing(new_context, live: LiveExam, screen: bool = False):
+    """The attempt's live video from a context of its own, until live: (context, page)."""
+    ctx = new_context()
+    page = ctx.new_page()
+    page.goto("/login")
+    page.evaluate(PUBLISH, [live.publish_url, live.token, screen])
+    page.wait_for_function("window.liveStatus.includes('live')")
+    return ctx, page
 
 
 def status_of(page, attempt_id: int):

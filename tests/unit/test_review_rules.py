@@ -42,6 +42,24 @@ def test_health_of_a_full_recording_and_of_none():
     assert review.recording_health(Attempt(exam_id=1, candidate_id=1), full) is None
 
 
+def test_an_attempt_in_progress_is_uploading_after_its_last_upload_not_missing_it():
+    start = utcnow() - timedelta(seconds=60)
+    attempt = Attempt(exam_id=1, candidate_id=1, started_at=start, deadline_at=start + timedelta(hours=1))
+    rec = Recording(attempt_id=1, stream="camera", started_at=start + timedelta(seconds=1),
+                    ended_at=start + timedelta(seconds=50),
+                    gaps=[{"start_s": 20, "end_s": 25, "cause": "network"}])
+    health = review.recording_health(attempt, rec, now=start + timedelta(seconds=60))
+    assert [g.cause for g in health.gaps] == ["network"]
+    assert health.uploading_from_s == pytest.approx(50)
+    # Coverage of the time up to the live edge: 5 s missing of 50.
+    assert health.coverage == pytest.approx(0.9)
+    # Once it ended, the same stretch is a gap.
+    attempt.ended_at = start + timedelta(seconds=60)
+    ended = review.recording_health(attempt, rec)
+    assert ended.uploading_from_s is None
+    assert ended.gaps[-1] == review.Gap(50, 60, "recording stopped early")
+
+
 def test_reprocess_needs_an_ended_attempt_with_its_raw_chunks():
     attempt = _attempt(60)
     ok = Recording(attempt_id=1, stream="camera", status=RecordingStatus.failed)

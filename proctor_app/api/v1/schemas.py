@@ -128,6 +128,7 @@ class SessionPage(BaseModel):
 class Event(BaseModel):
     id: int
     kind: str
+    text: str = Field(description="the event as a sentence, e.g. \"Question 1 viewed\" (the same text reviewers read)")
     severity: str
     t_s: float | None = Field(description="seconds since the session started (its clock); null before")
     server_time: datetime

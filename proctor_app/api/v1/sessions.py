@@ -37,6 +37,7 @@ from proctor_app.models import ApiSession, Attempt, AttemptStatus, Exam, Recordi
 from proctor_app.services import api_sessions, retention, sdk_sessions
 from proctor_app.services.api_keys import KeyPrincipal
 from proctor_app.services.live import live_streams
+from proctor_app.services.proctoring_texts import describe_event
 from proctor_app.services.review import seconds_into
 
 COMMON = {401: problem_content("No valid API key"), 403: problem_content("The key lacks the scope"),
@@ -191,7 +192,8 @@ def session_events(session_id: SessionId, request: Request, limit: Annotated[int
                                                                   limit, cursor)
         except api_sessions.BadCursor:
             raise ApiProblem(422, "The cursor is not one this API gave out.") from None
-    return EventPage(items=[Event(id=e.id, kind=e.kind, severity=e.severity, server_time=e.server_time,
+    return EventPage(items=[Event(id=e.id, kind=e.kind, text=describe_event(e.kind, e.data).sentence,
+                                  severity=e.severity, server_time=e.server_time,
                                   t_s=seconds_into(attempt, e.server_time), data=e.data) for e in events],
                      next_cursor=next_cursor)
 

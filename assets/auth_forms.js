@@ -6,9 +6,7 @@
 import { createElement as h, useState } from "react";
 import { getBackendURL } from "$/utils/state";
 
-const FALLBACK_ERROR = "Sign-in failed. Try again.";
-
-async function signIn(email, password) {
+async function signIn(email, password, fallbackError) {
   const response = await fetch(new URL("/api/auth/login", getBackendURL()), {
     method: "POST",
     credentials: "same-origin",
@@ -18,12 +16,13 @@ async function signIn(email, password) {
   });
   const answer = await response.json().catch(() => ({}));
   if (!response.ok) {
-    throw new Error(answer.detail || FALLBACK_ERROR);
+    throw new Error(answer.detail || fallbackError);
   }
 }
 
 // `children` are the fields and the submit button (rendered by the page); the error goes below.
-export function LoginForm({ children }) {
+// The server's errors come in the page's language; `fallbackError` (translated) when it gave none.
+export function LoginForm({ children, fallbackError }) {
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
 
@@ -33,10 +32,10 @@ export function LoginForm({ children }) {
     const form = new FormData(event.currentTarget);
     setBusy(true);
     try {
-      await signIn(form.get("email"), form.get("password"));
+      await signIn(form.get("email"), form.get("password"), fallbackError);
       window.location.reload();
     } catch (failure) {
-      setError(failure instanceof TypeError ? FALLBACK_ERROR : failure.message);
+      setError(failure instanceof TypeError ? fallbackError : failure.message);
       setBusy(false);
     }
   }

@@ -14,6 +14,8 @@ from babel.numbers import format_decimal
 DEFAULT_LANGUAGE = "en"
 # The languages offered, each named in itself (the switch lists them so).
 LANGUAGES = {"en": "English", "es": "Español"}
+# The language switch's choice (state/locale.py); HTTP routes read it too.
+LANGUAGE_COOKIE = "proctor_lang"
 LOCALES_DIR = Path(__file__).parent / "locales"
 CATALOGUE_FILE = "LC_MESSAGES/messages.po"
 
@@ -45,6 +47,11 @@ def texts(lang: str) -> dict[str, str]:
 
 def supported(lang: str) -> bool:
     return lang in LANGUAGES
+
+
+def visitor_language(chosen: str, accept_language: str) -> str:
+    """The language the visitor chose on the switch (its cookie), else their browser's."""
+    return chosen if supported(chosen) else pick_language(accept_language)
 
 
 def pick_language(accept_language: str) -> str:

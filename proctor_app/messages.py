@@ -24,6 +24,7 @@ CANDIDATE_SOURCES = (
     "proctor_app/pages/exam_recording.py", "proctor_app/pages/exam_live.py", "proctor_app/pages/api_session.py",
     "proctor_app/state/candidate_home.py", "proctor_app/state/take_exam.py", "proctor_app/state/exam_live.py",
     "proctor_app/services/consent.py", "proctor_app/services/attempts.py",
+    "proctor_app/pages/login.py", "proctor_app/api/auth.py", "proctor_app/auth/sessions.py",
     "assets/device_check.js", "assets/device_probe.js", "assets/recorder_view.js", "assets/recorder_session.js",
     "assets/recorder_stream.js", "assets/upload_queue.js",
 )

@@ -43,9 +43,11 @@ app = rx.App(api_transformer=[build_api(), with_security_headers(config.public_u
 app.register_lifespan_task(lifespan)
 
 app.add_page(index_page, route="/", on_load=IndexState.on_load, title="Proctor")
-app.add_page(login_page, route="/login", on_load=LoginState.on_load, title="Sign in")
+# Candidates meet these two first: they speak the visitor's language too.
+app.add_page(login_page, route="/login", on_load=[LocaleState.pick_language, LoginState.on_load],
+             title="Sign in")
 app.add_page(setup_page, route="/setup", on_load=SetupState.on_load, title="First run")
-app.add_page(forbidden_page, route="/forbidden", title="Not allowed")
+app.add_page(forbidden_page, route="/forbidden", on_load=LocaleState.pick_language, title="Not allowed")
 app.add_page(admin_users_page, route="/admin/users", on_load=AdminUsersState.on_load, title="Users")
 app.add_page(admin_exams_page, route="/admin/exams", on_load=AdminExamListState.on_load, title="Exams")
 app.add_page(admin_exam_edit_page, route="/admin/exams/[exam_id]", on_load=AdminExamEditState.on_load,

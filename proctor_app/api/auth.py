@@ -20,6 +20,7 @@ from proctor_app.auth.redirects import next_or_home
 from proctor_app.auth.roles import HOME_BY_ROLE
 from proctor_app.auth.throttle import LoginThrottle, Throttled
 from proctor_app.config import config
+from proctor_app.i18n import LANGUAGE_COOKIE, gettext, visitor_language
 
 MAX_BODY_BYTES = 8 * 1024
 # Sign-ins take one of a few threads of their own: each argon2 check holds 64 MiB for its length,
@@ -85,6 +86,8 @@ def login_route(throttle: LoginThrottle, public_url: str, trusted_proxies: tuple
         if isinstance(credentials, Response):
             return credentials
         email, password, target = credentials
+        # The sign-in page shows these messages as they come: in the visitor's language.
+        lang = visitor_language(request.cookies.get(LANGUAGE_COOKIE, ""), request.headers.get("accept-language", ""))
         address = client_address(request, trusted_proxies)
         try:
             token, user = await asyncio.get_running_loop().run_in_executor(
@@ -92,12 +95,13 @@ def login_route(throttle: LoginThrottle, public_url: str, trusted_proxies: tuple
         except Throttled as wait:
             minutes = -(-wait.retry_after_s // 60)
             return problem(429, "too_many_attempts",
-                           f"Too many failed sign-ins. Try again in {minutes} minute(s).",
+                           gettext(lang, "Too many failed sign-ins. Try again in {minutes} minute(s).",
+                                   minutes=minutes),
                            {"Retry-After": str(wait.retry_after_s)})
         except sessions.AccountDeactivated as exc:
-            return problem(403, "deactivated", str(exc))
+            return problem(403, "deactivated", gettext(lang, str(exc)))
         except sessions.LoginError as exc:
-            return problem(401, "wrong_credentials", str(exc))
+            return problem(401, "wrong_credentials", gettext(lang, str(exc)))
         # A new token at every sign-in; the one the browser had before is ended, not reused.
         await asyncio.to_thread(sessions.logout, request.cookies.get(sessions.SESSION_COOKIE, ""))
         response = JSONResponse({"next": next_or_home(target, HOME_BY_ROLE[user.role]),

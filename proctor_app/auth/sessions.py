@@ -8,12 +8,14 @@ from sqlmodel import Session, select
 from proctor_app.auth.passwords import MAX_PASSWORD_LENGTH, verify_password_or_dummy
 from proctor_app.auth.tokens import new_token, token_hash
 from proctor_app.db import session_scope
+from proctor_app.i18n import N_
 from proctor_app.models import DEFAULT_ORGANISATION_ID, LoginSession, Role, User, utcnow
 
 SESSION_LIFETIME = timedelta(hours=12)
 IDLE_TIMEOUT = timedelta(hours=2)
 SESSION_COOKIE = "proctor_session"
-WRONG_CREDENTIALS = "Wrong email or password."
+WRONG_CREDENTIALS = N_("Wrong email or password.")
+ACCOUNT_DEACTIVATED = N_("This account is deactivated.")
 
 
 class LoginError(Exception):
@@ -55,7 +57,7 @@ def login(email: str, password: str, now: datetime | None = None) -> tuple[str, 
         if not verify_password_or_dummy(password, user.password_hash if user else None):
             raise LoginError(WRONG_CREDENTIALS)
         if not user.active:
-            raise AccountDeactivated("This account is deactivated.")
+            raise AccountDeactivated(ACCOUNT_DEACTIVATED)
         token = new_token()
         db.add(LoginSession(user_id=user.id, token_hash=token_hash(token), created_at=now,
                             last_seen_at=now, expires_at=now + SESSION_LIFETIME))

@@ -9,6 +9,8 @@ class LoginForm(rx.NoSSRComponent):
     library = "$/public/auth_forms.js"
     tag = "LoginForm"
 
+    fallback_error: rx.Var[str]
+
 
 class LogoutForm(rx.NoSSRComponent):
     """A form around a submit button that posts to /api/auth/logout, then loads /login."""

@@ -2,6 +2,7 @@ import reflex as rx
 
 from proctor_app.auth.roles import HOME_BY_ROLE
 from proctor_app.components.auth_forms import login_form
+from proctor_app.components.language import language_switch, t
 from proctor_app.pages.layout import bare_frame
 from proctor_app.state.auth import AuthState
 
@@ -15,14 +16,16 @@ def _login_form() -> rx.Component:
         rx.card(
             login_form(
                 rx.vstack(
-                    rx.heading("Sign in", size="6"),
-                    rx.input(name="email", placeholder="Email", type="email", required=True,
-                             id="email", width="100%"),
-                    rx.input(name="password", placeholder="Password", type="password",
-                             required=True, id="password", width="100%"),
-                    rx.button("Sign in", type="submit", id="login-submit", width="100%"),
+                    rx.hstack(rx.heading(t("Sign in"), size="6"), rx.spacer(), language_switch(),
+                              width="100%", align="center"),
+                    rx.input(name="email", placeholder=t("Email"), type="email", required=True,
+                             id="email", width="100%", aria_label=t("Email")),
+                    rx.input(name="password", placeholder=t("Password"), type="password",
+                             required=True, id="password", width="100%", aria_label=t("Password")),
+                    rx.button(t("Sign in"), type="submit", id="login-submit", width="100%"),
                     spacing="3", width="20em",
                 ),
+                fallback_error=t("Sign-in failed. Try again."),
             ),
         ),
         min_height="80vh",
@@ -36,9 +39,9 @@ def forbidden_page() -> rx.Component:
 def _forbidden() -> rx.Component:
     return rx.center(
         rx.vstack(
-            rx.heading("Not allowed", size="6", id="forbidden"),
-            rx.text("Your account does not have access to that page."),
-            rx.link("Go to your start page", href=AuthState.home_url),
+            rx.heading(t("Not allowed"), size="6", id="forbidden"),
+            rx.text(t("Your account does not have access to that page.")),
+            rx.link(t("Go to your start page"), href=AuthState.home_url),
             align="center",
         ),
         min_height="60vh",

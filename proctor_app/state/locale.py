@@ -12,7 +12,7 @@ ONE_YEAR_S = 365 * 24 * 3600
 
 class LocaleState(rx.State):
     lang: str = i18n.DEFAULT_LANGUAGE
-    chosen_lang: str = rx.Cookie("", name="proctor_lang", path="/", max_age=ONE_YEAR_S, same_site="strict")
+    chosen_lang: str = rx.Cookie("", name=i18n.LANGUAGE_COOKIE, path="/", max_age=ONE_YEAR_S, same_site="strict")
 
     @rx.var
     def texts(self) -> dict[str, str]:
@@ -28,8 +28,7 @@ class LocaleState(rx.State):
     # No sign-in needed: the language is the visitor's own preference.
     def pick_language(self):
         """On every page load: the switch's choice, else the browser's languages."""
-        self.lang = (self.chosen_lang if i18n.supported(self.chosen_lang)
-                     else i18n.pick_language(self.router.headers.accept_language))
+        self.lang = i18n.visitor_language(self.chosen_lang, self.router.headers.accept_language)
         return self._mark_page()
 
     def choose_language(self, lang: str):

@@ -51,6 +51,14 @@ def test_a_spanish_browser_in_madrid_takes_the_exam_in_spanish(madrid):
     email, exam_id = candidate_with_exam()
     past_title = _with_past_attempt(email)
     page = madrid.new_page()
+    # Signing in speaks Spanish too, the server's errors included.
+    page.goto("/login")
+    expect(page.get_by_role("heading", name="Iniciar sesión")).to_be_visible(timeout=WAIT_MS)
+    page.fill("#email", email)
+    page.fill("#password", "not-the-password")
+    page.click("#login-submit")
+    expect(page.locator("#login-error")).to_have_text("Correo electrónico o contraseña incorrectos.",
+                                                      timeout=WAIT_MS)
     login(page, email)
     page.wait_for_url("**/candidate")
 

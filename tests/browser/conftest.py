@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live_pages import TRACK_PEER_CONNECTIONS
+from tests.support.live_pages import context_maker
 from tests.support.pages import CHROMIUM
 
 
@@ -56,18 +56,6 @@ def page(context):
 
 @pytest.fixture
 def new_context(browser, app_server):
-    """Makes contexts on the app server (the live tests' candidates and proctors), closed after
-    the test; track_connections records every peer connection a page makes."""
-    contexts = []
-
-    def make(track_connections: bool = False):
-        ctx = browser.new_context(base_url=app_server.url, permissions=["camera", "microphone"])
-        ctx.set_default_timeout(15000)
-        if track_connections:
-            ctx.add_init_script(TRACK_PEER_CONNECTIONS)
-        contexts.append(ctx)
-        return ctx
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
+    """Makes contexts on the app server (the live tests' candidates and proctors)."""
+    with context_maker(browser, app_server.url, 15000) as make:
+        yield make

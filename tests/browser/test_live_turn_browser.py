@@ -23,7 +23,7 @@ from tests.support.live_exams import candidate_attempt_id, make_live_exam
 from tests.support.live_pages import (
     FRAMES_DECODED,
     SELECTED_PAIRS,
-    TRACK_PEER_CONNECTIONS,
+    context_maker,
     open_grid,
     status_of,
     take_exam_until_started,
@@ -66,19 +66,8 @@ def turn_app(app_server, no_udp_network, tmp_path_factory):
 
 @pytest.fixture
 def new_context(browser, turn_app):
-    contexts = []
-
-    def make(track_connections: bool = False, on=browser, base_url=turn_app.url):
-        ctx = on.new_context(base_url=base_url, permissions=["camera", "microphone"])
-        ctx.set_default_timeout(20000)
-        if track_connections:
-            ctx.add_init_script(TRACK_PEER_CONNECTIONS)
-        contexts.append(ctx)
-        return ctx
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
+    with context_maker(browser, turn_app.url, 20000) as make:
+        yield make
 
 
 @pytest.fixture

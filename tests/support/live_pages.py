@@ -2,6 +2,8 @@
 frames it decoded, the proctor's grid, a publishing candidate, the candidate's exam page up to
 the start."""
 
+from contextlib import contextmanager
+
 from playwright.sync_api import expect
 
 from tests.support.live_exams import LiveExam
@@ -27,6 +29,27 @@ window.RTCPeerConnection = function (...args) {
 };
 window.RTCPeerConnection.prototype = NativePeerConnection.prototype;
 """
+
+
+@contextmanager
+def context_maker(browser, base_url: str, timeout_ms: int):
+    """Makes browser contexts for the live tests' candidates and proctors (camera allowed), all
+    closed at the end; track_connections records every peer connection a page makes."""
+    contexts = []
+
+    def make(track_connections: bool = False, on=browser, base_url: str = base_url):
+        ctx = on.new_context(base_url=base_url, permissions=["camera", "microphone"])
+        ctx.set_default_timeout(timeout_ms)
+        if track_connections:
+            ctx.add_init_script(TRACK_PEER_CONNECTIONS)
+        contexts.append(ctx)
+        return ctx
+
+    try:
+        yield make
+    finally:
+        for ctx in contexts:
+            ctx.close()
 FRAMES_DECODED = """async () => {
   let frames = 0;
   for (const { pc } of window.__pcs) {

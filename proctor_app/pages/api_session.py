@@ -4,6 +4,7 @@ to the integrator's return URL once the session ended and its recording is uploa
 
 import reflex as rx
 
+from proctor_app.components.confirm import confirmed_button
 from proctor_app.components.exam_clock import exam_clock
 from proctor_app.components.language import t
 from proctor_app.pages.exam_live import live_panel
@@ -16,19 +17,11 @@ from proctor_app.state.take_exam import TakeExamState as S
 
 
 def _end_button() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.trigger(rx.button(t("End the session"), color_scheme="red", high_contrast=True, id="end-session")),
-        rx.alert_dialog.content(
-            rx.alert_dialog.title(t("End the proctoring session?")),
-            rx.alert_dialog.description(t("The recording stops and cannot be started again.")),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button(t("Keep recording"), variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(rx.button(t("End"), color_scheme="red", high_contrast=True, on_click=S.submit,
-                                                 id="confirm-end-session")),
-                justify="end", spacing="3", margin_top="1em",
-            ),
-        ),
-    )
+    return confirmed_button(
+        t("End the session"), title=t("End the proctoring session?"),
+        description=t("The recording stops and cannot be started again."),
+        keep=t("Keep recording"), confirm=t("End"), color_scheme="red", on_confirm=S.submit,
+        id="end-session", confirm_id="confirm-end-session")
 
 
 def _header() -> rx.Component:

@@ -3,6 +3,7 @@
 import reflex as rx
 
 from proctor_app.components.device_check import device_check
+from proctor_app.components.confirm import confirmed_button
 from proctor_app.components.exam_clock import exam_clock
 from proctor_app.components.language import t
 from proctor_app.pages.exam_live import live_panel
@@ -72,21 +73,12 @@ def check_step() -> rx.Component:
 
 
 def _submit_button() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.trigger(rx.button(t("Submit"), color_scheme="green", high_contrast=True, id="submit-exam")),
-        rx.alert_dialog.content(
-            rx.alert_dialog.title(t("Submit your answers?")),
-            rx.alert_dialog.description(
-                t("You answered {answered} of {total} questions. After submitting you cannot change "
-                  "your answers.", answered=S.answered_count, total=S.nav.length())),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button(t("Keep working"), variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(rx.button(t("Submit"), color_scheme="green", high_contrast=True, on_click=S.submit,
-                                                 id="confirm-submit")),
-                justify="end", spacing="3", margin_top="1em",
-            ),
-        ),
-    )
+    return confirmed_button(
+        t("Submit"), title=t("Submit your answers?"),
+        description=t("You answered {answered} of {total} questions. After submitting you cannot change "
+                      "your answers.", answered=S.answered_count, total=S.nav.length()),
+        keep=t("Keep working"), confirm=t("Submit"), color_scheme="green", on_confirm=S.submit,
+        id="submit-exam", confirm_id="confirm-submit")
 
 
 def exam_header() -> rx.Component:

@@ -32,12 +32,9 @@ from proctor_app.models import (
 )
 from proctor_app.services import api_sessions
 from proctor_app.services.settings import get_settings
-from proctor_app.services.uploads import UploadGrant
+from proctor_app.services.uploads import RECORDER_SETTINGS, UploadGrant
 
 SDK_TOKEN_TTL = timedelta(minutes=10)
-# The recorder's settings the admin chooses (services/settings.py); the browser has no others.
-RECORDER_SETTINGS = ("chunk_interval_s", "camera_bitrate_kbps", "screen_bitrate_kbps", "camera_resolution",
-                     "screen_resolution", "screen_frame_rate")
 
 
 class LaunchRefused(LookupError):

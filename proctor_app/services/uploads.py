@@ -25,7 +25,9 @@ from proctor_app.models import (
 from proctor_app.services.consent import capture_plan
 from proctor_app.services.revocation import Revoked, notify_after_commit, revoke_upload_tokens
 
-
+# The recorder's settings the admin chooses (services/settings.py); the browser has no others.
+RECORDER_SETTINGS = ("chunk_interval_s", "camera_bitrate_kbps", "screen_bitrate_kbps", "camera_resolution",
+                     "screen_resolution", "screen_frame_rate")
 # An exam page that got its token or uploaded this recently is taken to be open (a second page
 # asks before taking over); chunks come every few seconds while it records.
 OPEN_PAGE_WINDOW = timedelta(seconds=45)

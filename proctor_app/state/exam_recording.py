@@ -17,7 +17,7 @@ from proctor_app.services import attempts
 from proctor_app.services.attempts import AttemptError
 from proctor_app.services.consent import capture_plan
 from proctor_app.services.settings import SPECS, get_settings
-from proctor_app.services.uploads import issue_upload_token, open_elsewhere
+from proctor_app.services.uploads import RECORDER_SETTINGS, issue_upload_token, open_elsewhere
 from proctor_app.state.auth import AuthState, requires
 
 
@@ -85,8 +85,7 @@ class ExamRecordingState(AuthState):
         self.attempt_id, self.upload_token, self.streams = grant.attempt_id, grant.token, grant.streams
         self.next_segment, self.next_snapshot_seq = grant.next_segment, grant.next_snapshot_seq
         self.snapshot_interval_s = grant.snapshot_interval_s
-        for key in ("chunk_interval_s", "camera_bitrate_kbps", "screen_bitrate_kbps", "camera_resolution",
-                    "screen_resolution", "screen_frame_rate"):
+        for key in RECORDER_SETTINGS:
             setattr(self, key, settings[key])
 
     @requires(CANDIDATE)

@@ -1,7 +1,6 @@
 """/admin/organisations: the install's admins list organisations with their users, exams and
 attempts, create them (slug, name), rename them and set the origins allowed to embed the recorder."""
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlmodel import Session
@@ -10,6 +9,7 @@ from proctor_app.auth.roles import ADMIN
 from proctor_app.db import session_scope
 from proctor_app.services import organisations
 from proctor_app.state.auth import AuthState, requires
+from proctor_app.state.changes import apply_change
 
 
 @dataclass
@@ -39,31 +39,21 @@ class AdminOrganisationsState(AuthState):
                                          exams=s.exams, attempts=s.attempts) for s in summaries]
         self.rows_key += 1
 
-    def _apply(self, change: Callable[[Session], str]) -> bool:
-        try:
-            with session_scope() as db:
-                message = change(db)
-        except organisations.OrganisationError as exc:
-            self.error, self.notice = str(exc), ""
-            return False
-        self.error, self.notice = "", message
-        self._reload()
-        return True
-
     @requires(ADMIN, install_admin=True)
     def on_load(self):
         self.error = self.notice = ""
         self._reload()
 
     @requires(ADMIN, install_admin=True)
-    def create(self, form: dict):
+    async def create(self, form: dict):
         actor = self._user.id
-        if self._apply(lambda db: "Created " + organisations.create_organisation(
-                db, actor, str(form.get("slug", "")), str(form.get("name", ""))).slug + "."):
+        if await apply_change(self, lambda db: "Created " + organisations.create_organisation(
+                db, actor, str(form.get("slug", "")), str(form.get("name", ""))).slug + ".",
+                refused=(organisations.OrganisationError,)):
             self.create_form_key += 1
 
     @requires(ADMIN, install_admin=True)
-    def save(self, form: dict):
+    async def save(self, form: dict):
         actor, organisation_id = self._user.id, str(form.get("organisation_id", ""))
         if not organisation_id.isdigit():
             self.error, self.notice = "No such organisation.", ""
@@ -75,4 +65,4 @@ class AdminOrganisationsState(AuthState):
                                                              str(form.get("origins", "")))
             return f"Saved {organisation.slug}."
 
-        self._apply(save)
+        await apply_change(self, save, (organisations.OrganisationError,))

@@ -49,7 +49,7 @@ class AdminOrganisationsState(AuthState):
         actor = self._user.id
         if await apply_change(self, lambda db: "Created " + organisations.create_organisation(
                 db, actor, str(form.get("slug", "")), str(form.get("name", ""))).slug + ".",
-                refused=(organisations.OrganisationError,)):
+                (organisations.OrganisationError,)):
             self.create_form_key += 1
 
     @requires(ADMIN, install_admin=True)

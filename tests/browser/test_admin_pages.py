@@ -102,6 +102,7 @@ def test_logging_out_everywhere_ends_the_other_sessions_too(page, browser, app_s
 
         login(phone, email)
         login(page, "admin@example.com")
+        page.goto(f"/admin/users?q={email}")
         page.click(f"#logout-all-{user_id}")
         expect(page.locator("#users-notice")).to_contain_text(f"{email} is logged out everywhere")
         phone.goto("/attempts")

@@ -75,7 +75,8 @@ def test_snapshots_and_events_without_recording(page, context, flags):
     login(page, "supervisor@example.com")
     page.goto(f"/attempts/{attempt_id}/video")
     expect(page.locator("#snapshot-gallery img")).to_have_count(len(snapshots(attempt_id)))
-    for shown in ("tab hidden", "tab visible", "window blur", "window focus"):
+    for shown in ("Left the exam tab", "Back on the exam tab", "Switched away from the exam window",
+                  "Back in the exam window"):
         expect(page.locator("#event-list")).to_contain_text(shown)
 
 

@@ -90,6 +90,10 @@ class AdminUsersState(AuthState):
     async def create_user(self, form: dict):
         actor = self._user.id
         organisation = str(form.get("organisation", ""))
+        # The list after the change shows the new account (it may run to many pages); on a refusal
+        # the page stays as it was.
+        shown = self.search, self.page
+        self.search, self.page = normalise_email(str(form.get("email", ""))), 0
         created = await self._apply(
             lambda db: accounts.create_user(db, actor, email=form.get("email", ""),
                                             name=form.get("name", ""), role=form.get("role", ""),
@@ -99,10 +103,8 @@ class AdminUsersState(AuthState):
             lambda user: f"Created {user.email} ({user.role}).")
         if created:
             self.create_form_key += 1
-            # Show the new account (the list may run to many pages).
-            self.search = normalise_email(str(form.get("email", "")))
-            self.page = 0
-            self._reload()
+        else:
+            self.search, self.page = shown
 
     @requires(ADMIN)
     async def set_active(self, user_id: int, active: bool):

@@ -246,7 +246,6 @@ async def run_codec(codec: str, quick: bool) -> dict:
              "tile": encode_clip(320, 240, FPS, seconds=2, bitrate_k=150, codec=codec),
              "audio": encode_audio_clip(seconds=2)}
     results = {kind: await measure_relay(kind, codec, quick, clips) for kind in KINDS}
-    stock = results["stock"]
     report: dict = {"one_to_many": []}
     for rows in zip(*(results[kind]["one_to_many"] for kind in KINDS)):
         row = {"viewers": rows[0]["viewers"], **dict(zip(KINDS, rows))}

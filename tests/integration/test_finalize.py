@@ -13,7 +13,7 @@ import av
 import pytest
 from sqlmodel import Session, select
 
-from proctor_app.db import get_engine, session_scope
+from proctor_app.db import get_engine
 from proctor_app.media.evidence.manifest import manifest_path
 from proctor_app.media.processing import graphs, timeline
 from proctor_app.media.storage import storage

@@ -6,7 +6,6 @@ with the rest of the attempt's media."""
 
 import io
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import av
 import pytest

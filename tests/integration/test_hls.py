@@ -29,11 +29,11 @@ from proctor_app.services.review import hls_link
 from tests.support.factories import user_id
 from tests.support.api import make_caller, wrap_attempt
 from tests.support.finalized import recording_of
-from tests.support.ladders import finalize_here, finish_jobs, ladder_here, processed, recorded_attempt
+from tests.support.ladders import (finalize_here, finish_jobs, jobs_held_here,  # noqa: F401 (fixture)
+                                   ladder_here, processed, recorded_attempt)
 from tests.support.organisations import make_other_organisation
-from tests.support.polling import wait_for
 
-pytestmark = pytest.mark.usefixtures("demo_db")
+pytestmark = pytest.mark.usefixtures("demo_db", "jobs_held_here")
 
 SECONDS = 8
 SUPERVISOR_A = "supervisor@example.com"
@@ -76,7 +76,7 @@ def test_a_ladder_up_to_each_sources_height_after_the_mp4(tmp_path):
     assert _jobs(attempt_id, processing.HLS) == []
     finalize_here(attempt_id)
     finish_jobs(attempt_id, processing.FINALIZE)
-    assert len(_jobs(attempt_id, processing.HLS)) == 1  # (the app server's worker, if up, may run it too)
+    assert len(_jobs(attempt_id, processing.HLS)) == 1
     camera = recording_of(attempt_id, "camera")
     assert camera.status == RecordingStatus.completed and camera.mp4_path and not camera.hls_path
 
@@ -141,12 +141,10 @@ def test_reprocessing_makes_the_ladder_again(tmp_path, keep_raw_chunks):
     with pytest.raises(Defer):  # the new MP4 first
         ladder_here(attempt_id)
     finalize_here(attempt_id, force=True)
-    # The new MP4 queues its ladder again. The app server's worker, on this database too, may run
-    # the queued finalize at the same time: whichever finishes last queues it.
-    wait_for(lambda: len(_jobs(attempt_id, processing.HLS)) >= 2, timeout=60, what="a new ladder job")
+    # The new MP4 queues its ladder again.
+    assert len(_jobs(attempt_id, processing.HLS)) == 2
     finish_jobs(attempt_id, processing.FINALIZE)
     ladder_here(attempt_id)
-    wait_for(lambda: recording_of(attempt_id).hls_path, timeout=60, what="the new MP4's ladder")
     assert storage.absolute(recording_of(attempt_id).hls_path) == master and master.exists()
     # One ladder folder, no work folder left behind.
     assert sorted(p.name for p in master.parent.parent.iterdir() if "hls" in p.name) == ["camera_hls"]

@@ -441,15 +441,21 @@ def test_a_worker_killed_mid_job_is_taken_over_and_leaves_exactly_one_output(tmp
             job = db.get(Job, job_id)
             return job, db.exec(select(Recording).where(Recording.attempt_id == job.attempt_id)).one()
 
+    worker_log = tmp_path / "worker.log"
+
     def start_worker() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "proctor_app", "worker", "--concurrency", "1"],
-                                env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with worker_log.open("a") as out:
+            return subprocess.Popen([sys.executable, "-m", "proctor_app", "worker", "--concurrency", "1"],
+                                    env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=out)
+
+    def log() -> str:
+        return worker_log.read_text()
 
     first = start_worker()
     try:
-        # Killed as soon as its ffmpeg runs: waiting for progress let a fast conversion finish first.
-        wait_for(lambda: psutil.Process(first.pid).children(recursive=True), 90,
-                 "the first worker to start ffmpeg")
+        # Killed as soon as its ffmpeg converts: waiting for progress let a fast conversion finish first.
+        wait_for(lambda: state()[0].status == JobStatus.running
+                 and psutil.Process(first.pid).children(recursive=True), 90, "the first worker to start ffmpeg")
         ffmpeg_pids = [p.pid for p in psutil.Process(first.pid).children(recursive=True)]
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -459,7 +465,7 @@ def test_a_worker_killed_mid_job_is_taken_over_and_leaves_exactly_one_output(tmp
     wait_for(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
                           for pid in ffmpeg_pids), 10, "ffmpeg to die with its worker")
     job, rec = state()
-    assert (job.status, rec.status) == (JobStatus.running, RecordingStatus.processing)
+    assert (job.status, job.tries, rec.status) == (JobStatus.running, 1, RecordingStatus.processing), log()
 
     second = start_worker()
     try:
@@ -469,7 +475,7 @@ def test_a_worker_killed_mid_job_is_taken_over_and_leaves_exactly_one_output(tmp
         second.send_signal(signal.SIGTERM)
         second.wait(20)
     job, rec = state()
-    assert job.tries == 2 and rec.status == RecordingStatus.completed
+    assert (job.tries, rec.status) == (2, RecordingStatus.completed), log()
     folder = tmp_path / "storage" / Path(rec.mp4_path).parent
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [Path(rec.mp4_path).name, Path(rec.poster_path).name, Path(rec.sprite_path).name,

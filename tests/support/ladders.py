@@ -1,14 +1,18 @@
 """Recordings with their HLS ladder for tests: H.264 recordings uploaded as the browser does,
-then the attempt's finalize and HLS jobs' handlers run here, in order, as a worker runs them."""
+then the attempt's finalize and HLS jobs' handlers run here, in order, as a worker runs them.
+Tests that run handlers here hold the jobs they queue (`jobs_held_here`): the session's app
+server runs a worker on the same database, and two runs of one job share its work folder."""
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from proctor_app.db import session_scope
+from proctor_app.media.jobs import queue
 from proctor_app.media.jobs.worker import JobContext
 from proctor_app.models import Job, JobStatus, utcnow
 from proctor_app.services import processing
@@ -16,6 +20,16 @@ from proctor_app.services.settings import settings_cache
 from tests.support import samples
 
 FPS = 15
+# Far enough ahead that no worker takes a held job while a test runs.
+HELD_S = 24 * 3600
+
+
+@pytest.fixture
+def jobs_held_here(monkeypatch):
+    """Jobs that processing queues during the test are due only in HELD_S: run here, never by a worker."""
+    def held(*args, **kwargs):
+        return queue.enqueue(*args, **(kwargs | {"delay_s": HELD_S}))
+    monkeypatch.setattr(processing, "enqueue", held)
 
 
 def run_here(coroutine):

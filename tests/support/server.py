@@ -60,11 +60,11 @@ class AppServer:
         self.start()
 
 
-def relay_processes(parent_pid: int) -> list[tuple[int, int]]:
+def relay_processes(parent_pid: int, recursive: bool = True) -> list[tuple[int, int]]:
     """(relay index, pid) of the live relay processes below `parent_pid` (an AppServer's proc,
-    or this process) running now."""
+    or, not recursive, this process's own: the session's app server's are below it too) running now."""
     found = []
-    for child in psutil.Process(parent_pid).children(recursive=True):
+    for child in psutil.Process(parent_pid).children(recursive=recursive):
         try:
             command = child.cmdline()
             if command[-4:-2] == ["proctor_app.runtime", "relay"] and child.status() != psutil.STATUS_ZOMBIE:

@@ -134,7 +134,8 @@ def start(db: Session, attempt: Attempt, clock_offset_ms: float | None) -> Attem
     attempt.clock_offset_ms = clock_offset(clock_offset_ms)
     db.add(attempt)
     record_event(db, attempt.id, "exam_started", data={"clock_offset_ms": attempt.clock_offset_ms})
-    enqueue_grow(db, attempt.id)  # same transaction: the MP4s grow while the exam goes on
+    if exam.recording:
+        enqueue_grow(db, attempt.id)  # same transaction: the MP4s grow while the exam goes on
     return attempt
 
 

@@ -33,6 +33,7 @@ from proctor_app.media.processing.timeline import (
 from proctor_app.media.storage import storage
 from proctor_app.media.storage.local import file_sha256
 from proctor_app.models import RecordingStatus
+from proctor_app.platform import sha256_of_state
 
 log = logging.getLogger("proctor_app.finalize")
 
@@ -84,8 +85,10 @@ async def _grown(plan: Plan) -> Outcome | None:
         return None
     grown = storage.absolute(growing_path(plan.out_dir, plan.stream))
     try:
-        info, digest = await asyncio.gather(asyncio.to_thread(verify_mp4, grown, state.end_s),
-                                            asyncio.to_thread(file_sha256, grown))
+        # Hashed as it grew: only a system without saved SHA-256 states reads it all again.
+        info, digest = await asyncio.gather(
+            asyncio.to_thread(verify_mp4, grown, state.end_s),
+            asyncio.to_thread(sha256_of_state, state.sha256) if state.sha256 else asyncio.to_thread(file_sha256, grown))
     except FfmpegError as exc:
         log.warning("recording %s: the grown MP4 failed verification: %s", plan.recording_id, exc)
         return None

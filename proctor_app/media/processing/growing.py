@@ -50,7 +50,7 @@ from proctor_app.media.processing.timeline import COPY_AUDIO, FILL_MIN_S, MAX_KE
 from proctor_app.media.storage import storage
 from proctor_app.media.storage.layout import processed_dir
 from proctor_app.models import Attempt, Chunk, Recording, RecordingStatus, Segment
-from proctor_app.platform import locked_file
+from proctor_app.platform import locked_file, resumed_sha256
 
 log = logging.getLogger("proctor_app.finalize")
 
@@ -89,6 +89,7 @@ class GrowState:
     end_s: float = 0.0  # where its last sample ends
     track_ends: dict[str, float] = field(default_factory=dict)  # track id -> its last sample's end
     last_key_s: float | None = None  # the last video keyframe
+    sha256: str | None = ""  # the saved SHA-256 state of the file's `size` bytes (None: unavailable)
     complete: bool = False  # the segment's last chunk is in
     dead: str = ""  # why growing stopped (processing then takes today's path)
 
@@ -227,8 +228,9 @@ def _step(out_dir: str, stream: str, state: GrowState, chunks: list[ChunkFile], 
         raise _GiveUp(f"the stream copy failed: {exc}") from exc
     tracks = fragmented_tracks(init[_moov_payload(init):])
     _check(state, tracks, fragment_samples(fragments, tracks), final)
-    fragments = bytearray(fragments)
-    state.fragments = renumber_fragments(fragments, state.fragments)
+    numbered = bytearray(fragments)
+    state.fragments = renumber_fragments(numbered, state.fragments)
+    fragments = bytes(numbered)
     mp4 = storage.absolute(growing_path(out_dir, stream))
     with open(mp4, "wb" if first else "r+b") as f:
         f.seek(state.size)
@@ -239,6 +241,8 @@ def _step(out_dir: str, stream: str, state: GrowState, chunks: list[ChunkFile], 
         f.flush()
         os.fsync(f.fileno())
         state.size = f.tell()
+    if state.sha256 is not None:
+        state.sha256 = resumed_sha256(state.sha256, init + fragments if first else fragments)
     state.header = base64.b64encode(header).decode()
     seq, at = next((seq, at) for seq, at in reversed(starts) if at <= cut)
     state.next_seq, state.next_at = seq, cut - at + (state.next_at if seq == starts[0][0] else 0)

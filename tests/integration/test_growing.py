@@ -21,7 +21,7 @@ from proctor_app.services import processing
 from tests.support import samples
 from tests.support.clock import FakeClock
 from tests.support.finalized import CLIP_S, assert_verified_mp4, finalize_now, recording_of, top_boxes
-from tests.support.ladders import job_context, run_here
+from tests.support.ladders import job_context, ladder_here, run_here
 
 pytestmark = pytest.mark.usefixtures("demo_db")
 
@@ -95,6 +95,9 @@ def test_grown_during_the_exam_plays_and_submit_gives_the_same_mp4_as_today(clip
     assert rec.codec == "h264/opus" and rec.gap_count == 0
     assert "moof" in top_boxes(storage.absolute(rec.mp4_path))  # the grown file itself
     shutil.copy(storage.absolute(rec.mp4_path), tmp_path / "grown.mp4")
+    ladder_here(sample.attempt_id)  # the HLS ladder is made from it as from any MP4
+    master = storage.absolute(recording_of(sample.attempt_id).hls_path)
+    assert "240p.m3u8" in master.read_text()
 
     # Today's path on the same chunks (nothing grown: a stream copy of all of them).
     assert finalize_now(sample.attempt_id, force=True) == {"camera": RecordingStatus.completed}

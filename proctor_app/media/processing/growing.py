@@ -27,6 +27,7 @@ one drops. A file without its state is deleted and begun again. One step at a ti
 
 import base64
 import hashlib
+import io
 import json
 import logging
 import math
@@ -34,6 +35,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import av
 from sqlmodel import select
 
 from proctor_app.db import session_scope
@@ -217,7 +219,7 @@ def _step(out_dir: str, stream: str, state: GrowState, chunks: list[ChunkFile], 
         if first:
             tracks = fragmented_tracks(init[_moov_payload(init):])
             samples = fragment_samples(fragments, tracks)
-            lowest = min(s[0].decode / tracks[i].timescale for i, s in samples.items() if s)
+            lowest = min((s[0].decode / tracks[i].timescale for i, s in samples.items() if s), default=0.0)
             if lowest < 0:  # Opus pre-skip: every track shifted alike, so that none starts below 0
                 state.shift_s = math.ceil(-lowest * 1e6) / 1e6
                 init, fragments = split_fragments(_remux(payload, state.shift_s))
@@ -228,6 +230,10 @@ def _step(out_dir: str, stream: str, state: GrowState, chunks: list[ChunkFile], 
         raise _GiveUp(f"the stream copy failed: {exc}") from exc
     tracks = fragmented_tracks(init[_moov_payload(init):])
     _check(state, tracks, fragment_samples(fragments, tracks), final)
+    if first and not _video_decodes(init + fragments):
+        # e.g. H.264 whose parameter sets come only in the stream: the moov, written before any
+        # packet, has none, where today's copy takes them from the first keyframe.
+        raise _GiveUp("the first fragments do not decode")
     numbered = bytearray(fragments)
     state.fragments = renumber_fragments(numbered, state.fragments)
     fragments = bytes(numbered)
@@ -247,6 +253,15 @@ def _step(out_dir: str, stream: str, state: GrowState, chunks: list[ChunkFile], 
     seq, at = next((seq, at) for seq, at in reversed(starts) if at <= cut)
     state.next_seq, state.next_at = seq, cut - at + (state.next_at if seq == starts[0][0] else 0)
     state.complete = final
+
+
+def _video_decodes(data: bytes) -> bool:
+    """Whether the first video frame of an MP4 held in memory decodes."""
+    try:
+        with av.open(io.BytesIO(data), format="mp4") as container:
+            return next(container.decode(video=0), None) is not None
+    except av.FFmpegError:
+        return False
 
 
 def _moov_payload(init: bytes) -> int:

@@ -172,7 +172,9 @@ async def run_hls(ctx: JobContext) -> None:
 
 
 def job_handlers(settings: Callable[[], Mapping[str, Any]]) -> dict[str, Handler]:
-    """Every kind of job the workers run, by kind, in the order workers take them: MP4s, then
-    growing ones, then HLS ladders. (A failed grow or ladder leaves nothing to clean up: finalize
-    takes its usual path, the page plays the MP4.)"""
-    return {FINALIZE: finalize_handler(settings), GROW: Handler(run_grow), HLS: Handler(run_hls)}
+    """Every kind of job the workers run, by kind, in the order workers take them: MP4s, HLS
+    ladders, then growing MP4s (a grow job of each exam in progress is due every GROW_EVERY_S: ahead
+    of the ladders, a thousand of them would hold every ladder back until their exams end; held
+    back themselves, finalize only has more to append). A failed grow or ladder leaves nothing to
+    clean up: finalize takes its usual path, the page plays the MP4."""
+    return {FINALIZE: finalize_handler(settings), HLS: Handler(run_hls), GROW: Handler(run_grow)}

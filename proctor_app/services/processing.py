@@ -26,8 +26,8 @@ log = logging.getLogger("proctor_app.jobs")
 FINALIZE = "finalize"
 GROW = "grow"
 HLS = "hls"
-# A grow job's steps this far apart: each is one ffmpeg run, so a thousand candidates cost ~33 a
-# second at most; at submit, finalize appends what came after the last one.
+# A grow job's steps this far apart (each is one short ffmpeg run, within processing_concurrency
+# like any job); at submit, finalize appends what came after the last one.
 GROW_EVERY_S = 30.0
 # A ladder that fails leaves the MP4 playing: fewer tries than a finalize.
 HLS_MAX_TRIES = 3

@@ -5,6 +5,9 @@ mid-append is repaired by the next one. Real ffmpeg, real chunk files, the real 
 
 import hashlib
 import shutil
+import signal
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -154,6 +157,34 @@ def test_a_step_killed_mid_append_is_cut_back_and_submit_still_verifies(clip, ke
     samples.end_attempt(sample, sample.started_at + timedelta(seconds=CLIP_S))
     assert finalize_now(sample.attempt_id) == {"camera": RecordingStatus.completed}
     shutil.copy(storage.absolute(recording_of(sample.attempt_id).mp4_path), tmp_path / "grown.mp4")
+    assert finalize_now(sample.attempt_id, force=True) == {"camera": RecordingStatus.completed}
+    _assert_same_content(tmp_path / "grown.mp4", storage.absolute(recording_of(sample.attempt_id).mp4_path))
+
+
+# A worker process that dies the moment a step's fragments are written, before fsync and state.
+KILLED_STEP = """
+import os, signal, sys
+from proctor_app.media.processing import growing
+growing.os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
+growing.grow_recording(int(sys.argv[1]))
+"""
+
+
+def test_a_worker_killed_mid_step_leaves_what_the_next_step_repairs(clip, keep_raw_chunks, tmp_path):
+    sample, pieces = _begin(clip, 3)
+    state = _grow(sample)
+    mp4, _ = _files(sample)
+    samples.upload_segment(sample, "camera", 0, pieces, samples.MIME["h264"])
+    killed = subprocess.run([sys.executable, "-c", KILLED_STEP, str(recording_of(sample.attempt_id).id)],
+                            cwd=Path(__file__).parents[2], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    assert mp4.stat().st_size > state.size  # its fragments are there, its state is not
+    samples.end_attempt(sample, sample.started_at + timedelta(seconds=CLIP_S))
+    assert finalize_now(sample.attempt_id) == {"camera": RecordingStatus.completed}
+    rec = recording_of(sample.attempt_id)
+    assert "moof" in top_boxes(storage.absolute(rec.mp4_path))
+    assert_verified_mp4(rec, CLIP_S)
+    shutil.copy(storage.absolute(rec.mp4_path), tmp_path / "grown.mp4")
     assert finalize_now(sample.attempt_id, force=True) == {"camera": RecordingStatus.completed}
     _assert_same_content(tmp_path / "grown.mp4", storage.absolute(recording_of(sample.attempt_id).mp4_path))
 

@@ -80,15 +80,16 @@ async def _grown(plan: Plan) -> Outcome | None:
     if state is None or state.dead:
         return None
     src = plan.sources[0]
-    if abs(src.offset_s + state.start_s) > FILL_MIN_S or abs(plan.total_s - src.offset_s - state.end_s) > FILL_MIN_S:
+    start_s, end_s = src.offset_s + state.start_s, src.offset_s + state.end_s
+    if abs(start_s) > FILL_MIN_S or abs(plan.total_s - end_s) > FILL_MIN_S:
         log.info("recording %s: the grown MP4 does not span the exam", plan.recording_id)
         return None
     grown = storage.absolute(growing_path(plan.out_dir, plan.stream))
     try:
         # Hashed as it grew: only a system without saved SHA-256 states reads it all again.
-        info, digest = await asyncio.gather(
-            asyncio.to_thread(verify_mp4, grown, state.end_s),
-            asyncio.to_thread(sha256_of_state, state.sha256) if state.sha256 else asyncio.to_thread(file_sha256, grown))
+        digest = (asyncio.to_thread(sha256_of_state, state.sha256) if state.sha256
+                  else asyncio.to_thread(file_sha256, grown))
+        info, digest = await asyncio.gather(asyncio.to_thread(verify_mp4, grown, state.end_s), digest)
     except FfmpegError as exc:
         log.warning("recording %s: the grown MP4 failed verification: %s", plan.recording_id, exc)
         return None

@@ -109,7 +109,8 @@ class _GiveUp(Exception):
 
 def _load(out_dir: str, stream: str) -> GrowState | None:
     """The state, with the file cut back to it; None (and no file) when there is none."""
-    mp4, state_file = storage.absolute(growing_path(out_dir, stream)), storage.absolute(state_path(out_dir, stream))
+    mp4 = storage.absolute(growing_path(out_dir, stream))
+    state_file = storage.absolute(state_path(out_dir, stream))
     try:
         state = GrowState(**json.loads(state_file.read_bytes()))
     except FileNotFoundError:

@@ -146,7 +146,9 @@ def fragmented_tracks(moov: bytes) -> dict[int, Track]:
             defaults[track_id] = (duration, flags)
     tracks = {}
     for kind, start, end in _boxes(moov, 0, len(moov)):
-        tkhd, mdia = (_box(moov, start, end, "tkhd"), _box(moov, start, end, "mdia")) if kind == "trak" else (None, None)
+        if kind != "trak":
+            continue
+        tkhd, mdia = _box(moov, start, end, "tkhd"), _box(moov, start, end, "mdia")
         if not (tkhd and mdia):
             continue
         track_id = struct.unpack_from(">I", moov, tkhd[0] + (20 if moov[tkhd[0]] == 1 else 12))[0]

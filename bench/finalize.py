@@ -9,9 +9,11 @@ to end; in the same run a bare ffmpeg does the same conversion on the same chunk
 `--submit-to-ready`: chunks arrive as during the exam (accelerated: stored back to back), the
 grow job's step (media/processing/growing.py) runs every GROW_EVERY_S of media as the worker runs
 it, and the exam ends just before a step, so the last GROW_EVERY_S of chunks are left for submit;
-then submit -> the recording row completed with the verified MP4 is timed (finalize's final
-append, checks, verification, SHA-256; `submit_to_ready_s`), and in the same run today's path
-(the same attempt processed again, nothing grown: a stream copy of every chunk; `today_ready_s`).
+then submit -> the recording row completed with the verified MP4 is timed (`submit_to_ready_s`:
+the attempt ended and its finalize queued as the app does, a job worker of the app's kind claims
+it (up to its 1 s poll), then finalize's final append, checks, verification, SHA-256), and in the
+same run today's path (the same attempt processed again, nothing grown: a stream copy of every
+chunk, finalize run directly, so without the claim's wait; `today_ready_s`).
 The last line printed is `{"submit_to_ready_s": {"60": ..., "180": ...}, ...}`.
 
 Figures: `ready_s` is finalize until the verified MP4 is saved and playable (checks every chunk's
@@ -31,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -125,13 +128,14 @@ def run_codec(codec: str, seconds: float, clip_s: float, repeats: int, work: Pat
 
 
 def run_submit_to_ready(minutes: int, clip_s: float, work: Path) -> dict:
-    from sqlmodel import select
+    from sqlmodel import delete, select
 
     from proctor_app.db import session_scope
     from proctor_app.media.processing.finalize import finalize_attempt
     from proctor_app.media.processing.growing import grow_recording
-    from proctor_app.models import Recording, utcnow
-    from proctor_app.services.processing import GROW_EVERY_S
+    from proctor_app import runtime
+    from proctor_app.models import Job, Recording, utcnow
+    from proctor_app.services.processing import GROW_EVERY_S, enqueue_finalize
     from tests.support import samples
 
     seconds = minutes * 60.0
@@ -161,29 +165,56 @@ def run_submit_to_ready(minutes: int, clip_s: float, work: Path) -> dict:
                                                  for i, p in enumerate(pieces)], samples.MIME["h264"])
     del pieces
 
-    def timed(force: bool) -> float:
-        marks = {}
-        t = time.perf_counter()
-        if not force:
-            samples.end_attempt(sample, started + timedelta(seconds=seconds))  # the submit
-        result = asyncio.run(finalize_attempt(
-            sample.attempt_id, keep_raw=True, force=force,
-            on_ready=lambda stream, status: marks.setdefault("ready", time.perf_counter())))
-        assert result == {"camera": "completed"}, result
-        return marks["ready"] - t
+    def ready() -> tuple[str, float, int]:
+        with session_scope() as db:
+            rec = db.get(Recording, recording_id)
+            return rec.status, rec.duration_s, rec.size_bytes
 
-    ready_s = timed(False)
-    with session_scope() as db:
-        rec = db.exec(select(Recording).where(Recording.id == recording_id)).one()
-        grown = {"duration_s": rec.duration_s, "bytes": rec.size_bytes}
-    today_s = timed(True)
-    with session_scope() as db:
-        today = db.exec(select(Recording).where(Recording.id == recording_id)).one()
+    # The submit as the app makes it (the attempt ended, its finalize queued), taken by a job
+    # worker as in the app process: the wait for its claim counts.
+    worker = runtime.job_worker(concurrency=1)
+    stop = threading.Event()
+
+    async def run_worker() -> None:
+        task = asyncio.create_task(worker.run())
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    thread = threading.Thread(target=asyncio.run, args=(run_worker(),))
+    thread.start()
+    try:
+        while worker.round_at is None:
+            time.sleep(0.01)
+        t = time.perf_counter()
+        samples.end_attempt(sample, started + timedelta(seconds=seconds))
+        with session_scope() as db:
+            enqueue_finalize(db, sample.attempt_id)
+        while (grown := ready())[0] != "completed":
+            assert grown[0] in ("processing", "in_progress"), grown
+            time.sleep(0.005)
+        ready_s = time.perf_counter() - t
+    finally:
+        stop.set()  # before its thumbnails and HLS ladder: the next figure runs alone
+        thread.join()
+        with session_scope() as db:  # what the worker leaves (put back) is nobody's to run
+            db.exec(delete(Job).where(Job.attempt_id == sample.attempt_id))
+
+    # Today's path on the same chunks: processed again, nothing grown, finalize run here.
+    marks = {}
+    t = time.perf_counter()
+    result = asyncio.run(finalize_attempt(
+        sample.attempt_id, keep_raw=True, force=True,
+        on_ready=lambda stream, status: marks.setdefault("ready", time.perf_counter())))
+    assert result == {"camera": "completed"}, result
+    today_s = marks["ready"] - t
+    today = ready()
     return {"media_min": minutes, "bytes": size, "grow_steps": steps, "grow_wall_s": round(grow_s, 2),
             "grow_ffmpeg_cpu_s": round(grow_cpu, 2), "left_for_submit_s": round(left * chunk_s, 1),
             "submit_to_ready_s": round(ready_s, 3), "today_ready_s": round(today_s, 3),
-            "grown_duration_s": round(grown["duration_s"], 3), "today_duration_s": round(today.duration_s, 3),
-            "grown_bytes": grown["bytes"], "today_bytes": today.size_bytes}
+            "grown_duration_s": round(grown[1], 3), "today_duration_s": round(today[1], 3),
+            "grown_bytes": grown[2], "today_bytes": today[2]}
 
 
 def main() -> None:

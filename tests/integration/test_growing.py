@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 import pytest
 
+from proctor_app import platform
 from proctor_app.media.jobs.errors import Defer
 from proctor_app.media.processing import growing
 from proctor_app.media.processing.preview import MIN_REBUILD_S, ensure_preview
@@ -108,6 +109,18 @@ def test_grown_during_the_exam_plays_and_submit_gives_the_same_mp4_as_today(clip
     assert "moof" not in top_boxes(storage.absolute(today.mp4_path))
     _assert_same_content(tmp_path / "grown.mp4", storage.absolute(today.mp4_path))
     assert abs(rec.duration_s - today.duration_s) < 0.05
+
+
+def test_without_saved_hash_states_the_grown_mp4_is_hashed_whole_at_submit(clip, monkeypatch):
+    monkeypatch.setattr(platform, "rehashes", None)  # a system rehashes has no wheel for
+    sample, pieces = _begin(clip, 3)
+    assert _grow(sample).sha256 is None
+    samples.upload_segment(sample, "camera", 0, pieces, samples.MIME["h264"])
+    samples.end_attempt(sample, sample.started_at + timedelta(seconds=CLIP_S))
+    assert finalize_now(sample.attempt_id) == {"camera": RecordingStatus.completed}
+    rec = recording_of(sample.attempt_id)
+    assert "moof" in top_boxes(storage.absolute(rec.mp4_path))
+    assert_verified_mp4(rec, CLIP_S)  # its SHA-256 is the file's
 
 
 def test_a_reload_gives_up_growing_and_today_s_path_makes_the_mp4(clip):

@@ -14,6 +14,8 @@ imports and runs where they are missing (Windows). Plain Python: media/ uses it 
   Linux): on Windows, the below-normal priority class;
 - stop signals: `loop.add_signal_handler` where the loop has it, else `signal.signal`;
 - uvloop: installed only where it exists (requirements.txt marker), granian falls back to asyncio.
+- a SHA-256 whose state is saved between steps (`rehashes`, wheels for Linux only): elsewhere a
+  growing MP4 is hashed whole at submit (`resumed_sha256` gives None).
 """
 
 import asyncio
@@ -36,6 +38,10 @@ try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None
+try:
+    import rehashes
+except ImportError:  # no wheel for this system
+    rehashes = None
 
 O_DIRECT = getattr(os, "O_DIRECT", 0)  # 0: the system has no direct I/O
 # Descriptors the ingest processes and ffmpeg must not inherit; bytes written as they are.
@@ -184,3 +190,18 @@ def on_stop_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -
             loop.add_signal_handler(sig, stop)
         except NotImplementedError:  # Windows' event loops
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop))
+
+
+def resumed_sha256(state: str | None, data: bytes) -> str | None:
+    """The saved state (hex) of a SHA-256 of some bytes, carried on over `data` ("" or None to
+    begin); None where saved states are not available."""
+    if rehashes is None:
+        return None
+    hasher = rehashes.PySha256.deserialize(bytes.fromhex(state)) if state else rehashes.PySha256()
+    hasher.update(data)
+    return hasher.serialize().hex()
+
+
+def sha256_of_state(state: str) -> str:
+    """The hex digest of the bytes a saved SHA-256 state (resumed_sha256) has taken."""
+    return rehashes.PySha256.deserialize(bytes.fromhex(state)).finalize()

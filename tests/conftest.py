@@ -25,6 +25,7 @@ os.environ["PROCTOR_WEBHOOKS_ALLOW_PRIVATE"] = "1"
 from proctor_app.config import config  # noqa: E402
 from proctor_app.db import migrate, session_scope  # noqa: E402
 from proctor_app.demo import seed_demo  # noqa: E402
+from proctor_app.services.settings import update_settings  # noqa: E402
 from proctor_app.services.webhooks import outbox  # noqa: E402
 from tests.support import samples  # noqa: E402
 from tests.support.factories import user_id  # noqa: E402
@@ -87,6 +88,16 @@ def clip(tmp_path_factory) -> bytes:
     """An 18 s (CLIP_S) H.264 recording as the browser would make it (keyframe every 2 s)."""
     path = tmp_path_factory.mktemp("clip") / "clip.mkv"
     return samples.encode(path, CLIP_S, "h264", size=(320, 240), fps=15).read_bytes()
+
+
+@pytest.fixture
+def keep_raw_chunks():
+    """Raw chunks kept after processing (the admin setting), so an attempt can be processed again."""
+    with session_scope() as db:
+        update_settings(db, {"keep_raw_chunks": True}, None)
+    yield
+    with session_scope() as db:
+        update_settings(db, {"keep_raw_chunks": False}, None)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from proctor_app.models import (
     User,
     utcnow,
 )
-from proctor_app.services.processing import enqueue_finalize
+from proctor_app.services.processing import enqueue_finalize, enqueue_grow
 
 # An attempt still open this long after its deadline was abandoned: the server closes it.
 ABANDON_GRACE = timedelta(seconds=30)
@@ -134,6 +134,8 @@ def start(db: Session, attempt: Attempt, clock_offset_ms: float | None) -> Attem
     attempt.clock_offset_ms = clock_offset(clock_offset_ms)
     db.add(attempt)
     record_event(db, attempt.id, "exam_started", data={"clock_offset_ms": attempt.clock_offset_ms})
+    if exam.recording:
+        enqueue_grow(db, attempt.id)  # same transaction: the MP4s grow while the exam goes on
     return attempt
 
 

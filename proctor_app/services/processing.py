@@ -1,7 +1,8 @@
-"""Processing an attempt's recordings: queued in the transaction that ends the attempt, run by a job
-worker once the browser has sent all it will (media/processing/finalize.py does the work); then,
-as a job of its own so it never delays the MP4, the HLS ladder of each playable recording
-(media/processing/hls.py)."""
+"""Processing an attempt's recordings: during the exam, a `grow` job (queued when the attempt
+starts) keeps a clean H.264 recording's MP4 growing as chunks arrive (media/processing/growing.py);
+a finalize job, queued in the transaction that ends the attempt, runs once the browser has sent all
+it will (media/processing/finalize.py does the work); then, as a job of its own so it never delays
+the MP4, the HLS ladder of each playable recording (media/processing/hls.py)."""
 
 import asyncio
 import logging
@@ -15,14 +16,19 @@ from proctor_app.media.jobs.errors import Defer, PermanentError
 from proctor_app.media.jobs.queue import enqueue
 from proctor_app.media.jobs.worker import Handler, JobContext
 from proctor_app.media.processing.finalize import fail_processing, finalize_attempt
+from proctor_app.media.processing.growing import grow_recording
 from proctor_app.media.processing.hls import make_hls
-from proctor_app.models import Attempt, AuditLog, Job, JobStatus, Recording, RecordingStatus
+from proctor_app.models import Attempt, AttemptStatus, AuditLog, Job, JobStatus, Recording, RecordingStatus
 from proctor_app.services.uploads import uploads_settled
 
 log = logging.getLogger("proctor_app.jobs")
 
 FINALIZE = "finalize"
+GROW = "grow"
 HLS = "hls"
+# A grow job's steps this far apart (each is one short ffmpeg run, within processing_concurrency
+# like any job); at submit, finalize appends what came after the last one.
+GROW_EVERY_S = 30.0
 # A ladder that fails leaves the MP4 playing: fewer tries than a finalize.
 HLS_MAX_TRIES = 3
 # Processing waits for the browser's last uploads (uploads_settled); asks again after:
@@ -50,6 +56,12 @@ def request_reprocess(db: Session, attempt_id: int, user_id: int | None) -> Job:
     db.add(AuditLog(user_id=user_id, action="reprocess_requested", target=f"attempt:{attempt_id}",
                     data={"job_id": job.id}))
     return job
+
+
+def enqueue_grow(db: Session, attempt_id: int) -> Job:
+    """Queue the job that grows the attempt's MP4s during the exam (in the transaction that
+    starts it); one already waiting is reused."""
+    return _waiting(db, GROW, attempt_id) or enqueue(db, GROW, attempt_id)
 
 
 def _waiting(db: Session, kind: str, attempt_id: int) -> Job | None:
@@ -113,6 +125,29 @@ def finalize_handler(settings: Callable[[], Mapping[str, Any]]) -> Handler:
     return Handler(run, failed)
 
 
+def _recordings_to_grow(attempt_id: int) -> list[int] | None:
+    """The attempt's recordings still taking chunks; None once it has ended (finalize appends
+    the rest)."""
+    with session_scope() as db:
+        attempt = db.get(Attempt, attempt_id)
+        if attempt is None or attempt.ended_at is not None or attempt.status != AttemptStatus.in_progress:
+            return None
+        return list(db.exec(select(Recording.id).where(
+            Recording.attempt_id == attempt_id,
+            Recording.status.in_([RecordingStatus.not_started, RecordingStatus.in_progress]))))
+
+
+async def run_grow(ctx: JobContext) -> None:
+    """One step for each recording of the attempt, then again in GROW_EVERY_S while the exam goes
+    on and any of them may still grow (a recording that cannot is left to finalize's usual path)."""
+    todo = await asyncio.to_thread(_recordings_to_grow, ctx.attempt_id)
+    if todo is None:
+        return
+    states = [await asyncio.to_thread(grow_recording, recording_id) for recording_id in todo]
+    if not todo or any(state is None or not state.dead for state in states):
+        raise Defer(GROW_EVERY_S, "growing the MP4s as chunks arrive")
+
+
 def _queue_hls(attempt_id: int) -> None:
     with session_scope() as db:
         enqueue_hls(db, attempt_id)
@@ -137,6 +172,9 @@ async def run_hls(ctx: JobContext) -> None:
 
 
 def job_handlers(settings: Callable[[], Mapping[str, Any]]) -> dict[str, Handler]:
-    """Every kind of job the workers run, by kind, in the order workers take them: MP4s before
-    HLS ladders. (A failed ladder leaves nothing to clean up: the page plays the MP4.)"""
-    return {FINALIZE: finalize_handler(settings), HLS: Handler(run_hls)}
+    """Every kind of job the workers run, by kind, in the order workers take them: MP4s, HLS
+    ladders, then growing MP4s (a grow job of each exam in progress is due every GROW_EVERY_S: ahead
+    of the ladders, a thousand of them would hold every ladder back until their exams end; held
+    back themselves, finalize only has more to append). A failed grow or ladder leaves nothing to
+    clean up: finalize takes its usual path, the page plays the MP4."""
+    return {FINALIZE: finalize_handler(settings), HLS: Handler(run_hls), GROW: Handler(run_grow)}

@@ -12,10 +12,11 @@ from sqlalchemy import text
 
 from proctor_app.db import session_scope
 from proctor_app.media.ingest.processes import IngestPool
-from proctor_app.media.jobs.worker import POLL_S, Worker
+from proctor_app.media.jobs.worker import Worker
 
-# The worker's loop goes round every POLL_S; silent this long, it is stuck or stopped.
-WORKER_SILENT_S = 30 * POLL_S
+# The worker's loop goes round every POLL_S (a fraction of a second); silent this long, it is
+# stuck or stopped.
+WORKER_SILENT_S = 30.0
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from proctor_app.auth.sessions import SESSION_COOKIE
 from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
 from proctor_app.media.playback.links import recording_link
-from proctor_app.media.processing import preview, thumbnails, timeline
+from proctor_app.media.processing import growing, preview, thumbnails, timeline
 from proctor_app.media.storage import storage
 from proctor_app.models import Attempt, Job, JobStatus, RecordingStatus, Segment, utcnow
 from proctor_app.services import processing
@@ -34,10 +34,12 @@ from tests.support.finalized import (
     CLIP_S,
     assert_verified_mp4,
     chunk_files,
+    decode_everything,
     finalize_now,
     loudness,
     luma_at,
     recording_of,
+    top_boxes,
 )
 from tests.support.pages import login
 
@@ -148,6 +150,34 @@ def test_chromium_recording_becomes_a_verified_seekable_mp4(recorder_page, codec
     with av.open(str(storage.absolute(rec.sprite_path))) as sprite:
         tiles = -(-rec.duration_s // thumbnails.SPRITE_MIN_INTERVAL_S)
         assert sprite.streams.video[0].codec_context.width == tiles * thumbnails.SPRITE_WIDTH
+
+
+@pytest.mark.browser
+def test_chromium_h264_grown_during_the_exam_is_the_mp4_at_submit(recorder_page, keep_raw_chunks, tmp_path):
+    recording = _record(recorder_page, "h264", 8000)
+    started, ended = _at(recording["started"]), _at(recording["ended"])
+    sample = samples.start_attempt(started)
+    pieces = _pieces(recording)
+    half = len(pieces) // 2
+    samples.upload_segment(sample, "camera", 0, pieces[:half], recording["mime"])
+    rec = recording_of(sample.attempt_id)
+    state = growing.grow_recording(rec.id)
+    assert state is not None and not state.dead and state.fragments > 0, state
+    samples.upload_segment(sample, "camera", 0, pieces, recording["mime"])
+    samples.end_attempt(sample, ended)
+
+    assert finalize_now(sample.attempt_id) == {"camera": RecordingStatus.completed}
+    rec = recording_of(sample.attempt_id)
+    assert "moof" in top_boxes(storage.absolute(rec.mp4_path))  # the grown file
+    info = assert_verified_mp4(rec, (ended - started).total_seconds())
+    assert info["profile"] == "Constrained Baseline" and rec.codec == "h264/opus"
+    grown = tmp_path / "grown.mp4"
+    grown.write_bytes(storage.absolute(rec.mp4_path).read_bytes())
+    # Today's path on the same chunks: the same frames.
+    assert finalize_now(sample.attempt_id, force=True) == {"camera": RecordingStatus.completed}
+    today = storage.absolute(recording_of(sample.attempt_id).mp4_path)
+    assert "moof" not in top_boxes(today)
+    assert decode_everything(grown)["frames"] == decode_everything(today)["frames"]
 
 
 @pytest.mark.browser

@@ -27,7 +27,10 @@ from proctor_app.models import Job
 log = logging.getLogger("proctor_app.jobs")
 
 HEARTBEAT_S = 5.0
-POLL_S = 1.0
+# A job queued in another transaction (a submit's finalize) is claimed within this: the MP4 of a
+# grown recording is ready ~0.5 s after that (bench/finalize.py --submit-to-ready). An idle
+# round is one indexed SELECT.
+POLL_S = 0.25
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Raw chunks of one recording -> one verified, seekable MP4 on the exam's wall-clock timeline.
 
-Two ways, both ffmpeg: a stream copy when one clean H.264 segment spans the exam (the audio stays
-Opus: encoding an hour of AAC alone takes ~10 s here), else every segment placed on the timeline
-and encoded (graphs.py). The MP4 is verified (moov before mdat, decodes to its last frame,
+Three ways, all ffmpeg: the file growing.py kept growing during the exam, its last chunks
+appended; a stream copy when one clean H.264 segment spans the exam (the audio stays Opus:
+encoding an hour of AAC alone takes ~10 s here); else every segment placed on the timeline and
+encoded (graphs.py). The MP4 is verified (moov before mdat, decodes to its last frame,
 duration as planned) before anything says so; it is written under a temporary name and renamed.
 """
 
@@ -16,10 +17,12 @@ from pathlib import Path
 
 from proctor_app.media.processing.ffmpeg import FfmpegError, ProgressFn, run_ffmpeg
 from proctor_app.media.processing.graphs import copy_graph, timeline_graph
+from proctor_app.media.processing.growing import discard, grow_recording, growing_path
 from proctor_app.media.processing.mp4 import probe_mp4, verify_mp4
 from proctor_app.media.processing.sources import Plan, check_chunks, probe_sources
 from proctor_app.media.processing.timeline import (
     CAUSE_NO_MEDIA,
+    FILL_MIN_S,
     FinalizeError,
     Gap,
     blame_lost,
@@ -30,6 +33,7 @@ from proctor_app.media.processing.timeline import (
 from proctor_app.media.storage import storage
 from proctor_app.media.storage.local import file_sha256
 from proctor_app.models import RecordingStatus
+from proctor_app.platform import sha256_of_state
 
 log = logging.getLogger("proctor_app.finalize")
 
@@ -68,17 +72,50 @@ async def _copied(plan: Plan, copy: asyncio.Task, tmp: Path) -> bool:
     return copyable(plan.sources, plan.total_s)
 
 
+async def _grown(plan: Plan) -> Outcome | None:
+    """The growing file with the last chunks appended (growing.py checked each chunk and each
+    step's samples as they came), verified as any MP4 is; None when there is none, or it does
+    not span the exam or fails verification (today's path then runs)."""
+    state = await asyncio.to_thread(grow_recording, plan.recording_id, True)
+    if state is None or state.dead:
+        return None
+    src = plan.sources[0]
+    start_s, end_s = src.offset_s + state.start_s, src.offset_s + state.end_s
+    if abs(start_s) > FILL_MIN_S or abs(plan.total_s - end_s) > FILL_MIN_S:
+        log.info("recording %s: the grown MP4 does not span the exam", plan.recording_id)
+        return None
+    grown = storage.absolute(growing_path(plan.out_dir, plan.stream))
+    try:
+        # Hashed as it grew: only a system without saved SHA-256 states reads it all again.
+        digest = (asyncio.to_thread(sha256_of_state, state.sha256) if state.sha256
+                  else asyncio.to_thread(file_sha256, grown))
+        info, digest = await asyncio.gather(asyncio.to_thread(verify_mp4, grown, state.end_s), digest)
+    except FfmpegError as exc:
+        log.warning("recording %s: the grown MP4 failed verification: %s", plan.recording_id, exc)
+        return None
+    relative = f"{plan.out_dir}/{plan.stream}.mp4"
+    os.replace(grown, storage.absolute(relative))
+    return Outcome(RecordingStatus.completed, relative, info.duration_s, info.codec, state.size, digest,
+                   [], plan.attempt_started + timedelta(seconds=src.offset_s))
+
+
 async def convert(plan: Plan, on_progress: ProgressFn | None = None) -> Outcome:
     """Build and verify the MP4 of one recording (the database is not touched).
 
-    When the rows promise a plain copy, ffmpeg copies at once while the chunks' SHA-256 are
-    checked; the copy's sample tables then confirm it (no holes, keyframes often enough, the
-    right length), so an hour is not demuxed twice. Anything else is probed packet by packet
-    and placed on the exam's timeline.
+    A clean H.264 recording grown during the exam only has its last chunks appended. Else, when
+    the rows promise a plain copy, ffmpeg copies at once while the chunks' SHA-256 are checked;
+    the copy's sample tables then confirm it (no holes, keyframes often enough, the right
+    length), so an hour is not demuxed twice. Anything else is probed packet by packet and
+    placed on the exam's timeline.
     """
     total_s = plan.total_s
     if total_s <= 0:
         raise FinalizeError("the attempt has no length (it ended before it started)")
+    try:
+        if may_copy(plan.sources, total_s) and (grown := await _grown(plan)):
+            return grown
+    finally:
+        await asyncio.to_thread(discard, plan.out_dir, plan.stream)
     work = storage.absolute(plan.out_dir) / f".work-{plan.stream}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -2,6 +2,7 @@
 with progress from `-progress` and the tail of stderr in the error."""
 
 import asyncio
+import subprocess
 from collections.abc import Callable
 
 import ffmpeg
@@ -50,3 +51,13 @@ async def run_ffmpeg(stream_spec, duration_s: float, on_progress: ProgressFn | N
     if code != 0:
         raise FfmpegError(f"ffmpeg exited with {code}: {errors.strip()[-1500:]}")
 
+
+def pipe_ffmpeg(args: list[str], data: bytes) -> bytes:
+    """ffmpeg with `args` (between the executable and nothing else: input pipe:0, output
+    pipe:1), fed `data`; its output. Blocking: for worker threads, on small inputs."""
+    done = subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", *args], input=data,
+                          capture_output=True, **background_child(FFMPEG_NICE))
+    if done.returncode != 0:
+        errors = done.stderr.decode(errors="replace").strip()[-1500:]
+        raise FfmpegError(f"ffmpeg exited with {done.returncode}: {errors}")
+    return done.stdout

@@ -1,5 +1,6 @@
-"""MP4 files read by their boxes: sample tables instead of demuxing (probe_mp4), and the checks an
-output passes before its row says it is playable (verify_mp4)."""
+"""MP4 files read by their boxes: sample tables (or a fragmented file's fragment headers) instead of
+demuxing (probe_mp4), and the checks an output passes before its row says it is playable
+(verify_mp4)."""
 
 import os
 import struct
@@ -58,13 +59,24 @@ MP4_CODECS = {"avc1": "h264", "avc3": "h264", "Opus": "opus", "mp4a": "aac"}
 
 def probe_mp4(path: Path) -> Probe:
     """What probe() finds, read from an MP4's sample tables instead of demuxing every packet
-    (milliseconds for an hour of video); decode times, which is what holes and seeking need."""
-    moov = next(((s, n) for kind, s, n in _top_level_boxes(path) if kind == "moov"), None)
+    (milliseconds for an hour of video); decode times, which is what holes and seeking need.
+    A fragmented MP4 (growing.py's) is read from its fragments' headers instead."""
+    boxes = list(_top_level_boxes(path))
+    moov = next(((s, n) for kind, s, n in boxes if kind == "moov"), None)
     if moov is None:
         raise FfmpegError(f"{path.name} has no moov box")
     with open(path, "rb") as f:
         f.seek(moov[0])
         data = f.read(moov[1])
+        if _box(data, 0, len(data), "mvex") is not None:
+            tracks = fragmented_tracks(data)
+            samples = {track_id: [] for track_id in tracks}
+            for kind, start, size in boxes:
+                if kind == "moof":
+                    f.seek(start - 8)
+                    for track_id, found in fragment_samples(f.read(size + 8), tracks).items():
+                        samples[track_id] += found
+            return probe_fragments(tracks, samples)
     result, track_times = Probe(), {}
     for kind, start, end in _boxes(data, 0, len(data)):
         mdia = _box(data, start, end, "mdia") if kind == "trak" else None
@@ -99,6 +111,153 @@ def probe_mp4(path: Path) -> Probe:
             result.audio_codec = MP4_CODECS.get(codec, codec.lower())
         track_times[handler] = seconds
     times = track_times.get(b"vide") or track_times.get(b"soun") or []
+    result.holes = [(a, b) for a, b in zip(times, times[1:]) if b - a > FILL_MIN_S]
+    return result
+
+
+@dataclass(frozen=True)
+class Track:
+    """A track of a fragmented MP4, from its moov: what its fragments' headers leave out."""
+
+    handler: str  # "vide", "soun"
+    codec: str
+    timescale: int
+    default_duration: int
+    default_flags: int
+
+
+@dataclass(frozen=True)
+class Sample:
+    decode: int  # decode time, in the track's timescale
+    duration: int
+    sync: bool
+
+
+NON_SYNC = 0x10000  # sample_is_non_sync_sample in a sample's flags
+
+
+def fragmented_tracks(moov: bytes) -> dict[int, Track]:
+    """Track id -> Track, from the payload of a fragmented MP4's moov box (its trak and trex)."""
+    defaults = {}
+    mvex = _box(moov, 0, len(moov), "mvex")
+    for kind, start, end in _boxes(moov, *mvex):
+        if kind == "trex":
+            track_id, _, duration, _, flags = struct.unpack_from(">5I", moov, start + 4)
+            defaults[track_id] = (duration, flags)
+    tracks = {}
+    for kind, start, end in _boxes(moov, 0, len(moov)):
+        if kind != "trak":
+            continue
+        tkhd, mdia = _box(moov, start, end, "tkhd"), _box(moov, start, end, "mdia")
+        if not (tkhd and mdia):
+            continue
+        track_id = struct.unpack_from(">I", moov, tkhd[0] + (20 if moov[tkhd[0]] == 1 else 12))[0]
+        hdlr, mdhd = _box(moov, *mdia, "hdlr"), _box(moov, *mdia, "mdhd")
+        stsd = _box(moov, *mdia, "minf", "stbl", "stsd")
+        codec = moov[stsd[0] + 12:stsd[0] + 16].decode("latin-1")
+        timescale = struct.unpack_from(">I", moov, mdhd[0] + (20 if moov[mdhd[0]] == 1 else 12))[0]
+        duration, flags = defaults.get(track_id, (0, 0))
+        tracks[track_id] = Track(moov[hdlr[0] + 8:hdlr[0] + 12].decode("latin-1"),
+                                 MP4_CODECS.get(codec, codec.lower()), timescale, duration, flags)
+    return tracks
+
+
+def fragment_samples(data: bytes, tracks: dict[int, Track]) -> dict[int, list[Sample]]:
+    """The samples each track has in the moof boxes of `data` (top-level boxes of an MP4)."""
+    samples = {}
+    for kind, start, end in _boxes(data, 0, len(data)):
+        if kind != "moof":
+            continue
+        for traf_kind, traf_start, traf_end in _boxes(data, start, end):
+            if traf_kind != "traf":
+                continue
+            tfhd, tfdt = _box(data, traf_start, traf_end, "tfhd"), _box(data, traf_start, traf_end, "tfdt")
+            flags, track_id = struct.unpack_from(">II", data, tfhd[0])
+            flags &= 0xFFFFFF
+            track = tracks[track_id]
+            duration, sample_flags, at = track.default_duration, track.default_flags, tfhd[0] + 8
+            at += 8 if flags & 0x1 else 0
+            at += 4 if flags & 0x2 else 0
+            if flags & 0x8:
+                duration = struct.unpack_from(">I", data, at)[0]
+                at += 4
+            at += 4 if flags & 0x10 else 0
+            if flags & 0x20:
+                sample_flags = struct.unpack_from(">I", data, at)[0]
+            # Signed: a muxer writes a first audio frame before 0 (Opus pre-skip) as a wrapped one.
+            decode = (struct.unpack_from(">q", data, tfdt[0] + 4)[0] if data[tfdt[0]] == 1
+                      else struct.unpack_from(">I", data, tfdt[0] + 4)[0])
+            found = samples.setdefault(track_id, [])
+            for run_kind, run_start, _ in _boxes(data, traf_start, traf_end):
+                if run_kind != "trun":
+                    continue
+                run_flags, count = struct.unpack_from(">II", data, run_start)
+                at = run_start + 8 + (4 if run_flags & 0x1 else 0)
+                first_flags = None
+                if run_flags & 0x4:
+                    first_flags = struct.unpack_from(">I", data, at)[0]
+                    at += 4
+                for index in range(count):
+                    length, this_flags = duration, sample_flags
+                    if run_flags & 0x100:
+                        length = struct.unpack_from(">I", data, at)[0]
+                        at += 4
+                    at += 4 if run_flags & 0x200 else 0
+                    if run_flags & 0x400:
+                        this_flags = struct.unpack_from(">I", data, at)[0]
+                        at += 4
+                    at += 4 if run_flags & 0x800 else 0
+                    if index == 0 and first_flags is not None:
+                        this_flags = first_flags
+                    found.append(Sample(decode, length, not this_flags & NON_SYNC))
+                    decode += length
+    return samples
+
+
+def split_fragments(data: bytes) -> tuple[bytes, bytes]:
+    """(ftyp and moov, the moof and mdat boxes) of a fragmented MP4 muxer's output; anything
+    else (an mfra index at the end) is left out."""
+    init, fragments, at = b"", [], 0
+    for kind, start, end in _boxes(data, 0, len(data)):
+        if kind in ("moof", "mdat"):
+            fragments.append(data[at:end])
+        elif not fragments:
+            init = data[:end]
+        at = end
+    return init, b"".join(fragments)
+
+
+def renumber_fragments(data: bytes, after: int) -> int:
+    """Number the moof boxes of `data` (a bytearray of moof and mdat boxes) on from `after`, in
+    place, as one file's fragments must be; returns the last number."""
+    for kind, start, end in _boxes(data, 0, len(data)):
+        if kind == "moof":
+            after += 1
+            mfhd = _box(data, start, end, "mfhd")
+            struct.pack_into(">I", data, mfhd[0] + 4, after)
+    return after
+
+
+def probe_fragments(tracks: dict[int, Track], samples: dict[int, list[Sample]]) -> Probe:
+    """probe_mp4's result from a fragmented MP4's samples."""
+    result, track_times = Probe(), {}
+    for track_id, track in tracks.items():
+        found = samples.get(track_id) or []
+        if not found:
+            continue
+        seconds = [s.decode / track.timescale for s in found]
+        end = (found[-1].decode + found[-1].duration) / track.timescale
+        result.end_s = max(result.end_s, end)
+        if track.handler == "vide":
+            result.video_codec = track.codec
+            marks = [t for t, s in zip(seconds, found) if s.sync] + [end]
+            result.max_keyframe_gap_s = max((b - a for a, b in zip(marks, marks[1:])), default=end)
+            result.fps = len(seconds) / (end - seconds[0]) if end > seconds[0] else 0.0
+        elif track.handler == "soun":
+            result.audio_codec = track.codec
+        track_times[track.handler] = seconds
+    times = track_times.get("vide") or track_times.get("soun") or []
+    result.start_s = min((t[0] for t in track_times.values()), default=0.0)
     result.holes = [(a, b) for a, b in zip(times, times[1:]) if b - a > FILL_MIN_S]
     return result
 

@@ -1,6 +1,8 @@
 """Live preview of a recording not processed yet: what the browser has uploaded so far, playable.
 
-Built on request by stream copy (nothing decoded or encoded): each segment's chunks up to its
+A clean H.264 recording has its MP4 growing already (growing.py): that file is the preview, grown
+on request too (one step, when its last one is older than MIN_REBUILD_S). Anything else is built
+on request by stream copy (nothing decoded or encoded): each segment's chunks up to its
 highest contiguous seq, the segments one after another (ffmpeg's concat demuxer), into a
 fragmented MP4 (H.264; no second pass needed) or a WebM (VP8/VP9; cues written at the end).
 A preview is rebuilt when newer chunks exist and it is older than MIN_REBUILD_S, so it trails the
@@ -23,6 +25,7 @@ from proctor_app.clock import Clock, system_clock
 from proctor_app.db import session_scope
 from proctor_app.media.processing.ffmpeg import FfmpegError, run_ffmpeg
 from proctor_app.media.processing.formats import PROTOCOLS, UnknownFormat, demuxer_for
+from proctor_app.media.processing.growing import grown_preview
 from proctor_app.media.storage import storage
 from proctor_app.media.storage.layout import processed_dir
 from proctor_app.models import Attempt, Chunk, Recording, RecordingStatus, Segment
@@ -105,8 +108,26 @@ async def _build(parts: list[Part], container: str, out: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _grown(attempt_id: int, stream: str, clock: Clock) -> Preview | None:
+    """The recording's growing file (grown one step if stale), or None when it has none."""
+    with session_scope() as db:
+        attempt = db.get(Attempt, attempt_id)
+        recording = db.exec(select(Recording).where(Recording.attempt_id == attempt_id,
+                                                    Recording.stream == stream)).first()
+        if attempt is None or attempt.started_at is None or recording is None \
+                or recording.status not in PREVIEWABLE:
+            return None
+        recording_id, out_dir = recording.id, processed_dir(attempt_id, attempt.started_at)
+    found = grown_preview(recording_id, out_dir, stream, clock.time(), MIN_REBUILD_S)
+    return Preview(*found) if found else None
+
+
 async def ensure_preview(attempt_id: int, stream: str, clock: Clock = system_clock) -> Preview | None:
     """The current preview of a recording not processed yet (rebuilt if stale), or None."""
+    async with _locks.setdefault((attempt_id, stream), asyncio.Lock()):
+        grown = await asyncio.to_thread(_grown, attempt_id, stream, clock)
+    if grown is not None:
+        return grown
     found = await asyncio.to_thread(_sources, attempt_id, stream)
     if found is None:
         return None

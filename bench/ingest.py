@@ -387,8 +387,9 @@ def main() -> None:
         client_pct = 100 * (sum(psutil.Process().cpu_times()[:2]) - client_before) / wall
         cpu_pct = 100 * (sum(cpu_after.values()) - sum(cpu_before.values())) / wall
         processes = psutil.Process(server.pid).children(recursive=True)
-        ingesters = sum("proctor_app.runtime ingest" in " ".join(p.cmdline()) for p in processes)
-        workers = (len(processes) - ingesters) or 1
+        commands = [" ".join(p.cmdline()) for p in processes]
+        ingesters = sum("proctor_app.runtime ingest" in command for command in commands)
+        workers = sum("proctor_app.runtime" not in command for command in commands) or 1  # not relays
         acked = sum(len(c.acked) for c in candidates)
         sustained_cpu_ms = cpu_ms_per_chunk(cpu_before, cpu_after, acked)
         never = sum(len(c.lost) for c in candidates)

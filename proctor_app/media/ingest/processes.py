@@ -210,9 +210,9 @@ class IngestPool:
 
 def _answer(store: UploadStore, sock: socket.socket, sending: threading.Lock, request_id: int,
             header: list, body: bytes) -> None:
-    upload = ChunkUpload(**dict(zip(_UPLOAD_FIELDS, header[1:])), body=body)
-    current_attempt.set(upload.attempt_id)
     try:
+        upload = ChunkUpload(**dict(zip(_UPLOAD_FIELDS, header[1:])), body=body)
+        current_attempt.set(upload.attempt_id)
         ack = store.store_chunk(header[0], upload)
         result = {"ack": [getattr(ack, name) for name in _ACK_FIELDS]}
     except IngestError as exc:

@@ -34,6 +34,11 @@ os.environ.pop("PROCTOR_STORAGE_DIR", None)
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
+
+try:  # the load generator runs on the server's cores: uvloop leaves them more of it (POSIX only)
+    from uvloop import run as run_loop  # noqa: E402
+except ImportError:
+    run_loop = asyncio.run
 from sqlmodel import select  # noqa: E402
 
 from proctor_app.db import migrate, session_scope  # noqa: E402
@@ -149,17 +154,26 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def cpu_seconds(proc: subprocess.Popen) -> float:
-    """User + system CPU of the server, its workers and ingest processes."""
+def cpu_seconds(proc: subprocess.Popen) -> dict[str, float]:
+    """User + system CPU of the server's processes: "ingest" (its ingest processes) and "app"
+    (granian and its workers)."""
     root = psutil.Process(proc.pid)
-    total = 0.0
+    totals = {"app": 0.0, "ingest": 0.0}
     for p in [root, *root.children(recursive=True)]:
         try:
             t = p.cpu_times()
-            total += t.user + t.system
+            role = "ingest" if "proctor_app.runtime ingest" in " ".join(p.cmdline()) else "app"
         except psutil.NoSuchProcess:
-            pass
-    return total
+            continue
+        totals[role] += t.user + t.system
+    return totals
+
+
+def cpu_ms_per_chunk(before: dict[str, float], after: dict[str, float], chunks: int) -> dict[str, float]:
+    """Milliseconds of CPU per stored chunk, by role and in all ("total")."""
+    spent = {role: after[role] - before[role] for role in before}
+    spent["total"] = sum(spent.values())
+    return {role: round(1000 * seconds / max(1, chunks), 2) for role, seconds in spent.items()}
 
 
 def raw_fsync_writes_per_s(size: int, seconds: float, threads: int) -> float:
@@ -193,6 +207,18 @@ def raw_fsync_writes_per_s(size: int, seconds: float, threads: int) -> float:
     # last 30 s when it creates a file, reading each one's deletion time, so deleting them now made
     # every chunk the server then wrote measurably slower.
     return sum(counts) / elapsed
+
+
+def file_create_cpu_us(count: int = 300) -> float:
+    """CPU microseconds of creating an empty file in the storage folder: on ext4 without a journal
+    it grows with the inodes freed near there lately (other programs' deleted files), which every
+    chunk's temp file pays too."""
+    folder = storage.root() / "bench-probe"
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.thread_time()
+    for n in range(count):
+        os.close(os.open(folder / str(n), os.O_WRONLY | os.O_CREAT, 0o640))
+    return 1e6 * (time.thread_time() - started) / count
 
 
 class Candidate:
@@ -259,7 +285,8 @@ async def sustained(port, candidates, bodies, interval, duration, drain_s):
 
 
 async def saturated(port, grants, bodies, seconds, concurrency):
-    """Uploads back to back from `concurrency` clients: the most the server takes per second."""
+    """Uploads back to back from `concurrency` clients: (uploads stored, per second), the most the
+    server takes."""
     done = 0
     client = LoopbackClient(port, connections=concurrency)
     try:
@@ -275,7 +302,7 @@ async def saturated(port, grants, bodies, seconds, concurrency):
 
         started = time.monotonic()
         await asyncio.gather(*(worker(n) for n in range(concurrency)))
-        return done / (time.monotonic() - started)
+        return done, done / (time.monotonic() - started)
     finally:
         client.close()
 
@@ -336,8 +363,10 @@ def main() -> None:
     for _ in range(BODY_POOL):
         body = random.randbytes(chunk_bytes)
         bodies.append((body, hashlib.sha256(body).hexdigest()))
+    create_us = file_create_cpu_us()
     raw = raw_fsync_writes_per_s(chunk_bytes, raw_s, threads=8)
-    print(f"baseline: raw write+fsync+rename+fsync(dir) of {chunk_bytes} B files: {raw:.0f}/s", flush=True)
+    print(f"baseline: raw write+fsync+rename+fsync(dir) of {chunk_bytes} B files: {raw:.0f}/s; "
+          f"creating a file costs {create_us:.0f} us of CPU in {storage.root()}", flush=True)
 
     port = free_port()
     server = start_server(port, args.redis)
@@ -345,17 +374,24 @@ def main() -> None:
     try:
         # Capacity first, on the fresh server: after an overloaded sustained phase it would still
         # be answering requests the clients gave up on.
-        saturated_rate = asyncio.run(saturated(port, grants, bodies, saturate_s, concurrency=32))
+        cpu_before = cpu_seconds(server)
+        saturated_done, saturated_rate = run_loop(saturated(port, grants, bodies, saturate_s, concurrency=32))
+        saturated_cpu_ms = cpu_ms_per_chunk(cpu_before, cpu_seconds(server), saturated_done)
         candidates = [Candidate(a, token, 0) for a, token in grants]
         cpu_before, wall_before = cpu_seconds(server), time.monotonic()
-        latencies, errors, lags, unfinished = asyncio.run(
+        client_before = sum(psutil.Process().cpu_times()[:2])
+        latencies, errors, lags, unfinished = run_loop(
             sustained(port, candidates, bodies, args.interval, duration, drain_s))
         wall = time.monotonic() - wall_before
-        cpu_pct = 100 * (cpu_seconds(server) - cpu_before) / wall
+        cpu_after = cpu_seconds(server)
+        client_pct = 100 * (sum(psutil.Process().cpu_times()[:2]) - client_before) / wall
+        cpu_pct = 100 * (sum(cpu_after.values()) - sum(cpu_before.values())) / wall
         processes = psutil.Process(server.pid).children(recursive=True)
-        ingesters = sum("proctor_app.runtime" in " ".join(p.cmdline()) for p in processes)
-        workers = (len(processes) - ingesters) or 1
+        commands = [" ".join(p.cmdline()) for p in processes]
+        ingesters = sum("proctor_app.runtime ingest" in command for command in commands)
+        workers = sum("proctor_app.runtime" not in command for command in commands) or 1  # not relays
         acked = sum(len(c.acked) for c in candidates)
+        sustained_cpu_ms = cpu_ms_per_chunk(cpu_before, cpu_after, acked)
         never = sum(len(c.lost) for c in candidates)
     finally:
         stop_server(server)
@@ -375,19 +411,25 @@ def main() -> None:
           f"client schedule lag p99 {lag_p99:.1f} ms")
     print(f"  server CPU {cpu_pct:.0f}% of one core; failed attempts retried: {len(errors)}; lost chunks: {lost}; "
           f"unanswered {drain_s:g} s after the end: {unfinished}")
+    print(f"  load generator CPU {client_pct:.0f}% of one core")
+    print(f"  server CPU per stored chunk: {sustained_cpu_ms['total']:.2f} ms "
+          f"(app {sustained_cpu_ms['app']:.2f}, ingest processes {sustained_cpu_ms['ingest']:.2f})")
     print(f"  machine load average (1 min): {load_before:.1f} before, {load:.1f} after, on {os.cpu_count()} cores")
     print(f"saturated (32 uploaders back to back): {saturated_rate:.0f} uploads/s = "
-          f"{saturated_rate / raw:.3f} x raw fsync throughput")
+          f"{saturated_rate / raw:.3f} x raw fsync throughput; server CPU per stored chunk "
+          f"{saturated_cpu_ms['total']:.2f} ms (app {saturated_cpu_ms['app']:.2f}, "
+          f"ingest processes {saturated_cpu_ms['ingest']:.2f})")
     print(json.dumps({
         "server_workers": workers, "ingest_processes": ingesters, "redis": bool(args.redis),
         "candidates": args.candidates, "interval_s": args.interval, "duration_s": duration,
         "chunk_bytes": chunk_bytes, "offered_per_s": round(offered, 1),
         "uploads_per_s": round(rate, 1), "p50_ms": round(p50, 1), "p99_ms": round(p99, 1),
         "client_lag_p99_ms": round(lag_p99, 1), "server_cpu_pct": round(cpu_pct, 1),
+        "load_generator_cpu_pct": round(client_pct, 1), "cpu_ms_per_chunk": sustained_cpu_ms, "saturated_cpu_ms_per_chunk": saturated_cpu_ms,
         "retried_failures": len(errors), "lost_chunks": lost, "unanswered_at_end": unfinished,
         "load_average_1m_before": round(load_before, 2), "load_average_1m_after": round(load, 2),
         "cores": os.cpu_count(),
-        "raw_fsync_writes_per_s": round(raw, 1), "ratio_sustained_to_raw": round(rate / raw, 3),
+        "raw_fsync_writes_per_s": round(raw, 1), "file_create_cpu_us": round(create_us, 1), "ratio_sustained_to_raw": round(rate / raw, 3),
         "saturated_uploads_per_s": round(saturated_rate, 1),
         "ratio_saturated_to_raw": round(saturated_rate / raw, 3),
         "target_met": lost == 0 and unfinished == 0 and p99 <= P99_TARGET_MS,

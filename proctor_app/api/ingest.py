@@ -77,10 +77,9 @@ def _error(exc: IngestError) -> JSONResponse:
     return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status, headers=headers)
 
 
-async def _authorize(request: Request, attempt_id: int, stream: str | None) -> None:
+async def _authorize(token: str | None, attempt_id: int, stream: str | None) -> None:
     """The upload token checked before anything else (a slot, a byte of the body): from the cache
     on the event loop, a miss in a thread. Raises IngestError (401/403)."""
-    token = bearer_token(request)
     if upload_store.token_cached(token):
         upload_store.authorize(token, attempt_id, stream)
     else:
@@ -94,10 +93,13 @@ async def _admitted(attempt_id: int, slots: anyio.Semaphore) -> AsyncIterator[No
         raise IngestError(503, "attempt_busy", "This attempt has too many uploads under way; send it again.")
     _in_flight[attempt_id] = _in_flight.get(attempt_id, 0) + 1
     try:
-        with anyio.move_on_after(SLOT_WAIT_S) as waited:
-            await slots.acquire()
-        if waited.cancelled_caught:
-            raise IngestError(503, "server_busy", "The server is busy; send it again.")
+        try:
+            slots.acquire_nowait()  # a free slot without a cancel scope: most uploads find one
+        except anyio.WouldBlock:
+            with anyio.move_on_after(SLOT_WAIT_S) as waited:
+                await slots.acquire()
+            if waited.cancelled_caught:
+                raise IngestError(503, "server_busy", "The server is busy; send it again.") from None
         try:
             yield
         finally:
@@ -169,7 +171,8 @@ async def _put_chunk(request: Request) -> JSONResponse:
         stream = params["stream"]
         segment = parse_index(params["segment"], "segment", MAX_SEGMENT)
         seq = parse_index(params["seq"], "seq", MAX_SEQ)
-        await _authorize(request, attempt_id, stream)
+        token = bearer_token(request)
+        await _authorize(token, attempt_id, stream)
         async with _admitted(attempt_id, _chunk_slots):
             upload = ChunkUpload(
                 attempt_id=attempt_id, stream=stream, segment=segment, seq=seq,
@@ -178,9 +181,9 @@ async def _put_chunk(request: Request) -> JSONResponse:
                 start_ms=request.headers.get("x-chunk-start-ms"), end_ms=request.headers.get("x-chunk-end-ms"),
                 mime_type=request.headers.get("content-type"), meta=request.headers.get("x-chunk-meta"))
             if ingest_pool is not None:
-                ack = await ingest_pool.store_chunk(bearer_token(request), upload)
+                ack = await ingest_pool.store_chunk(token, upload)
             else:
-                ack = await anyio.to_thread.run_sync(upload_store.store_chunk, bearer_token(request), upload,
+                ack = await anyio.to_thread.run_sync(upload_store.store_chunk, token, upload,
                                                      limiter=_chunk_threads)
     except IngestError as exc:
         return _error(exc)
@@ -194,11 +197,12 @@ async def put_snapshot(request: Request) -> JSONResponse:
         attempt_id = _attempt_id(request)
         current_attempt.set(attempt_id)
         seq = parse_index(request.path_params["seq"], "seq", MAX_SEQ)
-        await _authorize(request, attempt_id, None)  # whatever the video flags
+        token = bearer_token(request)
+        await _authorize(token, attempt_id, None)  # whatever the video flags
         async with _admitted(attempt_id, _other_slots):
             body = await _body(request, MAX_SNAPSHOT_BYTES)
             result = await run_in_threadpool(
-                upload_store.store_snapshot, bearer_token(request), attempt_id, seq, body,
+                upload_store.store_snapshot, token, attempt_id, seq, body,
                 request.headers.get("x-content-sha256"), request.headers.get("x-taken-ms"))
     except IngestError as exc:
         return _error(exc)
@@ -211,15 +215,15 @@ async def post_events(request: Request) -> JSONResponse:
     try:
         attempt_id = _attempt_id(request)
         current_attempt.set(attempt_id)
-        await _authorize(request, attempt_id, None)
+        token = bearer_token(request)
+        await _authorize(token, attempt_id, None)
         async with _admitted(attempt_id, _other_slots):
             body = await _body(request, MAX_EVENT_BATCH_BYTES)
             try:
                 events = json.loads(body).get("events")
             except (ValueError, AttributeError):
                 raise IngestError(400, "bad_batch", 'The body must be JSON: {"events": [...]}.') from None
-            result = await run_in_threadpool(upload_store.record_browser_events, bearer_token(request),
-                                             attempt_id, events)
+            result = await run_in_threadpool(upload_store.record_browser_events, token, attempt_id, events)
     except IngestError as exc:
         return _error(exc)
     except ClientDisconnect:

@@ -14,13 +14,14 @@ from datetime import timedelta
 import httpx
 import psutil
 import pytest
+from sqlalchemy import event, update
 from sqlmodel import Session, select
 
 from proctor_app.auth.tokens import new_token, token_hash
 from proctor_app.db import engine_for, session_scope
 from proctor_app.media.ingest import checks, errors, events, window
 from proctor_app.media.ingest.rows import UploadTargets
-from proctor_app.media.ingest.tokens import TokenScopes
+from proctor_app.media.ingest.tokens import REFRESH_AFTER_S, REVALIDATE_AFTER_S, TokenScopes
 from proctor_app.media.storage import local, storage
 from proctor_app.models import (
     Attempt,
@@ -35,6 +36,7 @@ from proctor_app.models import (
 )
 from proctor_app.runtime import upload_store
 from proctor_app.services import attempts, uploads
+from tests.support.clock import FakeClock
 from tests.support.polling import wait_for
 from tests.support.uploads import MIME, chunk_headers, chunk_url, new_attempt, recording
 
@@ -566,3 +568,42 @@ def test_ingest_on_postgres_counts_orders_and_refuses_conflicts(pg_ingest):
     result = upload_store.record_browser_events(grant.token, grant.attempt_id,
                                           [{"id": "pg-1", "kind": "tab_hidden", "at": now_ms}] * 2)
     assert result == {"stored": 1, "duplicates": 1}
+
+
+def test_tokens_due_for_a_lookup_are_looked_up_together(ingest_database):
+    """A token's lookup looks up again, in the same query, the cached tokens older than
+    REFRESH_AFTER_S: one revoked in the database meanwhile by another process (no forget reached
+    this cache) is refused from then on, before its own REVALIDATE_AFTER_S are over."""
+    import proctor_app.db
+
+    with session_scope() as db:
+        grants = [uploads.issue_upload_token(db, new_attempt(db)) for _ in range(3)]
+    clock = FakeClock()
+    scopes = TokenScopes(clock)
+    for grant in grants[:2]:
+        scopes.authorize(grant.token, grant.attempt_id, "camera")
+    with session_scope() as db:
+        db.exec(update(UploadToken).where(UploadToken.token_hash == token_hash(grants[0].token))
+                .values(revoked_at=utcnow()))
+    clock.advance(REFRESH_AFTER_S + 0.5)
+    assert scopes.authorize(grants[0].token, grants[0].attempt_id, "camera")  # still cached
+    statements = []
+    engine = proctor_app.db.get_engine()
+    counting = lambda conn, cursor, statement, *_: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", counting)
+    try:
+        scopes.authorize(grants[2].token, grants[2].attempt_id, "camera")  # not cached yet
+    finally:
+        event.remove(engine, "before_cursor_execute", counting)
+    assert sum("upload_tokens" in statement for statement in statements) == 1
+    with pytest.raises(errors.IngestError) as refused:
+        scopes.authorize(grants[0].token, grants[0].attempt_id, "camera")
+    assert refused.value.code == "token_revoked"
+    # The other token was looked up in that query too: fresh until REVALIDATE_AFTER_S after it.
+    clock.advance(REVALIDATE_AFTER_S - 1)
+    event.listen(engine, "before_cursor_execute", counting)
+    try:
+        assert scopes.authorize(grants[1].token, grants[1].attempt_id, "camera")
+    finally:
+        event.remove(engine, "before_cursor_execute", counting)
+    assert sum("upload_tokens" in statement for statement in statements) == 1

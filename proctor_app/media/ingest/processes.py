@@ -8,13 +8,14 @@ it over a socket pair to one of a few ingest processes, which store it with an U
 threads and answer; every process has its own GIL, and the cores share the work.
 
 A frame is a fixed header (request id, header length, body length) then a JSON header and the
-body; the answer is (request id, length) then JSON: {"ack": {...}} or {"error": [status, code,
-message]}. A header {"forget": [token hashes]} (no body) drops revoked upload tokens from the
-process's cache before it reads the next frame. An ingest process ends when its socket closes, so
-it never outlives the app; if it dies, its uploads in flight are answered 503 (the browser sends
-them again) and a new one starts. A new process says READY once it has imported what it needs,
-so the app does not take uploads before it can store them, and one that cannot start fails the
-start-up with its reason.
+body: a chunk's header is the list [token, the ChunkUpload's fields but the body, in order]; the
+answer is (request id, length) then JSON: {"ack": [the ChunkAck's fields, in order]} or {"error":
+[status, code, message]}. A header {"forget": [token hashes]} (no body) drops revoked upload
+tokens from the process's cache before it reads the next frame. An ingest process ends when its
+socket closes, so it never outlives the app; if it dies, its uploads in flight are answered 503
+(the browser sends them again) and a new one starts. A new process says READY once it has
+imported what it needs, so the app does not take uploads before it can store them, and one that
+cannot start fails the start-up with its reason.
 """
 
 import asyncio
@@ -27,7 +28,7 @@ import struct
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import fields
 
 from proctor_app.config import PROJECT_ROOT
 from proctor_app.logs import current_attempt
@@ -45,6 +46,10 @@ RESTART_RETRY_S = 2.0
 # commit of its rows, so more make bigger commit batches.
 THREADS_PER_PROCESS = 16
 _LOST = [503, "ingest_unavailable", "The server could not store the chunk; send it again."]
+# The fields of a chunk's header and of its ack, in the order they are sent (lists of values:
+# dataclasses.asdict and astuple deep-copy each one).
+_UPLOAD_FIELDS = [f.name for f in fields(ChunkUpload) if f.name != "body"]
+_ACK_FIELDS = [f.name for f in fields(ChunkAck)]
 
 
 class IngestProcess:
@@ -81,13 +86,12 @@ class IngestProcess:
                                "its error is in the app's log")
         return cls(process, reader, writer, on_exit)
 
-    async def _ask(self, header: dict, body: bytes = b"") -> dict:
+    async def _ask(self, header: dict | list, body: bytes = b"") -> dict:
         request_id = next(self._ids)
         answer = asyncio.get_running_loop().create_future()
         self.waiting[request_id] = answer
         encoded = json.dumps(header).encode()
-        self.writer.write(REQUEST.pack(request_id, len(encoded), len(body)) + encoded)
-        self.writer.write(body)
+        self.writer.writelines((REQUEST.pack(request_id, len(encoded), len(body)) + encoded, body))
         try:
             await self.writer.drain()
             return await answer
@@ -102,11 +106,10 @@ class IngestProcess:
         await self._ask({"forget": token_hashes})
 
     async def store(self, token: str | None, upload: ChunkUpload) -> ChunkAck:
-        result = await self._ask({"token": token, "upload": {k: v for k, v in asdict(upload).items()
-                                                             if k != "body"}}, upload.body)
+        result = await self._ask([token, *(getattr(upload, name) for name in _UPLOAD_FIELDS)], upload.body)
         if "error" in result:
             raise IngestError(*result["error"])
-        return ChunkAck(**result["ack"])
+        return ChunkAck(*result["ack"])
 
     async def _read_answers(self) -> None:
         try:
@@ -206,11 +209,12 @@ class IngestPool:
 
 
 def _answer(store: UploadStore, sock: socket.socket, sending: threading.Lock, request_id: int,
-            header: dict, body: bytes) -> None:
-    current_attempt.set(header["upload"].get("attempt_id"))
+            header: list, body: bytes) -> None:
     try:
-        ack = store.store_chunk(header["token"], ChunkUpload(**header["upload"], body=body))
-        result = {"ack": ack.as_json()}
+        upload = ChunkUpload(**dict(zip(_UPLOAD_FIELDS, header[1:])), body=body)
+        current_attempt.set(upload.attempt_id)
+        ack = store.store_chunk(header[0], upload)
+        result = {"ack": [getattr(ack, name) for name in _ACK_FIELDS]}
     except IngestError as exc:
         result = {"error": [exc.status, exc.code, exc.message]}
     except Exception:
@@ -235,7 +239,7 @@ def serve(sock: socket.socket, store: UploadStore) -> None:
             request_id, header_length, body_length = REQUEST.unpack(head)
             header = json.loads(incoming.read(header_length))
             body = incoming.read(body_length)
-            if "forget" in header:
+            if isinstance(header, dict):  # {"forget": [...]}
                 # At once, in the order it came: chunks sent after it are checked anew.
                 store.forget_tokens(header["forget"])
                 _send(sock, sending, request_id, {"forgotten": len(header["forget"])})

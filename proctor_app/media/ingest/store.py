@@ -94,7 +94,8 @@ class UploadStore:
                 raise IngestError(409, "chunk_conflict", "A different chunk is already stored under this seq.")
             self._check_limits(new_segment=segment.id is None, rec_id=rec_id,
                                stored=segment.recording_bytes or 0, size=len(upload.body), attempt=attempt)
-            self.files.write_durably(relative, upload.body)
+            with self.commits.writing():
+                self.files.write_durably(relative, upload.body)
             try:
                 return self.commits.commit(ChunkOnDisk(
                     upload, relative, digest, start, end, mime, meta, now, rec_id,

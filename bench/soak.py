@@ -42,6 +42,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -95,6 +96,7 @@ BACKOFF_BASE_S, BACKOFF_CAP_S, REQUEST_TIMEOUT_S, EVENT_BATCH_S = 1.0, 30.0, 60.
 EVENT_KINDS = ("tab_hidden", "tab_visible", "window_blur", "window_focus")
 EVENTS_AT_ONCE = 2
 SAMPLE_S = 5.0
+START_DELAY_S = 3.0  # from making the load to its start: time to start the exams
 STORAGE_SAMPLE_S = 60.0
 
 
@@ -116,6 +118,7 @@ class Browser:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     producing: bool = True
     client: LoopbackClient | None = None  # its keep-alive connection to the server
+    phase: float = 0.0  # when, after the load's start, the candidate starts the exam and its recorder
 
 
 class Load:
@@ -132,24 +135,45 @@ class Load:
         self.latencies: list[tuple[int, float]] = []  # (minute of the run, seconds) per acknowledged request
         self.failures: dict[str, int] = {}
         self.lags: list[float] = []  # how late the load generator queued things (its own overload)
-        self.started = time.monotonic()
+        self.started = time.monotonic() + START_DELAY_S
+        self.started_wall = time.time() + START_DELAY_S
+        for b in browsers:
+            b.phase = random.uniform(0, interval)
+
+    def started_at(self, b: Browser) -> datetime:
+        return datetime.fromtimestamp(self.started_wall + b.phase, UTC)
+
+    def ended_at(self, b: Browser) -> datetime:
+        return self.started_at(b) + timedelta(seconds=len(self.pieces) * self.every["chunk"])
+
+    def start_exams(self) -> None:
+        """Each candidate starts the exam when its recorder starts (the attempts were made
+        beforehand, with their tokens): the recording then spans the attempt, as in a browser."""
+        with session_scope() as db:
+            for b in self.browsers:
+                attempt = db.get(Attempt, b.attempt_id)
+                attempt.deadline_at = self.started_at(b) + (attempt.deadline_at - attempt.started_at)
+                attempt.started_at = self.started_at(b)
+                db.add(attempt)
 
     def minute(self) -> int:
         return int((time.monotonic() - self.started) // 60)
 
-    def schedule(self, end: float) -> list[tuple[float, str]]:
-        """When one browser queues what: its chunks (the whole recording), snapshots and events
-        until `end`, each kind from a random phase."""
-        due = []
-        for kind, every in self.every.items():
-            at = self.started + random.uniform(0, every)
-            count = len(self.pieces) if kind == "chunk" else int(1 + max(0.0, end - at) // every)
-            due += [(at + n * every, kind) for n in range(count)]
+    def schedule(self, b: Browser) -> list[tuple[float, str]]:
+        """When one browser queues what: each chunk of the recording at its end, snapshots and
+        events from random phases, until the recording ends."""
+        start = self.started + b.phase
+        end = start + len(self.pieces) * self.every["chunk"]
+        due = [(start + (n + 1) * self.every["chunk"], "chunk") for n in range(len(self.pieces))]
+        for kind in ("snapshot", "event"):
+            at = start + random.uniform(0, self.every[kind])
+            due += [(at + n * self.every[kind], kind) for n in range(int(1 + max(0.0, end - at) // self.every[kind]))
+                    if at + n * self.every[kind] < end]
         return sorted(due)
 
-    async def produce(self, b: Browser, end: float) -> None:
+    async def produce(self, b: Browser) -> None:
         """The recorder, the snapshot timer and the page's event listeners."""
-        for at, kind in self.schedule(end):
+        for at, kind in self.schedule(b):
             await asyncio.sleep(max(0.0, at - time.monotonic()))
             self.lags.append(time.monotonic() - at)
             n = b.queued[kind]
@@ -157,10 +181,12 @@ class Load:
             now_ms = int(time.time() * 1000)
             auth = {"Authorization": f"Bearer {b.token}"}
             if kind == "chunk":
+                start_ms = round((self.started_wall + b.phase + n * self.every["chunk"]) * 1000)
                 b.items.append((kind, n, f"/api/attempts/{b.attempt_id}/streams/camera/segments/0/chunks/{n}",
                                 auth | {"Content-Type": MIME, "X-Content-SHA256": self.piece_shas[n],
-                                        "X-Chunk-Start-Ms": str(now_ms - int(self.every["chunk"] * 1000)),
-                                        "X-Chunk-End-Ms": str(now_ms)}, self.pieces[n]))
+                                        "X-Chunk-Start-Ms": str(start_ms),
+                                        "X-Chunk-End-Ms": str(start_ms + round(self.every["chunk"] * 1000))},
+                                self.pieces[n]))
             elif kind == "snapshot":
                 b.items.append((kind, n, f"/api/attempts/{b.attempt_id}/snapshots/{n}",
                                 auth | {"Content-Type": "image/jpeg", "X-Content-SHA256": self.snapshot_sha,
@@ -219,11 +245,12 @@ class Load:
                 failures += 1
                 await asyncio.sleep(backoff_s(failures))
 
-    async def run(self, seconds: float, drain_s: float) -> int:
-        """The load for `seconds`, then until every queue is empty or `drain_s` passed; returns
-        the browsers whose queue still held something."""
-        end = self.started + seconds
-        producers = [asyncio.create_task(self.produce(b, end)) for b in self.browsers]
+    async def run(self, drain_s: float) -> int:
+        """The load until every recording ended, then until every queue is empty or `drain_s`
+        passed; returns the browsers whose queue still held something."""
+        await asyncio.to_thread(self.start_exams)
+        end = self.started + self.every["chunk"] * (len(self.pieces) + 1)
+        producers = [asyncio.create_task(self.produce(b)) for b in self.browsers]
         senders = [asyncio.create_task(self.send(b)) for b in self.browsers]
         await asyncio.gather(*producers)
         _, pending = await asyncio.wait(senders, timeout=max(0.0, end - time.monotonic()) + drain_s)
@@ -407,12 +434,15 @@ def missing(browsers: list[Browser], pieces: list[bytes], snapshot: bytes) -> di
 
 
 async def submit_all(load: Load) -> None:
-    """Every attempt submitted (as the exam page does), then its browser reports its queue flushed."""
-    ids = [b.attempt_id for b in load.browsers]
+    """Every attempt submitted (as the exam page does) when its recording ended, then its browser
+    reports its queue flushed. (Submitted after the lost uploads were counted, since processing
+    deletes the raw chunks, but ended when the candidate stopped: the recording spans the attempt.)"""
+    by_id = {b.attempt_id: b for b in load.browsers}
+    ids = list(by_id)
     for start in range(0, len(ids), 100):
         with session_scope() as db:
             for attempt in db.exec(select(Attempt).where(Attempt.id.in_(ids[start:start + 100]))):
-                attempts.submit(db, attempt)
+                attempts.submit(db, attempt, now=load.ended_at(by_id[attempt.id]))
     for b in load.browsers:
         b.events.append({"id": "flushed", "kind": "uploads_flushed", "at": int(time.time() * 1000), "data": {}})
         b.producing = False
@@ -452,9 +482,8 @@ async def soak(args, port: int, browsers: list[Browser], live: list[Browser], co
     await grid.start()
     grid.count_from_now()
     load = Load(port, browsers, pieces, snapshot, args.interval, args.snapshot_every, args.events_every)
-    seconds = args.minutes * 60
     try:
-        unfinished = await load.run(seconds, args.drain_s)
+        unfinished = await load.run(args.drain_s)
         latencies = list(load.latencies)  # of the load, not of the submits after it
         delivered = grid.delivered()
         load_ended = watch.minutes()

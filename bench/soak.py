@@ -7,8 +7,10 @@ sends a camera chunk every `--interval` seconds (pieces of one real H.264 record
 that processing has real work), a JPEG snapshot every `--snapshot-every` seconds and proctoring
 events every `--events-every` seconds. A share of the candidates (`--live-share`) also publish their
 grid tile live (WHIP, aiortc, pre-encoded VP8) and `--viewers` proctors each watch every live tile
-(WHEP), as the grid does. At the end the attempts are submitted (then the browser's "uploads
-flushed" event) and the run waits for the processing jobs (MP4, HLS ladder) that queues.
+(WHEP), as the grid does. Each candidate starts the exam with its recorder (within the first
+interval) and submits it when the recording ends (`--minutes` later), so that a clean recording
+spans its attempt; once the lost uploads are counted the browsers send "uploads flushed" and the
+run waits for the processing jobs (MP4, HLS ladder) the submits queued.
 
 Reported: lost chunks, snapshots and events (acknowledged but missing in the database or on disk,
 or never acknowledged: must be 0); the p99 acknowledgement latency of each minute; the RSS and open

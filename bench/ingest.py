@@ -17,22 +17,22 @@ import hashlib
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-_tmp = tempfile.TemporaryDirectory(prefix="bench-ingest-")
-os.environ["PROCTOR_DATA_DIR"] = _tmp.name  # before proctor_app reads its configuration
-os.environ.pop("PROCTOR_DATABASE_URL", None)
-os.environ.pop("PROCTOR_STORAGE_DIR", None)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.harness import (  # noqa: E402  (first: it points the app at a private data folder)
+    LoopbackClient,
+    percentile,
+    server_processes,
+    setup_attempts,
+    start_server,
+    stop_server,
+)
 
-import httpx  # noqa: E402
 import psutil  # noqa: E402
 
 try:  # the load generator runs on the server's cores: uvloop leaves them more of it (POSIX only)
@@ -41,12 +41,10 @@ except ImportError:
     run_loop = asyncio.run
 from sqlmodel import select  # noqa: E402
 
-from proctor_app.db import migrate, session_scope  # noqa: E402
+from proctor_app.db import session_scope  # noqa: E402
 from proctor_app.media.storage import storage  # noqa: E402
-from proctor_app.models import Chunk, Recording, Segment, utcnow  # noqa: E402
-from proctor_app.services import attempts  # noqa: E402
-from proctor_app.services.uploads import issue_upload_token  # noqa: E402
-from tests.support.factories import make_attempt, make_exam, make_user  # noqa: E402
+from proctor_app.models import Chunk, Recording, Segment  # noqa: E402
+from tests.support.server import free_port  # noqa: E402
 
 MIME = "video/x-matroska;codecs=avc1,opus"
 AUDIO_KBPS = 32
@@ -55,117 +53,16 @@ P99_TARGET_MS = 250
 RETRIES = 5
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LoopbackClient:
-    """A minimal HTTP/1.1 client with a pool of keep-alive connections. httpx's pool costs more
-    CPU per request than the server's whole ingest path, so with it the bench measured the client."""
-
-    class Failed(Exception):
-        pass
-
-    def __init__(self, port: int, connections: int):
-        self.port = port
-        self.idle: asyncio.Queue = asyncio.Queue()
-        self.slots = asyncio.Semaphore(connections)
-
-    async def put(self, path: str, headers: dict, body: bytes) -> int:
-        async with self.slots:
-            try:
-                reader, writer = self.idle.get_nowait()
-            except asyncio.QueueEmpty:
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            try:
-                head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-                writer.write(f"PUT {path} HTTP/1.1\r\nHost: bench\r\n{head}Content-Length: {len(body)}\r\n\r\n"
-                             .encode() + body)
-                await writer.drain()
-                status = int((await reader.readline()).split()[1])
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                await reader.readexactly(length)
-            except (OSError, IndexError, ValueError, asyncio.IncompleteReadError) as exc:
-                writer.close()
-                raise self.Failed(type(exc).__name__) from exc
-            self.idle.put_nowait((reader, writer))
-            return status
-
-    def close(self) -> None:
-        while not self.idle.empty():
-            self.idle.get_nowait()[1].close()
-
-
-def setup_attempts(count: int) -> list[tuple[int, str]]:
-    """`count` candidates with an attempt in progress each; returns (attempt id, upload token)."""
-    migrate()
-    grants = []
-    with session_scope() as db:
-        exam = make_exam(db, title="Ingest benchmark", recording=True, live_video=False, duration_minutes=120)
-        for i in range(count):
-            user = make_user(db, email=f"bench-{i}@example.com", name=f"Bench {i}", password_hash="not-used")
-            attempt = make_attempt(db, exam, user, consent_at=utcnow())
-            attempts.start(db, attempt, 0)
-            grant = issue_upload_token(db, attempt)
-            grants.append((grant.attempt_id, grant.token))
-    return grants
-
-
-def start_server(port: int, redis_url: str | None) -> subprocess.Popen:
-    """With a Redis URL Reflex runs several worker processes (its production setup), else one."""
-    env = dict(os.environ, REFLEX_SKIP_COMPILE="true", REFLEX_TELEMETRY_ENABLED="false",
-               REFLEX_STATES_WORKDIR=str(Path(_tmp.name) / "states"), REFLEX_USE_SYSTEM_BUN="1",
-               REFLEX_WEB_WORKDIR=str(Path(_tmp.name) / "web"),
-               PATH=f"{ROOT / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}")
-    env.pop("REFLEX_REDIS_URL", None)
-    if redis_url:
-        env["REFLEX_REDIS_URL"] = redis_url
-    code = ("from reflex.utils.exec import run_granian_backend_prod\n"
-            "from reflex_base.constants import LogLevel\n"
-            f"run_granian_backend_prod('127.0.0.1', {port}, LogLevel.WARNING)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, start_new_session=True,
-                            stdout=open(Path(_tmp.name) / "server.log", "ab"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the server exited: " + (Path(_tmp.name) / "server.log").read_text()[-2000:])
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise TimeoutError("the server did not start")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 def cpu_seconds(proc: subprocess.Popen) -> dict[str, float]:
     """User + system CPU of the server's processes: "ingest" (its ingest processes) and "app"
-    (granian and its workers)."""
-    root = psutil.Process(proc.pid)
+    (granian, its workers and the relays)."""
     totals = {"app": 0.0, "ingest": 0.0}
-    for p in [root, *root.children(recursive=True)]:
+    for role, process in server_processes(proc).items():
         try:
-            t = p.cpu_times()
-            role = "ingest" if "proctor_app.runtime ingest" in " ".join(p.cmdline()) else "app"
+            t = process.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        totals[role] += t.user + t.system
+        totals["ingest" if role.startswith("ingest") else "app"] += t.user + t.system
     return totals
 
 
@@ -239,7 +136,7 @@ class Candidate:
         for attempt in range(RETRIES):
             started = time.perf_counter()
             try:
-                status = await client.put(url, headers, body)
+                status = await client.send("PUT", url, headers, body)
                 if status in (200, 201):
                     latencies.append(time.perf_counter() - started)
                     self.acked.append(seq)
@@ -332,13 +229,6 @@ def verify(candidates: list[Candidate], bodies) -> int:
     return missing
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="finish within a minute")
@@ -356,7 +246,7 @@ def main() -> None:
     chunk_bytes = int(args.interval * (args.bitrate_kbps + AUDIO_KBPS) * 1000 / 8)
 
     t0 = time.monotonic()
-    grants = setup_attempts(args.candidates)
+    _, grants = setup_attempts(args.candidates, "Ingest benchmark")
     print(f"setup: {args.candidates} attempts in progress with upload tokens "
           f"({time.monotonic() - t0:.1f} s)", flush=True)
     bodies = []
@@ -386,10 +276,9 @@ def main() -> None:
         cpu_after = cpu_seconds(server)
         client_pct = 100 * (sum(psutil.Process().cpu_times()[:2]) - client_before) / wall
         cpu_pct = 100 * (sum(cpu_after.values()) - sum(cpu_before.values())) / wall
-        processes = psutil.Process(server.pid).children(recursive=True)
-        commands = [" ".join(p.cmdline()) for p in processes]
-        ingesters = sum("proctor_app.runtime ingest" in command for command in commands)
-        workers = sum("proctor_app.runtime" not in command for command in commands) or 1  # not relays
+        roles = server_processes(server)
+        ingesters = sum(role.startswith("ingest") for role in roles)
+        workers = sum(role.startswith("app") for role in roles)
         acked = sum(len(c.acked) for c in candidates)
         sustained_cpu_ms = cpu_ms_per_chunk(cpu_before, cpu_after, acked)
         never = sum(len(c.lost) for c in candidates)

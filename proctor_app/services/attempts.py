@@ -203,11 +203,12 @@ def save_answer(db: Session, attempt: Attempt, question_id: int, value: str) -> 
     return answer
 
 
-def submit(db: Session, attempt: Attempt) -> Attempt:
-    close_if_overdue(db, attempt)
+def submit(db: Session, attempt: Attempt, now: datetime | None = None) -> Attempt:
+    now = now or utcnow()
+    close_if_overdue(db, attempt, now)
     if attempt.status != AttemptStatus.in_progress:
         raise AttemptError("This attempt is already finished.")
-    return _end(db, attempt, auto=False, now=utcnow())
+    return _end(db, attempt, auto=False, now=now)
 
 
 def _end(db: Session, attempt: Attempt, auto: bool, now: datetime) -> Attempt:

@@ -12,7 +12,7 @@ from tests.support.axe import assert_accessible
 from tests.support.exam_pages import DENY_CAMERA_SWITCH, candidate_with_exam, start_exam
 from tests.support.live_exams import make_live_exam
 from tests.support.live_pages import take_exam_until_started
-from tests.support.pages import login
+from tests.support.pages import sign_in
 from tests.support.review_media import make_review_attempt
 
 pytestmark = pytest.mark.browser
@@ -64,7 +64,7 @@ def _shows(page, selector: str) -> None:
 
 def _open(page, email: str | None, path: str, ready: str) -> None:
     if email:
-        login(page, email)
+        sign_in(page, email)
     page.goto(path)
     _shows(page, ready)
 
@@ -94,7 +94,7 @@ def test_the_retention_run_dialog_has_no_serious_violation(page):
 
 
 def _consent(page, email, exam_id):
-    login(page, email)
+    sign_in(page, email)
     page.goto(f"/candidate/exams/{exam_id}")
     _shows(page, "#consent-accept")
 

@@ -22,7 +22,7 @@ from proctor_app.media.evidence.verify import verify_bundle
 from proctor_app.models import AuditLog, Recording, RecordingStatus, Snapshot
 from tests.support.exam_pages import candidate_with_exam, events, kinds, start_exam, submit
 from tests.support.finalized import recording_of
-from tests.support.pages import login
+from tests.support.pages import sign_in
 from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.browser
@@ -72,7 +72,7 @@ def test_snapshots_and_events_without_recording(page, context, flags):
         assert db.exec(select(Recording).where(Recording.attempt_id == attempt_id)).all() == []
 
     page.context.clear_cookies()
-    login(page, "supervisor@example.com")
+    sign_in(page, "supervisor@example.com")
     page.goto(f"/attempts/{attempt_id}/video")
     expect(page.locator("#snapshot-gallery img")).to_have_count(len(snapshots(attempt_id)))
     for shown in ("Left the exam tab", "Back on the exam tab", "Switched away from the exam window",
@@ -131,7 +131,7 @@ def test_the_screen_sound_reaches_the_screen_recording_mp4(page):
 
     # A supervisor downloads the attempt's evidence bundle from its page: it verifies on its own.
     page.context.clear_cookies()
-    login(page, "supervisor@example.com")
+    sign_in(page, "supervisor@example.com")
     page.goto(f"/attempts/{attempt_id}/video")
     with page.expect_download() as download:
         page.locator("#evidence-download").click()
@@ -143,6 +143,6 @@ def test_the_screen_sound_reaches_the_screen_recording_mp4(page):
 
 
 def test_the_admin_settings_page_shows_the_signing_key(page):
-    login(page, "admin@example.com")
+    sign_in(page, "admin@example.com")
     page.goto("/admin/settings")
     expect(page.locator("#signing-key")).to_have_text(public_key_text(install_key()))

@@ -12,7 +12,7 @@ from tests.support.axe import assert_accessible
 from tests.support.exam_pages import DENY_CAMERA_SWITCH, candidate_with_exam, start_exam
 from tests.support.live_exams import make_live_exam
 from tests.support.live_pages import take_exam_until_started
-from tests.support.pages import login
+from tests.support.pages import sign_in
 from tests.support.review_media import make_review_attempt
 
 pytestmark = pytest.mark.browser
@@ -64,7 +64,7 @@ def _shows(page, selector: str) -> None:
 
 def _open(page, email: str | None, path: str, ready: str) -> None:
     if email:
-        login(page, email)
+        sign_in(page, email)
     page.goto(path)
     _shows(page, ready)
 
@@ -94,7 +94,7 @@ def test_the_retention_run_dialog_has_no_serious_violation(page):
 
 
 def _consent(page, email, exam_id):
-    login(page, email)
+    sign_in(page, email)
     page.goto(f"/candidate/exams/{exam_id}")
     _shows(page, "#consent-accept")
 
@@ -104,18 +104,6 @@ def _device_check(page, email, exam_id):
     page.locator("#consent-checkbox").click()
     page.locator("#consent-accept").click()
     _shows(page, "#device-ok")
-
-
-def _submit_dialog(page, email, exam_id):
-    start_exam(page, email, exam_id)
-    page.locator("#submit-exam").click()
-    _shows(page, "#confirm-submit")
-
-
-def _submitted(page, email, exam_id):
-    _submit_dialog(page, email, exam_id)
-    page.locator("#confirm-submit").click()
-    _shows(page, "#done-message")
 
 
 def _recording_warning(page, email, exam_id):
@@ -132,15 +120,30 @@ def _recording_blocked(page, email, exam_id):
     _shows(page, "#recording-blocked-message")
 
 
-# The candidate's exam page, state by state: (how to get there, the exam's flags, whether the
-# camera is refused from the start).
+def test_exam_page_has_no_serious_violation_from_consent_to_submitted(page):
+    """The candidate's exam page in each state of one exam taken from start to end."""
+    email, exam_id = candidate_with_exam()
+    _consent(page, email, exam_id)
+    assert_accessible(page, "the exam page, consent")
+    page.locator("#consent-checkbox").click()
+    page.locator("#consent-accept").click()
+    _shows(page, "#device-ok")
+    assert_accessible(page, "the exam page, device check")
+    page.locator("#start-exam").click()
+    _shows(page, "#question-prompt")
+    page.locator("#submit-exam").click()
+    _shows(page, "#confirm-submit")
+    assert_accessible(page, "the exam page, submit dialog")
+    page.locator("#confirm-submit").click()
+    _shows(page, "#done-message")
+    assert_accessible(page, "the exam page, submitted")
+
+
+# The candidate's exam page in the states a camera failure leads to: (how to get there, the exam's
+# flags, whether the camera is refused from the start).
 EXAM_STATES = {
-    "consent": (_consent, {}, False),
-    "device check": (_device_check, {}, False),
     "recording warning": (_recording_warning, {"recording_required": False}, True),
     "recording blocked": (_recording_blocked, {}, False),
-    "submit dialog": (_submit_dialog, {}, False),
-    "submitted": (_submitted, {}, False),
 }
 
 

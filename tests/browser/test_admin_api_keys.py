@@ -14,7 +14,7 @@ from proctor_app.models import ApiKey, AttemptStatus, Organisation, Role, utcnow
 from proctor_app.services import organisations
 from tests.support.api import make_caller, wrap_attempt
 from tests.support.factories import make_attempt, make_exam, make_user
-from tests.support.pages import login
+from tests.support.pages import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -25,7 +25,7 @@ def _works(app_server, key: str) -> int:
 
 def test_install_admin_creates_rotates_and_revokes_a_key(page, app_server):
     slug = f"org-{uuid.uuid4().hex[:8]}"
-    login(page, "admin@example.com")
+    sign_in(page, "admin@example.com")
     page.goto("/admin/api-keys")
     page.fill("#new-key-organisation", slug)
     page.fill("#new-key-label", "LMS production")
@@ -56,7 +56,7 @@ def test_organisation_admin_sees_only_its_keys_and_others_are_refused(page, brow
         mine = organisations.ensure_organisation(db, f"own-{uuid.uuid4().hex[:8]}")
         admin = make_user(db, role=Role.admin, organisation_id=mine.id, password="org-admin-pass-1")
         email = admin.email
-    login(page, email, "org-admin-pass-1")
+    sign_in(page, email, "org-admin-pass-1")
     page.goto("/admin/api-keys")
     expect(page.locator("#create-key")).to_be_visible()
     expect(page.locator("#new-key-organisation")).to_have_count(0)
@@ -69,7 +69,7 @@ def test_organisation_admin_sees_only_its_keys_and_others_are_refused(page, brow
     proctor_context = browser.new_context(base_url=app_server.url)
     try:
         proctor = proctor_context.new_page()
-        login(proctor, "proctor@example.com")
+        sign_in(proctor, "proctor@example.com")
         proctor.goto("/admin/api-keys")
         proctor.wait_for_url("**/forbidden")
     finally:
@@ -85,7 +85,7 @@ def test_api_sessions_are_marked_with_organisation_and_external_id(page, app_ser
         session = wrap_attempt(db, caller.organisation_id, attempt.id)
         organisation = db.get(Organisation, caller.organisation_id)
     mark = f"{organisation.name} · {session.external_id}"
-    login(page, "admin@example.com")
+    sign_in(page, "admin@example.com")
     page.goto("/attempts")
     expect(page.locator(".attempt-origin").filter(has_text=mark)).to_have_count(1)
     page.goto(f"/attempts/{attempt.id}/video")

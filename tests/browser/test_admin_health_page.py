@@ -10,7 +10,7 @@ from sqlalchemy import delete
 
 from proctor_app.db import session_scope
 from proctor_app.models import HealthSample, utcnow
-from tests.support.pages import login
+from tests.support.pages import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +37,7 @@ def troubled_samples(app_server):
 
 
 def test_admin_sees_charts_and_alerts(page, troubled_samples):
-    login(page, "admin@example.com")
+    sign_in(page, "admin@example.com")
     page.goto("/admin/health")
     expect(page.locator("#alert-failure_rate")).to_contain_text("10 of 50 recordings failed processing")
     expect(page.locator("#alert-disk_low")).to_contain_text("5% free")
@@ -54,7 +54,7 @@ def test_admin_sees_charts_and_alerts(page, troubled_samples):
 # An organisation's admin too: the health page is the install's.
 @pytest.mark.parametrize("email", ["proctor@example.com", "supervisor@example.com", "admin@northwind.example"])
 def test_other_roles_are_refused(page, email, troubled_samples):
-    login(page, email)
+    sign_in(page, email)
     page.goto("/admin/health")
     page.wait_for_url("**/forbidden")
     expect(page.locator("#alerts")).to_have_count(0)

@@ -10,14 +10,14 @@ from sqlmodel import select
 
 from proctor_app.db import session_scope
 from proctor_app.models import DEFAULT_ORGANISATION_ID, Organisation, User
-from tests.support.pages import login
+from tests.support.pages import sign_in
 
 pytestmark = pytest.mark.browser
 
 
 def test_install_admin_creates_and_edits_an_organisation_and_its_users(page):
     slug = f"college-{uuid.uuid4().hex[:6]}"
-    login(page, "admin@example.com")
+    sign_in(page, "admin@example.com")
     page.goto("/admin/organisations")
     page.fill("#new-organisation-slug", slug)
     page.fill("#new-organisation-name", "A College")
@@ -58,7 +58,7 @@ def test_install_admin_creates_and_edits_an_organisation_and_its_users(page):
 
 
 def test_organisation_admin_cannot_choose_organisations(page):
-    login(page, "admin@northwind.example")
+    sign_in(page, "admin@northwind.example")
     page.goto("/admin/users?q=dave@northwind.example")
     expect(page.locator("#users-table")).to_contain_text("dave@northwind.example")
     expect(page.locator("#new-user-organisation")).to_have_count(0)

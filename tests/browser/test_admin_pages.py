@@ -12,7 +12,7 @@ from proctor_app.demo import DEMO_PASSWORD
 from proctor_app.models import AuditLog, Exam, ExamAssignment, QuestionKind, Role, User
 from proctor_app.services import exam_admin
 from tests.support.factories import make_user
-from tests.support.pages import login
+from tests.support.pages import login, sign_in
 
 pytestmark = pytest.mark.browser
 ADMIN_PATHS = ["/admin/users", "/admin/exams", "/admin/exams/new"]
@@ -101,7 +101,7 @@ def test_logging_out_everywhere_ends_the_other_sessions_too(page, browser, app_s
         phone.wait_for_url(_login_url_for("/attempts"))
 
         login(phone, email)
-        login(page, "admin@example.com")
+        sign_in(page, "admin@example.com")
         page.goto(f"/admin/users?q={email}")
         page.click(f"#logout-all-{user_id}")
         expect(page.locator("#users-notice")).to_contain_text(f"{email} is logged out everywhere")
@@ -125,7 +125,7 @@ def test_admin_cannot_deactivate_or_demote_themself_in_the_page(page):
 
 def test_admin_builds_an_exam_with_questions_and_assigns_alice(page):
     title = f"Browser exam {uuid.uuid4().hex[:6]}"
-    login(page, "admin@example.com")
+    sign_in(page, "admin@example.com")
     page.goto("/admin/exams")
     page.click("#new-exam")
     page.wait_for_url("**/admin/exams/new")
@@ -244,7 +244,7 @@ def test_the_users_list_is_searched_and_paged(page):
         made = [make_user(db, email=f"paged-{tag}-{n:02d}@example.com", name=f"Paged {tag} {n:02d}")
                 for n in range(55)]
         last_id = made[-1].id
-    login(page, "admin@example.com")
+    sign_in(page, "admin@example.com")
     page.goto(f"/admin/users?q=paged-{tag}")
     expect(page.locator("#page-info")).to_have_text("Page 1 of 2 (55 users)")
     expect(page.locator("#users-table tbody tr")).to_have_count(50)

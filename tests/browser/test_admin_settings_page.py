@@ -28,7 +28,7 @@ from proctor_app.models import (
 )
 from proctor_app.services.settings import get_settings, update_settings
 from tests.support.factories import user_id
-from tests.support.pages import login
+from tests.support.pages import sign_in
 from tests.support.retention_media import make_media_attempt
 
 pytestmark = pytest.mark.browser
@@ -44,7 +44,7 @@ def restore_settings(app_server):
 
 
 def _open_settings(page) -> None:
-    login(page, "admin@example.com")
+    sign_in(page, "admin@example.com")
     page.goto("/admin/settings")
     expect(page.locator("#setting-retention_days")).to_be_visible()
 
@@ -168,7 +168,7 @@ def test_overview_dry_run_and_run_now_delete_exactly_the_expired_media(page, res
 
 @pytest.mark.parametrize("email", ["proctor@example.com", "supervisor@example.com", "alice@example.com"])
 def test_non_admins_are_refused(page, email):
-    login(page, email)
+    sign_in(page, email)
     page.goto("/admin/settings")
     page.wait_for_url("**/forbidden")
     expect(page.locator("#setting-retention_days")).to_have_count(0)

@@ -14,7 +14,7 @@ from proctor_app.services.webhooks import admin, endpoints
 from proctor_app.services.webhooks.outbox import record
 from tests.support.api import make_caller
 from tests.support.factories import make_user
-from tests.support.pages import login
+from tests.support.pages import sign_in
 from tests.support.polling import wait_for
 from tests.support.webhook_receiver import Receiver
 
@@ -36,7 +36,7 @@ def test_delivery_log_and_redelivery(page, app_server, receiver):
         receiver.script["/log"] = [410]  # the first answer disables it: one try in the log
         webhook_id = record(db, "media.expiring", organisation_id, {"n": 1}).public_id
     wait_for(lambda: receiver.received, timeout=30, what="the first try")
-    login(page, "admin@example.com")
+    sign_in(page, "admin@example.com")
     page.goto("/admin/webhooks")
     expect(page.locator(f"#endpoint-{endpoint.public_id}")).to_contain_text("410 Gone")
     with session_scope() as db:
@@ -63,7 +63,7 @@ def test_delivery_log_and_redelivery(page, app_server, receiver):
 def test_install_admin_sets_the_operator_endpoint_org_admin_sees_only_its_own(page, browser, app_server, receiver):
     with session_scope() as db:  # earlier tests may have set one: its secret is shown only when new
         admin.set_install_endpoint(db, "")
-    login(page, "admin@example.com")
+    sign_in(page, "admin@example.com")
     page.goto("/admin/webhooks")
     page.fill("#install-url", receiver.url("/ops"))
     page.click("#save-install-url")
@@ -84,7 +84,7 @@ def test_install_admin_sets_the_operator_endpoint_org_admin_sees_only_its_own(pa
     context = browser.new_context(base_url=app_server.url)
     try:
         own_page = context.new_page()
-        login(own_page, email, "org-admin-pass-1")
+        sign_in(own_page, email, "org-admin-pass-1")
         own_page.goto("/admin/webhooks")
         expect(own_page.locator(f"#endpoint-{ours}")).to_be_visible()
         expect(own_page.locator(f"#endpoint-{theirs}")).to_have_count(0)

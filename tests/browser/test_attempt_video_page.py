@@ -15,7 +15,7 @@ from proctor_app.models import Attempt, AuditLog, Job, Recording, RecordingStatu
 from proctor_app.services import legal_holds
 from tests.support import samples
 from tests.support.factories import current_user, make_user, user_id
-from tests.support.pages import login
+from tests.support.pages import login, sign_in
 from tests.support.review_media import EVENTS, SNAPSHOT_TIMES, make_review_attempt
 
 pytestmark = pytest.mark.browser
@@ -41,7 +41,7 @@ def _playhead_percent(page) -> float:
 
 
 def test_player_plays_seeks_and_follows_markers_and_snapshots(page, attempt):
-    login(page, "supervisor@example.com")
+    sign_in(page, "supervisor@example.com")
     page.goto(f"/attempts/{attempt.attempt_id}/video")
     expect(page.locator("#attempt-heading")).to_contain_text("Review Candidate")
     camera = page.locator("#player-video-camera")
@@ -111,7 +111,7 @@ def test_player_plays_seeks_and_follows_markers_and_snapshots(page, attempt):
 
 
 def test_health_retention_download_and_review(page, attempt):
-    login(page, "proctor@example.com")
+    sign_in(page, "proctor@example.com")
     page.goto(f"/attempts/{attempt.attempt_id}/video")
     notice = page.locator("#retention-notice")
     expect(notice).to_contain_text("This recording will be deleted after 30 days, on ")
@@ -151,7 +151,7 @@ def test_health_retention_download_and_review(page, attempt):
 
 def test_expired_and_processing_attempts_say_so(page):
     expired = make_review_attempt(status=RecordingStatus.expired, ended_days_ago=40)
-    login(page, "admin@example.com")
+    sign_in(page, "admin@example.com")
     page.goto(f"/attempts/{expired.attempt_id}/video")
     expect(page.locator("#retention-notice")).to_contain_text("This recording was deleted on")
     expect(page.locator("#no-player")).to_be_visible()
@@ -172,7 +172,7 @@ def test_expired_and_processing_attempts_say_so(page):
 
 
 def test_attempts_list_filters_and_links(page, attempt):
-    login(page, "supervisor@example.com")
+    sign_in(page, "supervisor@example.com")
     page.goto("/attempts")
     page.fill("#filter-search", "review-")
     page.click("#search-submit")
@@ -203,7 +203,7 @@ def test_review_handler_checks_the_role_again(page, attempt):
     email, password = f"rv-{secrets.token_hex(4)}@example.com", "reviewer-pass-1"
     with session_scope() as db:
         make_user(db, role=Role.supervisor, email=email, name="Short Term", password=password)
-    login(page, email, password)
+    sign_in(page, email, password)
     page.goto(f"/attempts/{attempt.attempt_id}/video")
     expect(page.locator("#review-save")).to_be_visible()
     with session_scope() as db:
@@ -220,7 +220,7 @@ def test_review_handler_checks_the_role_again(page, attempt):
 
 def test_proctor_sees_only_assigned_exams(page):
     other = make_review_attempt(assign_proctor=False)
-    login(page, "proctor@example.com")
+    sign_in(page, "proctor@example.com")
     page.goto("/attempts")
     page.fill("#filter-search", "review-")
     page.click("#search-submit")
@@ -232,7 +232,7 @@ def test_proctor_sees_only_assigned_exams(page):
 
 def test_admin_processes_a_failed_recording_again(page):
     failed = make_review_attempt(status=RecordingStatus.failed)
-    login(page, "admin@example.com")
+    sign_in(page, "admin@example.com")
     page.goto(f"/attempts/{failed.attempt_id}/video")
     expect(page.locator(".stream-panel").first).to_contain_text("failed")
     page.click("#reprocess")
@@ -245,7 +245,7 @@ def test_admin_processes_a_failed_recording_again(page):
     assert [a.user_id for a in audit] == [user_id("admin@example.com")]
     # Supervisors and proctors review; only admins reprocess.
     page.context.clear_cookies()
-    login(page, "supervisor@example.com")
+    sign_in(page, "supervisor@example.com")
     page.goto(f"/attempts/{failed.attempt_id}/video")
     expect(page.locator("#attempt-heading")).to_be_visible()
     expect(page.locator("#reprocess")).to_have_count(0)
@@ -272,7 +272,7 @@ def _confirm_hold_change(page, reason: str) -> None:
 def test_supervisor_places_and_releases_a_legal_hold(page):
     held = make_review_attempt()
     supervisor = user_id("supervisor@example.com")
-    login(page, "supervisor@example.com")
+    sign_in(page, "supervisor@example.com")
     page.goto(f"/attempts/{held.attempt_id}/video")
     notice, toggle = page.locator("#retention-notice"), page.locator("#legal-hold-toggle")
     expect(notice).to_contain_text("will be deleted after 30 days, on")
@@ -303,7 +303,7 @@ def test_proctor_sees_the_hold_but_cannot_change_it(page):
     with session_scope() as db:
         legal_holds.change_legal_hold(db, held.attempt_id, True, "Appeal 2026-115",
                                  current_user("supervisor@example.com"))
-    login(page, "proctor@example.com")
+    sign_in(page, "proctor@example.com")
     page.goto(f"/attempts/{held.attempt_id}/video")
     expect(page.locator("#retention-notice")).to_contain_text("kept under legal hold")
     toggle = page.locator("#legal-hold-toggle")
@@ -327,7 +327,7 @@ def test_an_attempt_in_progress_plays_what_was_uploaded_so_far(page, tmp_path):
     sample = samples.start_attempt(started)
     samples.upload_segment(sample, "camera", 0, samples.evenly(samples.cut(clip, 9), started, 9),
                            samples.MIME["h264"])
-    login(page, "supervisor@example.com")
+    sign_in(page, "supervisor@example.com")
     page.goto(f"/attempts/{sample.attempt_id}/video")
     expect(page.locator("#in-progress")).to_be_visible()
     page.wait_for_function(

@@ -22,7 +22,7 @@ from proctor_app.media.evidence.verify import verify_bundle
 from proctor_app.models import AuditLog, Recording, RecordingStatus, Snapshot
 from tests.support.exam_pages import candidate_with_exam, events, kinds, start_exam, submit
 from tests.support.finalized import recording_of
-from tests.support.pages import login
+from tests.support.pages import sign_in
 from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.browser
@@ -44,40 +44,50 @@ def snapshots(attempt_id: int) -> list[Snapshot]:
         return db.exec(select(Snapshot).where(Snapshot.attempt_id == attempt_id).order_by(Snapshot.seq)).all()
 
 
-@pytest.mark.parametrize("flags", [
-    dict(recording=False, live_video=True),
-    dict(recording=False, live_video=False),
-], ids=["live-only", "recording-off"])
-def test_snapshots_and_events_without_recording(page, context, flags):
-    email, exam_id = candidate_with_exam(recording_required=False, snapshot_interval_s=INTERVAL_S, **flags)
-    video_uploads = []
-    page.on("request", lambda r: "/streams/" in r.url and video_uploads.append(r.url))
-    attempt_id = start_exam(page, email, exam_id)
-    # Events are reported while the exam is recorded: from the recorder's mount on.
-    expect(page.locator("#recorder-state")).to_have_attribute("data-state", "recording")
-    page.evaluate(LEAVE_AND_COME_BACK)
-    wait_for(lambda: len(snapshots(attempt_id)) >= 4, timeout=40, what="four snapshots")
-    taken = snapshots(attempt_id)
-    assert [s.seq for s in taken] == list(range(len(taken)))
-    gaps = [(b.taken_at - a.taken_at).total_seconds() for a, b in zip(taken, taken[1:])]
-    assert all(INTERVAL_S - 0.5 <= gap <= INTERVAL_S + 2.5 for gap in gaps), gaps
-    with av.open(io.BytesIO(storage.absolute(taken[-1].path).read_bytes())) as picture:
-        assert next(picture.decode(video=0)).width == 640
-    wait_for(lambda: {"tab_hidden", "tab_visible", "window_blur", "window_focus"} <= set(kinds(attempt_id)),
-             what="tab and focus events")
-    submit(page)
-    expect(page.locator("#flush-done")).to_be_visible(timeout=30_000)
-    assert video_uploads == []
-    with session_scope() as db:
-        assert db.exec(select(Recording).where(Recording.attempt_id == attempt_id)).all() == []
+# Exams that capture no video: live only, or nothing live or recorded.
+NO_VIDEO_EXAMS = {"live-only": dict(recording=False, live_video=True),
+                  "recording-off": dict(recording=False, live_video=False)}
 
-    page.context.clear_cookies()
-    login(page, "supervisor@example.com")
-    page.goto(f"/attempts/{attempt_id}/video")
-    expect(page.locator("#snapshot-gallery img")).to_have_count(len(snapshots(attempt_id)))
-    for shown in ("Left the exam tab", "Back on the exam tab", "Switched away from the exam window",
-                  "Back in the exam window"):
-        expect(page.locator("#event-list")).to_contain_text(shown)
+
+def test_snapshots_and_events_without_recording(new_context):
+    """Both exams side by side, each in a browser context of its own (their snapshots take most of
+    the time, waited for together)."""
+    taking = {}
+    for name, flags in NO_VIDEO_EXAMS.items():
+        email, exam_id = candidate_with_exam(recording_required=False, snapshot_interval_s=INTERVAL_S, **flags)
+        page = new_context().new_page()
+        video_uploads = []
+        page.on("request", lambda r, video_uploads=video_uploads: "/streams/" in r.url and video_uploads.append(r.url))
+        attempt_id = start_exam(page, email, exam_id)
+        # Events are reported while the exam is recorded: from the recorder's mount on.
+        expect(page.locator("#recorder-state")).to_have_attribute("data-state", "recording")
+        page.evaluate(LEAVE_AND_COME_BACK)
+        taking[name] = (page, attempt_id, video_uploads)
+
+    for name, (page, attempt_id, video_uploads) in taking.items():
+        wait_for(lambda: len(snapshots(attempt_id)) >= 4, timeout=40, what=f"four snapshots ({name})")
+        taken = snapshots(attempt_id)
+        assert [s.seq for s in taken] == list(range(len(taken))), name
+        gaps = [(b.taken_at - a.taken_at).total_seconds() for a, b in zip(taken, taken[1:])]
+        assert all(INTERVAL_S - 0.5 <= gap <= INTERVAL_S + 2.5 for gap in gaps), (name, gaps)
+        with av.open(io.BytesIO(storage.absolute(taken[-1].path).read_bytes())) as picture:
+            assert next(picture.decode(video=0)).width == 640
+        wait_for(lambda: {"tab_hidden", "tab_visible", "window_blur", "window_focus"} <= set(kinds(attempt_id)),
+                 what=f"tab and focus events ({name})")
+        submit(page)
+        expect(page.locator("#flush-done")).to_be_visible(timeout=30_000)
+        assert video_uploads == [], name
+        with session_scope() as db:
+            assert db.exec(select(Recording).where(Recording.attempt_id == attempt_id)).all() == [], name
+
+    supervisor = new_context().new_page()
+    sign_in(supervisor, "supervisor@example.com")
+    for name, (_, attempt_id, _) in taking.items():
+        supervisor.goto(f"/attempts/{attempt_id}/video")
+        expect(supervisor.locator("#snapshot-gallery img")).to_have_count(len(snapshots(attempt_id)))
+        for shown in ("Left the exam tab", "Back on the exam tab", "Switched away from the exam window",
+                      "Back in the exam window"):
+            expect(supervisor.locator("#event-list")).to_contain_text(shown)
 
 
 def test_the_upload_queue_asks_for_persistent_storage_and_reports_the_answer(page):
@@ -131,7 +141,7 @@ def test_the_screen_sound_reaches_the_screen_recording_mp4(page):
 
     # A supervisor downloads the attempt's evidence bundle from its page: it verifies on its own.
     page.context.clear_cookies()
-    login(page, "supervisor@example.com")
+    sign_in(page, "supervisor@example.com")
     page.goto(f"/attempts/{attempt_id}/video")
     with page.expect_download() as download:
         page.locator("#evidence-download").click()
@@ -143,6 +153,6 @@ def test_the_screen_sound_reaches_the_screen_recording_mp4(page):
 
 
 def test_the_admin_settings_page_shows_the_signing_key(page):
-    login(page, "admin@example.com")
+    sign_in(page, "admin@example.com")
     page.goto("/admin/settings")
     expect(page.locator("#signing-key")).to_have_text(public_key_text(install_key()))

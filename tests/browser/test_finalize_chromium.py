@@ -41,7 +41,7 @@ from tests.support.finalized import (
     recording_of,
     top_boxes,
 )
-from tests.support.pages import login
+from tests.support.pages import sign_in
 
 # Records `ms` milliseconds with MediaRecorder (1 s timeslice), as the exam page does; every blob
 # comes back with the wall-clock span it covers.
@@ -304,7 +304,7 @@ def test_a_submitted_exam_is_processed_by_the_server_into_a_playable_mp4(app_ser
         assign(db, exam, make_user(db, email=email, name=f"Finalize {tag}", password=password))
         exam_id = exam.id
     page = context.new_page()
-    login(page, email, password)
+    sign_in(page, email, password)
     page.goto(f"/candidate/exams/{exam_id}")
     page.locator("#consent-checkbox").click()
     page.locator("#consent-accept").click()

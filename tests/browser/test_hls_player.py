@@ -10,7 +10,7 @@ from proctor_app.services import processing
 from tests.support.finalized import finalize_now, recording_of
 from tests.support.ladders import recorded_attempt
 from tests.support.polling import wait_for
-from tests.support.pages import login
+from tests.support.pages import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -44,7 +44,7 @@ def _choose(page, stream: str, label: str) -> None:
 
 
 def test_the_player_plays_hls_and_switches_quality(page, ladder_attempt):
-    login(page, "supervisor@example.com")
+    sign_in(page, "supervisor@example.com")
     page.goto(f"/attempts/{ladder_attempt}/video")
     expect(page.locator("#player-video-camera")).to_have_attribute("data-player-source", "hls", timeout=30_000)
     expect(page.locator("#player-video-screen")).to_have_attribute("data-player-source", "hls")
@@ -73,7 +73,7 @@ def test_the_player_plays_hls_and_switches_quality(page, ladder_attempt):
 
 
 def test_camera_and_screen_stay_in_sync_at_every_speed(page, ladder_attempt):
-    login(page, "supervisor@example.com")
+    sign_in(page, "supervisor@example.com")
     page.goto(f"/attempts/{ladder_attempt}/video")
     expect(page.locator("#player-video-screen")).to_have_attribute("data-player-source", "hls", timeout=30_000)
     _wait_video(page, "screen", "v.readyState >= 1")
@@ -99,7 +99,7 @@ def test_camera_and_screen_stay_in_sync_at_every_speed(page, ladder_attempt):
 def test_without_a_ladder_the_mp4_plays(page, tmp_path_factory):
     attempt_id = recorded_attempt(tmp_path_factory.mktemp("mp4"), {"camera": (320, 240)}, 6)
     finalize_now(attempt_id)  # the MP4 alone, no job: nothing queues its ladder
-    login(page, "supervisor@example.com")
+    sign_in(page, "supervisor@example.com")
     page.goto(f"/attempts/{attempt_id}/video")
     camera = page.locator("#player-video-camera")
     expect(camera).to_have_attribute("data-player-source", "mp4", timeout=30_000)

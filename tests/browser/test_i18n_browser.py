@@ -11,7 +11,7 @@ from proctor_app.db import session_scope
 from proctor_app.models import Attempt, AttemptStatus, ProctoringEvent, User
 from tests.support.exam_pages import candidate_with_exam, kinds
 from tests.support.factories import assign, make_attempt, make_exam
-from tests.support.pages import login
+from tests.support.pages import login, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -136,7 +136,7 @@ def test_the_attempts_list_shows_times_in_the_viewers_zone_with_utc_on_hover(mad
     email, _ = candidate_with_exam()
     past_title = _with_past_attempt(email)
     page = madrid.new_page()
-    login(page, "supervisor@example.com")
+    sign_in(page, "supervisor@example.com")
     page.goto("/attempts")
     page.fill("#filter-search", email)
     page.click("#search-submit")

@@ -30,7 +30,7 @@ from tests.support.live_pages import (
     take_exam_until_started,
     tile_video_playing,
 )
-from tests.support.pages import login
+from tests.support.pages import login, sign_in
 from tests.support.server import relay_processes
 
 
@@ -251,7 +251,7 @@ CONNECTED = "window.__pcs.some(({ pc }) => pc.connectionState === 'connected')"
 
 def admin_page(new_context, path: str):
     page = new_context().new_page()
-    login(page, "admin@example.com")
+    sign_in(page, "admin@example.com")
     page.goto(path)
     expect(page.locator("#page-loaded")).to_be_attached()
     return page
@@ -413,7 +413,7 @@ def test_a_second_tab_or_device_is_told_the_exam_is_open_and_neither_records_nor
     other_browser = new_context(track_connections=True)
     other_browser.set_default_timeout(60000)
     device = other_browser.new_page()
-    login(device, live.candidate)
+    sign_in(device, live.candidate)
     device.goto(f"/candidate/exams/{live.exam_id}")
     expect(device.locator("#open-elsewhere-message")).to_contain_text("already open in another tab or window",
                                                                       timeout=30000)

@@ -26,7 +26,7 @@ from proctor_app.models import (
 )
 from proctor_app.services import uploads
 from tests.support.exam_pages import DENY_CAMERA_SWITCH, candidate_with_exam, events, kinds, start_exam, submit
-from tests.support.pages import login
+from tests.support.pages import sign_in
 from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.browser
@@ -235,7 +235,7 @@ def test_required_recording_blocks_until_the_camera_works(browser, app_server):
     page = context.new_page()
     try:
         email, exam_id = candidate_with_exam()
-        login(page, email)
+        sign_in(page, email)
         page.goto(f"/candidate/exams/{exam_id}")
         page.locator("#consent-checkbox").click()
         page.locator("#consent-accept").click()

@@ -25,7 +25,7 @@ from proctor_app.models import (
 from proctor_app.services import attempts
 from proctor_app.services.attempts import AttemptError
 from tests.support.factories import make_exam
-from tests.support.pages import CHROMIUM, login
+from tests.support.pages import CHROMIUM, login, sign_in
 from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.browser
@@ -185,7 +185,7 @@ def test_alice_takes_reloads_and_submits_the_demo_exam(page):
 
 def test_the_page_submits_by_itself_when_the_time_is_up(page):
     exam_id = _fresh_start("bob@example.com")
-    login(page, "bob@example.com")
+    sign_in(page, "bob@example.com")
     page.goto(f"/candidate/exams/{exam_id}")
     _pass_consent_and_check(page)
     page.goto("/candidate")
@@ -212,7 +212,7 @@ def test_the_page_submits_by_itself_when_the_time_is_up(page):
 def test_a_candidate_cannot_open_an_exam_not_assigned_to_him(page):
     with session_scope() as db:
         other_exam_id = make_exam(db, title=f"Not for Bob {uuid.uuid4().hex[:6]}").id
-    login(page, "bob@example.com")
+    sign_in(page, "bob@example.com")
     page.goto(f"/candidate/exams/{other_exam_id}")
     expect(page.locator("#refused")).to_have_text("This exam is not assigned to you.")
     expect(page.locator("#consent-text")).to_have_count(0)
@@ -267,7 +267,7 @@ def test_a_denied_camera_is_explained_and_retry_recovers(prompting_browser, app_
     context = prompting_browser.new_context(base_url=app_server.url)
     try:
         page = context.new_page()
-        login(page, "carol@example.com")
+        sign_in(page, "carol@example.com")
         page.goto(f"/candidate/exams/{exam_id}")
         page.locator("#consent-checkbox").click()
         page.locator("#consent-accept").click()

@@ -10,7 +10,7 @@ from proctor_app.db import session_scope
 from proctor_app.demo import DEMO_PASSWORD
 from proctor_app.models import Attempt, ProctoringEvent
 from tests.support.factories import assign, make_exam, make_user
-from tests.support.pages import login
+from tests.support.pages import sign_in
 
 # Makes getUserMedia refuse while window.__denyCamera is set, as a browser does when the candidate
 # blocks the camera (the fake-UI flag otherwise grants every request).
@@ -38,7 +38,7 @@ def candidate_with_exam(**flags) -> tuple[str, int]:
 
 def start_exam(page, email: str, exam_id: int, device_check: bool = True) -> int:
     """Signs in, accepts the consent, passes the device check (when the exam has one), starts."""
-    login(page, email)
+    sign_in(page, email)
     page.goto(f"/candidate/exams/{exam_id}")
     page.locator("#consent-checkbox").click()
     page.locator("#consent-accept").click()

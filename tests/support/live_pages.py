@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from playwright.sync_api import expect
 
 from tests.support.live_exams import LiveExam
-from tests.support.pages import login
+from tests.support.pages import sign_in
 
 # The candidate's side without the exam page: the publisher module on a page of the app's origin.
 PUBLISH = """async ([url, token, withScreen]) => {
@@ -92,7 +92,7 @@ SELECTED_PAIRS = """async () => {
 def open_grid(new_context, email: str):
     """new_context: the `new_context` fixture of the live browser tests."""
     page = new_context(track_connections=True).new_page()
-    login(page, email)
+    sign_in(page, email)
     page.goto("/proctor")
     return page
 
@@ -116,7 +116,7 @@ def tile_video_playing(page, attempt_id: int) -> None:
 
 
 def take_exam_until_started(page, live: LiveExam) -> None:
-    login(page, live.candidate)
+    sign_in(page, live.candidate)
     page.goto(f"/candidate/exams/{live.exam_id}")
     page.locator("#consent-checkbox").click()
     page.locator("#consent-accept").click()

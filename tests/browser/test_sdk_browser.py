@@ -24,7 +24,7 @@ from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.browser
 
-RECORD_S = 10  # a few 3 s chunks: enough for an MP4 whose length can be checked
+RECORD_S = 20
 # Another site's exam page: it loads the recorder from the app and mounts it with the token.
 EXAM_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Partner exam</title></head><body>
 <h1>Partner exam</h1><div id="proctoring"></div>

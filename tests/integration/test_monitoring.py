@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 

@@ -327,6 +327,9 @@ def grow_recording(recording_id: int, final: bool = False) -> GrowState | None:
     if where is None:
         return None
     out_dir, stream = where
+    begun = storage.absolute(state_path(out_dir, stream)).exists()
+    if not begun and (final or _read_rows(recording_id, final, 0) is None):
+        return None  # nothing uploaded yet: no folder, lock or state made for it
     storage.absolute(out_dir).mkdir(parents=True, exist_ok=True)
     with locked_file(_lock_path(out_dir, stream)):
         state = _load(out_dir, stream)

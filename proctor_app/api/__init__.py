@@ -10,7 +10,8 @@ from proctor_app.runtime import login_throttle
 
 
 def build_api() -> Starlette:
-    # evidence.routes (/api/v1/signing-key, public) come before the /api/v1 mount, which wants a key.
-    return Starlette(routes=[*auth_routes(login_throttle), *clock.routes, *ingest.routes,
-                             *preview.routes, *media.routes, *evidence.routes, *live.routes,
-                             *monitoring.routes, *sdk.routes, Mount(MOUNT, app=build_v1())])
+    # Routes are tried in order: ingest's chunk uploads and the integration API, the busiest, come
+    # first; evidence.routes (/api/v1/signing-key, public) before the /api/v1 mount, which wants a key.
+    return Starlette(routes=[*ingest.routes, *evidence.routes, Mount(MOUNT, app=build_v1()),
+                             *auth_routes(login_throttle), *clock.routes, *preview.routes, *media.routes,
+                             *live.routes, *monitoring.routes, *sdk.routes])

@@ -152,7 +152,7 @@ def _decode_cursor(cursor: str, arity: int) -> list:
     return values
 
 
-# What a listed session shows: plain columns, no ORM objects (a page is 100 rows).
+# What a listed session shows: plain columns, no ORM objects (a page is 100 rows), unpacked in this order.
 LISTED = (ApiSession.id, ApiSession.public_id, ApiSession.external_id, Attempt.status, ApiSession.created_at,
           Attempt.started_at, Attempt.ended_at)
 MAX_ROW_ID = 2**31 - 1

@@ -3,6 +3,7 @@
 from datetime import timezone
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AwareDatetime
 from sqlmodel import Session
@@ -98,25 +99,32 @@ def create_session(body: SessionCreate, request: Request, response: Response) ->
 
 
 @router.get("", response_model=SessionPage, openapi_extra=required_scope("sessions:read"), responses=COMMON)
-def list_sessions(request: Request, status: SessionStatus | None = None,
-                  created_after: AwareDatetime | None = None,
-                  limit: Annotated[int, Query(ge=1, le=100)] = 50,
-                  cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+async def list_sessions(request: Request, status: SessionStatus | None = None,
+                        created_after: AwareDatetime | None = None,
+                        limit: Annotated[int, Query(ge=1, le=100)] = 50,
+                        cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict:
     principal = _principal(request)
     try:
         created_after = created_after and created_after.astimezone(timezone.utc)
     except OverflowError:  # e.g. year 1 with a positive offset: before the first representable time
         raise ApiProblem(422, "created_after is out of range.") from None
-    with read_scope() as conn:
-        try:
-            rows, next_cursor = api_sessions.list_sessions(conn, principal.organisation_id, status,
-                                                           created_after, limit, cursor)
-        except api_sessions.BadCursor:
-            raise ApiProblem(422, "The cursor is not one this API gave out.") from None
-    # Plain dicts: FastAPI validates them once against SessionPage while serialising.
-    return {"items": [{"id": row.public_id, "external_id": row.external_id, "status": row.status,
-                       "created_at": row.created_at, "started_at": row.started_at, "ended_at": row.ended_at}
-                      for row in rows], "next_cursor": next_cursor}
+
+    # The query alone goes to a worker thread: a plain `def` handler takes two hops (FastAPI also
+    # validates its answer in one), a quarter of a page's time through the app (bench/api.py).
+    def page():
+        with read_scope() as conn:
+            return api_sessions.list_sessions(conn, principal.organisation_id, status, created_after, limit, cursor)
+
+    try:
+        rows, next_cursor = await anyio.to_thread.run_sync(page)
+    except api_sessions.BadCursor:
+        raise ApiProblem(422, "The cursor is not one this API gave out.") from None
+    # Plain dicts from unpacked rows (a Row's attribute lookup costs ten times as much), validated
+    # once against SessionPage while FastAPI serialises them.
+    return {"items": [{"id": public_id, "external_id": external_id, "status": row_status, "created_at": created_at,
+                       "started_at": started_at, "ended_at": ended_at}
+                      for _, public_id, external_id, row_status, created_at, started_at, ended_at in rows],
+            "next_cursor": next_cursor}
 
 
 def _stream(recording, principal: KeyPrincipal, now: float) -> Stream:

@@ -3,8 +3,9 @@ to the real server (Reflex's production backend: granian with the app, as `refle
 starts it, without the static frontend), over loopback with an async HTTP client.
 
 Reports sustained uploads/s, p50/p99 acknowledgement latency, server CPU, lost chunks (acknowledged
-but not in the database and on disk, or never acknowledged), then a saturation phase (uploads back
-to back). Both throughputs are given as ratios to the raw write-and-fsync throughput of the same
+but not in the database and on disk, or never acknowledged), and a saturation phase (uploads back
+to back, first). The sustained phase is an exam under way: every candidate's first chunk is sent
+before it, and what it cost is given apart. Both throughputs are given as ratios to the raw write-and-fsync throughput of the same
 disk (temp file, fsync, rename, fsync the folder: what each chunk costs at least), measured in the
 same run. The last line printed is one JSON object.
 
@@ -39,11 +40,12 @@ try:  # the load generator runs on the server's cores: uvloop leaves them more o
     from uvloop import run as run_loop  # noqa: E402
 except ImportError:
     run_loop = asyncio.run
-from sqlmodel import select  # noqa: E402
+from sqlmodel import delete, select  # noqa: E402
 
 from proctor_app.db import session_scope  # noqa: E402
 from proctor_app.media.storage import storage  # noqa: E402
-from proctor_app.models import Chunk, Recording, Segment  # noqa: E402
+from proctor_app.models import Chunk, Job, Recording, Segment  # noqa: E402
+from proctor_app.services.processing import GROW  # noqa: E402
 from tests.support.server import free_port  # noqa: E402
 
 MIME = "video/x-matroska;codecs=avc1,opus"
@@ -118,6 +120,14 @@ def file_create_cpu_us(count: int = 300) -> float:
     return 1e6 * (time.thread_time() - started) / count
 
 
+def drop_grow_jobs() -> None:
+    """The chunks here are random bytes, not media: the grow job each attempt starts with would give
+    up at its first step, a cost of this bench's bodies (1,000 of them in its first seconds), not
+    of ingest. bench/finalize.py and bench/soak.py measure growing on real recordings."""
+    with session_scope() as db:
+        db.exec(delete(Job).where(Job.kind == GROW))
+
+
 class Candidate:
     """One browser: a chunk every `interval` seconds, retried with backoff when it fails."""
 
@@ -179,6 +189,24 @@ async def sustained(port, candidates, bodies, interval, duration, drain_s):
     finally:
         client.close()
     return latencies, errors, lags, unfinished
+
+
+async def first_chunks(port, candidates, bodies, concurrency):
+    """Each candidate's first chunk, before the timed load: what an attempt costs once (its
+    recording row, its folders, its token and target looked up) is paid at the start of an exam,
+    in its first seconds; the sustained phase measures an exam under way."""
+    client = LoopbackClient(port, connections=concurrency)
+    try:
+        pending = iter(candidates)
+
+        async def worker():
+            for candidate in pending:
+                await candidate.put(client, bodies, candidate.seq, [], [])
+                candidate.seq += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        client.close()
 
 
 async def saturated(port, grants, bodies, seconds, concurrency):
@@ -247,6 +275,7 @@ def main() -> None:
 
     t0 = time.monotonic()
     _, grants = setup_attempts(args.candidates, "Ingest benchmark")
+    drop_grow_jobs()
     print(f"setup: {args.candidates} attempts in progress with upload tokens "
           f"({time.monotonic() - t0:.1f} s)", flush=True)
     bodies = []
@@ -268,6 +297,10 @@ def main() -> None:
         saturated_done, saturated_rate = run_loop(saturated(port, grants, bodies, saturate_s, concurrency=32))
         saturated_cpu_ms = cpu_ms_per_chunk(cpu_before, cpu_seconds(server), saturated_done)
         candidates = [Candidate(a, token, 0) for a, token in grants]
+        cpu_before = cpu_seconds(server)
+        run_loop(first_chunks(port, candidates, bodies, concurrency=32))
+        first_acked = sum(len(c.acked) for c in candidates)
+        first_cpu_ms = cpu_ms_per_chunk(cpu_before, cpu_seconds(server), first_acked)
         cpu_before, wall_before = cpu_seconds(server), time.monotonic()
         client_before = sum(psutil.Process().cpu_times()[:2])
         latencies, errors, lags, unfinished = run_loop(
@@ -279,7 +312,7 @@ def main() -> None:
         roles = server_processes(server)
         ingesters = sum(role.startswith("ingest") for role in roles)
         workers = sum(role.startswith("app") for role in roles)
-        acked = sum(len(c.acked) for c in candidates)
+        acked = sum(len(c.acked) for c in candidates) - first_acked
         sustained_cpu_ms = cpu_ms_per_chunk(cpu_before, cpu_after, acked)
         never = sum(len(c.lost) for c in candidates)
     finally:
@@ -302,7 +335,8 @@ def main() -> None:
           f"unanswered {drain_s:g} s after the end: {unfinished}")
     print(f"  load generator CPU {client_pct:.0f}% of one core")
     print(f"  server CPU per stored chunk: {sustained_cpu_ms['total']:.2f} ms "
-          f"(app {sustained_cpu_ms['app']:.2f}, ingest processes {sustained_cpu_ms['ingest']:.2f})")
+          f"(app {sustained_cpu_ms['app']:.2f}, ingest processes {sustained_cpu_ms['ingest']:.2f}); "
+          f"an attempt's first chunk, before: {first_cpu_ms['total']:.2f} ms")
     print(f"  machine load average (1 min): {load_before:.1f} before, {load:.1f} after, on {os.cpu_count()} cores")
     print(f"saturated (32 uploaders back to back): {saturated_rate:.0f} uploads/s = "
           f"{saturated_rate / raw:.3f} x raw fsync throughput; server CPU per stored chunk "
@@ -314,7 +348,7 @@ def main() -> None:
         "chunk_bytes": chunk_bytes, "offered_per_s": round(offered, 1),
         "uploads_per_s": round(rate, 1), "p50_ms": round(p50, 1), "p99_ms": round(p99, 1),
         "client_lag_p99_ms": round(lag_p99, 1), "server_cpu_pct": round(cpu_pct, 1),
-        "load_generator_cpu_pct": round(client_pct, 1), "cpu_ms_per_chunk": sustained_cpu_ms, "saturated_cpu_ms_per_chunk": saturated_cpu_ms,
+        "load_generator_cpu_pct": round(client_pct, 1), "cpu_ms_per_chunk": sustained_cpu_ms, "first_chunk_cpu_ms": first_cpu_ms, "saturated_cpu_ms_per_chunk": saturated_cpu_ms,
         "retried_failures": len(errors), "lost_chunks": lost, "unanswered_at_end": unfinished,
         "load_average_1m_before": round(load_before, 2), "load_average_1m_after": round(load, 2),
         "cores": os.cpu_count(),

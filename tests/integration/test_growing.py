@@ -17,6 +17,8 @@ import pytest
 from proctor_app import platform
 from proctor_app.media.jobs.errors import Defer
 from proctor_app.media.processing import growing
+from proctor_app.media.processing.matroska import cluster_starts, header_length
+from proctor_app.media.processing.mp4 import split_fragments
 from proctor_app.media.processing.preview import MIN_REBUILD_S, ensure_preview
 from proctor_app.media.storage import storage
 from proctor_app.media.storage.layout import processed_dir
@@ -178,6 +180,8 @@ def test_a_step_killed_mid_append_is_cut_back_and_submit_still_verifies(clip, ke
 KILLED_STEP = """
 import os, signal, sys
 from proctor_app.media.processing import growing
+from proctor_app.media.processing.matroska import cluster_starts, header_length
+from proctor_app.media.processing.mp4 import split_fragments
 growing.os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
 growing.grow_recording(int(sys.argv[1]))
 """
@@ -235,3 +239,27 @@ def test_the_grow_job_steps_while_the_exam_goes_on_and_ends_with_it(clip):
     assert _files(sample)[0].exists()
     samples.end_attempt(sample, sample.started_at + timedelta(seconds=CLIP_S))
     run_here(processing.run_grow(job_context(sample.attempt_id, processing.GROW)))  # done: no Defer
+
+
+def test_steps_beginning_anywhere_in_a_gop_give_the_ffmpeg_command_s_fragments(tmp_path, monkeypatch):
+    """A step copies in this process, or with the ffmpeg command when packets before its first
+    keyframe come without a decode time (ffmpeg guesses one): either way the same fragments as
+    the command alone. Clusters every half second, keyframes every 2 s: steps begin mid-GOP."""
+    data = samples.encode(tmp_path / "clusters.mkv", 12, "h264", cluster_ms=500).read_bytes()
+    header = data[:header_length(data)]
+    starts = sorted({cluster_starts(data[:len(data) * k // 24], len(header)).last for k in range(2, 25)})
+
+    def command_only(payload: bytes) -> bytes:
+        def refuse(*_):
+            raise growing._NeedsFfmpeg
+        with monkeypatch.context() as patched:
+            patched.setattr(growing, "_copy_in_process", refuse)
+            return growing._remux(payload, 0.0)
+
+    without_decode_times = 0
+    for begin, end in zip(starts, starts[3:]):
+        payload = header + data[begin:end]
+        with av.open(growing._Stream(payload), format="matroska") as source:
+            without_decode_times += any(p.dts is None and p.size for p in source.demux())
+        assert split_fragments(growing._remux(payload, 0.0))[1] == split_fragments(command_only(payload))[1]
+    assert len(starts) > 10 and without_decode_times, (len(starts), without_decode_times)

@@ -38,9 +38,11 @@ def _ffmpeg(*args: str, stdout=None) -> None:
 
 
 def encode(path: Path, seconds: float, codec: str, size: tuple[int, int] = (640, 480), fps: int = 30,
-           keyframe_s: float = 2.0, bitrate_kbps: int = 600, clip_s: float = CLIP_MAX_S) -> Path:
+           keyframe_s: float = 2.0, bitrate_kbps: int = 600, clip_s: float = CLIP_MAX_S,
+           cluster_ms: int | None = None) -> Path:
     """A live (unindexed) recording like Chromium's MediaRecorder: H.264 in Matroska or VP8 in
-    WebM, with Opus audio (a tone); longer than `clip_s`, a clip of that length loops."""
+    WebM, with Opus audio (a tone); longer than `clip_s`, a clip of that length loops. With
+    `cluster_ms`, a cluster begins at least that often, keyframe or not."""
     w, h = size
     clip_s = min(seconds, clip_s)
     # Keyframes only where asked (like a browser's encoder): no scene-cut keyframes.
@@ -54,7 +56,8 @@ def encode(path: Path, seconds: float, codec: str, size: tuple[int, int] = (640,
             "-c:a", "libopus", "-b:a", "32k", "-ac", "1", str(clip))
     loops = max(0, int(-(-seconds // clip_s)) - 1)
     with open(path, "wb") as out:
-        _ffmpeg("-stream_loop", str(loops), "-i", str(clip), "-t", f"{seconds:.3f}", "-c", "copy",
+        clusters = ["-cluster_time_limit", str(cluster_ms)] if cluster_ms else []
+        _ffmpeg("-stream_loop", str(loops), "-i", str(clip), "-t", f"{seconds:.3f}", "-c", "copy", *clusters,
                 "-f", "matroska" if codec == "h264" else "webm", "pipe:1", stdout=out)
     clip.unlink()
     return path

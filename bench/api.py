@@ -147,10 +147,9 @@ async def warm_up(app, headers: dict, pages: int = 10) -> None:
 
 async def page_latencies(app, client: httpx.AsyncClient, headers: dict, organisation_id: int,
                          pages: int) -> tuple[list[float], list[float], list[float]]:
-
     """Walk `pages` pages by cursor; time each page through the API (a bare ASGI call, then
     through the in-process client), then the bare query of it."""
-    api, through_client, bare, cursor = [], [], [], None
+    api, through_client, bare, cursor, previous = [], [], [], None, None
     with get_engine().connect() as conn:
         # The bare query is warmed up too: its statements compiled and prepared.
         for _ in range(10):
@@ -170,9 +169,8 @@ async def page_latencies(app, client: httpx.AsyncClient, headers: dict, organisa
             last = body["items"][-1]
             row = conn.execute(sa.text("SELECT created_at, id FROM api_sessions WHERE public_id = :p"),
                                {"p": last["id"]}).one()
-            first = cursor is None
             start = time.perf_counter()
-            if first:
+            if previous is None:
                 rows = conn.execute(BARE_FIRST, {"org": organisation_id, "limit": LIMIT + 1}).all()
             else:
                 rows = conn.execute(BARE_PAGE, {"org": organisation_id, "at": previous[0], "id": previous[1],

@@ -180,8 +180,6 @@ def test_a_step_killed_mid_append_is_cut_back_and_submit_still_verifies(clip, ke
 KILLED_STEP = """
 import os, signal, sys
 from proctor_app.media.processing import growing
-from proctor_app.media.processing.matroska import cluster_starts, header_length
-from proctor_app.media.processing.mp4 import split_fragments
 growing.os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
 growing.grow_recording(int(sys.argv[1]))
 """

@@ -107,10 +107,10 @@ def _audit(db: Session, viewer: Viewer, target: str, download: bool, status: int
 
 
 def send_media(request: Request, db: Session, user: Viewer, relative: str, target: str,
-          download_name: str | None) -> Response:
+               download_name: str | None, length: int | None = None) -> Response:
     try:
         plan = serve_file(storage.absolute(relative), request.headers.get("range"),
-                          request.headers.get("if-range"))
+                          request.headers.get("if-range"), length)
     except (FileNotFoundError, IsADirectoryError, ValueError):
         return refuse(404, "This file is not available.")
     headers = plan.headers | {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}

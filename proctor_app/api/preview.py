@@ -29,7 +29,8 @@ async def recording_preview(request: Request) -> Response:
     if preview is None:
         return refuse(404, "Nothing to preview: no upload yet, or the recording is processed.")
     with session_scope() as db:
-        return send_media(request, db, user, preview.path, f"attempt:{attempt_id}/{stream}/preview", None)
+        return send_media(request, db, user, preview.path, f"attempt:{attempt_id}/{stream}/preview", None,
+                          preview.size)
 
 
 # Before api.media's routes, whose /{stream}/{asset} would match this path too.

@@ -13,9 +13,15 @@ from pathlib import Path
 
 import av
 import pytest
+from starlette.testclient import TestClient
 
 from proctor_app import platform
+from proctor_app.api import build_api
+from proctor_app.auth import sessions
+from proctor_app.auth.sessions import SESSION_COOKIE
+from proctor_app.demo import DEMO_PASSWORD
 from proctor_app.media.jobs.errors import Defer
+from proctor_app.media.playback.links import recording_link
 from proctor_app.media.processing import growing
 from proctor_app.media.processing.matroska import cluster_starts, header_length
 from proctor_app.media.processing.mp4 import split_fragments
@@ -26,6 +32,7 @@ from proctor_app.models import RecordingStatus, utcnow
 from proctor_app.services import processing
 from tests.support import samples
 from tests.support.clock import FakeClock
+from tests.support.factories import user_id
 from tests.support.finalized import CLIP_S, assert_verified_mp4, finalize_now, recording_of, top_boxes
 from tests.support.ladders import job_context, ladder_here, run_here
 
@@ -228,6 +235,24 @@ async def test_the_preview_is_the_growing_file(clip):
     assert later.path == first.path and later.built_at > first.built_at
     assert _duration_s(storage.absolute(later.path)) > partial_s + 3
     assert not list(storage.absolute(first.path).parent.glob("camera_preview.*"))  # nothing rebuilt
+
+
+def test_the_preview_route_serves_only_whole_fragments(clip):
+    """A step may be appending to the growing file while a reviewer watches: the preview serves
+    the fragments its state names, not the bytes past them."""
+    sample, _ = _begin(clip, 6)
+    state = _grow(sample)
+    grown, _ = _files(sample)
+    with open(grown, "ab") as f:
+        f.write(b"\x00\x00\x10\x00moof" + bytes(300))  # a fragment still being written
+    supervisor = "supervisor@example.com"
+    cookie = f"{SESSION_COOKIE}={sessions.login(supervisor, DEMO_PASSWORD)[0]}"
+    with TestClient(build_api(), base_url="http://proctor.test") as client:
+        response = client.get(recording_link(user_id(supervisor), sample.attempt_id, "camera", "preview"),
+                              headers={"Cookie": cookie})
+    assert response.status_code == 200, response.text
+    assert int(response.headers["content-length"]) == state.size == len(response.content)
+    assert response.content == grown.read_bytes()[:state.size]
 
 
 def test_the_grow_job_steps_while_the_exam_goes_on_and_ends_with_it(clip):

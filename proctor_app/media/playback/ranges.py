@@ -103,8 +103,10 @@ class ServePlan:
     body: FileBody | None = None
 
 
-def serve_file(path: Path, range_header: str | None = None, if_range: str | None = None) -> ServePlan:
-    """Status, headers and body for a GET of `path`. Raises FileNotFoundError when it is gone.
+def serve_file(path: Path, range_header: str | None = None, if_range: str | None = None,
+               length: int | None = None) -> ServePlan:
+    """Status, headers and body for a GET of `path` (of its first `length` bytes: a file being
+    appended to, whose whole part ends there). Raises FileNotFoundError when it is gone.
 
     The file is opened before its size is read, so a file replaced or deleted meanwhile is
     still served whole and consistent from the open handle.
@@ -112,7 +114,7 @@ def serve_file(path: Path, range_header: str | None = None, if_range: str | None
     handle = open(path, "rb")
     try:
         stat = os.fstat(handle.fileno())
-        size = stat.st_size
+        size = stat.st_size if length is None else min(stat.st_size, length)
         etag = f'"{size:x}-{stat.st_mtime_ns:x}"'
         headers = {"Accept-Ranges": "bytes", "ETag": etag, "Content-Type": content_type(path)}
         # If-Range with another version's tag (or a date): the client's bytes are stale, send all.

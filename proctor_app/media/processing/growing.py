@@ -417,9 +417,10 @@ def growing_file(out_dir: str, stream: str) -> tuple[str, GrowState] | None:
 
 
 def grown_preview(recording_id: int, out_dir: str, stream: str, now: float,
-                  min_age_s: float) -> tuple[str, float] | None:
-    """The growing file as a live preview: (path, epoch seconds of its last step), after one
-    more step when that is `min_age_s` old; None when the recording has no growing file."""
+                  min_age_s: float) -> tuple[str, float, int] | None:
+    """The growing file as a live preview: (path, epoch seconds of its last step, bytes of whole
+    fragments: a step may be appending past them), after one more step when that is `min_age_s`
+    old; None when the recording has no growing file."""
     state = storage.absolute(state_path(out_dir, stream))
     try:
         if growing_file(out_dir, stream) is None:
@@ -427,6 +428,6 @@ def grown_preview(recording_id: int, out_dir: str, stream: str, now: float,
         if now - state.stat().st_mtime >= min_age_s:
             grow_recording(recording_id)
         found = growing_file(out_dir, stream)
-        return found and (found[0], state.stat().st_mtime)
+        return found and (found[0], state.stat().st_mtime, found[1].size)
     except FileNotFoundError:  # finalize took it meanwhile
         return None

@@ -39,6 +39,7 @@ _locks: dict[tuple[int, str], asyncio.Lock] = {}
 class Preview:
     path: str  # relative to storage
     built_at: float  # epoch seconds
+    size: int | None = None  # bytes to serve, for a growing file: its whole fragments
 
 
 @dataclass(frozen=True)

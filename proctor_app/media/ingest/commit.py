@@ -9,8 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert
-
 from proctor_app import db as database
 from proctor_app.db import connection_scope
 from proctor_app.media.ingest.checks import ChunkAck, ChunkUpload
@@ -18,11 +16,11 @@ from proctor_app.media.ingest.errors import IngestError
 from proctor_app.media.ingest.rows import (
     ATTEMPT_FOR_CHUNK,
     HIGHEST_OTHER_SEQ,
+    INSERT_CHUNKS,
     INSERT_SEGMENTS,
     SEQS_AFTER,
     UPDATE_RECORDING,
     UPDATE_SEGMENT,
-    chunks_table,
 )
 from proctor_app.media.ingest.window import FLUSH_GRACE, check_accepting
 from proctor_app.platform import locked_file
@@ -78,7 +76,7 @@ def _commit_rows(batch: list[ChunkOnDisk], write_turn: "WriteTurn") -> list[Chun
              "contiguous_seq": -1, "received_at": chunk.received_at}
             for chunk in starting]).scalars().all() if starting else ())
         segment_ids = [next(new_ids) if chunk.segment is None else chunk.segment[0] for chunk in batch]
-        conn.execute(insert(chunks_table), [
+        INSERT_CHUNKS.execute_many(conn, [
             {"segment_id": segment_id, "seq": chunk.upload.seq, "size": len(chunk.upload.body),
              "sha256": chunk.digest, "path": chunk.relative, "start_time": chunk.start,
              "end_time": chunk.end, "received_at": chunk.received_at, "meta": chunk.meta}
@@ -100,7 +98,7 @@ def _commit_rows(batch: list[ChunkOnDisk], write_turn: "WriteTurn") -> list[Chun
                                       "b_end": chunk.end, "b_window": chunk.received_at - FLUSH_GRACE})
             acks.append(ChunkAck("stored", chunk.upload.stream, chunk.upload.segment, seq, contiguous,
                                  count_before + 1))
-        if conn.execute(UPDATE_RECORDING, recording_updates).rowcount != len(batch):
+        if UPDATE_RECORDING.execute_many(conn, recording_updates) != len(batch):
             if len(batch) > 1:
                 raise _LateInBatch  # the chunks are committed one by one, and the late one refused
             late = batch[0]
@@ -108,7 +106,7 @@ def _commit_rows(batch: list[ChunkOnDisk], write_turn: "WriteTurn") -> list[Chun
                                                        "stream": late.upload.stream}).one()
             check_accepting(target, late.received_at, target.recording_status)
             raise IngestError(409, "recording_finalized", "The recording takes no more chunks.")
-        conn.execute(UPDATE_SEGMENT, segment_updates)
+        UPDATE_SEGMENT.execute_many(conn, segment_updates)
     return acks
 
 

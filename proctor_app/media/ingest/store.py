@@ -85,21 +85,21 @@ class UploadStore:
         # Built from checked numbers and a known stream: write_durably still refuses escapes.
         with self.files.locked_folder((self.files.root() / relative).parent):
             with connection_scope() as conn:
-                segment = conn.execute(SEGMENT_AND_STORED, {"recording_id": rec_id, "number": upload.segment,
-                                                            "seq": upload.seq}).one()
-            if segment.sha256 == digest:
+                stored_bytes, segment_id, chunk_count, contiguous_seq, stored_sha256 = SEGMENT_AND_STORED.one(
+                    conn, {"recording_id": rec_id, "number": upload.segment, "seq": upload.seq})
+            if stored_sha256 == digest:
                 return ChunkAck("already_stored", upload.stream, upload.segment, upload.seq,
-                                segment.contiguous_seq, segment.chunk_count)
-            if segment.sha256 is not None:
+                                contiguous_seq, chunk_count)
+            if stored_sha256 is not None:
                 raise IngestError(409, "chunk_conflict", "A different chunk is already stored under this seq.")
-            self._check_limits(new_segment=segment.id is None, rec_id=rec_id,
-                               stored=segment.recording_bytes or 0, size=len(upload.body), attempt=attempt)
+            self._check_limits(new_segment=segment_id is None, rec_id=rec_id,
+                               stored=stored_bytes or 0, size=len(upload.body), attempt=attempt)
             with self.commits.writing():
                 self.files.write_durably(relative, upload.body)
             try:
                 return self.commits.commit(ChunkOnDisk(
                     upload, relative, digest, start, end, mime, meta, now, rec_id,
-                    None if segment.id is None else (segment.id, segment.chunk_count, segment.contiguous_seq)))
+                    None if segment_id is None else (segment_id, chunk_count, contiguous_seq)))
             except IngestError:  # refused at commit and rolled back: its file goes too
                 self.files.absolute(relative).unlink(missing_ok=True)
                 # The cached target took it; the attempt's next chunks are refused before their write.

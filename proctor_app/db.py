@@ -1,6 +1,5 @@
 """Database engine and sessions (plain SQLModel, usable without Reflex)."""
 
-import select
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
@@ -11,6 +10,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session, create_engine
 
 from proctor_app.config import PROJECT_ROOT, config
+from proctor_app.platform import has_input
 
 
 @lru_cache(maxsize=None)
@@ -41,9 +41,7 @@ def engine_for(url: str) -> Engine:
     # timeout); such a connection is dropped and the pool takes another or opens one.
     @event.listens_for(eng, "checkout")
     def _drop_if_closed_by_server(dbapi_conn, _record, _proxy):
-        poller = select.poll()
-        poller.register(dbapi_conn.fileno(), select.POLLIN)
-        if poller.poll(0):
+        if has_input(dbapi_conn.fileno()):
             raise DisconnectionError("the database server closed this connection")
 
     return eng

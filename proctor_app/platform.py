@@ -14,6 +14,8 @@ imports and runs where they are missing (Windows). Plain Python: media/ uses it 
   Linux): on Windows, the below-normal priority class;
 - stop signals: `loop.add_signal_handler` where the loop has it, else `signal.signal`;
 - uvloop: installed only where it exists (requirements.txt marker), granian falls back to asyncio.
+- a pooled database connection's socket checked for input without waiting: `select.poll`, else
+  `select.select` (Windows has no poll; its select takes sockets);
 - a SHA-256 whose state is saved between steps (`rehashes`, wheels for Linux only): elsewhere a
   growing MP4 is hashed whole at submit (`resumed_sha256` gives None).
 """
@@ -24,6 +26,7 @@ import ctypes
 import errno
 import hashlib
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -190,6 +193,15 @@ def on_stop_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -
             loop.add_signal_handler(sig, stop)
         except NotImplementedError:  # Windows' event loops
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop))
+
+
+def has_input(sock_fd: int) -> bool:
+    """Whether a socket has something to read, or was closed by its peer, right now."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock_fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([sock_fd], [], [], 0)[0])
 
 
 def resumed_sha256(state: str | None, data: bytes) -> str | None:

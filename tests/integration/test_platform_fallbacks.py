@@ -17,11 +17,12 @@ from tests.support.uploads import new_attempt
 pytestmark = pytest.mark.usefixtures("demo_db")
 
 WITHOUT_POSIX_CALLS = """
-import asyncio, os, sys
+import asyncio, os, select, sys
 sys.modules["fcntl"] = None  # import fcntl: ImportError, as on Windows
 del os.O_DIRECT
 os.supports_dir_fd.clear()
 del asyncio.open_unix_connection  # (psutil needs socket.AF_UNIX itself on Linux)
+del select.poll
 
 
 def windows_like(call, name):
@@ -53,6 +54,14 @@ assert not platform.FOLDER_DESCRIPTORS and not platform.SOCKET_PASSING
 from proctor_app import runtime  # the app's composition root imports
 assert config.ingest_processes == 0 and runtime.ingest_pool is None, "ingest in the app process"
 assert config.live_relay_processes == 0 and runtime.relay_pool is None, "live relay in the app process"
+
+# A socket with nothing to read says so; once its peer has closed it, it has input (an EOF).
+import socket
+ours, theirs = socket.socketpair()
+assert not platform.has_input(ours.fileno())
+theirs.close()
+assert platform.has_input(ours.fileno())
+ours.close()
 
 # Durable writes by path, large ones too (no direct I/O), replacing a file whole.
 root = Path(sys.argv[1])

@@ -51,10 +51,17 @@ function Revoked({ status }) {
                                  { count: formatCount(status.pending) }) : "");
 }
 
+// One line's height whatever it shows, so the questions below never move when it changes.
+const INDICATOR_ROW = { display: "flex", gap: "1rem", alignItems: "center", minHeight: "var(--line-height-3)" };
+
+function Starting() {
+  return h("div", { id: "recording-indicator", role: "status", style: INDICATOR_ROW },
+    h("span", { style: MUTED }, t("Starting the recording...")));
+}
+
 function Indicator({ status }) {
   // A live region: recording stopping or the upload going offline is announced.
-  return h("div", { id: "recording-indicator", role: "status",
-                    style: { display: "flex", gap: "1rem", alignItems: "center" } },
+  return h("div", { id: "recording-indicator", role: "status", style: INDICATOR_ROW },
     status.recording
       ? h("span", { style: { display: "flex", gap: "0.5rem", alignItems: "center", fontWeight: 500 } },
           h("span", { style: { width: "0.7em", height: "0.7em", borderRadius: "50%", background: "var(--red-9)" } }),
@@ -118,7 +125,7 @@ export function ExamRecorder(props) {
   });
 
   const session = sessionRef.current;
-  const view = !status || status.state === "idle" ? null
+  const view = !status || status.state === "idle" ? (props.active ? h(Starting) : null)
     : status.revoked ? h(Revoked, { status })
     : status.state === "recording" ? h(Indicator, { status }) : h(FlushProgress, { status });
   return h("div", { style: { marginBottom: view ? "1rem" : 0 } },

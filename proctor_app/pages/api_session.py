@@ -56,7 +56,7 @@ def _done_step() -> rx.Component:
 def api_session_page() -> rx.Component:
     return page_frame(
         rx.cond(S.notice != "", rx.callout(S.notice, color_scheme="red", id="notice")),
-        recording_panel(S.step, S.current.id, S.current.answer),
+        recording_panel(S.step, S.current.id, S.current.answer, S.proctored),
         rx.match(
             S.step,
             ("", rx.spinner()),

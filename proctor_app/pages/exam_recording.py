@@ -44,8 +44,12 @@ def _open_elsewhere() -> rx.Component:
     )
 
 
-def recording_panel(step: rx.Var[str], question_id: rx.Var[int], answer: rx.Var[str]) -> rx.Component:
-    """Mounted while the exam runs and after it (the flush); `step` is the exam page's step."""
+def recording_panel(step: rx.Var[str], question_id: rx.Var[int], answer: rx.Var[str],
+                    proctored: rx.Var[bool]) -> rx.Component:
+    """Mounted while the exam runs and after it (the flush); `step` is the exam page's step.
+
+    The recorder holds its line above the questions from the moment they show, before its token
+    comes: the questions never move under the candidate's pointer when the recording starts."""
     recorder = exam_recorder(
         attempt_id=R.attempt_id, upload_token=R.upload_token, streams=R.streams, required=R.required,
         active=step == "exam", next_segment=R.next_segment, next_snapshot_seq=R.next_snapshot_seq,
@@ -56,13 +60,17 @@ def recording_panel(step: rx.Var[str], question_id: rx.Var[int], answer: rx.Var[
         clock_offset_ms=R.clock_offset_ms, question_id=question_id, answer_key=answer,
         lang=LocaleState.lang, messages=LocaleState.texts, on_status=R.on_status,
     )
+    # Any proctored exam has a token: its browser events (and snapshots) are captured whatever the
+    # video flags. Until it comes, the recorder shows that the recording is starting.
+    shown = (R.upload_token != "") | ((step == "exam") & proctored & (R.elsewhere == ""))
     return rx.cond(
         (step == "exam") | (step == "done"),
         rx.box(
-            # Any proctored exam has a token: its browser events (and snapshots) are captured
-            # whatever the video flags.
-            rx.cond(R.upload_token != "", rx.fragment(
-                recorder,
+            rx.cond(shown, rx.fragment(
+                # The indicator's line and margin (recorder_view.js), kept while the recorder's
+                # module loads: a client-side component shows nothing at its first render.
+                rx.box(recorder, min_height=rx.cond(step == "exam", "calc(var(--line-height-3) + 1rem)", "0"),
+                       display="flow-root"),
                 rx.cond((step == "exam") & (R.warning != ""),
                         # Announced at once: the candidate learns that recording stopped working.
                         rx.callout(R.warning, color_scheme="orange", id="recording-warning",

@@ -171,7 +171,7 @@ def take_exam_page() -> rx.Component:
     return page_frame(
         _notice(),
         # Outside the steps: it keeps recording across the exam and flushes after the submit.
-        recording_panel(S.step, S.current.id, S.current.answer),
+        recording_panel(S.step, S.current.id, S.current.answer, S.proctored),
         rx.match(
             S.step,
             ("", rx.spinner()),

@@ -59,6 +59,8 @@ class TakeExamState(AuthState):
     device_error: str = ""
 
     clock_synced: bool = False
+    # The exam records, streams or takes snapshots: the page keeps the recording indicator's place.
+    proctored: bool = False
     deadline_ms: int = 0
 
     index: int = 0
@@ -112,6 +114,7 @@ class TakeExamState(AuthState):
         self._load_questions(db, attempt)
         if attempt.status == AttemptStatus.in_progress:
             self.step = "exam"
+            self.proctored = capture_plan(db, exam).proctored
             self.deadline_ms = int(attempt.deadline_at.timestamp() * 1000)
             self.index = min(self.index, len(self._questions) - 1) if self._questions else 0
             self._show_question()

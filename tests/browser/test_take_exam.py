@@ -116,6 +116,16 @@ def test_alice_takes_reloads_and_submits_the_demo_exam(page):
     assert "30 days" in consent_event.data["text"]
     assert check_event.data["width"] == 640 and check_event.data["height"] == 480
 
+    # Where the question shows, in document coordinates, at every frame from the start on.
+    page.evaluate("""() => {
+        window.promptTops = new Set();
+        const look = () => {
+            const prompt = document.querySelector('#question-prompt');
+            if (prompt) window.promptTops.add(prompt.getBoundingClientRect().top + window.scrollY);
+            requestAnimationFrame(look);
+        };
+        look();
+    }""")
     page.locator("#start-exam").click()
     expect(page.locator("#question-prompt")).to_have_text("Which planet is closest to the Sun?")
     started = _attempt("alice@example.com")
@@ -126,6 +136,10 @@ def test_alice_takes_reloads_and_submits_the_demo_exam(page):
 
     page.get_by_role("radio", name="Mercury").click()
     expect(page.locator("#saved-note")).to_have_text("All answers saved")
+    # The recording and live video started without moving the question under the pointer.
+    expect(page.locator("#recording-indicator")).to_contain_text("Recording")
+    expect(page.locator("#live-status")).to_have_attribute("data-status", "on")
+    assert len(page.evaluate("[...window.promptTops]")) == 1
     page.locator("#next-question").click()
     expect(page.locator("#question-prompt")).to_contain_text("kibibyte")
     page.get_by_role("radio", name="1024").click()

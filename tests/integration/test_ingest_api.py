@@ -5,6 +5,9 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -450,6 +453,15 @@ def test_a_killed_ingest_process_loses_no_acknowledged_chunk_and_is_replaced(app
             killed.kill()
         wait_for(lambda: len(ingest_processes(app_server)) == len(before)
                  and killed.pid not in {p.pid for p in ingest_processes(app_server)}, 20, "a new ingest process")
+
+
+def test_an_ingest_process_whose_app_stopped_as_it_started_ends_quietly():
+    app_side, process_side = socket.socketpair()
+    app_side.close()
+    with process_side:
+        ended = subprocess.run([sys.executable, "-m", "proctor_app.runtime", "ingest", str(process_side.fileno())],
+                               pass_fds=(process_side.fileno(),), capture_output=True, timeout=60)
+    assert (ended.returncode, ended.stderr) == (0, b"")
 
 
 def test_chunks_committed_together_refuse_only_the_one_whose_recording_was_taken_for_processing(

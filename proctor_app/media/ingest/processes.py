@@ -232,7 +232,10 @@ def _send(sock: socket.socket, sending: threading.Lock, request_id: int, result:
 def serve(sock: socket.socket, store: UploadStore) -> None:
     """Store the chunks that come over `sock` until it closes, then finish those under way."""
     sending = threading.Lock()
-    sock.sendall(READY)
+    try:
+        sock.sendall(READY)
+    except BrokenPipeError:  # the app stopped while this process was starting: nothing came
+        return
     incoming = sock.makefile("rb")
     with ThreadPoolExecutor(THREADS_PER_PROCESS, thread_name_prefix="ingest") as threads:
         while head := incoming.read(REQUEST.size):

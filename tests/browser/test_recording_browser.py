@@ -223,8 +223,8 @@ def test_a_server_restart_mid_exam_loses_nothing(page, app_server):
     # The page reconnects, the recorder is mounted again (a new segment) and the queue drains.
     wait_for(lambda: 1 in segments(attempt_id), timeout=60, what="a segment after the restart")
     expect(page.locator("#upload-status")).to_have_text("All uploaded", timeout=30_000)
-    # The indicator leaves out uploads younger than a few seconds (traffic, not backlog): the
-    # chunk recorded last before the network came back may still be on its way.
+    # The indicator leaves out uploads younger than a few seconds (traffic, not backlog): segment
+    # 0's last chunk, queued while the server was down, may still be on its way.
     wait_for(lambda: page.evaluate(QUEUED_IDS) == [], what="the browser's queue empty")
 
     found = segments(attempt_id)

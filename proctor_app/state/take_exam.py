@@ -113,8 +113,9 @@ class TakeExamState(AuthState):
             return
         self._load_questions(db, attempt)
         if attempt.status == AttemptStatus.in_progress:
+            if self.step != "exam":  # read as the exam shows, not again at every answer
+                self.proctored = capture_plan(db, exam).proctored
             self.step = "exam"
-            self.proctored = capture_plan(db, exam).proctored
             self.deadline_ms = int(attempt.deadline_at.timestamp() * 1000)
             self.index = min(self.index, len(self._questions) - 1) if self._questions else 0
             self._show_question()

@@ -143,8 +143,8 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 def server_processes(proc: subprocess.Popen) -> dict[str, psutil.Process]:
     """The server's long-lived processes by role: "server" (granian's main process), "app N" (its
-    workers: the routes, the job worker), "ingest N", "relay N" (started by the workers). What
-    else runs for a while (ffmpeg of a job) is left out."""
+    workers: the routes, the job worker), "ingest N", "relay N", "background N" (grow steps; started
+    by the workers). What else runs for a while (ffmpeg of a job) is left out."""
     root = psutil.Process(proc.pid)
     found = {"server": root}
     counts: dict[str, int] = {}
@@ -159,8 +159,12 @@ def server_processes(proc: subprocess.Popen) -> dict[str, psutil.Process]:
                 continue
             if "proctor_app.runtime" in command:
                 role = command[command.index("proctor_app.runtime") + 1]
-                counts[role] = counts.get(role, 0) + 1
-                found[f"{role} {counts[role]}"] = child
+            elif any("spawn_main" in part for part in command):  # media/jobs/background.py
+                role = "background"
+            else:
+                continue
+            counts[role] = counts.get(role, 0) + 1
+            found[f"{role} {counts[role]}"] = child
     return found
 
 

@@ -30,7 +30,7 @@ from proctor_app import api_keys_cli
 from proctor_app.db import migrate, session_scope, startup_lock
 from proctor_app.models import Attempt, Job, JobStatus, User
 from proctor_app.platform import on_stop_signals
-from proctor_app.runtime import job_worker
+from proctor_app.runtime import background, job_worker
 from proctor_app.services import accounts, first_run, organisations
 from proctor_app.services.processing import request_reprocess
 
@@ -57,6 +57,7 @@ async def _run_here(job_ids: list[int]) -> list[Job]:
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
+        background.close()
 
 
 def reprocess(args) -> int:
@@ -84,6 +85,7 @@ async def _work_until_stopped(concurrency: int | None) -> None:
     # Stopping puts a running job back in the queue for the next worker.
     on_stop_signals(asyncio.get_running_loop(), task.cancel)
     await asyncio.gather(task, return_exceptions=True)
+    background.close()
 
 
 def worker(args) -> int:

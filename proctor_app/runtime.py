@@ -9,6 +9,8 @@
 - Relay process (`python -m proctor_app.runtime relay INDEX FOLDER`, started by the app workers'
   relay pools): a live relay serving every app worker on its socket.
 - Processing worker (`python -m proctor_app worker`): a job worker alone.
+- Background process (spawned by a job worker's BackgroundProcesses, at a lower CPU priority):
+  grow steps.
 Each gets the one settings cache and the one clock.
 """
 
@@ -25,6 +27,7 @@ from proctor_app.config import config
 from proctor_app.logs import configure_logging
 from proctor_app.media.ingest.processes import IngestPool, serve
 from proctor_app.media.ingest.store import UploadStore
+from proctor_app.media.jobs.background import BackgroundProcesses
 from proctor_app.media.jobs.worker import Worker
 from proctor_app.media.live.ice import IceServers, IceSettings, parse_urls
 from proctor_app.media.live.processes import RelayPool, pooled_session_id
@@ -43,10 +46,16 @@ from proctor_app.services.webhooks.delivery import DeliveryLoop
 INGEST_COMMAND = [sys.executable, "-m", "proctor_app.runtime", "ingest"]
 RELAY_COMMAND = [sys.executable, "-m", "proctor_app.runtime", "relay"]
 
-# Every process imports this module first: its log lines are configured here, and every change
-# a webhook reports writes its event in its own transaction.
-configure_logging()
-outbox.install()
+
+def set_up_process() -> None:
+    """Its log lines configured, and every change a webhook reports writing its event in its own
+    transaction (idempotent)."""
+    configure_logging()
+    outbox.install()
+
+
+# Every process imports this module first.
+set_up_process()
 
 clock = system_clock
 settings = settings_cache
@@ -75,9 +84,13 @@ ingest_pool = IngestPool(config.ingest_processes, INGEST_COMMAND) if config.inge
 login_throttle = LoginThrottle(config.redis_url or "memory://")
 
 
+# Where a job worker of this process runs grow steps.
+background = BackgroundProcesses(setup=set_up_process)
+
+
 def job_worker(concurrency: int | None = None) -> Worker:
     """A worker for every kind of job, `concurrency` at once (default: the admin setting)."""
-    return Worker(job_handlers(settings),
+    return Worker(job_handlers(settings, background),
                   concurrency=concurrency or (lambda: int(settings()["processing_concurrency"])))
 
 

@@ -12,6 +12,7 @@ from proctor_app.demo import demo_mode, describe_demo, disable_demo_accounts, se
 from proctor_app.runtime import (
     app_worker,
     apply_revocations,
+    background,
     background_schedule,
     ingest_pool,
     relay,
@@ -86,6 +87,7 @@ async def lifespan():
         if worker is not None:
             worker.cancel()
         await asyncio.gather(webhooks, *([worker] if worker else []), return_exceptions=True)
+        background.close()
         await relay.close()
         if ingest_pool is not None:
             await ingest_pool.close()

@@ -5,6 +5,7 @@ it will (media/processing/finalize.py does the work); then, as a job of its own 
 the MP4, the HLS ladder of each playable recording (media/processing/hls.py)."""
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from proctor_app.db import session_scope
+from proctor_app.media.jobs.background import BackgroundProcesses
 from proctor_app.media.jobs.errors import Defer, PermanentError
 from proctor_app.media.jobs.queue import enqueue
 from proctor_app.media.jobs.worker import Handler, JobContext
@@ -26,8 +28,8 @@ log = logging.getLogger("proctor_app.jobs")
 FINALIZE = "finalize"
 GROW = "grow"
 HLS = "hls"
-# A grow job's steps this far apart (each is one short ffmpeg run, within processing_concurrency
-# like any job); at submit, finalize appends what came after the last one.
+# A grow job's steps this far apart (each a stream copy of what came since the last, within
+# processing_concurrency like any job); at submit, finalize appends what came after the last one.
 GROW_EVERY_S = 30.0
 # A ladder that fails leaves the MP4 playing: fewer tries than a finalize.
 HLS_MAX_TRIES = 3
@@ -137,13 +139,15 @@ def _recordings_to_grow(attempt_id: int) -> list[int] | None:
             Recording.status.in_([RecordingStatus.not_started, RecordingStatus.in_progress]))))
 
 
-async def run_grow(ctx: JobContext) -> None:
+async def run_grow(ctx: JobContext, background: BackgroundProcesses | None = None) -> None:
     """One step for each recording of the attempt, then again in GROW_EVERY_S while the exam goes
-    on and any of them may still grow (a recording that cannot is left to finalize's usual path)."""
+    on and any of them may still grow (a recording that cannot is left to finalize's usual path).
+    The steps run in `background`'s processes where given, else in a thread of this one."""
     todo = await asyncio.to_thread(_recordings_to_grow, ctx.attempt_id)
     if todo is None:
         return
-    states = [await asyncio.to_thread(grow_recording, recording_id) for recording_id in todo]
+    step = background.run if background is not None else asyncio.to_thread
+    states = [await step(grow_recording, recording_id) for recording_id in todo]
     if not todo or any(state is None or not state.dead for state in states):
         raise Defer(GROW_EVERY_S, "growing the MP4s as chunks arrive")
 
@@ -171,10 +175,13 @@ async def run_hls(ctx: JobContext) -> None:
         log.info("attempt %s: HLS ladder of recording %s made", ctx.attempt_id, recording_id)
 
 
-def job_handlers(settings: Callable[[], Mapping[str, Any]]) -> dict[str, Handler]:
+def job_handlers(settings: Callable[[], Mapping[str, Any]],
+                 background: BackgroundProcesses | None = None) -> dict[str, Handler]:
     """Every kind of job the workers run, by kind, in the order workers take them: MP4s, HLS
     ladders, then growing MP4s (a grow job of each exam in progress is due every GROW_EVERY_S: ahead
     of the ladders, a thousand of them would hold every ladder back until their exams end; held
     back themselves, finalize only has more to append). A failed grow or ladder leaves nothing to
-    clean up: finalize takes its usual path, the page plays the MP4."""
-    return {FINALIZE: finalize_handler(settings), HLS: Handler(run_hls), GROW: Handler(run_grow)}
+    clean up: finalize takes its usual path, the page plays the MP4. Grow steps run in
+    `background`'s processes where given (media/jobs/background.py says why)."""
+    return {FINALIZE: finalize_handler(settings), HLS: Handler(run_hls),
+            GROW: Handler(functools.partial(run_grow, background=background))}

@@ -4,22 +4,25 @@ MP4 as today's stream copy; a reload, a gap or VP8 fall back to today's path; a 
 mid-append is repaired by the next one. Real ffmpeg, real chunk files, the real database."""
 
 import hashlib
+import os
 import shutil
 import signal
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import av
 import pytest
 from starlette.testclient import TestClient
 
-from proctor_app import platform
+from proctor_app import platform, runtime
 from proctor_app.api import build_api
 from proctor_app.auth import sessions
 from proctor_app.auth.sessions import SESSION_COOKIE
 from proctor_app.demo import DEMO_PASSWORD
+from proctor_app.media.jobs.background import BACKGROUND_NICE, BackgroundProcesses
 from proctor_app.media.jobs.errors import Defer
 from proctor_app.media.playback.links import recording_link
 from proctor_app.media.processing import growing
@@ -262,6 +265,53 @@ def test_the_grow_job_steps_while_the_exam_goes_on_and_ends_with_it(clip):
     assert _files(sample)[0].exists()
     samples.end_attempt(sample, sample.started_at + timedelta(seconds=CLIP_S))
     run_here(processing.run_grow(job_context(sample.attempt_id, processing.GROW)))  # done: no Defer
+
+
+def test_the_app_s_grow_job_steps_in_a_background_process_at_a_lower_priority(clip):
+    """The job handlers the app's worker runs (runtime.job_worker) grow the MP4 in a spawned
+    process at nice +10, on the same database and storage, not in the app's threads."""
+    pool = _RecordedProcesses(setup=runtime.set_up_process)
+    try:
+        child_pid, child_nice = run_here(pool.run(_pid_and_nice))
+        assert child_pid != os.getpid() and child_nice == os.nice(0) + BACKGROUND_NICE
+        sample, _ = _begin(clip, 3)
+        grow_job = processing.job_handlers(runtime.settings, pool)[processing.GROW]
+        with pytest.raises(Defer):
+            run_here(grow_job.run(job_context(sample.attempt_id, processing.GROW)))
+        assert pool.ran == ["_pid_and_nice", "grow_recording"]
+        assert _files(sample)[0].exists() and growing.growing_file(*_where(sample))[1].fragments > 0
+        assert run_here(pool.run(_pid_and_nice))[0] == child_pid  # the same process, kept
+    finally:
+        pool.close()
+
+
+def test_a_background_process_that_dies_fails_its_call_and_the_next_starts_a_new_one():
+    pool = BackgroundProcesses()
+    try:
+        first_pid = run_here(pool.run(_pid_and_nice))[0]
+        with pytest.raises(BrokenProcessPool):
+            run_here(pool.run(os.kill, first_pid, signal.SIGKILL))
+        assert run_here(pool.run(_pid_and_nice))[0] not in (first_pid, os.getpid())
+    finally:
+        pool.close()
+
+
+class _RecordedProcesses(BackgroundProcesses):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.ran: list[str] = []
+
+    async def run(self, function, *args):
+        self.ran.append(function.__name__)
+        return await super().run(function, *args)
+
+
+def _pid_and_nice() -> tuple[int, int]:
+    return os.getpid(), os.nice(0)
+
+
+def _where(sample: samples.SampleAttempt) -> tuple[str, str]:
+    return processed_dir(sample.attempt_id, sample.started_at), "camera"
 
 
 def test_steps_beginning_anywhere_in_a_gop_give_the_ffmpeg_command_s_fragments(tmp_path, monkeypatch):

@@ -48,8 +48,8 @@ RELAY_COMMAND = [sys.executable, "-m", "proctor_app.runtime", "relay"]
 
 
 def set_up_process() -> None:
-    """Its log lines configured, and every change a webhook reports writing its event in its own
-    transaction (idempotent)."""
+    """This process's log lines configured, and every change a webhook reports writing its event in
+    its own transaction (idempotent)."""
     configure_logging()
     outbox.install()
 

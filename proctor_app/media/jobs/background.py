@@ -1,12 +1,11 @@
 """Background media work in a process of its own, at a lower CPU priority than the app's.
 
-A grow step is Python for every packet and sample (demux, mux, the copy checks): run in a thread
-of the app process it holds the GIL the routes need, and at a thousand candidates (some 70,000
-packets a second) the steps took most of it: chunk acknowledgements' p99 rose from 29-163 ms a
-minute to 292-934 ms (bench/soak.py). Here the steps run in a pool process (spawned: the app
-process has threads, which fork would copy mid-lock) started at `nice` BACKGROUND_NICE, so the
-routes keep their GIL and the kernel serves the app and the ingest processes first; growing is a
-head start, and waiting costs it only a longer append at submit.
+A grow step is Python for every packet and sample (demux, mux, the copy checks): in a thread of
+the app process it holds the GIL the routes need. At a thousand candidates (bench/soak.py) chunk
+acknowledgements' p99 was 292-934 ms a minute with the steps there, 49-161 ms with them in a pool
+process: spawned (the app process has threads, which fork would copy mid-lock) and started at
+`nice` BACKGROUND_NICE, so the routes keep their GIL and the kernel serves the app and the ingest
+processes first. Growing is a head start; waiting costs it only a longer append at submit.
 """
 
 import asyncio

@@ -115,7 +115,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from bench import ingest  # first: it points the app at a private data folder
-    from bench.harness import server_processes, setup_attempts, start_server, stop_server
+    from bench.harness import setup_attempts, start_server, stop_server
     from tests.support.server import free_port
 
     import psutil
@@ -127,24 +127,25 @@ def main() -> None:
     stored_grants = [setup_attempts(STORED_ATTEMPTS, f"Ingest floor, stored alone {n}")[1] for n in (1, 2)]
     ingest.drop_grow_jobs()
 
-    def paced(port: int, processes: list) -> tuple[int, int, int, float]:
-        """(chunks acknowledged, given up on after retries, unanswered at the end, CPU ms of `processes`
-        per chunk acknowledged) of the sustained load, after each candidate's first chunk."""
+    def paced(port: int, cpu_seconds) -> tuple[int, int, int, float]:
+        """(chunks acknowledged, given up on after retries, unanswered at the end, ms of
+        `cpu_seconds()` per chunk acknowledged) of the sustained load, after each candidate's first
+        chunk."""
         candidates = [ingest.Candidate(a, token, 0) for a, token in grants]
         ingest.run_loop(ingest.first_chunks(port, candidates, bodies, concurrency=32))
         first = sum(len(c.acked) for c in candidates)
-        before = sum(sum(p.cpu_times()[:2]) for p in processes)
+        before = cpu_seconds()
         *_, unfinished = ingest.run_loop(ingest.sustained(port, candidates, bodies, args.interval,
                                                           args.duration, drain_s=5.0))
-        spent = sum(sum(p.cpu_times()[:2]) for p in processes) - before
+        spent = cpu_seconds() - before
         acked = sum(len(c.acked) for c in candidates) - first
         return acked, sum(len(c.lost) for c in candidates), unfinished, 1000 * spent / acked
 
     port = free_port()
     server = start_server(port)
     try:
-        roles = [p for role, p in server_processes(server).items() if role.startswith(("app", "ingest"))]
-        server_chunks, server_given_up, server_unfinished, server_ms = paced(port, roles)
+        server_chunks, server_given_up, server_unfinished, server_ms = paced(
+            port, lambda: sum(ingest.cpu_seconds(server).values()))
     finally:
         stop_server(server)
 
@@ -152,10 +153,10 @@ def main() -> None:
     bare = start_bare_server(port)
     try:
         processes = [psutil.Process(bare.pid), *psutil.Process(bare.pid).children(recursive=True)]
-        http_requests, http_given_up, _, http_ms = paced(port, processes)
+        http_requests, http_given_up, _, http_ms = paced(
+            port, lambda: sum(sum(p.cpu_times()[:2]) for p in processes))
     finally:
-        os.killpg(bare.pid, 15)
-        bare.wait(15)
+        stop_server(bare)
 
     stored, store_ms = store_alone(bodies, stored_grants[0], every_s=args.interval / args.candidates)
     _, back_to_back_ms = store_alone(bodies, stored_grants[1], every_s=0.0)
